@@ -1,0 +1,246 @@
+// Package session is the hub between visitors and agents.
+//
+// A session is one visitor (one browser, identified by a signed cookie). It has
+// tabs; each tab streams rrweb events for the page it shows, in batches numbered
+// by a per-page sequence number. For every tab the hub keeps the events since the
+// latest full snapshot (bounded), so an agent that joins late gets "snapshot +
+// tail" at once, and it fans new events out to the session's agents through
+// bounded per-agent queues: a slow agent is resynced, never waited for.
+//
+// The hub reads only the envelope of an event (its type and timestamp); it never
+// parses the page's DOM. What an agent may see is decided elsewhere.
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Config bounds what one session may hold. Zero values take the defaults.
+type Config struct {
+	// MaxLogBytes bounds one tab's event log (the events since its latest full
+	// snapshot). When a tab goes past it, the hub drops the log and asks the
+	// visitor for a fresh full snapshot. Default 32 MiB.
+	MaxLogBytes int
+	// MaxQueueBytes bounds the messages waiting for one agent. An agent that
+	// falls further behind loses its queue and is resynced from the log.
+	// Default 8 MiB.
+	MaxQueueBytes int
+	// IdleTimeout is how long a tab or a session survives with no visitor
+	// connection (a navigation reconnects within a second; a closed browser does
+	// not). Default 60 s.
+	IdleTimeout time.Duration
+	// Logger receives structured logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxLogBytes <= 0 {
+		c.MaxLogBytes = 32 << 20
+	}
+	if c.MaxQueueBytes <= 0 {
+		c.MaxQueueBytes = 8 << 20
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// ErrNoSession is returned for a session id the hub does not know (never
+// existed, or ended).
+var ErrNoSession = errors.New("no such session")
+
+// Info describes a session for dashboards and the REST API.
+type Info struct {
+	ID           string    `json:"id"`
+	URL          string    `json:"url"`
+	Title        string    `json:"title"`
+	Started      time.Time `json:"started"`
+	LastActivity time.Time `json:"lastActivity"`
+	// Connected is true while at least one of the visitor's tabs is connected.
+	Connected bool `json:"connected"`
+	Tabs      int  `json:"tabs"`
+	Agents    int  `json:"agents"`
+	// Ended is set in the last message an agent receives about a session.
+	Ended bool `json:"ended,omitempty"`
+}
+
+// Hub owns the live sessions of this process. It is safe for concurrent use.
+type Hub struct {
+	cfg Config
+
+	mu       sync.Mutex
+	sessions map[string]*Session
+	watchers map[chan struct{}]struct{}
+}
+
+// NewHub returns an empty hub. Call Run to expire idle sessions.
+func NewHub(cfg Config) *Hub {
+	return &Hub{
+		cfg:      cfg.withDefaults(),
+		sessions: make(map[string]*Session),
+		watchers: make(map[chan struct{}]struct{}),
+	}
+}
+
+// Sessions lists the live sessions, most recently active first.
+func (h *Hub) Sessions() []Info {
+	h.mu.Lock()
+	all := make([]*Session, 0, len(h.sessions))
+	for _, s := range h.sessions {
+		all = append(all, s)
+	}
+	h.mu.Unlock()
+
+	infos := make([]Info, 0, len(all))
+	for _, s := range all {
+		infos = append(infos, s.Info())
+	}
+	sort.Slice(infos, func(i, j int) bool {
+		if !infos[i].LastActivity.Equal(infos[j].LastActivity) {
+			return infos[i].LastActivity.After(infos[j].LastActivity)
+		}
+		return infos[i].ID < infos[j].ID
+	})
+	return infos
+}
+
+// Session returns the live session with the given id.
+func (h *Hub) Session(id string) (*Session, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, ok := h.sessions[id]
+	if !ok {
+		return nil, fmt.Errorf("session %q: %w", id, ErrNoSession)
+	}
+	return s, nil
+}
+
+// Watch returns a channel that receives a value (coalesced: at most one
+// pending) whenever the list of sessions or any session's Info changes, and a
+// function that stops the watch.
+func (h *Hub) Watch() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	h.mu.Lock()
+	h.watchers[ch] = struct{}{}
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		delete(h.watchers, ch)
+		h.mu.Unlock()
+	}
+}
+
+// changed wakes every watcher without blocking.
+func (h *Hub) changed() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.watchers {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// sessionFor returns the session with the given id, creating it if needed.
+func (h *Hub) sessionFor(id string) *Session {
+	h.mu.Lock()
+	s, ok := h.sessions[id]
+	if !ok {
+		now := time.Now()
+		s = &Session{
+			hub:          h,
+			id:           id,
+			started:      now,
+			lastActivity: now,
+			tabs:         make(map[string]*tab),
+			subs:         make(map[*Subscriber]struct{}),
+		}
+		h.sessions[id] = s
+		h.cfg.Logger.Info("session started", "session", id)
+	}
+	h.mu.Unlock()
+	if !ok {
+		h.changed()
+	}
+	return s
+}
+
+// Expire ends the tabs and sessions that have had no visitor connection for
+// longer than the configured IdleTimeout. Run calls it periodically.
+func (h *Hub) Expire(now time.Time) {
+	h.mu.Lock()
+	all := make([]*Session, 0, len(h.sessions))
+	for _, s := range h.sessions {
+		all = append(all, s)
+	}
+	h.mu.Unlock()
+
+	for _, s := range all {
+		if s.expireTabs(now) {
+			h.mu.Lock()
+			delete(h.sessions, s.id)
+			h.mu.Unlock()
+			h.cfg.Logger.Info("session ended", "session", s.id, "reason", "visitor gone")
+			h.changed()
+		}
+	}
+}
+
+// Run expires idle sessions until ctx is done.
+func (h *Hub) Run(ctx context.Context) {
+	tick := time.NewTicker(h.cfg.IdleTimeout / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			h.Expire(now)
+		}
+	}
+}
+
+// rrweb event types the hub acts on (rrweb's EventType enum).
+const (
+	eventFullSnapshot = 2
+	eventMeta         = 4
+	maxKnownEventType = 6 // Plugin
+)
+
+// envelope is the part of an rrweb event the hub reads.
+type envelope struct {
+	Type      *int     `json:"type"`
+	Timestamp *float64 `json:"timestamp"`
+	Data      struct {
+		Href string `json:"href"`
+	} `json:"data"`
+}
+
+// parseEvent validates one rrweb event's envelope. Events of unknown types or
+// without a timestamp are rejected: what the hub cannot classify it does not
+// forward (fail closed).
+func parseEvent(raw json.RawMessage) (envelope, error) {
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return env, fmt.Errorf("event is not a JSON object: %w", err)
+	}
+	if env.Type == nil || *env.Type < 0 || *env.Type > maxKnownEventType {
+		return env, errors.New("event has a missing or unknown type")
+	}
+	if env.Timestamp == nil {
+		return env, errors.New("event has no timestamp")
+	}
+	return env, nil
+}

@@ -1,0 +1,357 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+)
+
+func quietHub(cfg Config) *Hub {
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	return NewHub(cfg)
+}
+
+func metaEvent(ts int, href string) json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`{"type":4,"timestamp":%d,"data":{"href":%q,"width":1024,"height":768}}`, ts, href))
+}
+
+func fullSnapshotEvent(ts int) json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`{"type":2,"timestamp":%d,"data":{"node":{"type":0,"childNodes":[],"id":1},"initialOffset":{"left":0,"top":0}}}`, ts))
+}
+
+func incrementalEvent(ts, n int) json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`{"type":3,"timestamp":%d,"data":{"source":1,"positions":[{"x":%d,"y":0,"id":1,"timeOffset":0}]}}`, ts, n))
+}
+
+// page returns the events of a page load: Meta, FullSnapshot, then n
+// incremental events.
+func page(href string, n int) []json.RawMessage {
+	events := []json.RawMessage{metaEvent(1000, href), fullSnapshotEvent(1001)}
+	for i := 0; i < n; i++ {
+		events = append(events, incrementalEvent(1002+i, i))
+	}
+	return events
+}
+
+type agentMessage struct {
+	Type    string            `json:"type"`
+	Events  []json.RawMessage `json:"events"`
+	Session Info              `json:"session"`
+}
+
+func decode(t *testing.T, raw []byte) agentMessage {
+	t.Helper()
+	var m agentMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("agent message is not JSON: %v\n%s", err, raw)
+	}
+	return m
+}
+
+// next reads the subscriber's pending messages, failing the test if none
+// come within a generous bound (a hang, not a timing measurement).
+func next(t *testing.T, sub *Subscriber) []agentMessage {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	raws, err := sub.Next(ctx)
+	if err != nil {
+		t.Fatalf("Next: %v", err)
+	}
+	msgs := make([]agentMessage, len(raws))
+	for i, raw := range raws {
+		msgs[i] = decode(t, raw)
+	}
+	return msgs
+}
+
+func mustBatch(t *testing.T, v *Visitor, seq uint64, events []json.RawMessage) BatchResult {
+	t.Helper()
+	res, err := v.Batch(seq, events)
+	if err != nil {
+		t.Fatalf("Batch(%d): %v", seq, err)
+	}
+	return res
+}
+
+func sameEvents(t *testing.T, got, want []json.RawMessage) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d events, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if string(got[i]) != string(want[i]) {
+			t.Fatalf("event %d = %s, want %s", i, got[i], want[i])
+		}
+	}
+}
+
+func TestResumeAfterReconnectLosesAndDuplicatesNothing(t *testing.T) {
+	hub := quietHub(Config{})
+	events := page("https://shop.test/", 8)
+	v, ack := hub.Attach("session-1", "tab-0001", "page-0001")
+	if ack != 0 {
+		t.Fatalf("first attach ack = %d, want 0", ack)
+	}
+	mustBatch(t, v, 1, events[0:3])
+	mustBatch(t, v, 2, events[3:6])
+	v.Detach() // the connection drops; the visitor never saw the ack of batch 3
+	v2, ack := hub.Attach("session-1", "tab-0001", "page-0001")
+	if ack != 2 {
+		t.Fatalf("reconnect ack = %d, want 2", ack)
+	}
+	// The visitor resends everything after what it believes was acked (1),
+	// including batch 2 which the hub already holds.
+	if res := mustBatch(t, v2, 2, events[3:6]); !res.Duplicate {
+		t.Fatal("resent batch 2 was not recognised as a duplicate")
+	}
+	mustBatch(t, v2, 3, events[6:])
+
+	s, err := hub.Session("session-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameEvents(t, s.Events(), events)
+}
+
+func TestSupersededConnectionIsDetached(t *testing.T) {
+	hub := quietHub(Config{})
+	old, _ := hub.Attach("session-1", "tab-0001", "page-0001")
+	hub.Attach("session-1", "tab-0001", "page-0001")
+	if _, open := <-old.Downlink(); open {
+		t.Fatal("the superseded connection's downlink is still open")
+	}
+	if _, err := old.Batch(1, page("https://shop.test/", 0)); !errors.Is(err, ErrDetached) {
+		t.Fatalf("Batch on superseded connection: err = %v, want ErrDetached", err)
+	}
+}
+
+func TestLateJoinGetsSnapshotAndTailAtOnce(t *testing.T) {
+	hub := quietHub(Config{})
+	v, _ := hub.Attach("session-1", "tab-0001", "page-0001")
+	v.SetPage("https://shop.test/", "Shop")
+	events := page("https://shop.test/", 20)
+	for i := range events {
+		mustBatch(t, v, uint64(i+1), events[i:i+1])
+	}
+	s, _ := hub.Session("session-1")
+	sub, err := s.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	msgs := next(t, sub)
+	if len(msgs) != 1 || msgs[0].Type != "reset" {
+		t.Fatalf("first messages = %+v, want one reset", msgs)
+	}
+	sameEvents(t, msgs[0].Events, events)
+	if msgs[0].Session.Title != "Shop" || msgs[0].Session.URL != "https://shop.test/" {
+		t.Fatalf("reset carries session %+v", msgs[0].Session)
+	}
+
+	// Live events follow, in order.
+	mustBatch(t, v, uint64(len(events)+1), []json.RawMessage{incrementalEvent(5000, 1)})
+	msgs = next(t, sub)
+	if len(msgs) != 1 || msgs[0].Type != "events" || len(msgs[0].Events) != 1 {
+		t.Fatalf("live messages = %+v", msgs)
+	}
+}
+
+func TestNavigationStartsANewPageInTheSameSession(t *testing.T) {
+	hub := quietHub(Config{})
+	v, _ := hub.Attach("session-1", "tab-0001", "page-0001")
+	mustBatch(t, v, 1, page("https://shop.test/", 3))
+	s, _ := hub.Session("session-1")
+	sub, _ := s.Subscribe()
+	defer sub.Close()
+	next(t, sub) // initial reset
+
+	v.Detach() // the visitor follows a link: the old page's socket closes
+	v2, ack := hub.Attach("session-1", "tab-0001", "page-0002")
+	if ack != 0 {
+		t.Fatalf("new page load ack = %d, want 0", ack)
+	}
+	checkout := page("https://shop.test/checkout", 2)
+	mustBatch(t, v2, 1, checkout)
+	msgs := next(t, sub)
+	last := msgs[len(msgs)-1]
+	if last.Type != "reset" {
+		t.Fatalf("after navigation got %q, want reset", last.Type)
+	}
+	sameEvents(t, last.Events, checkout)
+	if last.Session.URL != "https://shop.test/checkout" || last.Session.ID != "session-1" {
+		t.Fatalf("after navigation session = %+v", last.Session)
+	}
+	if n := len(hub.Sessions()); n != 1 {
+		t.Fatalf("hub has %d sessions, want 1", n)
+	}
+}
+
+func TestSlowAgentIsResyncedWithoutSlowingOthers(t *testing.T) {
+	hub := quietHub(Config{MaxQueueBytes: 4 << 10})
+	v, _ := hub.Attach("session-1", "tab-0001", "page-0001")
+	mustBatch(t, v, 1, page("https://shop.test/", 0))
+	s, _ := hub.Session("session-1")
+	slow, _ := s.Subscribe()
+	defer slow.Close()
+	fast, _ := s.Subscribe()
+	defer fast.Close()
+	next(t, fast)
+
+	// The fast agent reads each batch as it comes; the slow one never reads.
+	// Publishing must still go on (a hub that waited for the slow agent would
+	// hang here until the test times out).
+	const batches = 500
+	for i := 0; i < batches; i++ {
+		event := incrementalEvent(2000+i, i)
+		mustBatch(t, v, uint64(i+2), []json.RawMessage{event})
+		msgs := next(t, fast)
+		if len(msgs) != 1 || msgs[0].Type != "events" {
+			t.Fatalf("fast agent got %+v, want one events message", msgs)
+		}
+		sameEvents(t, msgs[0].Events, []json.RawMessage{event})
+	}
+
+	msgs := next(t, slow)
+	if len(msgs) != 1 || msgs[0].Type != "reset" {
+		t.Fatalf("slow agent got %d messages starting %q, want one reset", len(msgs), msgs[0].Type)
+	}
+	sameEvents(t, msgs[0].Events, s.Events())
+	if slow.Resyncs() != 1 || fast.Resyncs() != 0 {
+		t.Fatalf("resyncs: slow %d, fast %d; want 1 and 0", slow.Resyncs(), fast.Resyncs())
+	}
+}
+
+func TestMalformedAndUnknownEventsAreDropped(t *testing.T) {
+	hub := quietHub(Config{})
+	v, _ := hub.Attach("session-1", "tab-0001", "page-0001")
+	good := page("https://shop.test/", 1)
+	bad := []json.RawMessage{
+		json.RawMessage(`{"type":99,"timestamp":1}`),
+		json.RawMessage(`{"timestamp":1}`),
+		json.RawMessage(`{"type":3}`),
+		json.RawMessage(`[1,2]`),
+		json.RawMessage(`"text"`),
+	}
+	res := mustBatch(t, v, 1, append(append([]json.RawMessage{}, good...), bad...))
+	if res.Dropped != len(bad) {
+		t.Fatalf("dropped %d, want %d", res.Dropped, len(bad))
+	}
+	s, _ := hub.Session("session-1")
+	sameEvents(t, s.Events(), good)
+}
+
+func TestEventsBeforeAnySnapshotAreNotKept(t *testing.T) {
+	hub := quietHub(Config{})
+	v, _ := hub.Attach("session-1", "tab-0001", "page-0001")
+	mustBatch(t, v, 1, []json.RawMessage{incrementalEvent(1, 1)})
+	s, _ := hub.Session("session-1")
+	if n := len(s.Events()); n != 0 {
+		t.Fatalf("kept %d events without a snapshot", n)
+	}
+}
+
+func TestOversizedLogAsksTheVisitorForASnapshot(t *testing.T) {
+	hub := quietHub(Config{MaxLogBytes: 2 << 10})
+	v, _ := hub.Attach("session-1", "tab-0001", "page-0001")
+	mustBatch(t, v, 1, page("https://shop.test/", 0))
+	seq := uint64(2)
+	for ; seq < 100; seq++ {
+		mustBatch(t, v, seq, []json.RawMessage{incrementalEvent(int(seq), int(seq))})
+		select {
+		case msg := <-v.Downlink():
+			if string(msg) != `{"type":"snapshot"}` {
+				t.Fatalf("downlink got %s", msg)
+			}
+			s, _ := hub.Session("session-1")
+			if n := len(s.Events()); n != 0 {
+				t.Fatalf("log over its bound still holds %d events", n)
+			}
+			fresh := page("https://shop.test/", 1)
+			mustBatch(t, v, seq+1, fresh)
+			sameEvents(t, s.Events(), fresh)
+			return
+		default:
+		}
+	}
+	t.Fatal("the log grew past its bound without a snapshot request")
+}
+
+func TestFocusSwitchesTheFollowedTab(t *testing.T) {
+	hub := quietHub(Config{})
+	a, _ := hub.Attach("session-1", "tab-000a", "page-000a")
+	mustBatch(t, a, 1, page("https://shop.test/a", 0))
+	b, _ := hub.Attach("session-1", "tab-000b", "page-000b")
+	bEvents := page("https://shop.test/b", 0)
+	mustBatch(t, b, 1, bEvents)
+	s, _ := hub.Session("session-1")
+	sub, _ := s.Subscribe()
+	defer sub.Close()
+	if msgs := next(t, sub); msgs[0].Session.URL != "https://shop.test/b" {
+		t.Fatalf("agents follow %q, want the tab that loaded last", msgs[0].Session.URL)
+	}
+	a.Focus()
+	msgs := next(t, sub)
+	if msgs[0].Type != "reset" || msgs[0].Session.URL != "https://shop.test/a" {
+		t.Fatalf("after focus got %s %q", msgs[0].Type, msgs[0].Session.URL)
+	}
+	// Events of the tab agents do not follow are kept but not sent.
+	mustBatch(t, b, 2, []json.RawMessage{incrementalEvent(3000, 1)})
+	mustBatch(t, a, 2, []json.RawMessage{incrementalEvent(3001, 2)})
+	msgs = next(t, sub)
+	if len(msgs) != 1 || len(msgs[0].Events) != 1 || string(msgs[0].Events[0]) != string(incrementalEvent(3001, 2)) {
+		t.Fatalf("agents got %+v, want only tab a's event", msgs)
+	}
+}
+
+func TestIdleSessionEndsAndTellsItsAgents(t *testing.T) {
+	hub := quietHub(Config{IdleTimeout: time.Minute})
+	v, _ := hub.Attach("session-1", "tab-0001", "page-0001")
+	mustBatch(t, v, 1, page("https://shop.test/", 0))
+	s, _ := hub.Session("session-1")
+	sub, _ := s.Subscribe()
+	next(t, sub)
+	v.Detach()
+
+	hub.Expire(time.Now().Add(30 * time.Second))
+	if _, err := hub.Session("session-1"); err != nil {
+		t.Fatalf("session ended before its idle timeout: %v", err)
+	}
+	hub.Expire(time.Now().Add(2 * time.Minute))
+	if _, err := hub.Session("session-1"); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("idle session still present: %v", err)
+	}
+	msgs := next(t, sub)
+	if len(msgs) != 1 || msgs[0].Type != "info" || !msgs[0].Session.Ended {
+		t.Fatalf("last message = %+v, want info with ended", msgs)
+	}
+	if _, err := sub.Next(context.Background()); !errors.Is(err, ErrSessionEnded) {
+		t.Fatalf("Next after end: %v, want ErrSessionEnded", err)
+	}
+}
+
+func TestWatchSignalsChanges(t *testing.T) {
+	hub := quietHub(Config{})
+	changes, stop := hub.Watch()
+	defer stop()
+	v, _ := hub.Attach("session-1", "tab-0001", "page-0001")
+	select {
+	case <-changes:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no change signalled for a new session")
+	}
+	v.SetPage("https://shop.test/", "Shop")
+	select {
+	case <-changes:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no change signalled for a new title")
+	}
+	if got := hub.Sessions()[0].Title; got != "Shop" {
+		t.Fatalf("title = %q", got)
+	}
+}

@@ -1,0 +1,399 @@
+package session
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Session is one visitor's co-browsing session: its tabs, the tab agents
+// follow, and the agents watching it.
+//
+// Lock order: Session.mu before Subscriber.mu. Hub.mu is never held while
+// taking Session.mu.
+type Session struct {
+	hub     *Hub
+	id      string
+	started time.Time
+
+	mu           sync.Mutex
+	lastActivity time.Time
+	tabs         map[string]*tab
+	// active is the tab agents follow: the one that most recently started a
+	// page or got the visitor's focus. Nil until a tab sends a page.
+	active *tab
+	subs   map[*Subscriber]struct{}
+	ended  bool
+}
+
+// tab is one browser tab of the visitor. Its page changes with every
+// navigation; its log restarts with every full snapshot.
+type tab struct {
+	id string
+	// page is the id of the page load currently streaming; lastSeq is the last
+	// batch accepted from it. A new page load starts again at seq 1.
+	page    string
+	lastSeq uint64
+	url     string
+	title   string
+	// log holds the events since the latest Meta event (which rrweb emits right
+	// before each full snapshot). It is nil while the hub waits for a snapshot.
+	log      []json.RawMessage
+	logBytes int
+
+	conn           *Visitor // nil while disconnected
+	disconnectedAt time.Time
+	lastActivity   time.Time
+}
+
+// ID returns the session id.
+func (s *Session) ID() string { return s.id }
+
+// Info describes the session now.
+func (s *Session) Info() Info {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.infoLocked()
+}
+
+func (s *Session) infoLocked() Info {
+	info := Info{
+		ID:           s.id,
+		Started:      s.started,
+		LastActivity: s.lastActivity,
+		Tabs:         len(s.tabs),
+		Agents:       len(s.subs),
+		Ended:        s.ended,
+	}
+	for _, t := range s.tabs {
+		if t.conn != nil {
+			info.Connected = true
+		}
+	}
+	if s.active != nil {
+		info.URL, info.Title = s.active.url, s.active.title
+	}
+	return info
+}
+
+// Events returns the agent-visible events of the page the session's agents
+// follow: the latest full snapshot and everything after it. It is empty while
+// no snapshot is available.
+func (s *Session) Events() []json.RawMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active == nil {
+		return []json.RawMessage{}
+	}
+	return append([]json.RawMessage{}, s.active.log...)
+}
+
+// Attach connects a visitor's tab to the session with the given id, creating
+// the session and tab as needed. page identifies the page load that is
+// streaming; ack is the last batch seq the hub already holds for that page
+// load (0 for a page it has not seen), so the visitor resends only what comes
+// after. An earlier connection of the same tab is superseded: its Downlink is
+// closed.
+func (h *Hub) Attach(sessionID, tabID, pageID string) (v *Visitor, ack uint64) {
+	s := h.sessionFor(sessionID)
+	s.mu.Lock()
+	t, ok := s.tabs[tabID]
+	if !ok {
+		t = &tab{id: tabID}
+		s.tabs[tabID] = t
+	}
+	if t.conn != nil {
+		t.conn.detachLocked()
+	}
+	if t.page != pageID {
+		// A new page load. Keep the old log until the new page's snapshot
+		// arrives, so agents keep seeing something meanwhile.
+		t.page, t.lastSeq = pageID, 0
+	}
+	v = &Visitor{session: s, tab: t, downlink: make(chan []byte, 16)}
+	t.conn = v
+	now := time.Now()
+	t.lastActivity, s.lastActivity = now, now
+	ack = t.lastSeq
+	s.mu.Unlock()
+	h.changed()
+	return v, ack
+}
+
+// Visitor is one connection of a visitor's tab into the hub. Its methods are
+// safe for concurrent use; Downlink carries the hub's messages to the visitor.
+type Visitor struct {
+	session  *Session
+	tab      *tab
+	downlink chan []byte // closed when detached; sends happen under session.mu
+	detached bool        // guarded by session.mu
+}
+
+// ErrDetached is returned to a visitor connection that was superseded by a
+// newer connection of the same tab or whose session ended.
+var ErrDetached = errors.New("visitor connection superseded or session ended")
+
+// SessionID returns the id of the session the visitor writes to.
+func (v *Visitor) SessionID() string { return v.session.id }
+
+// Downlink delivers hub → visitor messages (JSON). It is closed when the
+// connection is detached.
+func (v *Visitor) Downlink() <-chan []byte { return v.downlink }
+
+// Detach marks the tab disconnected. The tab and its log survive for the
+// hub's IdleTimeout so that a navigation or a reconnect continues it.
+func (v *Visitor) Detach() {
+	s := v.session
+	s.mu.Lock()
+	if v.tab.conn == v {
+		v.tab.conn = nil
+		v.tab.disconnectedAt = time.Now()
+	}
+	v.detachLocked()
+	s.mu.Unlock()
+	s.hub.changed()
+}
+
+func (v *Visitor) detachLocked() {
+	if !v.detached {
+		v.detached = true
+		close(v.downlink)
+	}
+}
+
+// sendLocked queues a message for the visitor, dropping it if the visitor is
+// not reading (every downlink message is a request that can be repeated).
+func (v *Visitor) sendLocked(msg []byte) {
+	if v.detached {
+		return
+	}
+	select {
+	case v.downlink <- msg:
+	default:
+	}
+}
+
+// BatchResult reports what the hub did with a batch.
+type BatchResult struct {
+	// Duplicate is true when the hub already had this seq; nothing changed.
+	Duplicate bool
+	// Dropped counts events rejected as malformed or of unknown type.
+	Dropped int
+}
+
+// Batch stores and fans out one batch of rrweb events. seq must grow by one
+// per batch within a page load; a seq the hub already holds is a duplicate
+// (after a reconnect) and is ignored.
+func (v *Visitor) Batch(seq uint64, events []json.RawMessage) (BatchResult, error) {
+	s := v.session
+	s.mu.Lock()
+	res, err := v.batchLocked(seq, events)
+	s.mu.Unlock()
+	if err == nil && !res.Duplicate {
+		s.hub.changed()
+	}
+	return res, err
+}
+
+func (v *Visitor) batchLocked(seq uint64, events []json.RawMessage) (BatchResult, error) {
+	s, t := v.session, v.tab
+	if v.detached {
+		return BatchResult{}, ErrDetached
+	}
+	if seq == 0 {
+		return BatchResult{}, errors.New("batch seq must start at 1")
+	}
+	if seq <= t.lastSeq {
+		return BatchResult{Duplicate: true}, nil
+	}
+	if seq != t.lastSeq+1 {
+		// Batches were lost (the hub restarted, or the visitor misbehaved):
+		// what follows cannot be replayed on top of the log.
+		s.hub.cfg.Logger.Warn("gap in visitor batches; asking for a full snapshot",
+			"session", s.id, "tab", t.id, "want", t.lastSeq+1, "got", seq)
+		v.dropLogLocked()
+	}
+	t.lastSeq = seq
+	now := time.Now()
+	t.lastActivity, s.lastActivity = now, now
+
+	var res BatchResult
+	var forward []json.RawMessage // events for agents already in sync
+	reset := false                // a new snapshot started: agents restart from the log
+	for _, raw := range events {
+		env, err := parseEvent(raw)
+		if err != nil {
+			res.Dropped++
+			continue
+		}
+		if *env.Type == eventMeta {
+			t.log, t.logBytes, forward, reset = nil, 0, nil, true
+			if env.Data.Href != "" {
+				t.url = env.Data.Href
+			}
+			if s.active != t {
+				s.active = t
+			}
+		} else if t.log == nil {
+			continue // no snapshot to apply it to; one has been asked for
+		}
+		t.log = append(t.log, raw)
+		t.logBytes += len(raw)
+		if t.logBytes > s.hub.cfg.MaxLogBytes {
+			s.hub.cfg.Logger.Warn("tab event log over its bound; asking for a full snapshot",
+				"session", s.id, "tab", t.id, "bytes", t.logBytes, "max", s.hub.cfg.MaxLogBytes)
+			v.dropLogLocked()
+			forward, reset = nil, false
+			continue
+		}
+		if !reset {
+			forward = append(forward, raw)
+		}
+	}
+	if res.Dropped > 0 {
+		s.hub.cfg.Logger.Warn("dropped malformed visitor events", "session", s.id, "tab", t.id, "count", res.Dropped)
+	}
+	if s.active == t {
+		switch {
+		case reset:
+			s.broadcastLocked(s.resetMessageLocked())
+		case len(forward) > 0:
+			s.broadcastLocked(eventsMessage("events", nil, forward))
+		}
+	}
+	return res, nil
+}
+
+// dropLogLocked forgets the tab's log and asks the visitor for a new full
+// snapshot, which starts the next log.
+func (v *Visitor) dropLogLocked() {
+	v.tab.log, v.tab.logBytes = nil, 0
+	v.sendLocked([]byte(`{"type":"snapshot"}`))
+}
+
+// SetPage records the URL and title the visitor's tab shows.
+func (v *Visitor) SetPage(url, title string) {
+	s := v.session
+	s.mu.Lock()
+	v.tab.url, v.tab.title = url, title
+	if s.active == nil {
+		s.active = v.tab
+	}
+	if s.active == v.tab {
+		s.broadcastLocked(s.infoMessageLocked())
+	}
+	s.mu.Unlock()
+	s.hub.changed()
+}
+
+// Focus makes this tab the one the session's agents follow (the visitor
+// switched to it).
+func (v *Visitor) Focus() {
+	s := v.session
+	s.mu.Lock()
+	if s.active != v.tab && !v.detached {
+		s.active = v.tab
+		s.broadcastLocked(s.resetMessageLocked())
+	}
+	s.mu.Unlock()
+	s.hub.changed()
+}
+
+// expireTabs removes tabs disconnected for longer than the idle timeout and
+// reports whether the session has ended (no tab left).
+func (s *Session) expireTabs(now time.Time) (ended bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	idle := s.hub.cfg.IdleTimeout
+	for id, t := range s.tabs {
+		if t.conn == nil && now.Sub(t.disconnectedAt) > idle {
+			delete(s.tabs, id)
+			if s.active == t {
+				s.active = s.mostRecentTabLocked()
+				if s.active != nil {
+					s.broadcastLocked(s.resetMessageLocked())
+				}
+			}
+		}
+	}
+	if len(s.tabs) > 0 {
+		return false
+	}
+	s.ended = true
+	subs := s.subs
+	s.subs = map[*Subscriber]struct{}{}
+	end := s.infoMessageLocked()
+	for sub := range subs {
+		sub.end(end)
+	}
+	return true
+}
+
+func (s *Session) mostRecentTabLocked() *tab {
+	var best *tab
+	for _, t := range s.tabs {
+		if best == nil || t.lastActivity.After(best.lastActivity) {
+			best = t
+		}
+	}
+	return best
+}
+
+// broadcastLocked queues msg for every agent of the session.
+func (s *Session) broadcastLocked(msg []byte) {
+	for sub := range s.subs {
+		sub.push(msg, s.hub.cfg.MaxQueueBytes)
+	}
+}
+
+// resetMessageLocked is what an agent needs to (re)start its view: the
+// followed tab's page and log.
+func (s *Session) resetMessageLocked() []byte {
+	header := map[string]any{"session": s.infoLocked()}
+	var log []json.RawMessage
+	if t := s.active; t != nil {
+		header["tab"] = t.id
+		log = t.log
+	}
+	return eventsMessage("reset", header, log)
+}
+
+func (s *Session) infoMessageLocked() []byte {
+	msg, err := json.Marshal(map[string]any{"type": "info", "session": s.infoLocked()})
+	if err != nil {
+		panic(fmt.Sprintf("session: encoding Info cannot fail: %v", err))
+	}
+	return msg
+}
+
+// eventsMessage builds {"type":kind, <header fields>, "events":[...]} without
+// re-encoding the events (each was validated when it arrived).
+func eventsMessage(kind string, header map[string]any, events []json.RawMessage) []byte {
+	fields := map[string]any{"type": kind}
+	for k, v := range header {
+		fields[k] = v
+	}
+	head, err := json.Marshal(fields)
+	if err != nil {
+		panic(fmt.Sprintf("session: encoding a message header cannot fail: %v", err))
+	}
+	size := len(head) + len(`,"events":[]`) + len(events)
+	for _, e := range events {
+		size += len(e)
+	}
+	var b bytes.Buffer
+	b.Grow(size)
+	b.Write(head[:len(head)-1]) // without the closing brace
+	b.WriteString(`,"events":[`)
+	for i, e := range events {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(e)
+	}
+	b.WriteString("]}")
+	return b.Bytes()
+}

@@ -1,0 +1,158 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"sync"
+)
+
+// ErrSessionEnded is returned by Subscriber.Next after the last message of a
+// session that ended.
+var ErrSessionEnded = errors.New("session ended")
+
+// errSubscriberClosed is returned by Next after Close.
+var errSubscriberClosed = errors.New("subscriber closed")
+
+// Subscriber is one agent's feed of a session: JSON messages ("reset",
+// "events", "info"), in order, through a bounded queue. The hub never waits
+// for a subscriber: one that falls more than Config.MaxQueueBytes behind loses
+// its queue and its next read returns a fresh "reset" built from the log.
+type Subscriber struct {
+	session *Session
+	wake    chan struct{} // capacity 1: "the queue changed"
+
+	mu          sync.Mutex
+	queue       [][]byte
+	queuedBytes int
+	resync      bool // the queue overflowed; the next read starts from a reset
+	resyncs     int
+	ended       bool // the session ended; no message comes after the queue
+	closed      bool // Close was called
+}
+
+// Subscribe returns a feed of the session whose first message is a "reset"
+// with the page the session's agents follow.
+func (s *Session) Subscribe() (*Subscriber, error) {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return nil, ErrSessionEnded
+	}
+	sub := &Subscriber{session: s, wake: make(chan struct{}, 1)}
+	s.subs[sub] = struct{}{}
+	sub.push(s.resetMessageLocked(), s.hub.cfg.MaxQueueBytes)
+	s.mu.Unlock()
+	s.hub.changed()
+	return sub, nil
+}
+
+// push queues msg. It is called with the session's lock held, so the order
+// of messages is the order of the session's changes.
+func (sub *Subscriber) push(msg []byte, maxQueueBytes int) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if sub.closed || sub.ended || sub.resync {
+		// While a resync is pending, everything published meanwhile will be
+		// part of the reset that Next builds from the log.
+		return
+	}
+	if len(sub.queue) > 0 && sub.queuedBytes+len(msg) > maxQueueBytes {
+		sub.queue, sub.queuedBytes, sub.resync = nil, 0, true
+	} else {
+		sub.queue = append(sub.queue, msg)
+		sub.queuedBytes += len(msg)
+	}
+	sub.signal()
+}
+
+// end queues the session's last message; Next returns ErrSessionEnded after it.
+func (sub *Subscriber) end(last []byte) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if sub.resync {
+		sub.queue, sub.resync = nil, false
+	}
+	sub.queue = append(sub.queue, last)
+	sub.ended = true
+	sub.signal()
+}
+
+func (sub *Subscriber) signal() {
+	select {
+	case sub.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Next blocks until messages are available and returns all of them, in order.
+// After the session ends it returns the remaining messages, then
+// ErrSessionEnded.
+func (sub *Subscriber) Next(ctx context.Context) ([][]byte, error) {
+	for {
+		sub.mu.Lock()
+		switch {
+		case sub.closed:
+			sub.mu.Unlock()
+			return nil, errSubscriberClosed
+		case sub.resync:
+			sub.mu.Unlock()
+			return sub.resyncFromLog(), nil
+		case len(sub.queue) > 0:
+			msgs := sub.queue
+			sub.queue, sub.queuedBytes = nil, 0
+			sub.mu.Unlock()
+			return msgs, nil
+		case sub.ended:
+			sub.mu.Unlock()
+			return nil, ErrSessionEnded
+		}
+		sub.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-sub.wake:
+		}
+	}
+}
+
+// resyncFromLog replaces an overflowed queue with a reset taken under the
+// session's lock: every change after it is pushed behind it, none is lost.
+func (sub *Subscriber) resyncFromLog() [][]byte {
+	s := sub.session
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if !sub.resync { // the session ended meanwhile; its last message is queued
+		msgs := sub.queue
+		sub.queue, sub.queuedBytes = nil, 0
+		return msgs
+	}
+	sub.resync = false
+	sub.resyncs++
+	s.hub.cfg.Logger.Info("agent fell behind; resynced from the log", "session", s.id, "resyncs", sub.resyncs)
+	return [][]byte{s.resetMessageLocked()}
+}
+
+// Resyncs reports how many times the subscriber fell behind and was resynced.
+func (sub *Subscriber) Resyncs() int {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	return sub.resyncs
+}
+
+// Close stops the feed and removes the agent from the session.
+func (sub *Subscriber) Close() {
+	s := sub.session
+	s.mu.Lock()
+	_, present := s.subs[sub]
+	delete(s.subs, sub)
+	s.mu.Unlock()
+	sub.mu.Lock()
+	sub.closed = true
+	sub.signal()
+	sub.mu.Unlock()
+	if present {
+		s.hub.changed()
+	}
+}

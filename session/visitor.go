@@ -1,0 +1,252 @@
+package session
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// VisitorPath is where the visitor script connects, on the visitor listener.
+const VisitorPath = "/__cobrowse/ws"
+
+// VisitorHandler serves the visitor WebSocket (VisitorPath): it identifies the
+// visitor by its signed cookie (minting one on the first connection), attaches
+// the tab to the hub and acknowledges every batch. The protocol is described
+// in docs/protocol.md.
+type VisitorHandler struct {
+	Hub      *Hub
+	Identity *Identity
+	// CookieName names the visitor cookie. Default "__cobrowse_sid".
+	CookieName string
+	// MaxMessageBytes bounds one visitor message after decompression. Larger
+	// messages close the connection with code 1009. Default 16 MiB.
+	MaxMessageBytes int64
+	// Logger receives structured logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+const (
+	visitorPongWait     = 60 * time.Second
+	visitorPingInterval = 25 * time.Second
+	visitorWriteWait    = 10 * time.Second
+	maxURLBytes         = 4096
+	maxTitleBytes       = 1024
+)
+
+// visitorMessage is any message a visitor sends. A batch has no type.
+type visitorMessage struct {
+	Type   string            `json:"type"`
+	Seq    uint64            `json:"seq"`
+	Events []json.RawMessage `json:"events"`
+	URL    string            `json:"url"`
+	Title  string            `json:"title"`
+}
+
+func (h *VisitorHandler) logger() *slog.Logger {
+	if h.Logger != nil {
+		return h.Logger
+	}
+	return slog.Default()
+}
+
+func (h *VisitorHandler) cookieName() string {
+	if h.CookieName != "" {
+		return h.CookieName
+	}
+	return "__cobrowse_sid"
+}
+
+func (h *VisitorHandler) maxMessageBytes() int64 {
+	if h.MaxMessageBytes > 0 {
+		return h.MaxMessageBytes
+	}
+	return 16 << 20
+}
+
+// sameOrigin accepts only WebSocket handshakes sent by pages of the site this
+// listener serves. Without it any other site could open a socket with the
+// visitor's cookie and write into the visitor's session.
+func sameOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host == r.Host
+}
+
+func (h *VisitorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	tabID, pageID := q.Get("tab"), q.Get("page")
+	if !validID(tabID) || !validID(pageID) {
+		http.Error(w, "tab and page must be 8 to 64 URL-safe characters", http.StatusBadRequest)
+		return
+	}
+	if !sameOrigin(r) {
+		http.Error(w, "cross-origin visitor connection refused", http.StatusForbidden)
+		return
+	}
+
+	sessionID, known := "", false
+	if c, err := r.Cookie(h.cookieName()); err == nil {
+		sessionID, known = h.Identity.Verify(c.Value)
+	}
+	header := http.Header{}
+	if !known {
+		sessionID = NewID()
+		cookie := &http.Cookie{
+			Name:     h.cookieName(),
+			Value:    h.Identity.Sign(sessionID),
+			Path:     "/",
+			HttpOnly: true,
+			Secure:   r.TLS != nil,
+			SameSite: http.SameSiteLaxMode,
+		}
+		header.Add("Set-Cookie", cookie.String())
+	}
+
+	upgrader := websocket.Upgrader{
+		EnableCompression: true,
+		CheckOrigin:       sameOrigin,
+	}
+	conn, err := upgrader.Upgrade(w, r, header)
+	if err != nil {
+		return // Upgrade has replied with an HTTP error
+	}
+	defer conn.Close()
+
+	v, ack := h.Hub.Attach(sessionID, tabID, pageID)
+	defer v.Detach()
+	log := h.logger().With("session", sessionID, "tab", tabID)
+	log.Debug("visitor connected", "page", pageID, "ack", ack)
+
+	replies := make(chan []byte, 64)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		h.writeLoop(conn, v.Downlink(), replies)
+	}()
+	replies <- mustJSON(map[string]any{"type": "welcome", "session": sessionID, "ack": ack})
+
+	err = h.readLoop(conn, v, replies)
+	close(replies)
+	<-writerDone
+	var closeErr *websocket.CloseError
+	if err != nil && !errors.As(err, &closeErr) && !errors.Is(err, io.EOF) {
+		log.Info("visitor connection closed", "reason", err)
+	}
+}
+
+// readLoop handles the visitor's messages until the connection fails.
+func (h *VisitorHandler) readLoop(conn *websocket.Conn, v *Visitor, replies chan<- []byte) error {
+	limit := h.maxMessageBytes()
+	conn.SetReadDeadline(time.Now().Add(visitorPongWait))
+	conn.SetPongHandler(func(string) error {
+		return conn.SetReadDeadline(time.Now().Add(visitorPongWait))
+	})
+	for {
+		kind, r, err := conn.NextReader()
+		if err != nil {
+			return err
+		}
+		conn.SetReadDeadline(time.Now().Add(visitorPongWait))
+		if kind != websocket.TextMessage {
+			return closeWith(conn, websocket.CloseUnsupportedData, "only JSON text messages are accepted")
+		}
+		// The read limit of the websocket package counts compressed bytes;
+		// this one bounds what a message inflates to.
+		data, err := io.ReadAll(io.LimitReader(r, limit+1))
+		if err != nil {
+			return err
+		}
+		if int64(len(data)) > limit {
+			return closeWith(conn, websocket.CloseMessageTooBig, fmt.Sprintf("message over %d bytes", limit))
+		}
+		var msg visitorMessage
+		if err := json.Unmarshal(data, &msg); err != nil {
+			return closeWith(conn, websocket.CloseUnsupportedData, "message is not valid JSON")
+		}
+		switch msg.Type {
+		case "":
+			if _, err := v.Batch(msg.Seq, msg.Events); err != nil {
+				return closeWith(conn, websocket.ClosePolicyViolation, err.Error())
+			}
+			replies <- mustJSON(map[string]any{"type": "ack", "seq": msg.Seq})
+		case "page":
+			v.SetPage(truncate(msg.URL, maxURLBytes), truncate(msg.Title, maxTitleBytes))
+		case "focus":
+			v.Focus()
+		default:
+			h.logger().Debug("ignoring unknown visitor message", "type", truncate(msg.Type, 64))
+		}
+	}
+}
+
+// writeLoop is the connection's only writer: replies from the read loop,
+// messages from the hub, and keep-alive pings. It returns when replies is
+// closed (the read loop ended) and closes the connection on any failure, which
+// ends the read loop.
+func (h *VisitorHandler) writeLoop(conn *websocket.Conn, downlink <-chan []byte, replies <-chan []byte) {
+	defer func() {
+		conn.Close()
+		for range replies { // let the read loop finish without blocking
+		}
+	}()
+	ping := time.NewTicker(visitorPingInterval)
+	defer ping.Stop()
+	for {
+		var msg []byte
+		var ok bool
+		select {
+		case msg, ok = <-replies:
+			if !ok {
+				return
+			}
+		case msg, ok = <-downlink:
+			if !ok {
+				closeWith(conn, websocket.CloseNormalClosure, "replaced by a newer connection of this tab")
+				return
+			}
+		case <-ping.C:
+			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(visitorWriteWait)); err != nil {
+				return
+			}
+			continue
+		}
+		conn.SetWriteDeadline(time.Now().Add(visitorWriteWait))
+		if err := conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+			return
+		}
+	}
+}
+
+// closeWith sends a close frame with a reason and returns an error that says
+// why the connection ends.
+func closeWith(conn *websocket.Conn, code int, reason string) error {
+	conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(visitorWriteWait))
+	return fmt.Errorf("closed the connection: %s", reason)
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("session: encoding a reply cannot fail: %v", err))
+	}
+	return b
+}
