@@ -1,0 +1,173 @@
+package session
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+type visitorServer struct {
+	hub *Hub
+	srv *httptest.Server
+}
+
+func newVisitorServer(t *testing.T, maxMessage int64) *visitorServer {
+	t.Helper()
+	identity, err := NewIdentity([]byte(strings.Repeat("k", MinKeyBytes)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := quietHub(Config{})
+	srv := httptest.NewServer(&VisitorHandler{Hub: hub, Identity: identity, MaxMessageBytes: maxMessage, Logger: hub.cfg.Logger})
+	t.Cleanup(srv.Close)
+	return &visitorServer{hub: hub, srv: srv}
+}
+
+// dial opens a visitor socket; cookie may be empty. It returns the
+// connection, the welcome message and the cookie the server set, if any.
+func (vs *visitorServer) dial(t *testing.T, tab, page, cookie, origin string) (*websocket.Conn, map[string]any, string, error) {
+	t.Helper()
+	header := http.Header{"Origin": {origin}}
+	if cookie != "" {
+		header.Set("Cookie", cookie)
+	}
+	url := "ws" + strings.TrimPrefix(vs.srv.URL, "http") + VisitorPath + "?tab=" + tab + "&page=" + page
+	dialer := websocket.Dialer{EnableCompression: true, HandshakeTimeout: 5 * time.Second}
+	conn, resp, err := dialer.Dial(url, header)
+	if err != nil {
+		if resp != nil {
+			return nil, nil, "", &httpStatusError{resp.StatusCode}
+		}
+		return nil, nil, "", err
+	}
+	t.Cleanup(func() { conn.Close() })
+	setCookie := ""
+	if cs := resp.Cookies(); len(cs) > 0 {
+		setCookie = cs[0].Name + "=" + cs[0].Value
+		if !cs[0].HttpOnly {
+			t.Error("visitor cookie is not HttpOnly")
+		}
+	}
+	return conn, readJSON(t, conn), setCookie, nil
+}
+
+type httpStatusError struct{ status int }
+
+func (e *httpStatusError) Error() string { return http.StatusText(e.status) }
+
+func readJSON(t *testing.T, conn *websocket.Conn) map[string]any {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var m map[string]any
+	if err := conn.ReadJSON(&m); err != nil {
+		t.Fatalf("reading from the visitor socket: %v", err)
+	}
+	return m
+}
+
+func TestVisitorCookieContinuesTheSessionAcrossPages(t *testing.T) {
+	vs := newVisitorServer(t, 0)
+	origin := vs.srv.URL
+	conn, welcome, cookie, err := vs.dial(t, "tab-0001", "page-0001", "", origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cookie == "" {
+		t.Fatal("first connection set no visitor cookie")
+	}
+	session := welcome["session"].(string)
+	if welcome["type"] != "welcome" || welcome["ack"].(float64) != 0 {
+		t.Fatalf("welcome = %v", welcome)
+	}
+	events, _ := json.Marshal(page("https://shop.test/", 2))
+	conn.WriteMessage(websocket.TextMessage, []byte(`{"seq":1,"events":`+string(events)+`}`))
+	if ack := readJSON(t, conn); ack["type"] != "ack" || ack["seq"].(float64) != 1 {
+		t.Fatalf("ack = %v", ack)
+	}
+	conn.Close()
+
+	// Next page, same cookie: same session, new page load.
+	_, welcome, again, err := vs.dial(t, "tab-0001", "page-0002", cookie, origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != "" {
+		t.Error("server minted a new cookie for a valid one")
+	}
+	if welcome["session"] != session {
+		t.Fatalf("navigation started session %v, want %v", welcome["session"], session)
+	}
+	if n := len(vs.hub.Sessions()); n != 1 {
+		t.Fatalf("hub has %d sessions, want 1", n)
+	}
+
+	// A forged cookie gets a fresh session, not the one it names.
+	forged := strings.Split(cookie, ".")[0] + ".forged"
+	_, welcome, _, err = vs.dial(t, "tab-0002", "page-0003", forged, origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if welcome["session"] == session {
+		t.Fatal("a forged cookie joined the victim's session")
+	}
+}
+
+func TestVisitorHandshakeRejectsBadRequests(t *testing.T) {
+	vs := newVisitorServer(t, 0)
+	tests := []struct {
+		name, tab, page, origin string
+		status                  int
+	}{
+		{"cross-origin page", "tab-0001", "page-0001", "https://evil.test", http.StatusForbidden},
+		{"no origin", "tab-0001", "page-0001", "", http.StatusForbidden},
+		{"short tab id", "t", "page-0001", vs.srv.URL, http.StatusBadRequest},
+		{"bad page id", "tab-0001", "page%200001", vs.srv.URL, http.StatusBadRequest},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, _, err := vs.dial(t, tc.tab, tc.page, "", tc.origin)
+			var status *httpStatusError
+			if !errors.As(err, &status) || status.status != tc.status {
+				t.Fatalf("err = %v, want HTTP %d", err, tc.status)
+			}
+		})
+	}
+}
+
+func TestVisitorMessageBoundIsEnforcedAfterInflation(t *testing.T) {
+	vs := newVisitorServer(t, 64<<10)
+	conn, _, _, err := vs.dial(t, "tab-0001", "page-0001", "", vs.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1 MiB of one repeated byte compresses to about a kilobyte on the wire.
+	huge := `{"seq":1,"events":[{"type":3,"timestamp":1,"data":"` + strings.Repeat("a", 1<<20) + `"}]}`
+	conn.WriteMessage(websocket.TextMessage, []byte(huge))
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err = conn.ReadMessage()
+	var closeErr *websocket.CloseError
+	if !errors.As(err, &closeErr) || closeErr.Code != websocket.CloseMessageTooBig {
+		t.Fatalf("err = %v, want close 1009", err)
+	}
+}
+
+func TestVisitorMalformedJSONClosesWithAReason(t *testing.T) {
+	vs := newVisitorServer(t, 0)
+	conn, _, _, err := vs.dial(t, "tab-0001", "page-0001", "", vs.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.WriteMessage(websocket.TextMessage, []byte(`{"seq":1,"events":[`))
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err = conn.ReadMessage()
+	var closeErr *websocket.CloseError
+	if !errors.As(err, &closeErr) || closeErr.Code != websocket.CloseUnsupportedData {
+		t.Fatalf("err = %v, want close 1003", err)
+	}
+}

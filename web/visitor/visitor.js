@@ -1,0 +1,188 @@
+// cobrowse visitor script.
+//
+// Records the page with rrweb and streams the events to the session hub over
+// one WebSocket per tab (docs/protocol.md). It is served as
+// /__cobrowse/visitor.js, wrapped by the Go server together with the rrweb
+// record bundle, which is passed in as `record`. Nothing is left on `window`
+// but one flag that stops a second copy from running.
+//
+// Delivery: events are grouped into batches {seq, events}; every batch stays
+// in `unacked` until the server acknowledges its seq, and is resent after a
+// reconnect (the server drops what it already holds). If the server has lost
+// the page (it restarted) or the buffer grows past its bound while offline,
+// the script starts a new page load with a fresh full snapshot instead.
+//
+// Masking: passwords and payment-card fields never leave the browser: rrweb
+// replaces their value with asterisks before the event is built.
+(function (record) {
+  'use strict';
+  if (window.__cobrowseVisitor) return;
+  window.__cobrowseVisitor = true;
+
+  var WS_PATH = '/__cobrowse/ws';
+  var FLUSH_MS = 40;                     // batch window
+  var MAX_BATCH_EVENTS = 500;            // a batch is sent early past this
+  var MAX_UNACKED_BYTES = 16 * 1024 * 1024;
+  var MIN_BACKOFF_MS = 250, MAX_BACKOFF_MS = 10000;
+
+  function randomId() {
+    var bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    var s = '';
+    for (var i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]);
+    return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  }
+
+  // The tab id survives navigations within the tab (sessionStorage is per
+  // tab); the page id is new for every page load.
+  var tabId;
+  try {
+    tabId = sessionStorage.getItem('__cobrowse_tab');
+    if (!tabId) {
+      tabId = randomId();
+      sessionStorage.setItem('__cobrowse_tab', tabId);
+    }
+  } catch (e) {
+    tabId = randomId(); // storage disabled: every page is its own tab
+  }
+
+  var pageId, seq, lastAcked, pending, unacked, unackedBytes, stopRecording;
+  var ws = null, connected = false, backoff = MIN_BACKOFF_MS, flushTimer = 0, reconnectTimer = 0;
+
+  // Fields whose value must never be sent, whatever else is masked.
+  function sensitive(el) {
+    if (!el) return true; // rrweb gave no element: fail closed
+    var type = (el.getAttribute && el.getAttribute('type') || '').toLowerCase();
+    var ac = (el.getAttribute && el.getAttribute('autocomplete') || '').toLowerCase();
+    return type === 'password' || /(^|\s)cc-/.test(ac) ||
+      /(^|\s)(current-password|new-password|one-time-code)(\s|$)/.test(ac);
+  }
+
+  function startPage() {
+    pageId = randomId();
+    seq = 0;
+    lastAcked = 0;
+    pending = [];
+    unacked = [];
+    unackedBytes = 0;
+    if (stopRecording) stopRecording();
+    stopRecording = record({
+      emit: function (event) {
+        pending.push(event);
+        if (pending.length >= MAX_BATCH_EVENTS) flush();
+        else if (!flushTimer) flushTimer = setTimeout(flush, FLUSH_MS);
+      },
+      // Every text-like input goes through maskInputFn, which keeps ordinary
+      // values and masks the sensitive ones (rrweb calls maskInputFn only for
+      // the types listed here).
+      maskInputOptions: {
+        password: true, text: true, email: true, tel: true, number: true,
+        search: true, url: true, textarea: true
+      },
+      maskInputFn: function (text, el) {
+        return sensitive(el) ? '*'.repeat(text.length) : text;
+      },
+      recordCanvas: false,
+      collectFonts: true,
+      inlineStylesheet: true,
+      sampling: { mousemove: 50, scroll: 100, input: 'last' }
+    });
+  }
+
+  function flush() {
+    clearTimeout(flushTimer);
+    flushTimer = 0;
+    if (!pending.length) return;
+    seq++;
+    var data = JSON.stringify({ seq: seq, events: pending });
+    pending = [];
+    unacked.push({ seq: seq, data: data });
+    unackedBytes += data.length;
+    if (unackedBytes > MAX_UNACKED_BYTES) {
+      // Offline too long: drop the backlog and start over with a snapshot
+      // once the connection is back.
+      restart();
+      return;
+    }
+    if (connected) ws.send(data);
+  }
+
+  function send(msg) {
+    if (connected) ws.send(JSON.stringify(msg));
+  }
+
+  var lastPage = '';
+  function reportPage() {
+    var current = location.href + '\n' + document.title;
+    if (current === lastPage || !connected) return;
+    lastPage = current;
+    send({ type: 'page', url: location.href, title: document.title });
+  }
+
+  // restart begins a new page load: new id, new snapshot, new connection.
+  // The old socket is disowned first: its late acks belong to the old page
+  // and must not remove the new page's batches.
+  function restart() {
+    var old = ws;
+    ws = null;
+    connected = false;
+    if (old) old.close();
+    startPage();
+    connect();
+  }
+
+  function connect() {
+    clearTimeout(reconnectTimer);
+    var proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    var socket = new WebSocket(proto + '//' + location.host + WS_PATH +
+      '?tab=' + encodeURIComponent(tabId) + '&page=' + encodeURIComponent(pageId));
+    ws = socket;
+    socket.onmessage = function (e) {
+      if (ws !== socket) return;
+      var msg;
+      try { msg = JSON.parse(e.data); } catch (err) { return; }
+      if (msg.type === 'welcome') {
+        if (msg.ack < lastAcked) { restart(); return; } // the server lost this page
+        acknowledge(msg.ack);
+        connected = true;
+        backoff = MIN_BACKOFF_MS;
+        for (var i = 0; i < unacked.length; i++) socket.send(unacked[i].data);
+        lastPage = '';
+        reportPage();
+        if (document.visibilityState === 'visible' && document.hasFocus()) send({ type: 'focus' });
+      } else if (msg.type === 'ack') {
+        acknowledge(msg.seq);
+      } else if (msg.type === 'snapshot') {
+        record.takeFullSnapshot(true);
+      }
+    };
+    socket.onclose = function () {
+      if (ws !== socket) return;
+      connected = false;
+      ws = null;
+      var delay = backoff * (0.5 + Math.random());
+      backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+      reconnectTimer = setTimeout(connect, delay);
+    };
+  }
+
+  function acknowledge(ackSeq) {
+    if (ackSeq > lastAcked) lastAcked = ackSeq;
+    while (unacked.length && unacked[0].seq <= ackSeq) {
+      unackedBytes -= unacked[0].data.length;
+      unacked.shift();
+    }
+  }
+
+  startPage();
+  connect();
+  setInterval(reportPage, 1000);
+  window.addEventListener('focus', function () { send({ type: 'focus' }); });
+  document.addEventListener('visibilitychange', function () {
+    if (document.visibilityState === 'visible') send({ type: 'focus' });
+  });
+  window.addEventListener('pagehide', flush);
+  // A page restored from the back/forward cache lost its connection and the
+  // server has moved on: stream it as a new page load.
+  window.addEventListener('pageshow', function (e) { if (e.persisted) restart(); });
+})

@@ -1,0 +1,130 @@
+// Package web holds all browser-side code of cobrowse and serves it as
+// static bytes: the visitor script injected into fronted pages, and the agent
+// console (dashboard, session view, login).
+//
+// rrweb comes from npm at the version pinned in package.json; `npm ci && npm
+// run build` (run by `make`) copies its bundles into dist/, which is embedded.
+// A binary built without that step fails at start-up with an error that says
+// so (see Check).
+package web
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"strings"
+	"time"
+)
+
+//go:embed agent visitor dist
+var files embed.FS
+
+// vendorFiles are the rrweb bundles that `npm run build` puts in dist/.
+var vendorFiles = []string{"rrweb-record.min.js", "rrweb-replay.min.js", "rrweb-replay.css"}
+
+// Check reports whether the rrweb bundles were embedded, with an error that
+// tells the operator how to build them.
+func Check() error {
+	for _, name := range vendorFiles {
+		if _, err := fs.Stat(files, "dist/"+name); err != nil {
+			return fmt.Errorf("this binary was built without rrweb (web/dist/%s is missing): run `make build`, or `npm ci && npm run build` in web/ before `go build`", name)
+		}
+	}
+	return nil
+}
+
+// Agent returns the agent console's static files: the pages and scripts at
+// the root, the rrweb replayer under vendor/.
+func Agent() fs.FS {
+	agent, _ := fs.Sub(files, "agent") // cannot fail: "agent" is a valid embedded path
+	vendor, _ := fs.Sub(files, "dist")
+	return overlayFS{root: agent, prefix: "vendor/", under: vendor}
+}
+
+// overlayFS serves under for names starting with prefix, root otherwise.
+type overlayFS struct {
+	root   fs.FS
+	prefix string
+	under  fs.FS
+}
+
+func (o overlayFS) Open(name string) (fs.File, error) {
+	if rest, ok := strings.CutPrefix(name, o.prefix); ok {
+		return o.under.Open(rest)
+	}
+	return o.root.Open(name)
+}
+
+// VisitorScript returns the script served at /__cobrowse/visitor.js: the
+// rrweb record bundle and visitor/visitor.js in one function scope, so that
+// neither rrweb nor our code touches the page's globals (rrweb's UMD wrapper
+// would otherwise register itself with a page's AMD loader or window).
+func VisitorScript() ([]byte, error) {
+	if err := Check(); err != nil {
+		return nil, err
+	}
+	record, err := files.ReadFile("dist/rrweb-record.min.js")
+	if err != nil {
+		return nil, err
+	}
+	visitor, err := files.ReadFile("visitor/visitor.js")
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.WriteString("/* cobrowse visitor script; includes rrweb (MIT) */\n")
+	b.WriteString("(function (define, exports, module) {\n")
+	b.Write(record)
+	b.WriteString("\n;")
+	b.Write(bytes.TrimSpace(visitor))
+	b.WriteString("(this.rrwebRecord.record);\n}).call({});\n")
+	return b.Bytes(), nil
+}
+
+// VisitorScriptHandler serves the visitor script with a strong ETag (so
+// every page load revalidates cheaply and a new version is picked up at
+// once) and gzip when the client accepts it. The script is built and
+// compressed once, here.
+func VisitorScriptHandler() (http.Handler, error) {
+	script, err := VisitorScript()
+	if err != nil {
+		return nil, err
+	}
+	var gz bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression) // valid level: cannot fail
+	w.Write(script)
+	w.Close()
+	sum := sha256.Sum256(script)
+	version := hex.EncodeToString(sum[:12])
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		h := rw.Header()
+		h.Set("Content-Type", "text/javascript; charset=utf-8")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("Vary", "Accept-Encoding")
+		h.Set("X-Content-Type-Options", "nosniff")
+		body, etag := script, `"`+version+`"`
+		if acceptsGzip(r) {
+			h.Set("Content-Encoding", "gzip")
+			body, etag = gz.Bytes(), `"`+version+`-gz"`
+		}
+		h.Set("ETag", etag)
+		http.ServeContent(rw, r, "", time.Time{}, bytes.NewReader(body))
+	}), nil
+}
+
+// acceptsGzip reports whether the request's Accept-Encoding lists gzip with a
+// non-zero quality.
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			return strings.ReplaceAll(strings.TrimSpace(params), " ", "") != "q=0"
+		}
+	}
+	return false
+}
