@@ -1,0 +1,113 @@
+package viewer
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/cobrowse/cobrowse/session"
+)
+
+const (
+	// agentWriteWait bounds one write to an agent. An agent that cannot take
+	// a message within it is dropped; one that is merely slow is resynced by
+	// the hub long before.
+	agentWriteWait    = 10 * time.Second
+	agentPongWait     = 60 * time.Second
+	agentPingInterval = 25 * time.Second
+	// closeNoSession tells the agent page that the session does not exist,
+	// so it stops reconnecting.
+	closeNoSession = 4404
+)
+
+// live streams a session to an agent over a WebSocket: a "reset" first, then
+// "events" and "info" messages (docs/protocol.md).
+func (s *Server) live(w http.ResponseWriter, r *http.Request) error {
+	upgrader := websocket.Upgrader{
+		EnableCompression: true,
+		CheckOrigin:       sameOriginOrNone,
+	}
+	conn, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return nil // Upgrade has replied with an HTTP error
+	}
+	defer conn.Close()
+
+	sess, err := s.hub.Session(r.PathValue("id"))
+	var sub *session.Subscriber
+	if err == nil {
+		sub, err = sess.Subscribe()
+	}
+	if err != nil {
+		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeNoSession, "no such session"), time.Now().Add(agentWriteWait))
+		return nil
+	}
+	defer sub.Close()
+	log := s.log.With("session", sess.ID(), "agent", r.RemoteAddr)
+	log.Info("agent joined")
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		// Agent → server messages come with the collaboration features;
+		// until then the read loop only notices when the agent goes away.
+		defer cancel()
+		conn.SetReadLimit(64 << 10)
+		conn.SetReadDeadline(time.Now().Add(agentPongWait))
+		conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(agentPongWait)) })
+		for {
+			if _, _, err := conn.NextReader(); err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		ping := time.NewTicker(agentPingInterval)
+		defer ping.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ping.C:
+				if conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(agentWriteWait)) != nil {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+
+	for {
+		msgs, err := sub.Next(ctx)
+		if err != nil {
+			if errors.Is(err, session.ErrSessionEnded) {
+				conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "session ended"), time.Now().Add(agentWriteWait))
+			}
+			log.Info("agent left", "reason", err)
+			return nil
+		}
+		for _, msg := range msgs {
+			conn.SetWriteDeadline(time.Now().Add(agentWriteWait))
+			if err := conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+				log.Info("agent dropped: write failed", "err", err)
+				return nil
+			}
+		}
+	}
+}
+
+// sameOriginOrNone accepts WebSocket handshakes from the agent console's own
+// pages and from non-browser clients (which send no Origin and must hold the
+// Bearer token). The login cookie is SameSite=Strict as well.
+func sameOriginOrNone(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host == r.Host
+}

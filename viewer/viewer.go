@@ -1,0 +1,273 @@
+// Package viewer is the agent listener: sign-in, the dashboard of live
+// sessions, the live session view, and the REST API (docs/api.md). Nothing
+// here reaches the fronted site; everything an agent sees comes from the
+// session hub.
+package viewer
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/cobrowse/cobrowse/session"
+	"github.com/cobrowse/cobrowse/web"
+)
+
+// Config configures the agent listener.
+type Config struct {
+	// Hub is the session hub agents watch. Required.
+	Hub *session.Hub
+	// Token is the agent token: a Bearer credential for the API and the
+	// secret agents sign in with. Required; at least 16 characters.
+	Token string
+	// Logger receives structured logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// MinTokenLength is the shortest agent token New accepts.
+const MinTokenLength = 16
+
+// Server serves the agent listener. It is an http.Handler.
+type Server struct {
+	hub    *session.Hub
+	auth   auth
+	log    *slog.Logger
+	mux    *http.ServeMux
+	static http.Handler
+}
+
+// New returns the agent listener's handler.
+func New(cfg Config) (*Server, error) {
+	if cfg.Hub == nil {
+		return nil, errors.New("viewer: a session hub is required")
+	}
+	if len(cfg.Token) < MinTokenLength {
+		return nil, fmt.Errorf("the agent token must be at least %d characters (got %d); leave --agent-token empty to have one generated", MinTokenLength, len(cfg.Token))
+	}
+	if err := web.Check(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		hub:    cfg.Hub,
+		auth:   newAuth(cfg.Token),
+		log:    cfg.Logger,
+		mux:    http.NewServeMux(),
+		static: http.StripPrefix("/static/", http.FileServerFS(web.Agent())),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	s.mux.HandleFunc("GET /login", s.login)
+	s.mux.HandleFunc("POST /login", s.login)
+	s.mux.HandleFunc("POST /logout", s.logout)
+	s.mux.Handle("GET /static/", s.static)
+
+	s.mux.Handle("GET /{$}", s.page("dashboard.html"))
+	s.mux.Handle("GET /sessions/{id}", s.page("session.html"))
+
+	s.mux.Handle("GET /api/sessions", s.api(s.listSessions))
+	s.mux.Handle("GET /api/sessions/stream", s.api(s.streamSessions))
+	s.mux.Handle("GET /api/sessions/{id}", s.api(s.getSession))
+	s.mux.Handle("GET /api/sessions/{id}/events", s.api(s.sessionEvents))
+	s.mux.Handle("GET /api/sessions/{id}/live", s.api(s.live))
+}
+
+// contentSecurityPolicy confines the agent console. The replayed page lives
+// in an about:blank iframe that inherits this policy: its styles are inline
+// (rrweb inlines stylesheets) and its images and fonts still load from the
+// visitor's site, hence those sources; scripts only ever come from here.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; " +
+	"style-src 'self' 'unsafe-inline' http: https:; img-src 'self' data: blob: http: https:; " +
+	"font-src 'self' data: http: https:; media-src 'self' http: https:; connect-src 'self'; " +
+	"frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", contentSecurityPolicy)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+	s.mux.ServeHTTP(w, r)
+}
+
+// page serves an agent page to a signed-in agent and sends anyone else to
+// the sign-in page.
+func (s *Server) page(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.auth.authenticated(r, time.Now()) {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		s.serveFile(w, r, name)
+	})
+}
+
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, name string) {
+	content, err := fs.ReadFile(web.Agent(), name)
+	if err != nil {
+		s.log.Error("agent page missing from the binary", "page", name, "err", err)
+		http.Error(w, "page missing from this build", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(content))
+}
+
+// login signs an agent in with the token from the query (the URL that
+// `cobrowse serve` prints) or from the sign-in form.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	token := r.URL.Query().Get("token")
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, 4096)
+		token = r.PostFormValue("token")
+	}
+	if token == "" {
+		if s.auth.authenticated(r, time.Now()) {
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		s.serveFile(w, r, "login.html")
+		return
+	}
+	if !s.auth.tokenOK(token) {
+		s.log.Warn("agent sign-in with a wrong token", "remote", r.RemoteAddr)
+		http.Redirect(w, r, "/login?error=1", http.StatusSeeOther)
+		return
+	}
+	http.SetCookie(w, s.auth.loginCookie(time.Now(), r.TLS != nil))
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: agentCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// api wraps an API handler: the caller must hold the agent token (Bearer) or
+// a login cookie, and errors are JSON.
+func (s *Server) api(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.auth.authenticated(r, time.Now()) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="cobrowse"`)
+			writeError(w, http.StatusUnauthorized, "sign in, or send the agent token as 'Authorization: Bearer <token>'")
+			return
+		}
+		if err := h(w, r); err != nil {
+			switch {
+			case errors.Is(err, session.ErrNoSession):
+				writeError(w, http.StatusNotFound, err.Error())
+			default:
+				s.log.Error("API request failed", "path", r.URL.Path, "err", err)
+				writeError(w, http.StatusInternalServerError, "internal error; see the server log")
+			}
+		}
+	})
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	return json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, s.hub.Sessions())
+}
+
+func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
+	sess, err := s.hub.Session(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, sess.Info())
+}
+
+// sessionEvents returns the agent-visible events of the page the session's
+// agents follow, as an rrweb-compatible JSON array (loadable by rrweb's
+// Replayer or rrweb-player).
+func (s *Server) sessionEvents(w http.ResponseWriter, r *http.Request) error {
+	sess, err := s.hub.Session(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	events := sess.Events()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Disposition", `inline; filename="`+sess.ID()+`.events.json"`)
+	buf := bytes.NewBuffer(make([]byte, 0, 64<<10))
+	buf.WriteByte('[')
+	for i, e := range events {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(e)
+	}
+	buf.WriteString("]\n")
+	_, err = w.Write(buf.Bytes())
+	return err
+}
+
+// sessionsStreamInterval is the shortest time between two dashboard updates:
+// a busy visitor changes LastActivity with every batch.
+const sessionsStreamInterval = 250 * time.Millisecond
+
+// streamSessions sends the session list as a server-sent event named
+// "sessions" at once and after every change.
+func (s *Server) streamSessions(w http.ResponseWriter, r *http.Request) error {
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	changes, stop := s.hub.Watch()
+	defer stop()
+	keepAlive := time.NewTicker(15 * time.Second)
+	defer keepAlive.Stop()
+	for {
+		list, err := json.Marshal(s.hub.Sessions())
+		if err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintf(w, "event: sessions\ndata: %s\n\n", list); err != nil {
+			return nil // the dashboard went away
+		}
+		if err := rc.Flush(); err != nil {
+			return nil
+		}
+	wait:
+		for {
+			select {
+			case <-r.Context().Done():
+				return nil
+			case <-keepAlive.C:
+				if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
+					return nil
+				}
+			case <-changes:
+				break wait
+			}
+		}
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-time.After(sessionsStreamInterval):
+		}
+	}
+}
