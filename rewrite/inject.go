@@ -1,0 +1,327 @@
+// Package rewrite holds the pure, streaming transforms that cobrowse applies to
+// the bytes of documents it fronts, starting with the insertion of the visitor
+// script into HTML pages.
+//
+// Every transform here is an io.Reader over another io.Reader: it reads only as
+// much of its source as it needs to make its next decision, holds a bounded
+// amount of memory whatever the input, copies untouched bytes verbatim (it never
+// re-serialises what it parsed) and starts no goroutines. The package does no
+// network I/O and no logging; it reports what it did through accessors so that
+// the caller can log and measure.
+package rewrite
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	"golang.org/x/net/html"
+)
+
+// MaxTokenSize bounds the size of an HTML token (tag, comment, doctype or run
+// of text) that an Injector buffers while it looks for the injection point,
+// and so the memory it holds on hostile input: a token of this size or more
+// before the injection point makes the Injector give up injecting (see
+// ErrTokenTooLarge).
+const MaxTokenSize = 256 << 10
+
+// ErrTokenTooLarge is reported by Injector.Err when a single token before the
+// injection point reaches MaxTokenSize bytes. The document is then passed
+// through unchanged, without the snippet.
+var ErrTokenTooLarge = errors.New("rewrite: HTML token too large")
+
+// utf8BOM is the byte order mark some documents start with. It must stay the
+// first bytes of the output: browsers only honour it there.
+const utf8BOM = "\xef\xbb\xbf"
+
+// An Injector is an io.Reader that yields the bytes of an HTML document
+// unchanged, except that a snippet is inserted exactly once, at the start of
+// the document's head:
+//
+//   - a leading byte order mark, doctype, comments, processing instructions,
+//     whitespace and the <html> start tag are copied through first;
+//   - if the next token is a <head> start tag (in any case, with any
+//     attributes), the snippet goes right after it;
+//   - otherwise the snippet goes right before that token (another start tag,
+//     an end tag or text that is not whitespace), where a browser would open
+//     the implied head;
+//   - if the document ends first, the snippet goes at its end (before an
+//     unterminated tag there, which browsers discard). An empty document stays
+//     empty.
+//
+// The decision is made on tokens of golang.org/x/net/html's Tokenizer, so text
+// inside comments, attribute values or scripts (such as a "</head>" in a
+// string) is never mistaken for markup. Once the snippet is placed, the
+// Injector stops tokenizing and copies the rest of the source straight
+// through.
+//
+// The output is always the input with the snippet inserted at Offset, or the
+// input itself when Injected reports false; no byte is lost, duplicated or
+// altered. An Injector gives up injecting, and passes everything through, if a
+// token before the injection point exceeds MaxTokenSize or reading the source
+// fails before the injection point; Err then says why.
+//
+// Read returns the source's errors at the same position in the byte stream
+// as the source did: an error other than io.EOF is returned once, and a later
+// Read goes back to the source. An Injector is not safe for concurrent use,
+// and the snippet must not be modified while it is in use.
+type Injector struct {
+	src     errRecorder // what the tokenizer reads from; src.r afterwards
+	snippet []byte
+	z       *html.Tokenizer // nil once the injection point is decided
+
+	// pending holds bytes to return before anything else; they alias z's
+	// buffer and the snippet, so z must not advance until they are copied
+	// out.
+	pending [][]byte
+	segs    [4][]byte // backing array for pending, so queueing never allocates
+
+	// tail is what Read does once pending is drained after the decision: nil
+	// reads on from src, io.EOF ends the stream, any other error is returned
+	// once and then reset to nil.
+	tail error
+
+	maxToken int   // the tokenizer's buffer limit, for Err's message
+	pos      int64 // bytes of src queued for output while tokenizing
+	offset   int64 // where the snippet starts in the output, if injected
+	injected bool
+	err      error // why injection was abandoned; nil otherwise
+}
+
+// NewInjector returns an Injector that reads the HTML document in src and
+// inserts snippet once, at the start of its head. See Injector for the rules.
+func NewInjector(src io.Reader, snippet []byte) *Injector {
+	return newInjector(src, snippet, MaxTokenSize)
+}
+
+// newInjector is NewInjector with a configurable token size limit, so that
+// tests can reach the give-up path with small inputs.
+func newInjector(src io.Reader, snippet []byte, maxToken int) *Injector {
+	in := &Injector{src: errRecorder{r: src}, snippet: snippet, maxToken: maxToken}
+	in.z = html.NewTokenizer(&in.src)
+	in.z.SetMaxBuf(maxToken)
+	return in
+}
+
+// Injected reports whether the snippet has been placed in the output. It is
+// final once it is true, or once Read has returned io.EOF.
+func (in *Injector) Injected() bool { return in.injected }
+
+// Offset returns the position of the snippet's first byte in the output,
+// which is also the number of source bytes before it; -1 if the snippet has
+// not been injected.
+func (in *Injector) Offset() int64 {
+	if !in.injected {
+		return -1
+	}
+	return in.offset
+}
+
+// Err reports why the Injector gave up injecting: an error wrapping
+// ErrTokenTooLarge, or one wrapping the source's read error if that came
+// before the injection point. It is nil if the snippet was injected, if the
+// document was empty, or while the decision is still pending.
+func (in *Injector) Err() error { return in.err }
+
+// Read implements io.Reader. Until the injection point is found, Read
+// fills p with the tokens before it, waiting for the source if need be: the
+// doctype and <html> tag are of no use to a browser on their own, and one
+// write of them is cheaper than one per token. From the injection point on, it
+// returns what the source returns as soon as the source returns it.
+func (in *Injector) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if len(in.pending) == 0 {
+			if in.z == nil {
+				break
+			}
+			in.step()
+			continue
+		}
+		c := copy(p[n:], in.pending[0])
+		n += c
+		if c < len(in.pending[0]) {
+			in.pending[0] = in.pending[0][c:]
+		} else {
+			in.pending = in.pending[1:]
+		}
+	}
+	if n > 0 || len(p) == 0 {
+		return n, nil
+	}
+	switch in.tail {
+	case nil:
+		return in.src.r.Read(p)
+	case io.EOF:
+		return 0, io.EOF
+	default:
+		err := in.tail
+		in.tail = nil
+		return 0, err
+	}
+}
+
+// step reads the next token and queues its bytes, with the snippet before or
+// after them if the token decides the injection point.
+func (in *Injector) step() {
+	tt := in.z.Next()
+	raw := in.z.Raw()
+	if tt == html.ErrorToken {
+		in.stop(raw, in.z.Err())
+		return
+	}
+	var bom []byte
+	if tt == html.TextToken && in.pos == 0 && bytes.HasPrefix(raw, []byte(utf8BOM)) {
+		bom, raw = raw[:len(utf8BOM)], raw[len(utf8BOM):]
+	}
+	switch classify(tt, raw) {
+	case skip:
+		in.queue(bom, raw)
+		in.pos += int64(len(bom) + len(raw))
+	case before:
+		in.offset = in.pos + int64(len(bom))
+		in.queue(bom, in.snippet, raw)
+		in.decide()
+	case after:
+		in.offset = in.pos + int64(len(raw))
+		in.queue(raw, in.snippet)
+		in.decide()
+	}
+}
+
+// queue replaces the drained pending list with segs; empty ones are dropped.
+func (in *Injector) queue(segs ...[]byte) {
+	in.pending = in.segs[:0]
+	for _, s := range segs {
+		if len(s) > 0 {
+			in.pending = append(in.pending, s)
+		}
+	}
+}
+
+// decide records that the snippet is queued and switches to passing the rest
+// of the source through: first what the tokenizer read ahead, then src.
+func (in *Injector) decide() {
+	in.injected = true
+	in.pending = append(in.pending, in.z.Buffered())
+	// The source may already have reported io.EOF or an error, together
+	// with or after the bytes now queued; hand it on after them.
+	in.tail = in.src.err
+	in.z = nil
+}
+
+// stop handles the tokenizer stopping before the injection point was found.
+// raw holds the bytes of an unfinished token, if any.
+func (in *Injector) stop(raw []byte, err error) {
+	switch {
+	case err == io.EOF:
+		if in.pos+int64(len(raw)) > 0 {
+			in.injected, in.offset = true, in.pos
+			in.queue(in.snippet, raw)
+		} else {
+			in.queue()
+		}
+	case errors.Is(err, html.ErrBufferExceeded):
+		in.err = fmt.Errorf("%w: a token before the head is %d bytes or more; serving the document without the snippet", ErrTokenTooLarge, in.maxToken)
+		in.queue(raw, in.z.Buffered())
+		err = in.src.err // nil, or met while reading ahead: after Buffered
+	default:
+		// A read error, or io.ErrNoProgress from the tokenizer if the
+		// source keeps returning nothing.
+		in.err = fmt.Errorf("rewrite: reading the document before the injection point: %w", err)
+		in.queue(raw, in.z.Buffered())
+	}
+	in.tail = err
+	in.z = nil
+}
+
+// errRecorder passes reads through and remembers the last error, which the
+// html.Tokenizer only reveals with an ErrorToken; it is needed to hand on an
+// error the tokenizer met while reading the token that decides the injection
+// point.
+type errRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errRecorder) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// action is what a token before the injection point means for the snippet.
+type action int
+
+const (
+	skip   action = iota // copy the token through and keep looking
+	before               // insert the snippet before the token
+	after                // insert the snippet after the token
+)
+
+// classify decides what a token met before the injection point means. raw is
+// the token's bytes without a leading byte order mark. It reads raw rather
+// than calling the tokenizer's TagName or Text, which rewrite the buffer in
+// place (lower-casing, unescaping) and so would alter the bytes passed on.
+func classify(tt html.TokenType, raw []byte) action {
+	switch tt {
+	case html.DoctypeToken, html.CommentToken:
+		// The tokenizer reports processing instructions ("<?xml ...?>"),
+		// CDATA sections and other "<!...>" junk as comments too.
+		return skip
+	case html.TextToken:
+		if isSpace(raw) {
+			return skip
+		}
+	case html.StartTagToken, html.SelfClosingTagToken:
+		switch name := tagName(raw); {
+		case equalFoldASCII(name, "html"):
+			return skip
+		case equalFoldASCII(name, "head"):
+			return after
+		}
+	}
+	return before
+}
+
+// isSpace reports whether b is empty or only HTML whitespace.
+func isSpace(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\f', '\r':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// tagName returns the name in the raw bytes of a start tag ("<name ...>"),
+// delimited as the tokenizer delimits it.
+func tagName(raw []byte) []byte {
+	name := raw[1:] // skip '<'
+	if i := bytes.IndexAny(name, " \t\n\f\r/>"); i >= 0 {
+		name = name[:i]
+	}
+	return name
+}
+
+// equalFoldASCII reports whether b equals the lower-case ASCII string s,
+// ignoring ASCII case only, as HTML tag names do.
+func equalFoldASCII(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,355 @@
+package rewrite
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+const testSnippet = `<script src="/__cobrowse/visitor.js" defer></script>`
+
+// mark stands for the snippet in the documents of injectCases: the input is
+// the document without it, the expected output has the snippet in its place.
+const mark = "{S}"
+
+// injectCases are documents with mark where the snippet belongs, or without
+// mark if it must not be injected. They also seed FuzzInjector.
+var injectCases = []struct {
+	name, doc string
+}{
+	{"with head", "<!DOCTYPE html>\n<html lang=\"en\">\n<head>{S}\n<meta charset=\"utf-8\"><title>Shop</title></head><body><p>hi</p></body></html>"},
+	{"head with attributes", `<html><head profile="http://x" data-a='>'>{S}<title>t</title>`},
+	{"uppercase tags", "<!DOCTYPE HTML><HTML><HEAD>{S}<TITLE>t</TITLE></HEAD>"},
+	{"mixed case head", "<Html><hEaD>{S}<meta charset=utf-8>"},
+	{"self-closing head", "<html><head/>{S}<title>t</title>"},
+	{"head not header", "<html>{S}<header>x</header>"},
+	{"without head", "<!doctype html><html>{S}<body><p>hi</p></body></html>"},
+	{"without head and body", "<!doctype html>\n{S}<title>t</title><p>hi"},
+	{"meta first", "<html>\n  {S}<meta charset=utf-8><title>t</title>"},
+	{"body before head", "<html>{S}<body><head></head>"},
+	{"end tag first", "<html>{S}</html>"},
+	{"only text", "{S}hello world"},
+	{"whitespace then text", "{S}\n\n  hello"},
+	{"empty input", ""},
+	{"whitespace only", " \t\r\n\f{S}"},
+	{"doctype only", "<!DOCTYPE html>{S}"},
+	{"html only", "<!DOCTYPE html>\n<html>\n{S}"},
+	{"unterminated tag at end", "<html>{S}<hea"},
+	{"BOM", "\xef\xbb\xbf<!DOCTYPE html><html><head>{S}<title>t</title>"},
+	{"BOM then text", "\xef\xbb\xbf{S}hello"},
+	{"BOM only", "\xef\xbb\xbf{S}"},
+	{"processing instruction", "<?xml version=\"1.0\"?>\n<?php echo 1; ?><html xmlns=\"http://www.w3.org/1999/xhtml\"><head>{S}<title>t</title>"},
+	// In HTML (outside SVG and MathML) "<![CDATA[" opens a comment that the
+	// first ">" closes, so "]]>" is text, which starts the body.
+	{"CDATA is a comment", "<![CDATA[<head>{S}]]><html><head>"},
+	{"comment containing head", "<!-- <head> --><html><!-- </head><head> --><head>{S}<title>t</title>"},
+	{"attributes containing head", `<html data-x="<head>" data-y='</head>'><head data-z="</head>">{S}<title>t</title>`},
+	{"script containing </head> before head", `<html>{S}<script>var s = "</head><head>";</script><head><title>t</title></head>`},
+	{"script before html", `{S}<script>document.write("<head></head>")</script><html><head>`},
+	{"bogus end tag", "</><html><head>{S}"},
+}
+
+// split returns the input and the expected output of an injectCases document,
+// and where the snippet is expected (-1 for nowhere).
+func split(doc string) (in, want string, at int64) {
+	at = int64(strings.Index(doc, mark))
+	return strings.Replace(doc, mark, "", 1), strings.Replace(doc, mark, testSnippet, 1), at
+}
+
+// result is everything observable about one run of an Injector.
+type result struct {
+	out      string
+	injected bool
+	offset   int64
+	err      error
+}
+
+// same reports whether r and o are the same outcome; errors are compared by
+// message, since each run wraps its own.
+func (r result) same(o result) bool {
+	return r.out == o.out && r.injected == o.injected && r.offset == o.offset &&
+		fmt.Sprint(r.err) == fmt.Sprint(o.err)
+}
+
+func run(t testing.TB, src io.Reader, maxToken int) result {
+	t.Helper()
+	inj := newInjector(src, []byte(testSnippet), maxToken)
+	out, err := io.ReadAll(inj)
+	if err != nil {
+		t.Fatalf("ReadAll: %v", err)
+	}
+	return result{string(out), inj.Injected(), inj.Offset(), inj.Err()}
+}
+
+// checkInvariant fails unless r.out is input with the snippet at r.offset, or
+// input itself when nothing was injected.
+func checkInvariant(t testing.TB, input string, r result) {
+	t.Helper()
+	if !r.injected {
+		if r.offset != -1 {
+			t.Errorf("Offset() = %d without injection, want -1", r.offset)
+		}
+		if r.out != input {
+			t.Fatalf("not injected but output differs from input:\n in: %q\nout: %q", input, r.out)
+		}
+		return
+	}
+	if r.err != nil {
+		t.Errorf("injected but Err() = %v", r.err)
+	}
+	end := r.offset + int64(len(testSnippet))
+	if r.offset < 0 || end > int64(len(r.out)) || r.out[r.offset:end] != testSnippet {
+		t.Fatalf("snippet not found at offset %d of %q", r.offset, r.out)
+	}
+	if rest := r.out[:r.offset] + r.out[end:]; rest != input {
+		t.Fatalf("output minus snippet differs from input:\n in: %q\nout: %q", input, rest)
+	}
+}
+
+func TestInjector(t *testing.T) {
+	for _, tc := range injectCases {
+		t.Run(tc.name, func(t *testing.T) {
+			input, want, at := split(tc.doc)
+			got := run(t, strings.NewReader(input), MaxTokenSize)
+			checkInvariant(t, input, got)
+			if got.out != want {
+				t.Errorf("output\n got: %q\nwant: %q", got.out, want)
+			}
+			if got.injected != (at >= 0) || got.offset != at {
+				t.Errorf("Injected() = %v, Offset() = %d; want %v, %d", got.injected, got.offset, at >= 0, at)
+			}
+			if got.err != nil {
+				t.Errorf("Err() = %v, want nil", got.err)
+			}
+		})
+	}
+}
+
+// TestInjectorReaders checks that how the source splits its data, or returns
+// its final data together with io.EOF, changes nothing.
+func TestInjectorReaders(t *testing.T) {
+	readers := map[string]func(io.Reader) io.Reader{
+		"OneByteReader": iotest.OneByteReader,
+		"HalfReader":    iotest.HalfReader,
+		"DataErrReader": iotest.DataErrReader,
+	}
+	for _, tc := range injectCases {
+		input, _, _ := split(tc.doc)
+		want := run(t, strings.NewReader(input), MaxTokenSize)
+		for name, wrap := range readers {
+			t.Run(tc.name+"/"+name, func(t *testing.T) {
+				if got := run(t, wrap(strings.NewReader(input)), MaxTokenSize); !got.same(want) {
+					t.Errorf("got %+v\nwant %+v", got, want)
+				}
+			})
+		}
+	}
+}
+
+// TestInjectorSourceError checks that a source error is passed on once, at the
+// position where the source returned it, and that nothing is lost or
+// duplicated: iotest.TimeoutReader fails its second Read only.
+func TestInjectorSourceError(t *testing.T) {
+	for _, tc := range injectCases {
+		t.Run(tc.name, func(t *testing.T) {
+			input, want, _ := split(tc.doc)
+			inj := NewInjector(iotest.TimeoutReader(strings.NewReader(input)), []byte(testSnippet))
+			var out bytes.Buffer
+			timeouts := 0
+			buf := make([]byte, 7)
+			for {
+				n, err := inj.Read(buf)
+				out.Write(buf[:n])
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					if !errors.Is(err, iotest.ErrTimeout) {
+						t.Fatalf("Read: %v", err)
+					}
+					timeouts++
+				}
+			}
+			if len(input) > 0 && timeouts != 1 {
+				t.Errorf("got %d timeouts, want 1", timeouts)
+			}
+			got := result{out.String(), inj.Injected(), inj.Offset(), inj.Err()}
+			if got.err != nil {
+				// The error came before the injection point: the
+				// document passes through unchanged.
+				if !errors.Is(got.err, iotest.ErrTimeout) {
+					t.Errorf("Err() = %v, want it to wrap %v", got.err, iotest.ErrTimeout)
+				}
+				checkInvariant(t, input, got)
+				return
+			}
+			if got.out != want {
+				t.Errorf("output\n got: %q\nwant: %q", got.out, want)
+			}
+		})
+	}
+}
+
+func TestInjectorHugeToken(t *testing.T) {
+	huge := strings.Repeat("x", MaxTokenSize)
+	tests := []struct {
+		name, doc string
+		tooLarge  bool
+	}{
+		{"comment", "<!--" + huge + "--><html><head><title>t</title>", true},
+		{"doctype", "<!DOCTYPE " + huge + "><html><head>", true},
+		{"html attribute", `<html data-x="` + huge + `"><head>`, true},
+		{"whitespace", strings.Repeat(" \n", MaxTokenSize) + "<head>", true},
+		{"text", "{S}" + huge + "<head>", false},
+		{"after the head", "<html><head>{S}<script>" + huge + "</script>", false},
+		{"head tag itself", `<html><head data-x="` + huge + `">`, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			input, want, _ := split(tc.doc)
+			got := run(t, strings.NewReader(input), MaxTokenSize)
+			checkInvariant(t, input, got)
+			if tc.tooLarge {
+				if !errors.Is(got.err, ErrTokenTooLarge) {
+					t.Errorf("Err() = %v, want ErrTokenTooLarge", got.err)
+				}
+				return
+			}
+			if got.out != want {
+				t.Errorf("snippet at %d, want at %d", got.offset, strings.Index(tc.doc, mark))
+			}
+		})
+	}
+}
+
+// endless yields a prefix and then the same byte forever, counting what it
+// has handed out.
+type endless struct {
+	prefix string
+	fill   byte
+	n      int64
+}
+
+func (e *endless) Read(p []byte) (int, error) {
+	n := copy(p, e.prefix)
+	e.prefix = e.prefix[n:]
+	for i := n; i < len(p); i++ {
+		p[i] = e.fill
+	}
+	e.n += int64(len(p))
+	return len(p), nil
+}
+
+// TestInjectorBoundedMemory checks that an endless comment before the head
+// neither hangs the Injector nor makes it read without limit: it gives up
+// and streams.
+func TestInjectorBoundedMemory(t *testing.T) {
+	src := &endless{prefix: "<!DOCTYPE html><!--", fill: 'a'}
+	inj := NewInjector(src, []byte(testSnippet))
+	buf := make([]byte, 32<<10)
+	var total int64
+	for total < 8*MaxTokenSize {
+		n, err := inj.Read(buf)
+		if err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		total += int64(n)
+	}
+	if !errors.Is(inj.Err(), ErrTokenTooLarge) {
+		t.Errorf("Err() = %v, want ErrTokenTooLarge", inj.Err())
+	}
+	// Once passing through, the Injector reads from src only what it
+	// returns, plus what the tokenizer had read ahead.
+	if ahead := src.n - total; ahead > 4*MaxTokenSize {
+		t.Errorf("read %d bytes more from src than returned", ahead)
+	}
+}
+
+func FuzzInjector(f *testing.F) {
+	for _, tc := range injectCases {
+		input, _, _ := split(tc.doc)
+		f.Add([]byte(input), uint16(0))
+		f.Add([]byte(input), uint16(8))
+	}
+	f.Fuzz(func(t *testing.T, input []byte, maxToken uint16) {
+		// 0 stands for the real limit; small limits reach the give-up path.
+		limit := int(maxToken)
+		if limit == 0 {
+			limit = MaxTokenSize
+		}
+		got := run(t, bytes.NewReader(input), limit)
+		checkInvariant(t, string(input), got)
+		if len(input) > 0 && !got.injected && got.err == nil {
+			t.Fatalf("non-empty document %q neither injected nor given up", input)
+		}
+		if got.err != nil && !errors.Is(got.err, ErrTokenTooLarge) {
+			t.Fatalf("unexpected Err() = %v", got.err)
+		}
+		if one := run(t, iotest.OneByteReader(bytes.NewReader(input)), limit); !one.same(got) {
+			t.Fatalf("one byte at a time:\n got %+v\nwant %+v", one, got)
+		}
+	})
+}
+
+// productPage returns a realistic shop page of about size bytes: a head with
+// metas, links, inline styles and scripts, then a body of product cards.
+func productPage(size int) []byte {
+	var b bytes.Buffer
+	b.WriteString("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
+	b.WriteString("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")
+	for i := range 8 {
+		fmt.Fprintf(&b, "<meta property=\"og:tag%d\" content=\"Some descriptive open graph value %d\">\n", i, i)
+		fmt.Fprintf(&b, "<link rel=\"preload\" href=\"/static/font-%d.woff2\" as=\"font\" crossorigin>\n", i)
+	}
+	b.WriteString("<link rel=\"stylesheet\" href=\"/static/app.3f9a1c.css\">\n<style>\n")
+	for i := range 40 {
+		fmt.Fprintf(&b, ".card-%d{display:flex;padding:%dpx;border:1px solid #ddd;border-radius:8px}\n", i, i%16)
+	}
+	b.WriteString("</style>\n<script>window.__STATE__ = {\"user\": null, \"cart\": []};</script>\n")
+	b.WriteString("<title>Products – Example Shop</title>\n</head>\n<body class=\"catalog\">\n<main>\n")
+	for i := 0; b.Len() < size-100; i++ {
+		fmt.Fprintf(&b, `<article class="card card-%d" data-id="%d">
+  <a href="/products/%d"><img src="/img/p%d.jpg" alt="Product %d" loading="lazy" width="320" height="240"></a>
+  <h2 class="title">Product number %d</h2>
+  <p class="price">&euro;%d.99 <del>&euro;%d.99</del></p>
+  <button type="button" class="add" onclick="addToCart(%d)">Add to cart</button>
+</article>
+`, i%40, i, i, i, i, i, 10+i%90, 20+i%90, i)
+	}
+	b.WriteString("</main>\n</body>\n</html>\n")
+	return b.Bytes()
+}
+
+// onlyReader and onlyWriter hide io.WriterTo and io.ReaderFrom so that the
+// benchmarks copy through a 32 KiB buffer with Read, as
+// httputil.ReverseProxy does with a response body.
+type onlyReader struct{ io.Reader }
+type onlyWriter struct{ io.Writer }
+
+func benchmarkCopy(b *testing.B, wrap func(io.Reader) io.Reader) {
+	page := productPage(100 << 10)
+	buf := make([]byte, 32<<10)
+	b.SetBytes(int64(len(page)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := io.CopyBuffer(onlyWriter{io.Discard}, onlyReader{wrap(bytes.NewReader(page))}, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkInjector measures injecting into a 100 KB page; compare with
+// BenchmarkCopyBaseline.
+func BenchmarkInjector(b *testing.B) {
+	snippet := []byte(testSnippet)
+	benchmarkCopy(b, func(r io.Reader) io.Reader { return NewInjector(r, snippet) })
+}
+
+// BenchmarkCopyBaseline copies the same page without an Injector.
+func BenchmarkCopyBaseline(b *testing.B) {
+	benchmarkCopy(b, func(r io.Reader) io.Reader { return r })
+}
