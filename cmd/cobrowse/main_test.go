@@ -1,0 +1,46 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestCommandLineErrorsSayWhatToDo(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"no subcommand", nil, "a subcommand is required"},
+		{"unknown subcommand", []string{"serv"}, `unknown subcommand "serv"`},
+		{"serve without upstream", []string{"serve"}, "--upstream is required"},
+		{"relative upstream", []string{"serve", "--upstream", "example.com", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, "upstream"},
+		{"short agent token", []string{"serve", "--upstream", "http://127.0.0.1:1", "--agent-token", "short", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, "at least 16 characters"},
+		{"bad log level", []string{"demo", "--log-level", "loud"}, "log-level"},
+		{"listen address in use", []string{"serve", "--upstream", "http://127.0.0.1:1", "--listen", "256.0.0.1:80", "--agent-listen", "127.0.0.1:0"}, "choose another --listen address"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), tc.args, &stdout, &stderr)
+			if err == nil {
+				t.Fatalf("run(%q) succeeded, want an error containing %q", tc.args, tc.wantErr)
+			}
+			if msg := err.Error() + stderr.String(); !strings.Contains(msg, tc.wantErr) {
+				t.Fatalf("run(%q) = %v (stderr %q), want it to mention %q", tc.args, err, stderr.String(), tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, &stdout, &stdout); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(stdout.String(), "cobrowse ") {
+		t.Fatalf("version printed %q", stdout.String())
+	}
+}

@@ -1,0 +1,224 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/go-rod/rod"
+	"github.com/go-rod/rod/lib/launcher"
+	"github.com/go-rod/rod/lib/launcher/flags"
+)
+
+// chromiumFlags are the flags every test browser runs with, besides
+// headless and a fresh --user-data-dir: no sandbox (tests run as root in CI),
+// and nothing that reaches for the network on its own.
+var chromiumFlags = []string{
+	"no-sandbox", "disable-background-networking", "disable-component-update",
+	"disable-sync", "disable-quic", "no-first-run", "disable-gpu",
+}
+
+// newUserDataDir returns a fresh profile directory under the run's browser
+// root (which is how leftover processes are found).
+func newUserDataDir(t *testing.T) string {
+	t.Helper()
+	if err := os.MkdirAll(run.browserRoot, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(run.browserRoot, "profile-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// visitorBrowser starts a Chromium driven by go-rod: the visitor, a browser
+// independent of the product's own CDP code.
+func visitorBrowser(t *testing.T) *rod.Browser {
+	t.Helper()
+	l := launcher.New().Bin(chromiumPath).Headless(true).Leakless(false).
+		UserDataDir(newUserDataDir(t)).Set("window-size", "1280,900")
+	for _, f := range chromiumFlags {
+		l = l.Set(flags.Flag(f))
+	}
+	controlURL, err := l.Launch()
+	if err != nil {
+		t.Fatalf("starting the visitor's Chromium: %v", err)
+	}
+	browser := rod.New().ControlURL(controlURL)
+	if err := browser.Connect(); err != nil {
+		l.Kill()
+		t.Fatalf("connecting to the visitor's Chromium: %v", err)
+	}
+	t.Cleanup(func() {
+		browser.Close()
+		l.Kill()
+		l.Cleanup()
+	})
+	return browser
+}
+
+// agentBrowser starts a Chromium driven by chromedp: the support agent.
+func agentBrowser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath),
+		chromedp.UserDataDir(newUserDataDir(t)),
+		chromedp.WindowSize(1280, 900),
+	)
+	for _, f := range chromiumFlags {
+		opts = append(opts, chromedp.Flag(f, true))
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	if err := chromedp.Do(ctx); err != nil { // starts the browser
+		cancel()
+		cancelAlloc()
+		t.Fatalf("starting the agent's Chromium: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc() // waits for the browser process to exit
+	})
+	return ctx
+}
+
+// cobrowse is a running `cobrowse demo`.
+type cobrowse struct {
+	visitorURL string // e.g. http://127.0.0.1:40001/
+	agentURL   string // e.g. http://127.0.0.1:40002
+	token      string
+	stderr     *lockedBuffer
+}
+
+var (
+	visitorURLLine = regexp.MustCompile(`visitor URL:\s+(http://\S+)`)
+	agentURLLine   = regexp.MustCompile(`agent sign-in:\s+(http://[^/\s]+)`)
+)
+
+// startDemo runs the cobrowse binary's demo on loopback ports it chooses.
+func startDemo(t *testing.T) *cobrowse {
+	t.Helper()
+	c := &cobrowse{token: "e2e-agent-token-0123456789", stderr: &lockedBuffer{}}
+	cmd := exec.Command(run.binary, "demo", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0",
+		"--agent-token", c.token, "--log-level", "debug")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = c.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting cobrowse demo: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			t.Error("cobrowse did not stop within 10 s of SIGINT")
+		}
+		if t.Failed() {
+			t.Logf("cobrowse log:\n%s", c.stderr.String())
+		}
+	})
+	lines := bufio.NewScanner(stdout)
+	deadline := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
+	defer deadline.Stop()
+	for (c.visitorURL == "" || c.agentURL == "") && lines.Scan() {
+		if m := visitorURLLine.FindStringSubmatch(lines.Text()); m != nil {
+			c.visitorURL = m[1]
+		}
+		if m := agentURLLine.FindStringSubmatch(lines.Text()); m != nil {
+			c.agentURL = m[1]
+		}
+	}
+	if c.visitorURL == "" || c.agentURL == "" {
+		t.Fatalf("cobrowse demo printed no URLs; log:\n%s", c.stderr.String())
+	}
+	go io.Copy(io.Discard, stdout)
+	return c
+}
+
+// api GETs an agent API path with the Bearer token and decodes the JSON.
+func (c *cobrowse) api(t *testing.T, path string, into any) {
+	t.Helper()
+	body := c.rawGET(t, path)
+	if err := json.Unmarshal(body, into); err != nil {
+		t.Fatalf("GET %s: %v\n%s", path, err, body)
+	}
+}
+
+// rawGET returns the body of an agent API path.
+func (c *cobrowse) rawGET(t *testing.T, path string) []byte {
+	t.Helper()
+	req, _ := http.NewRequest("GET", c.agentURL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s: %s", path, resp.Status, body)
+	}
+	return body
+}
+
+// eventually polls check every 50 ms until it returns "" (success) or the
+// bound passes, then fails with the last reason.
+func eventually(t *testing.T, within time.Duration, what string, check func() string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	reason := ""
+	for time.Since(start) < within {
+		if reason = check(); reason == "" {
+			return time.Since(start)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %v: %s", what, within, reason)
+	return 0
+}
+
+func saveArtifact(t *testing.T, name string, data []byte) {
+	t.Helper()
+	path := filepath.Join(run.artifactsDir, name)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Errorf("saving %s: %v", name, err)
+		return
+	}
+	t.Logf("artifact: %s", path)
+}
+
+// lockedBuffer collects a process's output; safe for concurrent use.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
