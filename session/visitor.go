@@ -170,24 +170,50 @@ func (h *VisitorHandler) readLoop(conn *websocket.Conn, v *Visitor, replies chan
 		if int64(len(data)) > limit {
 			return closeWith(conn, websocket.CloseMessageTooBig, fmt.Sprintf("message over %d bytes", limit))
 		}
-		var msg visitorMessage
-		if err := json.Unmarshal(data, &msg); err != nil {
-			return closeWith(conn, websocket.CloseUnsupportedData, "message is not valid JSON")
-		}
-		switch msg.Type {
-		case "":
-			if _, err := v.Batch(msg.Seq, msg.Events); err != nil {
-				return closeWith(conn, websocket.ClosePolicyViolation, err.Error())
+		reply, err := h.handleMessage(v, data)
+		if err != nil {
+			var refused *refusal
+			if errors.As(err, &refused) {
+				return closeWith(conn, refused.code, refused.reason)
 			}
-			replies <- mustJSON(map[string]any{"type": "ack", "seq": msg.Seq})
-		case "page":
-			v.SetPage(truncate(msg.URL, maxURLBytes), truncate(msg.Title, maxTitleBytes))
-		case "focus":
-			v.Focus()
-		default:
-			h.logger().Debug("ignoring unknown visitor message", "type", truncate(msg.Type, 64))
+			return err
+		}
+		if reply != nil {
+			replies <- reply
 		}
 	}
+}
+
+// refusal is a visitor message the server will not take: the connection is
+// closed with code and reason.
+type refusal struct {
+	code   int
+	reason string
+}
+
+func (r *refusal) Error() string { return r.reason }
+
+// handleMessage applies one visitor message to the hub and returns the reply
+// to send, if any. A *refusal error means the connection must be closed.
+func (h *VisitorHandler) handleMessage(v *Visitor, data []byte) ([]byte, error) {
+	var msg visitorMessage
+	if err := json.Unmarshal(data, &msg); err != nil {
+		return nil, &refusal{websocket.CloseUnsupportedData, "message is not valid JSON"}
+	}
+	switch msg.Type {
+	case "":
+		if _, err := v.Batch(msg.Seq, msg.Events); err != nil {
+			return nil, &refusal{websocket.ClosePolicyViolation, err.Error()}
+		}
+		return mustJSON(map[string]any{"type": "ack", "seq": msg.Seq}), nil
+	case "page":
+		v.SetPage(truncate(msg.URL, maxURLBytes), truncate(msg.Title, maxTitleBytes))
+	case "focus":
+		v.Focus()
+	default:
+		h.logger().Debug("ignoring unknown visitor message", "type", truncate(msg.Type, 64))
+	}
+	return nil, nil
 }
 
 // writeLoop is the connection's only writer: replies from the read loop,
