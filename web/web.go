@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -118,13 +119,29 @@ func VisitorScriptHandler() (http.Handler, error) {
 }
 
 // acceptsGzip reports whether the request's Accept-Encoding lists gzip with a
-// non-zero quality.
+// non-zero quality. Every spelling of zero ("q=0", "q=0.0", "Q=0.000") means
+// "not acceptable" (RFC 9110, section 12.4.2); a quality that does not parse
+// is taken as zero too: identity is always safe to send.
 func acceptsGzip(r *http.Request) bool {
 	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		coding, params, _ := strings.Cut(part, ";")
 		if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
-			return strings.ReplaceAll(strings.TrimSpace(params), " ", "") != "q=0"
+			return nonZeroQuality(params)
 		}
 	}
 	return false
+}
+
+// nonZeroQuality reports whether the parameters of one Accept-Encoding
+// element ("q=0.5", "level=9;q=0") give it a quality above zero; no q
+// parameter means 1.
+func nonZeroQuality(params string) bool {
+	for _, param := range strings.Split(params, ";") {
+		name, value, _ := strings.Cut(param, "=")
+		if strings.EqualFold(strings.TrimSpace(name), "q") {
+			q, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+			return err == nil && q > 0
+		}
+	}
+	return true
 }
