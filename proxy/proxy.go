@@ -25,10 +25,10 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/cobrowse/cobrowse/internal/contentcoding"
 	"github.com/cobrowse/cobrowse/rewrite"
 )
 
@@ -153,7 +153,7 @@ type clientGzipKey struct{}
 func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.upstream) // also sends the upstream's host as Host
 	pr.SetXForwarded()
-	gz := acceptsGzip(pr.In.Header)
+	gz := contentcoding.Accepts(pr.In.Header, "gzip")
 	if gz || (pr.In.Method != http.MethodHead && pr.In.Header.Get("Range") == "") {
 		// Ask for gzip only, whatever the client accepts: it is the one
 		// coding this proxy decodes, to rewrite HTML and for clients that
@@ -243,44 +243,6 @@ func contentCoding(h http.Header) string {
 		}
 	}
 	return strings.Join(codings, ", ")
-}
-
-// acceptsGzip reports whether a request with header h accepts a gzip body.
-// RFC 9110 reads a missing Accept-Encoding as "anything", but clients that
-// omit it (curl, scripts, health checks) expect an unencoded body, and
-// decoding for them is always correct, so the proxy reads it as "identity".
-func acceptsGzip(h http.Header) bool {
-	gzipQ, anyQ := -1.0, -1.0
-	for _, v := range h.Values("Accept-Encoding") {
-		for part := range strings.SplitSeq(v, ",") {
-			coding, params, _ := strings.Cut(part, ";")
-			q := qValue(params)
-			switch coding = strings.TrimSpace(coding); {
-			case strings.EqualFold(coding, "gzip"), strings.EqualFold(coding, "x-gzip"):
-				gzipQ = max(gzipQ, q)
-			case coding == "*":
-				anyQ = max(anyQ, q)
-			}
-		}
-	}
-	if gzipQ >= 0 {
-		return gzipQ > 0
-	}
-	return anyQ > 0
-}
-
-// qValue returns the weight in the parameters of an Accept-Encoding element
-// ("q=0.5"): 1 if there is none or it is malformed.
-func qValue(params string) float64 {
-	for p := range strings.SplitSeq(params, ";") {
-		name, value, _ := strings.Cut(p, "=")
-		if strings.EqualFold(strings.TrimSpace(name), "q") {
-			if q, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil && q >= 0 && q <= 1 {
-				return q
-			}
-		}
-	}
-	return 1
 }
 
 // gunzip replaces the gzip body of resp with its decoded bytes. It reads the

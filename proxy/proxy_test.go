@@ -541,33 +541,6 @@ func TestNewRejectsBadUpstream(t *testing.T) {
 	})
 }
 
-func TestAcceptsGzip(t *testing.T) {
-	tests := map[string]bool{
-		"":                      false,
-		"gzip":                  true,
-		"GZIP":                  true,
-		"deflate, br":           false,
-		"gzip;q=0":              false,
-		"gzip; q=0.001":         true,
-		"x-gzip":                true,
-		"*":                     true,
-		"*;q=0":                 false,
-		"*, gzip;q=0":           false,
-		"gzip;q=0, *":           false,
-		"identity;q=1, *;q=0.5": true,
-		"br;q=1.0, gzip;q=0.8":  true,
-	}
-	for header, want := range tests {
-		h := http.Header{}
-		if header != "" {
-			h.Set("Accept-Encoding", header)
-		}
-		if got := acceptsGzip(h); got != want {
-			t.Errorf("acceptsGzip(%q) = %v, want %v", header, got, want)
-		}
-	}
-}
-
 // BenchmarkProxyHTML measures a 100 KB HTML page through the proxy, over
 // loopback, against an upstream that serves it from memory.
 func BenchmarkProxyHTML(b *testing.B) {

@@ -17,9 +17,10 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cobrowse/cobrowse/internal/contentcoding"
 )
 
 //go:embed agent visitor dist
@@ -109,39 +110,11 @@ func VisitorScriptHandler() (http.Handler, error) {
 		h.Set("Vary", "Accept-Encoding")
 		h.Set("X-Content-Type-Options", "nosniff")
 		body, etag := script, `"`+version+`"`
-		if acceptsGzip(r) {
+		if contentcoding.Accepts(r.Header, "gzip") {
 			h.Set("Content-Encoding", "gzip")
 			body, etag = gz.Bytes(), `"`+version+`-gz"`
 		}
 		h.Set("ETag", etag)
 		http.ServeContent(rw, r, "", time.Time{}, bytes.NewReader(body))
 	}), nil
-}
-
-// acceptsGzip reports whether the request's Accept-Encoding lists gzip with a
-// non-zero quality. Every spelling of zero ("q=0", "q=0.0", "Q=0.000") means
-// "not acceptable" (RFC 9110, section 12.4.2); a quality that does not parse
-// is taken as zero too: identity is always safe to send.
-func acceptsGzip(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		coding, params, _ := strings.Cut(part, ";")
-		if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
-			return nonZeroQuality(params)
-		}
-	}
-	return false
-}
-
-// nonZeroQuality reports whether the parameters of one Accept-Encoding
-// element ("q=0.5", "level=9;q=0") give it a quality above zero; no q
-// parameter means 1.
-func nonZeroQuality(params string) bool {
-	for _, param := range strings.Split(params, ";") {
-		name, value, _ := strings.Cut(param, "=")
-		if strings.EqualFold(strings.TrimSpace(name), "q") {
-			q, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-			return err == nil && q > 0
-		}
-	}
-	return true
 }

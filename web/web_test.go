@@ -319,39 +319,6 @@ func TestVisitorScriptHandler(t *testing.T) {
 	})
 }
 
-func TestAcceptsGzip(t *testing.T) {
-	tests := []struct {
-		header string
-		want   bool
-	}{
-		{"", false},
-		{"gzip", true},
-		{" gzip ", true},
-		{"deflate, gzip", true},
-		{"gzip;q=0.5", true},
-		{"gzip ; q = 0.5", true},
-		{"gzip;q=0", false},
-		{"gzip;q=0.", false},
-		{"gzip;q=0.00", false},
-		{"gzip; Q=0", false},
-		{"gzip;q=zero", false},
-		{"gzip;q=-1", false},
-		{"gzip;level=9", true},
-		{"gzip;level=9;q=0", false},
-		{"identity;q=0, gzip", true},
-		{"*", false}, // only an explicit gzip gets gzip
-	}
-	for _, tt := range tests {
-		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		if tt.header != "" {
-			r.Header.Set("Accept-Encoding", tt.header)
-		}
-		if got := acceptsGzip(r); got != tt.want {
-			t.Errorf("acceptsGzip(%q) = %v, want %v", tt.header, got, tt.want)
-		}
-	}
-}
-
 func TestAgentFS(t *testing.T) {
 	agent := Agent()
 	tests := []struct {
