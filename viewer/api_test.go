@@ -290,6 +290,9 @@ func TestStatic(t *testing.T) {
 		{"/static/visitor/visitor.js", "", ""},
 		{"/static/dist/rrweb-replay.min.js", "", ""},
 		{"/static/%2e%2e/web.go", "", ""},
+		{"/static/", "", ""}, // no directory listings
+		{"/static/vendor/", "", ""},
+		{"/static/vendor", "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {

@@ -19,18 +19,20 @@ const agentCookie = "cobrowse_agent"
 const loginLifetime = 12 * time.Hour
 
 type auth struct {
-	token []byte
-	key   []byte
+	tokenHash [sha256.Size]byte
+	key       []byte
 }
 
 func newAuth(token string) auth {
 	key := sha256.Sum256([]byte("cobrowse agent cookie\x00" + token))
-	return auth{token: []byte(token), key: key[:]}
+	return auth{tokenHash: sha256.Sum256([]byte(token)), key: key[:]}
 }
 
-// tokenOK compares in constant time.
+// tokenOK compares hashes in constant time, so that neither the token's
+// content nor its length shows in the time a wrong guess takes.
 func (a auth) tokenOK(candidate string) bool {
-	return subtle.ConstantTimeCompare([]byte(candidate), a.token) == 1
+	h := sha256.Sum256([]byte(candidate))
+	return subtle.ConstantTimeCompare(h[:], a.tokenHash[:]) == 1
 }
 
 func (a auth) mac(expiry string) string {
@@ -56,11 +58,13 @@ func (a auth) loginCookie(now time.Time, secure bool) *http.Cookie {
 }
 
 // authenticated reports whether the request carries the agent token as a
-// Bearer credential or a valid, unexpired login cookie.
+// Bearer credential or a valid, unexpired login cookie. A Bearer credential,
+// when present, decides alone; other Authorization schemes (say, Basic added
+// by a proxy in front) leave the decision to the cookie.
 func (a auth) authenticated(r *http.Request, now time.Time) bool {
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, credential, ok := strings.Cut(h, " ")
-		return ok && strings.EqualFold(scheme, "Bearer") && a.tokenOK(strings.TrimSpace(credential))
+	scheme, credential, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if strings.EqualFold(scheme, "Bearer") {
+		return a.tokenOK(strings.TrimSpace(credential))
 	}
 	c, err := r.Cookie(agentCookie)
 	if err != nil {

@@ -104,6 +104,10 @@ func TestAuthMatrix(t *testing.T) {
 			"Cookie":        cookieHeader(agentCookie, login.Value)["Cookie"],
 			"Authorization": {"Bearer wrong-token-0123456789abc"},
 		}},
+		{name: "login cookie, basic auth added by a proxy in front", header: http.Header{
+			"Cookie":        cookieHeader(agentCookie, login.Value)["Cookie"],
+			"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte("gateway:secret"))},
+		}, authed: true},
 		{name: "tampered mac", header: cookieHeader(agentCookie, expiry+"."+string(flipped))},
 		{name: "extended expiry", header: cookieHeader(agentCookie, strconv.FormatInt(unix+3600, 10)+"."+mac)},
 		{name: "mac only", header: cookieHeader(agentCookie, mac)},
@@ -150,8 +154,12 @@ func TestAuthMatrix(t *testing.T) {
 				case !cred.authed && rt.kind == kindPage:
 					resp, _ := f.do(t, request{path: path, header: cred.header})
 					checkSecurityHeaders(t, resp)
-					if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" {
-						t.Fatalf("status %d Location %q, want 303 to /login", resp.StatusCode, resp.Header.Get("Location"))
+					want := "/login"
+					if path != "/" {
+						want += "?next=" + url.QueryEscape(path)
+					}
+					if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
+						t.Fatalf("status %d Location %q, want 303 to %s", resp.StatusCode, resp.Header.Get("Location"), want)
 					}
 				case !cred.authed:
 					resp, body := f.do(t, request{path: path, header: cred.header})
@@ -465,4 +473,29 @@ func TestLogout(t *testing.T) {
 			t.Fatalf("API after sign-out: status %d, want 401", resp.StatusCode)
 		}
 	})
+}
+
+func TestLoginReturnsToTheRequestedPageOnly(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name     string
+		req      request
+		location string
+	}{
+		{"query token with next", request{path: "/login?token=" + url.QueryEscape(testToken) + "&next=%2Fsessions%2Fs1"}, "/sessions/s1"},
+		{"form token with next", request{method: http.MethodPost, path: "/login", form: "token=" + url.QueryEscape(testToken) + "&next=%2Fsessions%2Fs1"}, "/sessions/s1"},
+		{"wrong token keeps next", request{method: http.MethodPost, path: "/login", form: "token=wrong-token-0123456789&next=%2Fsessions%2Fs1"}, "/login?error=1&next=%2Fsessions%2Fs1"},
+		{"protocol-relative next", request{path: "/login?token=" + url.QueryEscape(testToken) + "&next=%2F%2Fevil.example%2F"}, "/"},
+		{"absolute next", request{path: "/login?token=" + url.QueryEscape(testToken) + "&next=https%3A%2F%2Fevil.example%2F"}, "/"},
+		{"backslash next", request{path: "/login?token=" + url.QueryEscape(testToken) + "&next=%2F%5Cevil.example"}, "/"},
+		{"relative next", request{path: "/login?token=" + url.QueryEscape(testToken) + "&next=sessions"}, "/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, _ := f.do(t, tt.req)
+			if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != tt.location {
+				t.Fatalf("status %d Location %q, want 303 to %q", resp.StatusCode, resp.Header.Get("Location"), tt.location)
+			}
+		})
+	}
 }

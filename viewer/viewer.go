@@ -12,6 +12,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/cobrowse/cobrowse/session"
@@ -57,7 +59,7 @@ func New(cfg Config) (*Server, error) {
 		auth:   newAuth(cfg.Token),
 		log:    cfg.Logger,
 		mux:    http.NewServeMux(),
-		static: http.StripPrefix("/static/", http.FileServerFS(web.Agent())),
+		static: http.StripPrefix("/static/", http.FileServerFS(filesOnly{web.Agent()})),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -101,12 +103,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
+// filesOnly hides directories, so /static/ serves files but lists nothing.
+type filesOnly struct{ fs.FS }
+
+func (f filesOnly) Open(name string) (fs.File, error) {
+	file, err := f.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	if info, err := file.Stat(); err != nil || info.IsDir() {
+		file.Close()
+		return nil, fs.ErrNotExist
+	}
+	return file, nil
+}
+
 // page serves an agent page to a signed-in agent and sends anyone else to
 // the sign-in page.
 func (s *Server) page(name string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.auth.authenticated(r, time.Now()) {
-			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			http.Redirect(w, r, loginURL(r.URL.RequestURI(), false), http.StatusSeeOther)
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
@@ -126,16 +143,18 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, name string) 
 }
 
 // login signs an agent in with the token from the query (the URL that
-// `cobrowse serve` prints) or from the sign-in form.
+// `cobrowse serve` prints) or from the sign-in form, then sends it to the
+// page it asked for ("next", a local path) or the dashboard.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	token := r.URL.Query().Get("token")
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(w, r.Body, 4096)
 		token = r.PostFormValue("token")
 	}
+	next := localPath(r.FormValue("next"))
 	if token == "" {
 		if s.auth.authenticated(r, time.Now()) {
-			http.Redirect(w, r, "/", http.StatusSeeOther)
+			http.Redirect(w, r, next, http.StatusSeeOther)
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
@@ -144,11 +163,38 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.auth.tokenOK(token) {
 		s.log.Warn("agent sign-in with a wrong token", "remote", r.RemoteAddr)
-		http.Redirect(w, r, "/login?error=1", http.StatusSeeOther)
+		http.Redirect(w, r, loginURL(next, true), http.StatusSeeOther)
 		return
 	}
 	http.SetCookie(w, s.auth.loginCookie(time.Now(), r.TLS != nil))
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// loginURL is the sign-in page that returns to next afterwards.
+func loginURL(next string, failed bool) string {
+	q := url.Values{}
+	if failed {
+		q.Set("error", "1")
+	}
+	if next = localPath(next); next != "/" {
+		q.Set("next", next)
+	}
+	if len(q) == 0 {
+		return "/login"
+	}
+	return "/login?" + q.Encode()
+}
+
+// localPath returns p if it is a path on this server, and "/" otherwise, so
+// that "next" can never send an agent to another site ("//evil.example",
+// "https://…", "/\\evil.example").
+func localPath(p string) string {
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || !strings.HasPrefix(p, "/") ||
+		strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+		return "/"
+	}
+	return p
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
@@ -231,7 +277,8 @@ func (s *Server) sessionEvents(w http.ResponseWriter, r *http.Request) error {
 const sessionsStreamInterval = 250 * time.Millisecond
 
 // streamSessions sends the session list as a server-sent event named
-// "sessions" at once and after every change.
+// "sessions" at once and after every change, at most once per
+// sessionsStreamInterval.
 func (s *Server) streamSessions(w http.ResponseWriter, r *http.Request) error {
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -245,12 +292,10 @@ func (s *Server) streamSessions(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		if _, err := fmt.Fprintf(w, "event: sessions\ndata: %s\n\n", list); err != nil {
+		if _, err := fmt.Fprintf(w, "event: sessions\ndata: %s\n\n", list); err != nil || rc.Flush() != nil {
 			return nil // the dashboard went away
 		}
-		if err := rc.Flush(); err != nil {
-			return nil
-		}
+		earliestNext := time.After(sessionsStreamInterval)
 	wait:
 		for {
 			select {
@@ -264,10 +309,10 @@ func (s *Server) streamSessions(w http.ResponseWriter, r *http.Request) error {
 				break wait
 			}
 		}
-		select {
+		select { // a change came: send it, but not sooner than the interval allows
 		case <-r.Context().Done():
 			return nil
-		case <-time.After(sessionsStreamInterval):
+		case <-earliestNext:
 		}
 	}
 }
