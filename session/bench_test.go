@@ -19,7 +19,7 @@ func BenchmarkFanOut(b *testing.B) {
 	for _, agents := range []int{1, 10} {
 		b.Run(fmt.Sprintf("agents=%d", agents), func(b *testing.B) {
 			hub := quietHub(Config{MaxQueueBytes: 1 << 30})
-			v, _ := hub.Attach("session-1", "tab-0001", "page-0001")
+			v, _ := mustAttach(b, hub, "session-1", "tab-0001", "page-0001")
 			snapshot := page("https://shop.test/", 0)
 			if _, err := v.Batch(1, snapshot); err != nil {
 				b.Fatal(err)

@@ -24,7 +24,7 @@ func FuzzVisitorMessages(f *testing.F) {
 	f.Fuzz(func(t *testing.T, first, second []byte) {
 		hub := quietHub(Config{MaxLogBytes: 4 << 10, MaxQueueBytes: 4 << 10})
 		handler := &VisitorHandler{Hub: hub, Logger: hub.cfg.Logger}
-		v, _ := hub.Attach("session-1", "tab-0001", "page-0001")
+		v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
 		s, _ := hub.Session("session-1")
 		sub, err := s.Subscribe()
 		if err != nil {

@@ -36,6 +36,13 @@ type Config struct {
 	// connection (a navigation reconnects within a second; a closed browser does
 	// not). Default 60 s.
 	IdleTimeout time.Duration
+	// MaxSessions bounds the live sessions of the hub; a visitor beyond it is
+	// refused (ErrTooManySessions). Default 10,000.
+	MaxSessions int
+	// MaxTabsPerSession bounds one visitor's tabs. A new tab beyond it
+	// replaces the longest-disconnected tab, or is refused (ErrTooManyTabs)
+	// if every tab is connected. Default 32.
+	MaxTabsPerSession int
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -50,15 +57,27 @@ func (c Config) withDefaults() Config {
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 60 * time.Second
 	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = 10000
+	}
+	if c.MaxTabsPerSession <= 0 {
+		c.MaxTabsPerSession = 32
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	return c
 }
 
-// ErrNoSession is returned for a session id the hub does not know (never
-// existed, or ended).
-var ErrNoSession = errors.New("no such session")
+// Errors of the hub. ErrTooManySessions and ErrTooManyTabs refuse a visitor
+// connection: the hub is at a configured bound.
+var (
+	// ErrNoSession is returned for a session id the hub does not know (never
+	// existed, or ended).
+	ErrNoSession       = errors.New("no such session")
+	ErrTooManySessions = errors.New("too many live sessions (MaxSessions)")
+	ErrTooManyTabs     = errors.New("too many connected tabs in this session (MaxTabsPerSession)")
+)
 
 // Info describes a session for dashboards and the REST API.
 type Info struct {
@@ -153,11 +172,20 @@ func (h *Hub) changed() {
 	}
 }
 
-// sessionFor returns the session with the given id, creating it if needed.
-func (h *Hub) sessionFor(id string) *Session {
+// sessionFor returns the live session with the given id, creating it if
+// needed (also in place of one that has just ended).
+func (h *Hub) sessionFor(id string) (*Session, error) {
 	h.mu.Lock()
 	s, ok := h.sessions[id]
+	if ok && s.ended.Load() {
+		ok = false
+		delete(h.sessions, id)
+	}
 	if !ok {
+		if len(h.sessions) >= h.cfg.MaxSessions {
+			h.mu.Unlock()
+			return nil, ErrTooManySessions
+		}
 		now := time.Now()
 		s = &Session{
 			hub:          h,
@@ -174,7 +202,7 @@ func (h *Hub) sessionFor(id string) *Session {
 	if !ok {
 		h.changed()
 	}
-	return s
+	return s, nil
 }
 
 // Expire ends the tabs and sessions that have had no visitor connection for
@@ -190,7 +218,9 @@ func (h *Hub) Expire(now time.Time) {
 	for _, s := range all {
 		if s.expireTabs(now) {
 			h.mu.Lock()
-			delete(h.sessions, s.id)
+			if h.sessions[s.id] == s { // not already replaced by sessionFor
+				delete(h.sessions, s.id)
+			}
 			h.mu.Unlock()
 			h.cfg.Logger.Info("session ended", "session", s.id, "reason", "visitor gone")
 			h.changed()

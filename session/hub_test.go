@@ -16,6 +16,15 @@ func quietHub(cfg Config) *Hub {
 	return NewHub(cfg)
 }
 
+func mustAttach(tb testing.TB, hub *Hub, sessionID, tabID, pageID string) (*Visitor, uint64) {
+	tb.Helper()
+	v, ack, err := hub.Attach(sessionID, tabID, pageID)
+	if err != nil {
+		tb.Fatalf("Attach(%s, %s, %s): %v", sessionID, tabID, pageID, err)
+	}
+	return v, ack
+}
+
 func metaEvent(ts int, href string) json.RawMessage {
 	return json.RawMessage(fmt.Sprintf(`{"type":4,"timestamp":%d,"data":{"href":%q,"width":1024,"height":768}}`, ts, href))
 }
@@ -94,14 +103,14 @@ func sameEvents(t *testing.T, got, want []json.RawMessage) {
 func TestResumeAfterReconnectLosesAndDuplicatesNothing(t *testing.T) {
 	hub := quietHub(Config{})
 	events := page("https://shop.test/", 8)
-	v, ack := hub.Attach("session-1", "tab-0001", "page-0001")
+	v, ack := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
 	if ack != 0 {
 		t.Fatalf("first attach ack = %d, want 0", ack)
 	}
 	mustBatch(t, v, 1, events[0:3])
 	mustBatch(t, v, 2, events[3:6])
 	v.Detach() // the connection drops; the visitor never saw the ack of batch 3
-	v2, ack := hub.Attach("session-1", "tab-0001", "page-0001")
+	v2, ack := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
 	if ack != 2 {
 		t.Fatalf("reconnect ack = %d, want 2", ack)
 	}
@@ -121,8 +130,8 @@ func TestResumeAfterReconnectLosesAndDuplicatesNothing(t *testing.T) {
 
 func TestSupersededConnectionIsDetached(t *testing.T) {
 	hub := quietHub(Config{})
-	old, _ := hub.Attach("session-1", "tab-0001", "page-0001")
-	hub.Attach("session-1", "tab-0001", "page-0001")
+	old, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
+	mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
 	if _, open := <-old.Downlink(); open {
 		t.Fatal("the superseded connection's downlink is still open")
 	}
@@ -133,7 +142,7 @@ func TestSupersededConnectionIsDetached(t *testing.T) {
 
 func TestLateJoinGetsSnapshotAndTailAtOnce(t *testing.T) {
 	hub := quietHub(Config{})
-	v, _ := hub.Attach("session-1", "tab-0001", "page-0001")
+	v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
 	v.SetPage("https://shop.test/", "Shop")
 	events := page("https://shop.test/", 20)
 	for i := range events {
@@ -164,7 +173,7 @@ func TestLateJoinGetsSnapshotAndTailAtOnce(t *testing.T) {
 
 func TestNavigationStartsANewPageInTheSameSession(t *testing.T) {
 	hub := quietHub(Config{})
-	v, _ := hub.Attach("session-1", "tab-0001", "page-0001")
+	v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
 	mustBatch(t, v, 1, page("https://shop.test/", 3))
 	s, _ := hub.Session("session-1")
 	sub, _ := s.Subscribe()
@@ -172,7 +181,7 @@ func TestNavigationStartsANewPageInTheSameSession(t *testing.T) {
 	next(t, sub) // initial reset
 
 	v.Detach() // the visitor follows a link: the old page's socket closes
-	v2, ack := hub.Attach("session-1", "tab-0001", "page-0002")
+	v2, ack := mustAttach(t, hub, "session-1", "tab-0001", "page-0002")
 	if ack != 0 {
 		t.Fatalf("new page load ack = %d, want 0", ack)
 	}
@@ -194,7 +203,7 @@ func TestNavigationStartsANewPageInTheSameSession(t *testing.T) {
 
 func TestSlowAgentIsResyncedWithoutSlowingOthers(t *testing.T) {
 	hub := quietHub(Config{MaxQueueBytes: 4 << 10})
-	v, _ := hub.Attach("session-1", "tab-0001", "page-0001")
+	v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
 	mustBatch(t, v, 1, page("https://shop.test/", 0))
 	s, _ := hub.Session("session-1")
 	slow, _ := s.Subscribe()
@@ -229,7 +238,7 @@ func TestSlowAgentIsResyncedWithoutSlowingOthers(t *testing.T) {
 
 func TestMalformedAndUnknownEventsAreDropped(t *testing.T) {
 	hub := quietHub(Config{})
-	v, _ := hub.Attach("session-1", "tab-0001", "page-0001")
+	v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
 	good := page("https://shop.test/", 1)
 	bad := []json.RawMessage{
 		json.RawMessage(`{"type":99,"timestamp":1}`),
@@ -248,7 +257,7 @@ func TestMalformedAndUnknownEventsAreDropped(t *testing.T) {
 
 func TestEventsBeforeAnySnapshotAreNotKept(t *testing.T) {
 	hub := quietHub(Config{})
-	v, _ := hub.Attach("session-1", "tab-0001", "page-0001")
+	v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
 	mustBatch(t, v, 1, []json.RawMessage{incrementalEvent(1, 1)})
 	s, _ := hub.Session("session-1")
 	if n := len(s.Events()); n != 0 {
@@ -258,7 +267,7 @@ func TestEventsBeforeAnySnapshotAreNotKept(t *testing.T) {
 
 func TestOversizedLogAsksTheVisitorForASnapshot(t *testing.T) {
 	hub := quietHub(Config{MaxLogBytes: 2 << 10})
-	v, _ := hub.Attach("session-1", "tab-0001", "page-0001")
+	v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
 	mustBatch(t, v, 1, page("https://shop.test/", 0))
 	seq := uint64(2)
 	for ; seq < 100; seq++ {
@@ -284,9 +293,9 @@ func TestOversizedLogAsksTheVisitorForASnapshot(t *testing.T) {
 
 func TestFocusSwitchesTheFollowedTab(t *testing.T) {
 	hub := quietHub(Config{})
-	a, _ := hub.Attach("session-1", "tab-000a", "page-000a")
+	a, _ := mustAttach(t, hub, "session-1", "tab-000a", "page-000a")
 	mustBatch(t, a, 1, page("https://shop.test/a", 0))
-	b, _ := hub.Attach("session-1", "tab-000b", "page-000b")
+	b, _ := mustAttach(t, hub, "session-1", "tab-000b", "page-000b")
 	bEvents := page("https://shop.test/b", 0)
 	mustBatch(t, b, 1, bEvents)
 	s, _ := hub.Session("session-1")
@@ -311,7 +320,7 @@ func TestFocusSwitchesTheFollowedTab(t *testing.T) {
 
 func TestIdleSessionEndsAndTellsItsAgents(t *testing.T) {
 	hub := quietHub(Config{IdleTimeout: time.Minute})
-	v, _ := hub.Attach("session-1", "tab-0001", "page-0001")
+	v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
 	mustBatch(t, v, 1, page("https://shop.test/", 0))
 	s, _ := hub.Session("session-1")
 	sub, _ := s.Subscribe()
@@ -339,7 +348,7 @@ func TestWatchSignalsChanges(t *testing.T) {
 	hub := quietHub(Config{})
 	changes, stop := hub.Watch()
 	defer stop()
-	v, _ := hub.Attach("session-1", "tab-0001", "page-0001")
+	v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
 	select {
 	case <-changes:
 	case <-time.After(5 * time.Second):
@@ -353,5 +362,53 @@ func TestWatchSignalsChanges(t *testing.T) {
 	}
 	if got := hub.Sessions()[0].Title; got != "Shop" {
 		t.Fatalf("title = %q", got)
+	}
+}
+
+func TestSessionsAreBounded(t *testing.T) {
+	hub := quietHub(Config{MaxSessions: 2})
+	mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
+	mustAttach(t, hub, "session-2", "tab-0001", "page-0001")
+	if _, _, err := hub.Attach("session-3", "tab-0001", "page-0001"); !errors.Is(err, ErrTooManySessions) {
+		t.Fatalf("third session: err = %v, want ErrTooManySessions", err)
+	}
+	mustAttach(t, hub, "session-1", "tab-0002", "page-0002") // known sessions still attach
+}
+
+func TestTabsAreBoundedAndDisconnectedOnesMakeRoom(t *testing.T) {
+	hub := quietHub(Config{MaxTabsPerSession: 2})
+	a, _ := mustAttach(t, hub, "session-1", "tab-000a", "page-000a")
+	mustBatch(t, a, 1, page("https://shop.test/a", 0))
+	mustAttach(t, hub, "session-1", "tab-000b", "page-000b")
+	if _, _, err := hub.Attach("session-1", "tab-000c", "page-000c"); !errors.Is(err, ErrTooManyTabs) {
+		t.Fatalf("third connected tab: err = %v, want ErrTooManyTabs", err)
+	}
+	a.Detach()
+	c, _ := mustAttach(t, hub, "session-1", "tab-000c", "page-000c")
+	mustBatch(t, c, 1, page("https://shop.test/c", 0))
+	s, _ := hub.Session("session-1")
+	if info := s.Info(); info.Tabs != 2 || info.URL != "https://shop.test/c" {
+		t.Fatalf("after eviction: %+v, want 2 tabs following c", info)
+	}
+}
+
+// A session that expires between Attach's lookup and its lock (ended, not
+// yet removed from the hub) must not swallow the new connection.
+func TestAttachNeverJoinsAnEndedSession(t *testing.T) {
+	hub := quietHub(Config{})
+	ended, err := hub.sessionFor("session-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ended.expireTabs(time.Now()) {
+		t.Fatal("a session without tabs did not end")
+	}
+	v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
+	if v.session == ended {
+		t.Fatal("Attach joined the ended session")
+	}
+	s, err := hub.Session("session-1")
+	if err != nil || s != v.session || !s.Info().Connected {
+		t.Fatalf("the hub lists %v (%v), want the visitor's live session", s, err)
 	}
 }

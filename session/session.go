@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,7 +27,9 @@ type Session struct {
 	// page or got the visitor's focus. Nil until a tab sends a page.
 	active *tab
 	subs   map[*Subscriber]struct{}
-	ended  bool
+	// ended is set, under mu, when the last tab expired; it is atomic so that
+	// the hub can read it without taking mu (see the lock order above).
+	ended atomic.Bool
 }
 
 // tab is one browser tab of the visitor. Its page changes with every
@@ -66,7 +69,7 @@ func (s *Session) infoLocked() Info {
 		LastActivity: s.lastActivity,
 		Tabs:         len(s.tabs),
 		Agents:       len(s.subs),
-		Ended:        s.ended,
+		Ended:        s.ended.Load(),
 	}
 	for _, t := range s.tabs {
 		if t.conn != nil {
@@ -96,12 +99,28 @@ func (s *Session) Events() []json.RawMessage {
 // streaming; ack is the last batch seq the hub already holds for that page
 // load (0 for a page it has not seen), so the visitor resends only what comes
 // after. An earlier connection of the same tab is superseded: its Downlink is
-// closed.
-func (h *Hub) Attach(sessionID, tabID, pageID string) (v *Visitor, ack uint64) {
-	s := h.sessionFor(sessionID)
-	s.mu.Lock()
+// closed. Attach fails only at the hub's bounds (ErrTooManySessions,
+// ErrTooManyTabs).
+func (h *Hub) Attach(sessionID, tabID, pageID string) (v *Visitor, ack uint64, err error) {
+	var s *Session
+	for {
+		if s, err = h.sessionFor(sessionID); err != nil {
+			return nil, 0, err
+		}
+		s.mu.Lock()
+		if !s.ended.Load() {
+			break
+		}
+		// The session expired between the lookup and the lock: sessionFor
+		// now replaces it with a new one.
+		s.mu.Unlock()
+	}
 	t, ok := s.tabs[tabID]
 	if !ok {
+		if len(s.tabs) >= h.cfg.MaxTabsPerSession && !s.evictDisconnectedTabLocked() {
+			s.mu.Unlock()
+			return nil, 0, ErrTooManyTabs
+		}
 		t = &tab{id: tabID}
 		s.tabs[tabID] = t
 	}
@@ -120,7 +139,36 @@ func (h *Hub) Attach(sessionID, tabID, pageID string) (v *Visitor, ack uint64) {
 	ack = t.lastSeq
 	s.mu.Unlock()
 	h.changed()
-	return v, ack
+	return v, ack, nil
+}
+
+// evictDisconnectedTabLocked removes the tab that has been disconnected the
+// longest and reports whether there was one.
+func (s *Session) evictDisconnectedTabLocked() bool {
+	var oldest *tab
+	for _, t := range s.tabs {
+		if t.conn == nil && (oldest == nil || t.disconnectedAt.Before(oldest.disconnectedAt)) {
+			oldest = t
+		}
+	}
+	if oldest == nil {
+		return false
+	}
+	s.removeTabLocked(oldest)
+	return true
+}
+
+// removeTabLocked forgets a tab; if agents followed it, they switch to the
+// most recently active remaining tab.
+func (s *Session) removeTabLocked(t *tab) {
+	delete(s.tabs, t.id)
+	if s.active != t {
+		return
+	}
+	s.active = s.mostRecentTabLocked()
+	if s.active != nil {
+		s.broadcastLocked(s.resetMessageLocked())
+	}
 }
 
 // Visitor is one connection of a visitor's tab into the hub. Its methods are
@@ -308,21 +356,15 @@ func (s *Session) expireTabs(now time.Time) (ended bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	idle := s.hub.cfg.IdleTimeout
-	for id, t := range s.tabs {
+	for _, t := range s.tabs {
 		if t.conn == nil && now.Sub(t.disconnectedAt) > idle {
-			delete(s.tabs, id)
-			if s.active == t {
-				s.active = s.mostRecentTabLocked()
-				if s.active != nil {
-					s.broadcastLocked(s.resetMessageLocked())
-				}
-			}
+			s.removeTabLocked(t)
 		}
 	}
 	if len(s.tabs) > 0 {
 		return false
 	}
-	s.ended = true
+	s.ended.Store(true)
 	subs := s.subs
 	s.subs = map[*Subscriber]struct{}{}
 	end := s.infoMessageLocked()

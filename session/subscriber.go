@@ -34,7 +34,7 @@ type Subscriber struct {
 // with the page the session's agents follow.
 func (s *Session) Subscribe() (*Subscriber, error) {
 	s.mu.Lock()
-	if s.ended {
+	if s.ended.Load() {
 		s.mu.Unlock()
 		return nil, ErrSessionEnded
 	}

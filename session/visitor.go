@@ -113,6 +113,13 @@ func (h *VisitorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		header.Add("Set-Cookie", cookie.String())
 	}
 
+	v, ack, err := h.Hub.Attach(sessionID, tabID, pageID)
+	if err != nil {
+		h.logger().Warn("visitor refused", "session", sessionID, "err", err)
+		http.Error(w, "cobrowse is at capacity: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	defer v.Detach()
 	upgrader := websocket.Upgrader{
 		EnableCompression: true,
 		CheckOrigin:       sameOrigin,
@@ -123,8 +130,6 @@ func (h *VisitorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer conn.Close()
 
-	v, ack := h.Hub.Attach(sessionID, tabID, pageID)
-	defer v.Detach()
 	log := h.logger().With("session", sessionID, "tab", tabID)
 	log.Debug("visitor connected", "page", pageID, "ack", ack)
 

@@ -18,12 +18,16 @@ type visitorServer struct {
 }
 
 func newVisitorServer(t *testing.T, maxMessage int64) *visitorServer {
+	return newVisitorServerWith(t, Config{}, maxMessage)
+}
+
+func newVisitorServerWith(t *testing.T, cfg Config, maxMessage int64) *visitorServer {
 	t.Helper()
 	identity, err := NewIdentity([]byte(strings.Repeat("k", MinKeyBytes)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := quietHub(Config{})
+	hub := quietHub(cfg)
 	srv := httptest.NewServer(&VisitorHandler{Hub: hub, Identity: identity, MaxMessageBytes: maxMessage, Logger: hub.cfg.Logger})
 	t.Cleanup(srv.Close)
 	return &visitorServer{hub: hub, srv: srv}
@@ -169,5 +173,17 @@ func TestVisitorMalformedJSONClosesWithAReason(t *testing.T) {
 	var closeErr *websocket.CloseError
 	if !errors.As(err, &closeErr) || closeErr.Code != websocket.CloseUnsupportedData {
 		t.Fatalf("err = %v, want close 1003", err)
+	}
+}
+
+func TestVisitorRefusedWithAReasonWhenTheHubIsFull(t *testing.T) {
+	vs := newVisitorServerWith(t, Config{MaxSessions: 1}, 0)
+	if _, _, _, err := vs.dial(t, "tab-0001", "page-0001", "", vs.srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, err := vs.dial(t, "tab-0002", "page-0002", "", vs.srv.URL)
+	var status *httpStatusError
+	if !errors.As(err, &status) || status.status != http.StatusServiceUnavailable {
+		t.Fatalf("second visitor: err = %v, want HTTP 503", err)
 	}
 }

@@ -122,7 +122,10 @@ func TestSessionEvents(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
-			v, _ := f.hub.Attach("s1", "tab-1", "page-1")
+			v, _, err := f.hub.Attach("s1", "tab-1", "page-1")
+			if err != nil {
+				t.Fatal(err)
+			}
 			for i, b := range tt.batches {
 				if _, err := v.Batch(uint64(i+1), b); err != nil {
 					t.Fatalf("Batch(%d): %v", i+1, err)

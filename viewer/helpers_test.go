@@ -160,7 +160,10 @@ func pageEvents(ts int, href string, n int) []json.RawMessage {
 // n incremental events as batch 1.
 func (f *fixture) visit(t *testing.T, id, href, title string, n int) *session.Visitor {
 	t.Helper()
-	v, _ := f.hub.Attach(id, "tab-1", "page-1")
+	v, _, err := f.hub.Attach(id, "tab-1", "page-1")
+	if err != nil {
+		t.Fatal(err)
+	}
 	mustBatch(t, v, 1, pageEvents(1000, href, n))
 	v.SetPage(href, title)
 	return v

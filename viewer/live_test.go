@@ -15,7 +15,10 @@ func TestLive(t *testing.T) {
 	f := newFixture(t)
 	page1 := pageEvents(1000, "https://shop.example/", 2)
 	page2 := pageEvents(2000, "https://shop.example/cart", 1)
-	v, _ := f.hub.Attach("s1", "tab-1", "page-1")
+	v, _, err := f.hub.Attach("s1", "tab-1", "page-1")
+	if err != nil {
+		t.Fatal(err)
+	}
 	mustBatch(t, v, 1, page1)
 	v.SetPage("https://shop.example/", "Shop")
 
