@@ -27,7 +27,8 @@ type VisitorHandler struct {
 	// CookieName names the visitor cookie. Default "__cobrowse_sid".
 	CookieName string
 	// MaxMessageBytes bounds one visitor message after decompression. Larger
-	// messages close the connection with code 1009. Default 16 MiB.
+	// messages close the connection with code 1009. Default 32 MiB (the
+	// visitor script keeps each batch under 8 Mi characters, at most 24 MiB).
 	MaxMessageBytes int64
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
@@ -68,7 +69,7 @@ func (h *VisitorHandler) maxMessageBytes() int64 {
 	if h.MaxMessageBytes > 0 {
 		return h.MaxMessageBytes
 	}
-	return 16 << 20
+	return 32 << 20
 }
 
 // sameOrigin accepts only WebSocket handshakes sent by pages of the site this

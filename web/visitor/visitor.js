@@ -22,7 +22,12 @@
   var WS_PATH = '/__cobrowse/ws';
   var FLUSH_MS = 40;                     // batch window
   var MAX_BATCH_EVENTS = 500;            // a batch is sent early past this
-  var MAX_UNACKED_BYTES = 16 * 1024 * 1024;
+  // Bounds in JS string length (UTF-16 code units; at most 3 UTF-8 bytes
+  // each). One batch stays under the server's 32 MiB message bound; a larger
+  // one (a page too big to snapshot) stops recording instead of retrying.
+  var MAX_BATCH_CHARS = 8 * 1024 * 1024;
+  var MAX_UNACKED_CHARS = 32 * 1024 * 1024;
+  var ID = /^[A-Za-z0-9_-]{8,64}$/; // docs/protocol.md
   var MIN_BACKOFF_MS = 250, MAX_BACKOFF_MS = 10000;
 
   function randomId() {
@@ -38,7 +43,7 @@
   var tabId;
   try {
     tabId = sessionStorage.getItem('__cobrowse_tab');
-    if (!tabId) {
+    if (!tabId || !ID.test(tabId)) {
       tabId = randomId();
       sessionStorage.setItem('__cobrowse_tab', tabId);
     }
@@ -54,7 +59,10 @@
     if (!el) return true; // rrweb gave no element: fail closed
     var type = (el.getAttribute && el.getAttribute('type') || '').toLowerCase();
     var ac = (el.getAttribute && el.getAttribute('autocomplete') || '').toLowerCase();
-    return type === 'password' || /(^|\s)cc-/.test(ac) ||
+    // rrweb marks a password field that the page switched to another type
+    // ("show password") with data-rr-is-password; it is still a password.
+    var wasPassword = el.getAttribute && el.getAttribute('data-rr-is-password') != null;
+    return type === 'password' || wasPassword || /(^|\s)cc-/.test(ac) ||
       /(^|\s)(current-password|new-password|one-time-code)(\s|$)/.test(ac);
   }
 
@@ -72,16 +80,23 @@
         if (pending.length >= MAX_BATCH_EVENTS) flush();
         else if (!flushTimer) flushTimer = setTimeout(flush, FLUSH_MS);
       },
-      // Every text-like input goes through maskInputFn, which keeps ordinary
-      // values and masks the sensitive ones (rrweb calls maskInputFn only for
-      // the types listed here).
+      // Every input that holds a typed value goes through maskInputFn, which
+      // keeps ordinary values and masks the sensitive ones (rrweb calls
+      // maskInputFn only for the types listed here; a card's expiry is often
+      // an <input type="month" autocomplete="cc-exp">).
       maskInputOptions: {
         password: true, text: true, email: true, tel: true, number: true,
-        search: true, url: true, textarea: true
+        search: true, url: true, textarea: true,
+        date: true, 'datetime-local': true, month: true, time: true, week: true,
+        color: true, range: true
       },
       maskInputFn: function (text, el) {
         return sensitive(el) ? '*'.repeat(text.length) : text;
       },
+      // A card's expiry as a <select> cannot be masked without breaking every
+      // other select's replay (rrweb masks selects only all together), so it
+      // is blocked: agents see a placeholder of its size.
+      blockSelector: 'select[autocomplete*="cc-"]',
       recordCanvas: false,
       collectFonts: true,
       inlineStylesheet: true,
@@ -93,12 +108,19 @@
     clearTimeout(flushTimer);
     flushTimer = 0;
     if (!pending.length) return;
-    seq++;
-    var data = JSON.stringify({ seq: seq, events: pending });
+    var data = JSON.stringify({ seq: seq + 1, events: pending });
     pending = [];
+    if (data.length > MAX_BATCH_CHARS) {
+      // It can never be delivered, and a new snapshot would be as large.
+      stopRecording();
+      console.warn('cobrowse: this page is too large to share (' + data.length +
+        ' characters in one change); co-browsing stops on this page');
+      return;
+    }
+    seq++;
     unacked.push({ seq: seq, data: data });
     unackedBytes += data.length;
-    if (unackedBytes > MAX_UNACKED_BYTES) {
+    if (unackedBytes > MAX_UNACKED_CHARS) {
       // Offline too long: drop the backlog and start over with a snapshot
       // once the connection is back.
       restart();
@@ -134,8 +156,14 @@
   function connect() {
     clearTimeout(reconnectTimer);
     var proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    var socket = new WebSocket(proto + '//' + location.host + WS_PATH +
-      '?tab=' + encodeURIComponent(tabId) + '&page=' + encodeURIComponent(pageId));
+    var socket;
+    try {
+      socket = new WebSocket(proto + '//' + location.host + WS_PATH +
+        '?tab=' + encodeURIComponent(tabId) + '&page=' + encodeURIComponent(pageId));
+    } catch (err) {
+      reconnectLater(); // e.g. the page's CSP refused the connection
+      return;
+    }
     ws = socket;
     socket.onmessage = function (e) {
       if (ws !== socket) return;
@@ -160,10 +188,16 @@
       if (ws !== socket) return;
       connected = false;
       ws = null;
-      var delay = backoff * (0.5 + Math.random());
-      backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
-      reconnectTimer = setTimeout(connect, delay);
+      reconnectLater();
     };
+  }
+
+  // reconnectLater schedules the next connection attempt with jittered
+  // exponential backoff.
+  function reconnectLater() {
+    var delay = backoff * (0.5 + Math.random());
+    backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+    reconnectTimer = setTimeout(connect, delay);
   }
 
   function acknowledge(ackSeq) {
