@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+
+	"github.com/cobrowse/cobrowse/internal/rrwebtest"
 )
 
 // BenchmarkFanOut measures events per second from one visitor to n agents:
@@ -20,7 +22,7 @@ func BenchmarkFanOut(b *testing.B) {
 		b.Run(fmt.Sprintf("agents=%d", agents), func(b *testing.B) {
 			hub := quietHub(Config{MaxQueueBytes: 1 << 30})
 			v, _ := mustAttach(b, hub, "session-1", "tab-0001", "page-0001")
-			snapshot := page("https://shop.test/", 0)
+			snapshot := rrwebtest.Page(1000, "https://shop.test/", 0)
 			if _, err := v.Batch(1, snapshot); err != nil {
 				b.Fatal(err)
 			}
@@ -49,7 +51,7 @@ func BenchmarkFanOut(b *testing.B) {
 				}()
 			}
 
-			event := []json.RawMessage{incrementalEvent(2000, 1)}
+			event := []json.RawMessage{rrwebtest.MouseMove(2000, 1)}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/cobrowse/cobrowse/internal/rrwebtest"
 )
 
 // FuzzVisitorMessages feeds arbitrary visitor messages through the same
@@ -16,7 +18,7 @@ import (
 //
 //	go test -run '^$' -fuzz FuzzVisitorMessages -fuzztime 3m ./session/
 func FuzzVisitorMessages(f *testing.F) {
-	snapshot, _ := json.Marshal(page("https://shop.test/", 2))
+	snapshot, _ := json.Marshal(rrwebtest.Page(1000, "https://shop.test/", 2))
 	f.Add([]byte(`{"seq":1,"events":`+string(snapshot)+`}`), []byte(`{"seq":2,"events":[{"type":3,"timestamp":5,"data":{}}]}`))
 	f.Add([]byte(`{"seq":1,"events":[{"type":4,"timestamp":1e308,"data":{"href":"x"}},{"type":2,"timestamp":-0}]}`), []byte(`{"type":"page","url":"\u00e9","title":"\xff"}`))
 	f.Add([]byte(`{"seq":1,"events":[{"type":4.5,"timestamp":1},{"type":"4","timestamp":1},null,{}]}`), []byte(`{"type":"focus"}`))

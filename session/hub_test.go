@@ -4,11 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/cobrowse/cobrowse/internal/rrwebtest"
 )
 
 func quietHub(cfg Config) *Hub {
@@ -23,28 +24,6 @@ func mustAttach(tb testing.TB, hub *Hub, sessionID, tabID, pageID string) (*Visi
 		tb.Fatalf("Attach(%s, %s, %s): %v", sessionID, tabID, pageID, err)
 	}
 	return v, ack
-}
-
-func metaEvent(ts int, href string) json.RawMessage {
-	return json.RawMessage(fmt.Sprintf(`{"type":4,"timestamp":%d,"data":{"href":%q,"width":1024,"height":768}}`, ts, href))
-}
-
-func fullSnapshotEvent(ts int) json.RawMessage {
-	return json.RawMessage(fmt.Sprintf(`{"type":2,"timestamp":%d,"data":{"node":{"type":0,"childNodes":[],"id":1},"initialOffset":{"left":0,"top":0}}}`, ts))
-}
-
-func incrementalEvent(ts, n int) json.RawMessage {
-	return json.RawMessage(fmt.Sprintf(`{"type":3,"timestamp":%d,"data":{"source":1,"positions":[{"x":%d,"y":0,"id":1,"timeOffset":0}]}}`, ts, n))
-}
-
-// page returns the events of a page load: Meta, FullSnapshot, then n
-// incremental events.
-func page(href string, n int) []json.RawMessage {
-	events := []json.RawMessage{metaEvent(1000, href), fullSnapshotEvent(1001)}
-	for i := 0; i < n; i++ {
-		events = append(events, incrementalEvent(1002+i, i))
-	}
-	return events
 }
 
 type agentMessage struct {
@@ -102,7 +81,7 @@ func sameEvents(t *testing.T, got, want []json.RawMessage) {
 
 func TestResumeAfterReconnectLosesAndDuplicatesNothing(t *testing.T) {
 	hub := quietHub(Config{})
-	events := page("https://shop.test/", 8)
+	events := rrwebtest.Page(1000, "https://shop.test/", 8)
 	v, ack := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
 	if ack != 0 {
 		t.Fatalf("first attach ack = %d, want 0", ack)
@@ -135,7 +114,7 @@ func TestSupersededConnectionIsDetached(t *testing.T) {
 	if _, open := <-old.Downlink(); open {
 		t.Fatal("the superseded connection's downlink is still open")
 	}
-	if _, err := old.Batch(1, page("https://shop.test/", 0)); !errors.Is(err, ErrDetached) {
+	if _, err := old.Batch(1, rrwebtest.Page(1000, "https://shop.test/", 0)); !errors.Is(err, ErrDetached) {
 		t.Fatalf("Batch on superseded connection: err = %v, want ErrDetached", err)
 	}
 }
@@ -144,7 +123,7 @@ func TestLateJoinGetsSnapshotAndTailAtOnce(t *testing.T) {
 	hub := quietHub(Config{})
 	v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
 	v.SetPage("https://shop.test/", "Shop")
-	events := page("https://shop.test/", 20)
+	events := rrwebtest.Page(1000, "https://shop.test/", 20)
 	for i := range events {
 		mustBatch(t, v, uint64(i+1), events[i:i+1])
 	}
@@ -164,7 +143,7 @@ func TestLateJoinGetsSnapshotAndTailAtOnce(t *testing.T) {
 	}
 
 	// Live events follow, in order.
-	mustBatch(t, v, uint64(len(events)+1), []json.RawMessage{incrementalEvent(5000, 1)})
+	mustBatch(t, v, uint64(len(events)+1), []json.RawMessage{rrwebtest.MouseMove(5000, 1)})
 	msgs = next(t, sub)
 	if len(msgs) != 1 || msgs[0].Type != "events" || len(msgs[0].Events) != 1 {
 		t.Fatalf("live messages = %+v", msgs)
@@ -174,7 +153,7 @@ func TestLateJoinGetsSnapshotAndTailAtOnce(t *testing.T) {
 func TestNavigationStartsANewPageInTheSameSession(t *testing.T) {
 	hub := quietHub(Config{})
 	v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
-	mustBatch(t, v, 1, page("https://shop.test/", 3))
+	mustBatch(t, v, 1, rrwebtest.Page(1000, "https://shop.test/", 3))
 	s, _ := hub.Session("session-1")
 	sub, _ := s.Subscribe()
 	defer sub.Close()
@@ -185,7 +164,7 @@ func TestNavigationStartsANewPageInTheSameSession(t *testing.T) {
 	if ack != 0 {
 		t.Fatalf("new page load ack = %d, want 0", ack)
 	}
-	checkout := page("https://shop.test/checkout", 2)
+	checkout := rrwebtest.Page(1000, "https://shop.test/checkout", 2)
 	mustBatch(t, v2, 1, checkout)
 	msgs := next(t, sub)
 	last := msgs[len(msgs)-1]
@@ -204,7 +183,7 @@ func TestNavigationStartsANewPageInTheSameSession(t *testing.T) {
 func TestSlowAgentIsResyncedWithoutSlowingOthers(t *testing.T) {
 	hub := quietHub(Config{MaxQueueBytes: 4 << 10})
 	v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
-	mustBatch(t, v, 1, page("https://shop.test/", 0))
+	mustBatch(t, v, 1, rrwebtest.Page(1000, "https://shop.test/", 0))
 	s, _ := hub.Session("session-1")
 	slow, _ := s.Subscribe()
 	defer slow.Close()
@@ -217,7 +196,7 @@ func TestSlowAgentIsResyncedWithoutSlowingOthers(t *testing.T) {
 	// hang here until the test times out).
 	const batches = 500
 	for i := 0; i < batches; i++ {
-		event := incrementalEvent(2000+i, i)
+		event := rrwebtest.MouseMove(2000+i, i)
 		mustBatch(t, v, uint64(i+2), []json.RawMessage{event})
 		msgs := next(t, fast)
 		if len(msgs) != 1 || msgs[0].Type != "events" {
@@ -239,7 +218,7 @@ func TestSlowAgentIsResyncedWithoutSlowingOthers(t *testing.T) {
 func TestMalformedAndUnknownEventsAreDropped(t *testing.T) {
 	hub := quietHub(Config{})
 	v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
-	good := page("https://shop.test/", 1)
+	good := rrwebtest.Page(1000, "https://shop.test/", 1)
 	bad := []json.RawMessage{
 		json.RawMessage(`{"type":99,"timestamp":1}`),
 		json.RawMessage(`{"timestamp":1}`),
@@ -258,7 +237,7 @@ func TestMalformedAndUnknownEventsAreDropped(t *testing.T) {
 func TestEventsBeforeAnySnapshotAreNotKept(t *testing.T) {
 	hub := quietHub(Config{})
 	v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
-	mustBatch(t, v, 1, []json.RawMessage{incrementalEvent(1, 1)})
+	mustBatch(t, v, 1, []json.RawMessage{rrwebtest.MouseMove(1, 1)})
 	s, _ := hub.Session("session-1")
 	if n := len(s.Events()); n != 0 {
 		t.Fatalf("kept %d events without a snapshot", n)
@@ -268,10 +247,10 @@ func TestEventsBeforeAnySnapshotAreNotKept(t *testing.T) {
 func TestOversizedLogAsksTheVisitorForASnapshot(t *testing.T) {
 	hub := quietHub(Config{MaxLogBytes: 2 << 10})
 	v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
-	mustBatch(t, v, 1, page("https://shop.test/", 0))
+	mustBatch(t, v, 1, rrwebtest.Page(1000, "https://shop.test/", 0))
 	seq := uint64(2)
 	for ; seq < 100; seq++ {
-		mustBatch(t, v, seq, []json.RawMessage{incrementalEvent(int(seq), int(seq))})
+		mustBatch(t, v, seq, []json.RawMessage{rrwebtest.MouseMove(int(seq), int(seq))})
 		select {
 		case msg := <-v.Downlink():
 			if string(msg) != `{"type":"snapshot"}` {
@@ -281,7 +260,7 @@ func TestOversizedLogAsksTheVisitorForASnapshot(t *testing.T) {
 			if n := len(s.Events()); n != 0 {
 				t.Fatalf("log over its bound still holds %d events", n)
 			}
-			fresh := page("https://shop.test/", 1)
+			fresh := rrwebtest.Page(1000, "https://shop.test/", 1)
 			mustBatch(t, v, seq+1, fresh)
 			sameEvents(t, s.Events(), fresh)
 			return
@@ -294,9 +273,9 @@ func TestOversizedLogAsksTheVisitorForASnapshot(t *testing.T) {
 func TestFocusSwitchesTheFollowedTab(t *testing.T) {
 	hub := quietHub(Config{})
 	a, _ := mustAttach(t, hub, "session-1", "tab-000a", "page-000a")
-	mustBatch(t, a, 1, page("https://shop.test/a", 0))
+	mustBatch(t, a, 1, rrwebtest.Page(1000, "https://shop.test/a", 0))
 	b, _ := mustAttach(t, hub, "session-1", "tab-000b", "page-000b")
-	bEvents := page("https://shop.test/b", 0)
+	bEvents := rrwebtest.Page(1000, "https://shop.test/b", 0)
 	mustBatch(t, b, 1, bEvents)
 	s, _ := hub.Session("session-1")
 	sub, _ := s.Subscribe()
@@ -310,10 +289,10 @@ func TestFocusSwitchesTheFollowedTab(t *testing.T) {
 		t.Fatalf("after focus got %s %q", msgs[0].Type, msgs[0].Session.URL)
 	}
 	// Events of the tab agents do not follow are kept but not sent.
-	mustBatch(t, b, 2, []json.RawMessage{incrementalEvent(3000, 1)})
-	mustBatch(t, a, 2, []json.RawMessage{incrementalEvent(3001, 2)})
+	mustBatch(t, b, 2, []json.RawMessage{rrwebtest.MouseMove(3000, 1)})
+	mustBatch(t, a, 2, []json.RawMessage{rrwebtest.MouseMove(3001, 2)})
 	msgs = next(t, sub)
-	if len(msgs) != 1 || len(msgs[0].Events) != 1 || string(msgs[0].Events[0]) != string(incrementalEvent(3001, 2)) {
+	if len(msgs) != 1 || len(msgs[0].Events) != 1 || string(msgs[0].Events[0]) != string(rrwebtest.MouseMove(3001, 2)) {
 		t.Fatalf("agents got %+v, want only tab a's event", msgs)
 	}
 }
@@ -321,7 +300,7 @@ func TestFocusSwitchesTheFollowedTab(t *testing.T) {
 func TestIdleSessionEndsAndTellsItsAgents(t *testing.T) {
 	hub := quietHub(Config{IdleTimeout: time.Minute})
 	v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
-	mustBatch(t, v, 1, page("https://shop.test/", 0))
+	mustBatch(t, v, 1, rrwebtest.Page(1000, "https://shop.test/", 0))
 	s, _ := hub.Session("session-1")
 	sub, _ := s.Subscribe()
 	next(t, sub)
@@ -378,14 +357,14 @@ func TestSessionsAreBounded(t *testing.T) {
 func TestTabsAreBoundedAndDisconnectedOnesMakeRoom(t *testing.T) {
 	hub := quietHub(Config{MaxTabsPerSession: 2})
 	a, _ := mustAttach(t, hub, "session-1", "tab-000a", "page-000a")
-	mustBatch(t, a, 1, page("https://shop.test/a", 0))
+	mustBatch(t, a, 1, rrwebtest.Page(1000, "https://shop.test/a", 0))
 	mustAttach(t, hub, "session-1", "tab-000b", "page-000b")
 	if _, _, err := hub.Attach("session-1", "tab-000c", "page-000c"); !errors.Is(err, ErrTooManyTabs) {
 		t.Fatalf("third connected tab: err = %v, want ErrTooManyTabs", err)
 	}
 	a.Detach()
 	c, _ := mustAttach(t, hub, "session-1", "tab-000c", "page-000c")
-	mustBatch(t, c, 1, page("https://shop.test/c", 0))
+	mustBatch(t, c, 1, rrwebtest.Page(1000, "https://shop.test/c", 0))
 	s, _ := hub.Session("session-1")
 	if info := s.Info(); info.Tabs != 2 || info.URL != "https://shop.test/c" {
 		t.Fatalf("after eviction: %+v, want 2 tabs following c", info)

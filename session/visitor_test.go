@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/cobrowse/cobrowse/internal/rrwebtest"
 )
 
 type visitorServer struct {
@@ -89,7 +91,7 @@ func TestVisitorCookieContinuesTheSessionAcrossPages(t *testing.T) {
 	if welcome["type"] != "welcome" || welcome["ack"].(float64) != 0 {
 		t.Fatalf("welcome = %v", welcome)
 	}
-	events, _ := json.Marshal(page("https://shop.test/", 2))
+	events, _ := json.Marshal(rrwebtest.Page(1000, "https://shop.test/", 2))
 	conn.WriteMessage(websocket.TextMessage, []byte(`{"seq":1,"events":`+string(events)+`}`))
 	if ack := readJSON(t, conn); ack["type"] != "ack" || ack["seq"].(float64) != 1 {
 		t.Fatalf("ack = %v", ack)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cobrowse/cobrowse/internal/rrwebtest"
 	"github.com/cobrowse/cobrowse/session"
 	"github.com/cobrowse/cobrowse/web"
 )
@@ -101,9 +102,9 @@ func TestGetSession(t *testing.T) {
 }
 
 func TestSessionEvents(t *testing.T) {
-	page1 := pageEvents(1000, "https://shop.example/", 2)
-	page2 := pageEvents(2000, "https://shop.example/cart", 1)
-	tail := []json.RawMessage{incrementalEvent(1100, 7), incrementalEvent(1101, 8)}
+	page1 := rrwebtest.Page(1000, "https://shop.example/", 2)
+	page2 := rrwebtest.Page(2000, "https://shop.example/cart", 1)
+	tail := []json.RawMessage{rrwebtest.MouseMove(1100, 7), rrwebtest.MouseMove(1101, 8)}
 	unknown := json.RawMessage(`{"type":99,"timestamp":1200,"data":{}}`)
 
 	tests := []struct {

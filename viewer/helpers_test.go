@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/cobrowse/cobrowse/internal/rrwebtest"
 	"github.com/cobrowse/cobrowse/session"
 )
 
@@ -132,30 +132,6 @@ func cookieHeader(name, value string) http.Header {
 	return http.Header{"Cookie": {(&http.Cookie{Name: name, Value: value}).String()}}
 }
 
-// rrweb events, as the visitor script sends them.
-
-func metaEvent(ts int, href string) json.RawMessage {
-	return json.RawMessage(fmt.Sprintf(`{"type":4,"timestamp":%d,"data":{"href":%q,"width":1024,"height":768}}`, ts, href))
-}
-
-func fullSnapshotEvent(ts int) json.RawMessage {
-	return json.RawMessage(fmt.Sprintf(`{"type":2,"timestamp":%d,"data":{"node":{"type":0,"childNodes":[],"id":1},"initialOffset":{"left":0,"top":0}}}`, ts))
-}
-
-func incrementalEvent(ts, n int) json.RawMessage {
-	return json.RawMessage(fmt.Sprintf(`{"type":3,"timestamp":%d,"data":{"source":1,"positions":[{"x":%d,"y":0,"id":1,"timeOffset":0}]}}`, ts, n))
-}
-
-// pageEvents returns a page load's events: Meta, FullSnapshot, then n
-// incremental events, with timestamps from ts on.
-func pageEvents(ts int, href string, n int) []json.RawMessage {
-	events := []json.RawMessage{metaEvent(ts, href), fullSnapshotEvent(ts + 1)}
-	for i := 0; i < n; i++ {
-		events = append(events, incrementalEvent(ts+2+i, i))
-	}
-	return events
-}
-
 // visit attaches a visitor tab to session id and streams one page load with
 // n incremental events as batch 1.
 func (f *fixture) visit(t *testing.T, id, href, title string, n int) *session.Visitor {
@@ -164,7 +140,7 @@ func (f *fixture) visit(t *testing.T, id, href, title string, n int) *session.Vi
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustBatch(t, v, 1, pageEvents(1000, href, n))
+	mustBatch(t, v, 1, rrwebtest.Page(1000, href, n))
 	v.SetPage(href, title)
 	return v
 }

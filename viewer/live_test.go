@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/cobrowse/cobrowse/internal/rrwebtest"
 )
 
 func TestLive(t *testing.T) {
 	f := newFixture(t)
-	page1 := pageEvents(1000, "https://shop.example/", 2)
-	page2 := pageEvents(2000, "https://shop.example/cart", 1)
+	page1 := rrwebtest.Page(1000, "https://shop.example/", 2)
+	page2 := rrwebtest.Page(2000, "https://shop.example/cart", 1)
 	v, _, err := f.hub.Attach("s1", "tab-1", "page-1")
 	if err != nil {
 		t.Fatal(err)
@@ -24,8 +26,8 @@ func TestLive(t *testing.T) {
 
 	conn := f.mustDial(t, "s1")
 
-	tail := []json.RawMessage{incrementalEvent(1100, 7), incrementalEvent(1101, 8)}
-	more := []json.RawMessage{incrementalEvent(2100, 9)}
+	tail := []json.RawMessage{rrwebtest.MouseMove(1100, 7), rrwebtest.MouseMove(1101, 8)}
+	more := []json.RawMessage{rrwebtest.MouseMove(2100, 9)}
 	steps := []struct {
 		name   string
 		act    func()

@@ -1,0 +1,35 @@
+// Package rrwebtest makes rrweb events for tests: small, valid events of the
+// types the server classifies (Meta, FullSnapshot, incremental), shaped as
+// rrweb 2 emits them.
+package rrwebtest
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Meta is the event rrweb emits before every full snapshot.
+func Meta(ts int, href string) json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`{"type":4,"timestamp":%d,"data":{"href":%q,"width":1024,"height":768}}`, ts, href))
+}
+
+// FullSnapshot is a full snapshot of an empty document.
+func FullSnapshot(ts int) json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`{"type":2,"timestamp":%d,"data":{"node":{"type":0,"childNodes":[],"id":1},"initialOffset":{"left":0,"top":0}}}`, ts))
+}
+
+// MouseMove is an incremental event: the pointer at x = n, so that tests can
+// tell events apart and check their order.
+func MouseMove(ts, n int) json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`{"type":3,"timestamp":%d,"data":{"source":1,"positions":[{"x":%d,"y":0,"id":1,"timeOffset":0}]}}`, ts, n))
+}
+
+// Page returns the events of one page load: Meta and FullSnapshot at ts and
+// ts+1, then n mouse moves (x = 0..n-1) with the following timestamps.
+func Page(ts int, href string, n int) []json.RawMessage {
+	events := []json.RawMessage{Meta(ts, href), FullSnapshot(ts + 1)}
+	for i := 0; i < n; i++ {
+		events = append(events, MouseMove(ts+2+i, i))
+	}
+	return events
+}
