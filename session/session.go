@@ -184,9 +184,6 @@ type Visitor struct {
 // newer connection of the same tab or whose session ended.
 var ErrDetached = errors.New("visitor connection superseded or session ended")
 
-// SessionID returns the id of the session the visitor writes to.
-func (v *Visitor) SessionID() string { return v.session.id }
-
 // Downlink delivers hub → visitor messages (JSON). It is closed when the
 // connection is detached.
 func (v *Visitor) Downlink() <-chan []byte { return v.downlink }
@@ -282,9 +279,7 @@ func (v *Visitor) batchLocked(seq uint64, events []json.RawMessage) (BatchResult
 			if env.Data.Href != "" {
 				t.url = env.Data.Href
 			}
-			if s.active != t {
-				s.active = t
-			}
+			s.active = t // agents follow the tab that started a page
 		} else if t.log == nil {
 			continue // no snapshot to apply it to; one has been asked for
 		}
