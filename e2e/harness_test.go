@@ -44,12 +44,13 @@ func newUserDataDir(t *testing.T) string {
 }
 
 // visitorBrowser starts a Chromium driven by go-rod: the visitor, a browser
-// independent of the product's own CDP code.
-func visitorBrowser(t *testing.T) *rod.Browser {
+// independent of the product's own CDP code. extraFlags are added to
+// chromiumFlags (e.g. "ignore-certificate-errors" for a test certificate).
+func visitorBrowser(t *testing.T, extraFlags ...string) *rod.Browser {
 	t.Helper()
 	l := launcher.New().Bin(chromiumPath).Headless(true).Leakless(false).
 		UserDataDir(newUserDataDir(t)).Set("window-size", "1280,900")
-	for _, f := range chromiumFlags {
+	for _, f := range append(chromiumFlags, extraFlags...) {
 		l = l.Set(flags.Flag(f))
 	}
 	controlURL, err := l.Launch()
@@ -94,7 +95,7 @@ func agentBrowser(t *testing.T) context.Context {
 	return ctx
 }
 
-// cobrowse is a running `cobrowse demo`.
+// cobrowse is a running cobrowse binary.
 type cobrowse struct {
 	visitorURL string // e.g. http://127.0.0.1:40001/
 	agentURL   string // e.g. http://127.0.0.1:40002
@@ -103,23 +104,31 @@ type cobrowse struct {
 }
 
 var (
-	visitorURLLine = regexp.MustCompile(`visitor URL:\s+(http://\S+)`)
+	visitorURLLine = regexp.MustCompile(`visitor URL:\s+(https?://\S+)`)
 	agentURLLine   = regexp.MustCompile(`agent sign-in:\s+(http://[^/\s]+)`)
 )
 
 // startDemo runs the cobrowse binary's demo on loopback ports it chooses.
 func startDemo(t *testing.T) *cobrowse {
 	t.Helper()
+	return startCobrowse(t, "demo")
+}
+
+// startCobrowse runs the cobrowse binary with args (a subcommand and its
+// flags) on loopback ports it chooses, with a known agent token.
+func startCobrowse(t *testing.T, args ...string) *cobrowse {
+	t.Helper()
 	c := &cobrowse{token: "e2e-agent-token-0123456789", stderr: &lockedBuffer{}}
-	cmd := exec.Command(run.binary, "demo", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0",
+	args = append(args, "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0",
 		"--agent-token", c.token, "--log-level", "debug")
+	cmd := exec.Command(run.binary, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd.Stderr = c.stderr
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting cobrowse demo: %v", err)
+		t.Fatalf("starting cobrowse %s: %v", args[0], err)
 	}
 	t.Cleanup(func() {
 		cmd.Process.Signal(os.Interrupt)
@@ -147,7 +156,7 @@ func startDemo(t *testing.T) *cobrowse {
 		}
 	}
 	if c.visitorURL == "" || c.agentURL == "" {
-		t.Fatalf("cobrowse demo printed no URLs; log:\n%s", c.stderr.String())
+		t.Fatalf("cobrowse %s printed no URLs; log:\n%s", args[0], c.stderr.String())
 	}
 	go io.Copy(io.Discard, stdout)
 	return c

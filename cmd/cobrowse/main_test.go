@@ -15,7 +15,12 @@ func TestCommandLineErrorsSayWhatToDo(t *testing.T) {
 	}{
 		{"no subcommand", nil, "a subcommand is required"},
 		{"unknown subcommand", []string{"serv"}, `unknown subcommand "serv"`},
-		{"serve without upstream", []string{"serve"}, "--upstream is required"},
+		{"serve without upstream", []string{"serve"}, "--upstream (or at least one --route) is required"},
+		{"route without =", []string{"serve", "--route", "shop.example.com"}, "is not host=URL"},
+		{"route host with port", []string{"serve", "--route", "shop.example.com:80=http://127.0.0.1:1", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, "without scheme or port"},
+		{"route to a non-http upstream", []string{"serve", "--route", "shop.example.com=ftp://127.0.0.1:1", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, "--route shop.example.com"},
+		{"tls cert without key", []string{"serve", "--upstream", "http://127.0.0.1:1", "--tls-cert", "cert.pem"}, "go together"},
+		{"missing tls files", []string{"serve", "--upstream", "http://127.0.0.1:1", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, "loading --tls-cert/--tls-key"},
 		{"relative upstream", []string{"serve", "--upstream", "example.com", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, "upstream"},
 		{"short agent token", []string{"serve", "--upstream", "http://127.0.0.1:1", "--agent-token", "short", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, "at least 16 characters"},
 		{"bad log level", []string{"demo", "--log-level", "loud"}, "log-level"},

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -32,14 +33,25 @@ const snippet = `<script src="/__cobrowse/visitor.js" defer></script>`
 // options are the flags shared by serve and demo.
 type options struct {
 	upstream    string
+	routes      []route
 	listen      string
 	agentListen string
 	agentToken  string
+	tlsCert     string
+	tlsKey      string
 	logLevel    slog.Level
+}
+
+// route is one --route host=URL: requests for host go to URL.
+type route struct {
+	host     string
+	upstream string
 }
 
 func (o *options) register(fs *flag.FlagSet, defaultListen string) {
 	fs.StringVar(&o.listen, "listen", defaultListen, "visitor listener `address`: the fronted site, the visitor script and its WebSocket")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate `file` for the visitor listener (with --tls-key): serves HTTPS and HTTP/2")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key `file` for --tls-cert")
 	fs.StringVar(&o.agentListen, "agent-listen", "127.0.0.1:8081", "agent listener `address`: console, REST API (keep it private)")
 	fs.StringVar(&o.agentToken, "agent-token", os.Getenv("COBROWSE_AGENT_TOKEN"), "agent `token` for sign-in and the API (default $COBROWSE_AGENT_TOKEN; generated and printed if empty)")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
@@ -58,14 +70,22 @@ func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o options
 	fs := newFlagSet("serve", "Usage: cobrowse serve --upstream URL [flags]\n\nFronts the site at URL: visitors browse it through --listen, agents watch them on --agent-listen.", stderr)
-	fs.StringVar(&o.upstream, "upstream", "", "`URL` of the site to front, e.g. https://www.example.com (required)")
+	fs.StringVar(&o.upstream, "upstream", "", "`URL` of the site to front, e.g. https://www.example.com (for every host without a --route)")
+	fs.Func("route", "front several sites: `host=URL` sends requests for host to URL (repeatable), e.g. shop.example.com=https://shop-backend.internal", func(v string) error {
+		host, upstream, ok := strings.Cut(v, "=")
+		if !ok || host == "" || upstream == "" {
+			return fmt.Errorf("%q is not host=URL", v)
+		}
+		o.routes = append(o.routes, route{host: host, upstream: upstream})
+		return nil
+	})
 	o.register(fs, ":8080")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if o.upstream == "" {
+	if o.upstream == "" && len(o.routes) == 0 {
 		fs.Usage()
-		return errors.New("--upstream is required: the URL of the site to front")
+		return errors.New("--upstream (or at least one --route) is required: the site to front")
 	}
 	return start(ctx, o, stdout, stderr, nil)
 }
@@ -93,9 +113,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // alongside (the demo shop).
 func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(*errgroup.Group)) error {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
-	upstream, err := url.Parse(o.upstream)
-	if err != nil {
-		return fmt.Errorf("--upstream %q is not a URL: %w", o.upstream, err)
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together: give both, or neither for plain HTTP")
 	}
 	generated := o.agentToken == ""
 	if generated {
@@ -107,7 +126,7 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 	if err != nil {
 		return err
 	}
-	front, err := proxy.New(upstream, proxy.Config{Snippet: []byte(snippet), Logger: logger})
+	front, sites, err := fronting(o, logger)
 	if err != nil {
 		return err
 	}
@@ -126,6 +145,17 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 	visitorMux.Handle("/__cobrowse/", http.NotFoundHandler())
 	visitorMux.Handle("/", front)
 
+	visitorServer := &http.Server{Handler: visitorMux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	scheme := "http"
+	if o.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			return fmt.Errorf("loading --tls-cert/--tls-key: %w", err)
+		}
+		// ServeTLS with this config (and no file names) also offers HTTP/2.
+		visitorServer.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		scheme = "https"
+	}
 	visitorLn, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("visitor listener: %w (choose another --listen address)", err)
@@ -136,9 +166,9 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 		return fmt.Errorf("agent listener: %w (choose another --agent-listen address)", err)
 	}
 
-	visitorURL := "http://" + displayAddr(visitorLn.Addr())
+	visitorURL := scheme + "://" + displayAddr(visitorLn.Addr())
 	agentURL := "http://" + displayAddr(agentLn.Addr())
-	fmt.Fprintf(stdout, "cobrowse %s fronting %s\n", version, upstream)
+	fmt.Fprintf(stdout, "cobrowse %s fronting %s\n", version, strings.Join(sites, ", "))
 	fmt.Fprintf(stdout, "  visitor URL:   %s/\n", visitorURL)
 	if generated {
 		fmt.Fprintf(stdout, "  agent sign-in: %s/login?token=%s   (generated token; pass --agent-token to choose one)\n", agentURL, o.agentToken)
@@ -148,9 +178,7 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { hub.Run(gctx); return nil })
-	g.Go(func() error {
-		return serveUntilDone(gctx, &http.Server{Handler: visitorMux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}, visitorLn)
-	})
+	g.Go(func() error { return serveUntilDone(gctx, visitorServer, visitorLn) })
 	g.Go(func() error {
 		return serveUntilDone(gctx, &http.Server{Handler: agents, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}, agentLn)
 	})
@@ -162,12 +190,62 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 	return err
 }
 
-// serveUntilDone serves on ln until ctx is done, then shuts down gracefully:
-// requests in flight get a few seconds; hijacked WebSockets are closed with
-// the listener's process.
+// fronting returns the handler that fronts the configured sites (--upstream
+// for every host, --route for the hosts named) and a description of each.
+func fronting(o options, logger *slog.Logger) (http.Handler, []string, error) {
+	cfg := proxy.Config{Snippet: []byte(snippet), Logger: logger}
+	newProxy := func(flagName, raw string) (http.Handler, error) {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q is not a URL: %w", flagName, raw, err)
+		}
+		p, err := proxy.New(u, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", flagName, err)
+		}
+		return p, nil
+	}
+	var fallback http.Handler
+	var sites []string
+	if o.upstream != "" {
+		p, err := newProxy("--upstream", o.upstream)
+		if err != nil {
+			return nil, nil, err
+		}
+		fallback = p
+		sites = append(sites, o.upstream)
+	}
+	if len(o.routes) == 0 {
+		return fallback, sites, nil
+	}
+	routes := make(map[string]http.Handler, len(o.routes))
+	for _, r := range o.routes {
+		p, err := newProxy("--route "+r.host, r.upstream)
+		if err != nil {
+			return nil, nil, err
+		}
+		routes[r.host] = p
+		sites = append(sites, r.host+" → "+r.upstream)
+	}
+	router, err := proxy.NewRouter(routes, fallback)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--route: %w", err)
+	}
+	return router, sites, nil
+}
+
+// serveUntilDone serves on ln (with TLS if srv.TLSConfig is set) until ctx
+// is done, then shuts down gracefully: requests in flight get a few seconds;
+// hijacked WebSockets are closed with the listener's process.
 func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
