@@ -31,9 +31,18 @@ const MaxTokenSize = 256 << 10
 // through unchanged, without the snippet.
 var ErrTokenTooLarge = errors.New("rewrite: HTML token too large")
 
+// ErrUTF16 is reported by Injector.Err for a document that starts with a
+// UTF-16 byte order mark: the snippet is UTF-8, so such a document is passed
+// through unchanged.
+var ErrUTF16 = errors.New("rewrite: UTF-16 document")
+
 // utf8BOM is the byte order mark some documents start with. It must stay the
 // first bytes of the output: browsers only honour it there.
 const utf8BOM = "\xef\xbb\xbf"
+
+// prescanWindow is how far browsers look for a <meta> charset declaration
+// before parsing (the HTML standard's encoding prescan reads 1024 bytes).
+const prescanWindow = 1024
 
 // An Injector is an io.Reader that yields the bytes of an HTML document
 // unchanged, except that a snippet is inserted exactly once, at the start of
@@ -46,6 +55,15 @@ const utf8BOM = "\xef\xbb\xbf"
 //   - otherwise the snippet goes right before that token (another start tag,
 //     an end tag or text that is not whitespace), where a browser would open
 //     the implied head;
+//   - but if <meta> tags (with only whitespace and comments between them)
+//     follow that point within the first 1024 bytes, and one of them declares
+//     the character encoding (charset, or http-equiv="Content-Type" with a
+//     charset), the snippet goes right after that one: the declaration stays
+//     first and within the window browsers prescan for it. The look-ahead
+//     stops at the first other element, so output never waits on more than
+//     the <meta> run; a declaration that comes after other head elements and
+//     ends within len(snippet) bytes of byte 1024 can therefore be pushed
+//     past the window (browsers then use the HTTP charset, or sniff);
 //   - if the document ends first, the snippet goes at its end (before an
 //     unterminated tag there, which browsers discard). An empty document stays
 //     empty.
@@ -59,8 +77,11 @@ const utf8BOM = "\xef\xbb\xbf"
 // The output is always the input with the snippet inserted at Offset, or the
 // input itself when Injected reports false; no byte is lost, duplicated or
 // altered. An Injector gives up injecting, and passes everything through, if a
-// token before the injection point exceeds MaxTokenSize or reading the source
-// fails before the injection point; Err then says why.
+// token before the injection point exceeds MaxTokenSize, if reading the source
+// fails before the injection point, or if the document starts with a UTF-16
+// byte order mark; Err then says why. Insertion happens only between tokens,
+// so a multi-byte character (in UTF-8 or in any ASCII-compatible encoding such
+// as windows-1252, ISO-8859-x, Shift_JIS or GB18030) is never split.
 //
 // Read returns the source's errors at the same position in the byte stream
 // as the source did: an error other than io.EOF is returned once, and a later
@@ -75,7 +96,14 @@ type Injector struct {
 	// buffer and the snippet, so z must not advance until they are copied
 	// out.
 	pending [][]byte
-	segs    [4][]byte // backing array for pending, so queueing never allocates
+	segs    [5][]byte // backing array for pending, so queueing never allocates
+
+	// While looking ahead across <meta> tags for a charset declaration,
+	// held is a copy of the tokens seen since the default injection point,
+	// which is at source position heldAt.
+	lookingAhead bool
+	held         []byte
+	heldAt       int64
 
 	// tail is what Read does once pending is drained after the decision: nil
 	// reads on from src, io.EOF ends the stream, any other error is returned
@@ -167,8 +195,19 @@ func (in *Injector) Read(p []byte) (int, error) {
 func (in *Injector) step() {
 	tt := in.z.Next()
 	raw := in.z.Raw()
+	if in.pos == 0 && in.src.utf16 {
+		in.err = fmt.Errorf("%w: serving it without the snippet", ErrUTF16)
+		in.queue(raw, in.z.Buffered())
+		in.tail = in.src.err
+		in.z = nil
+		return
+	}
 	if tt == html.ErrorToken {
 		in.stop(raw, in.z.Err())
+		return
+	}
+	if in.lookingAhead {
+		in.lookAhead(tt, raw)
 		return
 	}
 	var bom []byte
@@ -180,12 +219,40 @@ func (in *Injector) step() {
 		in.queue(bom, raw)
 		in.pos += int64(len(bom) + len(raw))
 	case before:
+		if isMeta(tt, raw) {
+			in.queue(bom)
+			in.pos += int64(len(bom))
+			in.lookingAhead, in.heldAt = true, in.pos
+			in.lookAhead(tt, raw)
+			return
+		}
 		in.offset = in.pos + int64(len(bom))
 		in.queue(bom, in.snippet, raw)
 		in.decide()
 	case after:
+		in.queue(raw)
+		in.pos += int64(len(raw))
+		in.lookingAhead, in.heldAt = true, in.pos
+	}
+}
+
+// lookAhead handles a token after the default injection point (heldAt): a
+// run of <meta> tags, whitespace and comments within the prescan window is
+// held back until it either declares the charset (the snippet goes after
+// that tag) or ends (the snippet goes at heldAt).
+func (in *Injector) lookAhead(tt html.TokenType, raw []byte) {
+	inWindow := in.pos < prescanWindow
+	switch {
+	case inWindow && isMeta(tt, raw) && declaresCharset(raw):
 		in.offset = in.pos + int64(len(raw))
-		in.queue(raw, in.snippet)
+		in.queue(in.held, raw, in.snippet)
+		in.decide()
+	case inWindow && (isMeta(tt, raw) || tt == html.CommentToken || tt == html.TextToken && isSpace(raw)):
+		in.held = append(in.held, raw...)
+		in.pos += int64(len(raw))
+	default:
+		in.offset = in.heldAt
+		in.queue(in.snippet, in.held, raw)
 		in.decide()
 	}
 }
@@ -203,7 +270,7 @@ func (in *Injector) queue(segs ...[]byte) {
 // decide records that the snippet is queued and switches to passing the rest
 // of the source through: first what the tokenizer read ahead, then src.
 func (in *Injector) decide() {
-	in.injected = true
+	in.injected, in.lookingAhead = true, false
 	in.pending = append(in.pending, in.z.Buffered())
 	// The source may already have reported io.EOF or an error, together
 	// with or after the bytes now queued; hand it on after them.
@@ -214,6 +281,17 @@ func (in *Injector) decide() {
 // stop handles the tokenizer stopping before the injection point was found.
 // raw holds the bytes of an unfinished token, if any.
 func (in *Injector) stop(raw []byte, err error) {
+	if in.lookingAhead {
+		// The default injection point is known: use it, and pass on what
+		// the tokenizer read and the error after it.
+		in.offset = in.heldAt
+		in.queue(in.snippet, in.held, raw)
+		in.decide()
+		if err != io.EOF && !errors.Is(err, html.ErrBufferExceeded) {
+			in.tail = err
+		}
+		return
+	}
 	switch {
 	case err == io.EOF:
 		if in.pos+int64(len(raw)) > 0 {
@@ -240,15 +318,22 @@ func (in *Injector) stop(raw []byte, err error) {
 // html.Tokenizer only reveals with an ErrorToken; it is needed to hand on an
 // error the tokenizer met while reading the token that decides the injection
 // point.
+// It also notes whether the document starts with a UTF-16 byte order mark.
 type errRecorder struct {
-	r   io.Reader
-	err error
+	r     io.Reader
+	err   error
+	first []byte // the document's first two bytes, once read
+	utf16 bool
 }
 
 func (e *errRecorder) Read(p []byte) (int, error) {
 	n, err := e.r.Read(p)
 	if err != nil {
 		e.err = err
+	}
+	if len(e.first) < 2 {
+		e.first = append(e.first, p[:min(n, 2-len(e.first))]...)
+		e.utf16 = len(e.first) == 2 && (e.first[0] == 0xfe && e.first[1] == 0xff || e.first[0] == 0xff && e.first[1] == 0xfe)
 	}
 	return n, err
 }
@@ -285,6 +370,35 @@ func classify(tt html.TokenType, raw []byte) action {
 		}
 	}
 	return before
+}
+
+// isMeta reports whether a token is a <meta> start tag.
+func isMeta(tt html.TokenType, raw []byte) bool {
+	return (tt == html.StartTagToken || tt == html.SelfClosingTagToken) && equalFoldASCII(tagName(raw), "meta")
+}
+
+// declaresCharset reports whether the raw bytes of a <meta> tag declare the
+// document's character encoding, as the encoding prescan reads them: a
+// charset attribute, or http-equiv="Content-Type" with a content that
+// contains "charset=". It tokenizes a copy, because reading attributes
+// rewrites the tokenizer's buffer in place.
+func declaresCharset(raw []byte) bool {
+	z := html.NewTokenizer(bytes.NewReader(bytes.Clone(raw)))
+	z.Next()
+	var httpEquiv, content bool
+	for more := true; more; {
+		var key, val []byte
+		key, val, more = z.TagAttr()
+		switch string(key) { // TagAttr lower-cases keys
+		case "charset":
+			return true
+		case "http-equiv":
+			httpEquiv = bytes.EqualFold(bytes.TrimSpace(val), []byte("content-type"))
+		case "content":
+			content = bytes.Contains(bytes.ToLower(val), []byte("charset="))
+		}
+	}
+	return httpEquiv && content
 }
 
 // isSpace reports whether b is empty or only HTML whitespace.

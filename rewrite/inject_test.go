@@ -21,15 +21,29 @@ const mark = "{S}"
 var injectCases = []struct {
 	name, doc string
 }{
-	{"with head", "<!DOCTYPE html>\n<html lang=\"en\">\n<head>{S}\n<meta charset=\"utf-8\"><title>Shop</title></head><body><p>hi</p></body></html>"},
+	{"with head", "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">{S}<title>Shop</title></head><body><p>hi</p></body></html>"},
 	{"head with attributes", `<html><head profile="http://x" data-a='>'>{S}<title>t</title>`},
 	{"uppercase tags", "<!DOCTYPE HTML><HTML><HEAD>{S}<TITLE>t</TITLE></HEAD>"},
-	{"mixed case head", "<Html><hEaD>{S}<meta charset=utf-8>"},
+	{"mixed case head", "<Html><hEaD><meta charset=utf-8>{S}"},
 	{"self-closing head", "<html><head/>{S}<title>t</title>"},
 	{"head not header", "<html>{S}<header>x</header>"},
 	{"without head", "<!doctype html><html>{S}<body><p>hi</p></body></html>"},
 	{"without head and body", "<!doctype html>\n{S}<title>t</title><p>hi"},
-	{"meta first", "<html>\n  {S}<meta charset=utf-8><title>t</title>"},
+	{"meta first", "<html>\n  <meta charset=utf-8>{S}<title>t</title>"},
+	// The charset declaration stays first: after a run of <meta> tags,
+	// whitespace and comments, right behind the one that declares it.
+	{"charset after other metas", "<head>\n<meta name=viewport content=x>\n<!-- c --><META CHARSET=\"windows-1252\">{S}<meta name=a>"},
+	{"http-equiv content-type", "<head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=Shift_JIS\">{S}<title>t</title>"},
+	{"http-equiv without charset", "<head>{S}<meta http-equiv=\"content-type\" content=\"text/html\"><title>t</title>"},
+	{"metas without charset", "<head>{S}<meta name=a><meta name=b><title>t</title>"},
+	{"charset after title stays put", "<head>{S}<title>t</title><meta charset=utf-8>"},
+	{"charset meta past the prescan window", "<head>{S}" + strings.Repeat("<!-- padding padding padding -->", 40) + "<meta charset=utf-8>"},
+	{"metas until the end", "<head>{S}<meta name=a>"},
+	// Bytes that are not UTF-8 pass through as bytes: windows-1252 and
+	// Shift_JIS text around the injection point.
+	{"windows-1252", "<head><meta charset=windows-1252>{S}<title>Caf\xe9 \x80</title>"},
+	{"Shift_JIS", "<head><meta charset=Shift_JIS>{S}<title>\x93\xfa\x96\x7b</title>"},
+
 	{"body before head", "<html>{S}<body><head></head>"},
 	{"end tag first", "<html>{S}</html>"},
 	{"only text", "{S}hello world"},
@@ -269,11 +283,35 @@ func TestInjectorBoundedMemory(t *testing.T) {
 	}
 }
 
+// utf16Docs start with a UTF-16 byte order mark: they pass through unchanged.
+var utf16Docs = []string{
+	"\xff\xfe<\x00h\x00t\x00m\x00l\x00>\x00<\x00h\x00e\x00a\x00d\x00>\x00",
+	"\xfe\xff\x00<\x00h\x00e\x00a\x00d\x00>",
+	"\xff\xfe", // the mark alone
+}
+
+func TestInjectorPassesUTF16Through(t *testing.T) {
+	for _, doc := range utf16Docs {
+		for name, src := range map[string]io.Reader{
+			"whole":      strings.NewReader(doc),
+			"one by one": iotest.OneByteReader(strings.NewReader(doc)),
+		} {
+			got := run(t, src, MaxTokenSize)
+			if got.out != doc || got.injected || !errors.Is(got.err, ErrUTF16) {
+				t.Errorf("%s %q: got %+v, want the document unchanged and ErrUTF16", name, doc, got)
+			}
+		}
+	}
+}
+
 func FuzzInjector(f *testing.F) {
 	for _, tc := range injectCases {
 		input, _, _ := split(tc.doc)
 		f.Add([]byte(input), uint16(0))
 		f.Add([]byte(input), uint16(8))
+	}
+	for _, doc := range utf16Docs {
+		f.Add([]byte(doc), uint16(0))
 	}
 	f.Fuzz(func(t *testing.T, input []byte, maxToken uint16) {
 		// 0 stands for the real limit; small limits reach the give-up path.
@@ -286,7 +324,7 @@ func FuzzInjector(f *testing.F) {
 		if len(input) > 0 && !got.injected && got.err == nil {
 			t.Fatalf("non-empty document %q neither injected nor given up", input)
 		}
-		if got.err != nil && !errors.Is(got.err, ErrTokenTooLarge) {
+		if got.err != nil && !errors.Is(got.err, ErrTokenTooLarge) && !errors.Is(got.err, ErrUTF16) {
 			t.Fatalf("unexpected Err() = %v", got.err)
 		}
 		if one := run(t, iotest.OneByteReader(bytes.NewReader(input)), limit); !one.same(got) {
