@@ -90,7 +90,8 @@ const prescanWindow = 1024
 type Injector struct {
 	src     errRecorder // what the tokenizer reads from; src.r afterwards
 	snippet []byte
-	z       *html.Tokenizer // nil once the injection point is decided
+	started bool            // the first bytes have been read (see start)
+	z       *html.Tokenizer // nil before start and once the injection point is decided
 
 	// pending holds bytes to return before anything else; they alias z's
 	// buffer and the snippet, so z must not advance until they are copied
@@ -126,10 +127,40 @@ func NewInjector(src io.Reader, snippet []byte) *Injector {
 // newInjector is NewInjector with a configurable token size limit, so that
 // tests can reach the give-up path with small inputs.
 func newInjector(src io.Reader, snippet []byte, maxToken int) *Injector {
-	in := &Injector{src: errRecorder{r: src}, snippet: snippet, maxToken: maxToken}
+	return &Injector{src: errRecorder{r: src}, snippet: snippet, maxToken: maxToken}
+}
+
+// start reads the document's first bytes (at least two, unless it is
+// shorter) before anything is tokenized: a UTF-16 byte order mark there means
+// the document passes through unchanged. Otherwise the tokenizer starts on
+// those bytes and the rest. It reads as the tokenizer would, one ordinary
+// read and more only while fewer than two bytes came, and keeps an error
+// where the source returned it.
+func (in *Injector) start() {
+	in.started = true
+	first := make([]byte, 4096)
+	n := 0
+	var err error
+	for empty := 0; n < 2 && err == nil; {
+		var m int
+		m, err = in.src.r.Read(first[n:])
+		n += m
+		if m > 0 {
+			empty = 0
+		} else if empty++; empty == 100 {
+			err = io.ErrNoProgress // as the tokenizer reports such a source
+		}
+	}
+	first = first[:n]
+	if n >= 2 && (first[0] == 0xfe && first[1] == 0xff || first[0] == 0xff && first[1] == 0xfe) {
+		in.err = fmt.Errorf("%w: serving it without the snippet", ErrUTF16)
+		in.queue(first)
+		in.tail = err
+		return
+	}
+	in.src.r = &prefixReader{prefix: first, err: err, r: in.src.r}
 	in.z = html.NewTokenizer(&in.src)
-	in.z.SetMaxBuf(maxToken)
-	return in
+	in.z.SetMaxBuf(in.maxToken)
 }
 
 // Injected reports whether the snippet has been placed in the output. It is
@@ -161,10 +192,14 @@ func (in *Injector) Read(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		if len(in.pending) == 0 {
-			if in.z == nil {
-				break
+			switch {
+			case !in.started:
+				in.start()
+			case in.z != nil:
+				in.step()
+			default:
+				goto drained
 			}
-			in.step()
 			continue
 		}
 		c := copy(p[n:], in.pending[0])
@@ -175,6 +210,7 @@ func (in *Injector) Read(p []byte) (int, error) {
 			in.pending = in.pending[1:]
 		}
 	}
+drained:
 	if n > 0 || len(p) == 0 {
 		return n, nil
 	}
@@ -195,13 +231,6 @@ func (in *Injector) Read(p []byte) (int, error) {
 func (in *Injector) step() {
 	tt := in.z.Next()
 	raw := in.z.Raw()
-	if in.pos == 0 && in.src.utf16 {
-		in.err = fmt.Errorf("%w: serving it without the snippet", ErrUTF16)
-		in.queue(raw, in.z.Buffered())
-		in.tail = in.src.err
-		in.z = nil
-		return
-	}
 	if tt == html.ErrorToken {
 		in.stop(raw, in.z.Err())
 		return
@@ -318,12 +347,9 @@ func (in *Injector) stop(raw []byte, err error) {
 // html.Tokenizer only reveals with an ErrorToken; it is needed to hand on an
 // error the tokenizer met while reading the token that decides the injection
 // point.
-// It also notes whether the document starts with a UTF-16 byte order mark.
 type errRecorder struct {
-	r     io.Reader
-	err   error
-	first []byte // the document's first two bytes, once read
-	utf16 bool
+	r   io.Reader
+	err error
 }
 
 func (e *errRecorder) Read(p []byte) (int, error) {
@@ -331,11 +357,31 @@ func (e *errRecorder) Read(p []byte) (int, error) {
 	if err != nil {
 		e.err = err
 	}
-	if len(e.first) < 2 {
-		e.first = append(e.first, p[:min(n, 2-len(e.first))]...)
-		e.utf16 = len(e.first) == 2 && (e.first[0] == 0xfe && e.first[1] == 0xff || e.first[0] == 0xff && e.first[1] == 0xfe)
-	}
 	return n, err
+}
+
+// prefixReader returns prefix, then err if it is not nil (the error that
+// ended reading the prefix), then what r returns.
+type prefixReader struct {
+	prefix []byte
+	err    error
+	r      io.Reader
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	if p.err != nil {
+		err := p.err
+		if err != io.EOF {
+			p.err = nil // returned once, as the source did
+		}
+		return 0, err
+	}
+	return p.r.Read(b)
 }
 
 // action is what a token before the injection point means for the snippet.
@@ -383,6 +429,9 @@ func isMeta(tt html.TokenType, raw []byte) bool {
 // contains "charset=". It tokenizes a copy, because reading attributes
 // rewrites the tokenizer's buffer in place.
 func declaresCharset(raw []byte) bool {
+	if !containsFoldASCII(raw, "charset") {
+		return false // the common case, without a tokenizer's allocations
+	}
 	z := html.NewTokenizer(bytes.NewReader(bytes.Clone(raw)))
 	z.Next()
 	var httpEquiv, content bool
@@ -399,6 +448,17 @@ func declaresCharset(raw []byte) bool {
 		}
 	}
 	return httpEquiv && content
+}
+
+// containsFoldASCII reports whether b contains the lower-case ASCII string s,
+// ignoring ASCII case.
+func containsFoldASCII(b []byte, s string) bool {
+	for i := 0; i+len(s) <= len(b); i++ {
+		if equalFoldASCII(b[i:i+len(s)], s) {
+			return true
+		}
+	}
+	return false
 }
 
 // isSpace reports whether b is empty or only HTML whitespace.

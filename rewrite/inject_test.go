@@ -391,3 +391,15 @@ func BenchmarkInjector(b *testing.B) {
 func BenchmarkCopyBaseline(b *testing.B) {
 	benchmarkCopy(b, func(r io.Reader) io.Reader { return r })
 }
+
+// emptyReader returns no bytes and no error, forever.
+type emptyReader struct{}
+
+func (emptyReader) Read([]byte) (int, error) { return 0, nil }
+
+func TestInjectorSourceWithoutProgress(t *testing.T) {
+	inj := NewInjector(emptyReader{}, []byte(testSnippet))
+	if _, err := inj.Read(make([]byte, 16)); !errors.Is(err, io.ErrNoProgress) {
+		t.Fatalf("Read = %v, want io.ErrNoProgress", err)
+	}
+}
