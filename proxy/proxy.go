@@ -3,10 +3,15 @@
 // inserting the cobrowse snippet into HTML pages on the way (see package
 // rewrite).
 //
-// The proxy asks the upstream for gzip or unencoded bodies only, so that it can
-// always decode the HTML it must rewrite. Everything that is not HTML (images,
-// scripts, styles, JSON, downloads, event streams) passes through untouched
-// and unbuffered, decoded only for a client that does not accept gzip.
+// The proxy asks the upstream only for content codings that both it and the
+// client can read: those among br, zstd, gzip and deflate that the client
+// accepts, or identity. HTML is decoded, the snippet inserted, and encoded
+// again in the client's best of br, zstd and gzip (or not at all), as a
+// stream: what the upstream has sent reaches the client without waiting for
+// the rest. Everything that is not HTML (images, scripts, styles, JSON,
+// downloads, event streams) passes through untouched and unbuffered, decoded
+// only if the upstream used a coding the client does not accept. Answers to
+// HEAD, 204, 304 and 206 are never changed.
 //
 // The package knows nothing about sessions or agents. It does not reserve any
 // path either: a caller that serves its own handlers (such as /__cobrowse/)
@@ -14,7 +19,7 @@
 package proxy
 
 import (
-	"compress/gzip"
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +30,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,17 +54,18 @@ type Config struct {
 	// http.DefaultTransport (proxy from the environment, HTTP/2,
 	// keep-alive) with a 10 s dial timeout, a 30 s limit on waiting for the
 	// upstream's response headers, so that a dead upstream produces a 502
-	// rather than a hang, and up to 100 idle connections to the upstream. A custom Transport must
-	// not decode response bodies itself: the proxy sets Accept-Encoding and
-	// decodes gzip where needed.
+	// rather than a hang, and up to 100 idle connections to the upstream. A
+	// custom Transport must not decode response bodies itself: the proxy
+	// sets Accept-Encoding and decodes where needed.
 	Transport http.RoundTripper
 
 	// FlushInterval is how often a response of known length is flushed to
 	// the client while it is copied (httputil.ReverseProxy.FlushInterval):
 	// 0 buffers as net/http does, a negative value flushes after every
-	// write. Rewritten HTML, event streams and responses without a
-	// Content-Length are always flushed immediately, so that the first bytes
-	// of a slow page reach the browser before the upstream has finished.
+	// write. Rewritten HTML (compressed or not), decoded bodies, event
+	// streams and responses without a Content-Length are always flushed
+	// immediately, so that the first bytes of a slow page reach the browser
+	// before the upstream has finished.
 	FlushInterval time.Duration
 }
 
@@ -68,6 +75,7 @@ type Proxy struct {
 	upstream *url.URL
 	snippet  []byte
 	log      *slog.Logger
+	codecs   *codecs
 	rp       *httputil.ReverseProxy
 }
 
@@ -85,6 +93,7 @@ func New(upstream *url.URL, cfg Config) (*Proxy, error) {
 		upstream: new(url.URL),
 		snippet:  append([]byte(nil), cfg.Snippet...),
 		log:      cfg.Logger,
+		codecs:   newCodecs(),
 	}
 	*p.upstream = *upstream
 	if p.log == nil {
@@ -143,9 +152,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(w, r)
 }
 
-// clientGzipKey is the context key under which rewriteRequest records, for
-// modifyResponse, whether the client accepts gzip.
-type clientGzipKey struct{}
+// negotiated is what rewriteRequest learnt from the client's Accept-Encoding,
+// for modifyResponse.
+type negotiated struct {
+	// accepted lists the codings the client accepts among those the
+	// proxy decodes, best first: what the upstream was asked for.
+	accepted []string
+	// html is the coding of rewritten pages, "" for identity.
+	html string
+}
+
+// negotiatedKey is the context key of the outbound request's negotiated.
+type negotiatedKey struct{}
 
 // rewriteRequest is the ReverseProxy's Rewrite hook. ReverseProxy has already
 // removed hop-by-hop headers and any Forwarded and X-Forwarded-* headers sent
@@ -153,54 +171,76 @@ type clientGzipKey struct{}
 func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.upstream) // also sends the upstream's host as Host
 	pr.SetXForwarded()
-	gz := contentcoding.Accepts(pr.In.Header, "gzip")
-	if gz || (pr.In.Method != http.MethodHead && pr.In.Header.Get("Range") == "") {
-		// Ask for gzip only, whatever the client accepts: it is the one
-		// coding this proxy decodes, to rewrite HTML and for clients that
-		// do not accept it.
-		pr.Out.Header.Set("Accept-Encoding", "gzip")
-	} else {
-		// The answer to a HEAD or a byte range is passed on as it is
-		// (a partial gzip stream cannot be decoded): ask only for what
-		// this client can read.
-		pr.Out.Header.Set("Accept-Encoding", "identity")
+	neg := negotiated{
+		accepted: contentcoding.Preferred(pr.In.Header, "br", "zstd", "gzip", "deflate"),
+		html:     contentcoding.Choose(pr.In.Header, "br", "zstd", "gzip"),
 	}
-	pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), clientGzipKey{}, gz))
+	// Ask only for codings the client reads too, so that a body the proxy
+	// does not rewrite passes through as it comes, and the answer to a HEAD
+	// or a byte range, never decoded (a partial stream cannot be), is one
+	// the client can use.
+	if len(neg.accepted) == 0 {
+		pr.Out.Header.Set("Accept-Encoding", "identity")
+	} else {
+		pr.Out.Header.Set("Accept-Encoding", strings.Join(neg.accepted, ", "))
+	}
+	pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), negotiatedKey{}, neg))
 }
 
-// modifyResponse is the ReverseProxy's ModifyResponse hook. It decodes and
-// rewrites HTML, and decodes gzip for clients that do not accept it. An error
-// it returns goes to handleError.
+// modifyResponse is the ReverseProxy's ModifyResponse hook. It decodes,
+// rewrites and encodes again HTML, and decodes other bodies in a coding the
+// client does not accept. An error it returns goes to handleError.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if !hasBody(resp) {
 		return nil
 	}
-	isHTML := hasHTML(resp.Header)
-	switch coding := contentCoding(resp.Header); {
-	case coding == "gzip":
-		clientGzip, _ := resp.Request.Context().Value(clientGzipKey{}).(bool)
-		if !isHTML && clientGzip {
-			return nil // passed through compressed, as the upstream sent it
+	neg, _ := resp.Request.Context().Value(negotiatedKey{}).(negotiated)
+	coding := contentCoding(resp.Header)
+	if !hasHTML(resp.Header) {
+		if coding == "" || slices.Contains(neg.accepted, coding) || !decodable(coding) {
+			return nil // passed through as the upstream sent it
 		}
-		if err := gunzip(resp); err != nil {
+		if err := p.codecs.decode(resp, coding); err != nil {
 			return err
 		}
-	case coding != "":
-		if isHTML {
-			p.log.Warn("proxy: serving an HTML page without the cobrowse snippet: its Content-Encoding cannot be decoded (the upstream was asked for gzip only)",
-				"upstream", p.upstream.Host, "path", resp.Request.URL.Path, "content_encoding", coding)
-		}
+		resp.Header.Del("Content-Encoding")
+		encodingChanged(resp)
 		return nil
 	}
-	if isHTML {
-		resp.Body = &htmlBody{
-			Injector: rewrite.NewInjector(resp.Body, p.snippet),
-			body:     resp.Body,
-			log:      p.log,
-			path:     resp.Request.URL.Path,
+
+	var src io.Reader = resp.Body
+	if coding != "" {
+		if !decodable(coding) {
+			p.log.Warn("proxy: serving an HTML page without the cobrowse snippet: the proxy cannot decode its Content-Encoding (it decodes one of br, zstd, gzip or deflate)",
+				"upstream", p.upstream.Host, "path", resp.Request.URL.Path, "content_encoding", coding)
+			return nil
 		}
-		bodyChanged(resp)
+		if err := p.codecs.decode(resp, coding); err != nil {
+			return err
+		}
+		// Decode the first bytes before the headers go out, so that a body
+		// that is not in the coding it is labelled with gets a 502 rather
+		// than a page cut off after its headers.
+		first := bufio.NewReader(resp.Body)
+		if _, err := first.Peek(1); err != nil && err != io.EOF {
+			return &decodeError{err}
+		}
+		src = first
 	}
+	page := &htmlBody{
+		Injector: rewrite.NewInjector(src, p.snippet),
+		body:     resp.Body,
+		log:      p.log,
+		path:     resp.Request.URL.Path,
+	}
+	resp.Body = page
+	if neg.html == "" {
+		resp.Header.Del("Content-Encoding")
+	} else {
+		resp.Body = p.codecs.encode(page, neg.html)
+		resp.Header.Set("Content-Encoding", neg.html)
+	}
+	encodingChanged(resp)
 	return nil
 }
 
@@ -245,28 +285,23 @@ func contentCoding(h http.Header) string {
 	return strings.Join(codings, ", ")
 }
 
-// gunzip replaces the gzip body of resp with its decoded bytes. It reads the
-// gzip header right away, so that an upstream that sends something else gets
-// a 502 rather than a broken page.
-func gunzip(resp *http.Response) error {
-	zr, err := gzip.NewReader(resp.Body)
-	if err != nil {
-		return &decodeError{fmt.Errorf("proxy: the upstream labelled its response body gzip, but it is not: %w", err)}
-	}
-	resp.Body = gzipBody{zr, resp.Body}
-	resp.Header.Del("Content-Encoding")
+// encodingChanged adjusts the headers of resp, whose body the proxy decoded
+// or encoded (and perhaps rewrote) for this client: another client may get
+// another coding, and the body is no longer the upstream's.
+func encodingChanged(resp *http.Response) {
 	addVary(resp.Header, "Accept-Encoding")
 	bodyChanged(resp)
-	return nil
 }
 
 // bodyChanged adjusts the headers of resp whose body no longer has the
 // upstream's bytes: its length is unknown (net/http chunks it, and
-// ReverseProxy then flushes every write) and a strong ETag, which promises
-// those exact bytes, becomes weak.
+// ReverseProxy then flushes every write), byte ranges of the upstream's
+// bytes do not apply to it, and a strong ETag, which promises those exact
+// bytes, becomes weak.
 func bodyChanged(resp *http.Response) {
 	resp.Header.Del("Content-Length")
 	resp.ContentLength = -1
+	resp.Header.Del("Accept-Ranges")
 	if etag := resp.Header.Get("Etag"); etag != "" && !strings.HasPrefix(etag, "W/") {
 		resp.Header.Set("Etag", "W/"+etag)
 	}
@@ -284,19 +319,11 @@ func addVary(h http.Header, field string) {
 	h.Add("Vary", field)
 }
 
-// gzipBody is a decoded gzip response body; Close closes the upstream body.
-type gzipBody struct {
-	*gzip.Reader
-	body io.Closer
-}
-
-func (b gzipBody) Close() error { return b.body.Close() }
-
 // htmlBody is an HTML response body with the snippet injected. Close logs if
 // the Injector gave up on a page too large to parse, so that the operator
 // learns which pages are served without the snippet. (It also gives up when
-// reading the upstream fails; ReverseProxy logs those errors as it copies,
-// except the cancellations of clients that went away.)
+// reading or decoding the upstream's body fails; ReverseProxy logs those
+// errors as it copies, except the cancellations of clients that went away.)
 type htmlBody struct {
 	*rewrite.Injector
 	body io.Closer

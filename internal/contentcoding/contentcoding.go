@@ -1,44 +1,107 @@
 // Package contentcoding negotiates HTTP content codings: it reads a
 // request's Accept-Encoding (RFC 9110, section 12.5.3) for the servers that
-// choose how to encode a body (the proxy for the pages it rewrites, web for
-// the visitor script).
+// choose how to encode a body (the proxy for the pages it rewrites and the
+// codings it asks the upstream for, web for the visitor script).
+//
+// Every function here reads the header the same way. A coding's own entry
+// decides whether it is accepted, else "*" does; "x-gzip" is an alias of
+// "gzip". A quality of zero, in any spelling, refuses; so does a quality that
+// does not parse (identity is always safe to send). A request without
+// Accept-Encoding accepts nothing but identity: RFC 9110 would read it as
+// "anything", but the clients that omit it (curl, scripts, health checks)
+// expect an unencoded body.
 package contentcoding
 
 import (
+	"cmp"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
 
 // Accepts reports whether a request with header h accepts a body in coding
-// (e.g. "gzip"; "x-gzip" is its alias). The coding's own entry decides, else
-// "*" does. A quality of zero, in any spelling, refuses; so does a quality
-// that does not parse (identity is always safe to send). A request without
-// Accept-Encoding accepts nothing but identity: RFC 9110 would read it as
-// "anything", but the clients that omit it (curl, scripts, health checks)
-// expect an unencoded body.
+// (e.g. "gzip").
 func Accepts(h http.Header, coding string) bool {
-	codingQ, anyQ := -1.0, -1.0
+	return weigh(h, coding) > 0
+}
+
+// Preferred returns the codings among offered that a request with header h
+// accepts, best first: in decreasing order of the quality the request gives
+// them, and in the order of offered where qualities are equal. It returns
+// nil if the request accepts none of them.
+func Preferred(h http.Header, offered ...string) []string {
+	type weighed struct {
+		coding string
+		q      float64
+	}
+	var ws []weighed
+	for _, c := range offered {
+		if q := weigh(h, c); q > 0 {
+			ws = append(ws, weighed{c, q})
+		}
+	}
+	slices.SortStableFunc(ws, func(a, b weighed) int { return cmp.Compare(b.q, a.q) })
+	var codings []string
+	for _, w := range ws {
+		codings = append(codings, w.coding)
+	}
+	return codings
+}
+
+// Choose returns the coding among offered in which to encode a response to
+// a request with header h: the one the request gives the highest quality,
+// the earliest in offered among equals. It returns "", meaning identity, if
+// the request accepts none of offered, or names identity with a quality
+// higher than theirs (as in "identity, gzip;q=0.5"); an identity that the
+// header does not name never outranks a coding.
+func Choose(h http.Header, offered ...string) string {
+	best, bestQ := "", 0.0
+	for _, c := range offered {
+		if q := weigh(h, c); q > bestQ {
+			best, bestQ = c, q
+		}
+	}
+	if best != "" && named(h, "identity") > bestQ {
+		return ""
+	}
+	return best
+}
+
+// weigh returns the quality that header h gives coding: its own entry's,
+// else that of "*", else -1 if neither is present.
+func weigh(h http.Header, coding string) float64 {
+	if q := named(h, coding); q >= 0 {
+		return q
+	}
+	return named(h, "*")
+}
+
+// named returns the highest quality of the entries of header h that name
+// coding, or -1 if there are none. "*" is only matched by "*".
+func named(h http.Header, coding string) float64 {
+	best := -1.0
 	for _, v := range h.Values("Accept-Encoding") {
 		for part := range strings.SplitSeq(v, ",") {
 			name, params, _ := strings.Cut(part, ";")
-			name = strings.TrimSpace(name)
-			switch q := quality(params); {
-			case sameCoding(name, coding):
-				codingQ = max(codingQ, q)
-			case name == "*":
-				anyQ = max(anyQ, q)
+			if sameCoding(strings.TrimSpace(name), coding) {
+				best = max(best, quality(params))
 			}
 		}
 	}
-	if codingQ >= 0 {
-		return codingQ > 0
-	}
-	return anyQ > 0
+	return best
 }
 
 func sameCoding(a, b string) bool {
-	return strings.EqualFold(strings.TrimPrefix(strings.ToLower(a), "x-"), strings.TrimPrefix(strings.ToLower(b), "x-"))
+	return strings.EqualFold(trimX(a), trimX(b))
+}
+
+// trimX removes the "x-" prefix of a coding's old name, such as x-gzip.
+func trimX(coding string) string {
+	if len(coding) > 2 && strings.EqualFold(coding[:2], "x-") {
+		return coding[2:]
+	}
+	return coding
 }
 
 // quality returns the weight in the parameters of an Accept-Encoding element
@@ -48,7 +111,7 @@ func quality(params string) float64 {
 		name, value, _ := strings.Cut(p, "=")
 		if strings.EqualFold(strings.TrimSpace(name), "q") {
 			q, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-			if err != nil || q < 0 || q > 1 {
+			if err != nil || !(q >= 0 && q <= 1) { // NaN too
 				return 0
 			}
 			return q

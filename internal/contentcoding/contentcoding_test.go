@@ -2,6 +2,7 @@ package contentcoding
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -52,5 +53,78 @@ func TestAcceptsReadsEveryHeaderLine(t *testing.T) {
 	h := http.Header{"Accept-Encoding": {"br", "gzip;q=0.5"}}
 	if !Accepts(h, "gzip") || !Accepts(h, "br") || Accepts(h, "zstd") {
 		t.Fatalf("Accepts misread %q", h.Values("Accept-Encoding"))
+	}
+}
+
+func TestAcceptsRefusesNaN(t *testing.T) {
+	h := http.Header{"Accept-Encoding": {"gzip;q=NaN, *"}}
+	if Accepts(h, "gzip") {
+		t.Error(`Accepts("gzip;q=NaN, *", gzip) = true, want false`)
+	}
+}
+
+func TestPreferred(t *testing.T) {
+	offered := []string{"br", "zstd", "gzip", "deflate"}
+	tests := []struct {
+		header string
+		want   string
+	}{
+		{"", ""},
+		{"identity", ""},
+		{"*;q=0", ""},
+		{"gzip", "gzip"},
+		{"x-gzip", "gzip"},
+		{"gzip, deflate, br, zstd", "br, zstd, gzip, deflate"}, // Chrome: equal weights, our order
+		{"gzip, deflate, br", "br, gzip, deflate"},
+		{"deflate;q=0.2, gzip;q=0.5, br;q=0.9", "br, gzip, deflate"},
+		{"gzip;q=1.0, br;q=0.5", "gzip, br"},
+		{"br;q=0, *", "zstd, gzip, deflate"},
+		{"*;q=0.5, gzip", "gzip, br, zstd, deflate"},
+		{"compress, gzip;q=0", ""},
+		{"ZSTD", "zstd"},
+	}
+	for _, tt := range tests {
+		h := http.Header{}
+		if tt.header != "" {
+			h.Set("Accept-Encoding", tt.header)
+		}
+		if got := strings.Join(Preferred(h, offered...), ", "); got != tt.want {
+			t.Errorf("Preferred(%q) = %q, want %q", tt.header, got, tt.want)
+		}
+	}
+}
+
+func TestChoose(t *testing.T) {
+	offered := []string{"br", "zstd", "gzip"}
+	tests := []struct {
+		header string
+		want   string
+	}{
+		{"", ""},
+		{"deflate", ""},
+		{"gzip", "gzip"},
+		{"x-gzip", "gzip"},
+		{"gzip, deflate, br, zstd", "br"},
+		{"gzip, deflate", "gzip"},
+		{"gzip, zstd", "zstd"},
+		{"br;q=0.5, gzip", "gzip"},
+		{"br;q=0.5, zstd;q=0.5, gzip;q=0.1", "br"},
+		{"*", "br"},
+		{"*, br;q=0", "zstd"},
+		{"*;q=0", ""},
+		{"identity, gzip;q=0.5", ""},           // identity named and preferred
+		{"identity;q=0.5, gzip", "gzip"},       // identity named but ranked lower
+		{"identity;q=0.5, gzip;q=0.5", "gzip"}, // a tie goes to the coding
+		{"*;q=0.9, gzip;q=0.5", "br"},          // "*" does not speak for identity
+		{"gzip;q=0", ""},
+	}
+	for _, tt := range tests {
+		h := http.Header{}
+		if tt.header != "" {
+			h.Set("Accept-Encoding", tt.header)
+		}
+		if got := Choose(h, offered...); got != tt.want {
+			t.Errorf("Choose(%q) = %q, want %q", tt.header, got, tt.want)
+		}
 	}
 }
