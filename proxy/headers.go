@@ -1,0 +1,476 @@
+package proxy
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// This file rewrites the response headers through which an upstream points
+// the browser at itself (Location, Content-Location, Refresh, Link) or scopes
+// its cookies to itself (Set-Cookie), so that the visitor stays on the proxy.
+//
+// Only the origin (scheme, host, port) of a URL is mapped: the path, query
+// and fragment are kept byte for byte, because cobrowse serves an upstream at
+// the root of the public origin rather than under a prefix. For the same
+// reason a cookie's Path is never changed. (An upstream URL with a path, which
+// New accepts as a prefix of the request paths, is outside that assumption:
+// its prefix stays in rewritten URLs and cookie paths.)
+
+// maxRewrittenHeader is the length above which a header value is passed on
+// unchanged, to bound the work done on a hostile or broken upstream's headers.
+const maxRewrittenHeader = 8 << 10
+
+// origin is a normalised URL origin: the one to compare URLs against, and to
+// write into them.
+type origin struct {
+	scheme string // "http" or "https"
+	name   string // host name in ASCII lower case, without brackets or port
+	port   string // decimal port, without leading zeros, never empty
+}
+
+// hostPort returns the authority of o: host[:port], without the port if it
+// is the scheme's default, with brackets around an IPv6 address.
+func (o origin) hostPort() string {
+	host := o.name
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if o.port == defaultPort(o.scheme) {
+		return host
+	}
+	return host + ":" + o.port
+}
+
+// defaultPort returns the port implied by scheme (lower case), or "".
+func defaultPort(scheme string) string {
+	switch scheme {
+	case "http":
+		return "80"
+	case "https":
+		return "443"
+	}
+	return ""
+}
+
+// parseOrigin returns the origin of the authority host[:port] (no userinfo)
+// for scheme (lower case). Host names compare case-insensitively and an
+// empty, default or zero-padded port is normalised, as browsers do; ok is
+// false if authority has no host or a port that is not a number up to 65535.
+func parseOrigin(scheme, authority string) (o origin, ok bool) {
+	name, port := authority, ""
+	if strings.HasPrefix(authority, "[") {
+		end := strings.IndexByte(authority, ']')
+		if end < 0 {
+			return origin{}, false
+		}
+		name, port = authority[1:end], authority[end+1:]
+		if port != "" && port[0] != ':' {
+			return origin{}, false
+		}
+	} else if i := strings.LastIndexByte(authority, ':'); i >= 0 {
+		name, port = authority[:i], authority[i:]
+	}
+	port = strings.TrimPrefix(port, ":")
+	if name == "" {
+		return origin{}, false
+	}
+	if port == "" {
+		port = defaultPort(scheme)
+	} else {
+		n := 0
+		for i := 0; i < len(port); i++ {
+			if port[i] < '0' || port[i] > '9' {
+				return origin{}, false
+			}
+			if n = n*10 + int(port[i]-'0'); n > 65535 {
+				return origin{}, false
+			}
+		}
+		port = strconv.Itoa(n)
+	}
+	return origin{scheme: scheme, name: asciiLower(name), port: port}, true
+}
+
+// origins maps the upstream's origin onto the public origin at which the
+// visitor reached cobrowse. The zero value rewrites nothing.
+type origins struct {
+	upstream origin
+	public   origin // name is "" if the request told no usable host
+}
+
+// newOrigins returns the origins for a response to in, the request that the
+// visitor's browser sent to the proxy (httputil.ProxyRequest.In, not the
+// outbound request), forwarded to upstream (only its scheme and host are
+// used). The public origin is https if in came over TLS and http otherwise,
+// with the host the browser asked for: in.Host, which a shared cache in front
+// keys on. If in has no usable Host (an HTTP/1.0 request may have none), URLs
+// and cookie domains are left unchanged, as there is no origin to point them
+// at.
+//
+// Behind a TLS-terminating load balancer the public origin is http, and
+// cookies lose Secure (see rewriteSetCookie).
+func newOrigins(upstream *url.URL, in *http.Request) origins {
+	var o origins
+	o.upstream, _ = parseOrigin(asciiLower(upstream.Scheme), upstream.Host)
+	o.public.scheme = "http"
+	if in.TLS != nil {
+		o.public.scheme = "https"
+	}
+	if pub, ok := parseOrigin(o.public.scheme, in.Host); ok {
+		o.public = pub
+	}
+	return o
+}
+
+// rewriteResponseHeaders rewrites, in place, the headers of an upstream
+// response that would take the visitor off the proxy or scope cookies to the
+// upstream's host:
+//
+//   - Location, Content-Location: an absolute URL (scheme://authority...) or
+//     protocol-relative one (//authority...) whose origin is the upstream's
+//     gets the public origin; userinfo, path, query and fragment are kept.
+//     Relative URLs and URLs on any other origin are left unchanged.
+//   - Refresh: the URL part of "5; url=...", "5;URL='...'", "0, ..." and the
+//     other forms browsers accept is rewritten the same way; the rest of the
+//     value is kept.
+//   - Link: each URI-reference between < and > that starts a link-value is
+//     rewritten the same way; parameters (anchor included) are kept.
+//   - Set-Cookie: see rewriteSetCookie. Every value is kept, in order.
+//
+// No URL is rewritten if the public origin is the upstream's. A value longer
+// than 8 KiB is left unchanged. Browsers also accept backslashes for the
+// slashes of an http(s) URL, and so does the rewrite; URLs that browsers
+// would only understand after removing tabs, or percent-decoding the host,
+// are left unchanged.
+//
+// It returns the names of the cookies that a browser will refuse because
+// they carry a __Secure- or __Host- prefix and the public origin is plain
+// http. They are passed on unchanged: no rewrite can make them settable. The
+// proxy should log the names (never the values) once, telling the operator
+// to serve cobrowse over https.
+func (o origins) rewriteResponseHeaders(h http.Header) (refused []string) {
+	rewriteValues(h["Location"], o.rewriteURL)
+	rewriteValues(h["Content-Location"], o.rewriteURL)
+	rewriteValues(h["Refresh"], o.rewriteRefresh)
+	rewriteValues(h["Link"], o.rewriteLink)
+	for i, v := range h["Set-Cookie"] {
+		if len(v) > maxRewrittenHeader {
+			continue
+		}
+		var name string
+		h["Set-Cookie"][i], name = o.rewriteSetCookie(v)
+		if name != "" {
+			refused = append(refused, name)
+		}
+	}
+	return refused
+}
+
+// rewriteValues replaces each value of vs up to maxRewrittenHeader long with
+// its rewrite.
+func rewriteValues(vs []string, rewrite func(string) string) {
+	for i, v := range vs {
+		if len(v) <= maxRewrittenHeader {
+			vs[i] = rewrite(v)
+		}
+	}
+}
+
+// rewritesURLs reports whether URLs on the upstream's origin must be
+// rewritten: the public origin is known and is another.
+func (o origins) rewritesURLs() bool {
+	return o.public.name != "" && o.upstream.name != "" && o.public != o.upstream
+}
+
+// rewriteURL returns ref with its origin replaced by the public origin if ref
+// is an absolute or protocol-relative URL on the upstream's origin, and ref
+// unchanged otherwise. Leading and trailing spaces and control characters,
+// which URL parsers strip, are kept.
+func (o origins) rewriteURL(ref string) string {
+	if !o.rewritesURLs() {
+		return ref
+	}
+	start, end := 0, len(ref)
+	for start < end && ref[start] <= ' ' {
+		start++
+	}
+	for end > start && ref[end-1] <= ' ' {
+		end--
+	}
+	s := ref[start:end]
+	scheme, rest := "", s
+	if i := schemeLen(s); i > 0 {
+		scheme, rest = asciiLower(s[:i]), s[i+1:]
+		if scheme != o.upstream.scheme {
+			return ref
+		}
+	}
+	if len(rest) < 2 || !isSlash(rest[0]) || !isSlash(rest[1]) {
+		return ref // relative, or not a hierarchical URL
+	}
+	rest = rest[2:]
+	authLen := strings.IndexAny(rest, `/\?#`)
+	if authLen < 0 {
+		authLen = len(rest)
+	}
+	userinfo, hostport := "", rest[:authLen]
+	if at := strings.LastIndexByte(hostport, '@'); at >= 0 {
+		userinfo, hostport = hostport[:at+1], hostport[at+1:]
+	}
+	// A protocol-relative URL takes the scheme of the upstream's page.
+	if u, ok := parseOrigin(o.upstream.scheme, hostport); !ok || u != o.upstream {
+		return ref
+	}
+	prefix := "//"
+	if scheme != "" {
+		prefix = o.public.scheme + "://"
+	}
+	return ref[:start] + prefix + userinfo + o.public.hostPort() + rest[authLen:] + ref[end:]
+}
+
+// schemeLen returns the length of the URL scheme that s starts with, before
+// its ':', or 0 if s does not start with one.
+func schemeLen(s string) int {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		case i > 0 && c == ':':
+			return i
+		default:
+			return 0
+		}
+	}
+	return 0
+}
+
+// isSlash reports whether c separates the parts of an http(s) URL for a
+// browser.
+func isSlash(c byte) bool { return c == '/' || c == '\\' }
+
+// rewriteRefresh returns the Refresh header value v with its URL rewritten by
+// rewriteURL. The URL is found as the HTML standard's shared declarative
+// refresh steps find it: a delay, then optionally ';' or ',', then the URL,
+// optionally after "url=" (any case, spaces around '=') and in single or
+// double quotes.
+func (o origins) rewriteRefresh(v string) string {
+	i := skipASCIISpace(v, 0)
+	digits := i
+	for i < len(v) && '0' <= v[i] && v[i] <= '9' {
+		i++
+	}
+	if i == digits && (i == len(v) || v[i] != '.') {
+		return v // no delay: browsers ignore the header
+	}
+	for i < len(v) && ('0' <= v[i] && v[i] <= '9' || v[i] == '.') {
+		i++
+	}
+	if i < len(v) {
+		if v[i] != ';' && v[i] != ',' && !isASCIISpace(v[i]) {
+			return v
+		}
+		i = skipASCIISpace(v, i)
+		if i < len(v) && (v[i] == ';' || v[i] == ',') {
+			i++
+		}
+		i = skipASCIISpace(v, i)
+	}
+	if i == len(v) {
+		return v
+	}
+	// A URL starting with "url" is the remainder of v unless "url" is
+	// followed by '='; only then, or without "url", may it be quoted.
+	urlStart, quoted := i, true
+	if v[i]|0x20 == 'u' {
+		quoted = false
+		if hasPrefixFold(v[i:], "url") {
+			if j := skipASCIISpace(v, i+3); j < len(v) && v[j] == '=' {
+				i = skipASCIISpace(v, j+1)
+				urlStart, quoted = i, true
+			}
+		}
+	}
+	urlEnd := len(v)
+	if quoted && i < len(v) && (v[i] == '\'' || v[i] == '"') {
+		urlStart = i + 1
+		if q := strings.IndexByte(v[urlStart:], v[i]); q >= 0 {
+			urlEnd = urlStart + q
+		}
+	}
+	return v[:urlStart] + o.rewriteURL(v[urlStart:urlEnd]) + v[urlEnd:]
+}
+
+// isASCIISpace reports whether c is ASCII whitespace as the HTML standard
+// defines it.
+func isASCIISpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r'
+}
+
+// skipASCIISpace returns the index of the first byte of s at or after i that
+// is not ASCII whitespace.
+func skipASCIISpace(s string, i int) int {
+	for i < len(s) && isASCIISpace(s[i]) {
+		i++
+	}
+	return i
+}
+
+// rewriteLink returns the Link header value v (RFC 8288: comma-separated
+// `<URI-reference>; param=value; param="quoted, value"`) with each target
+// URI-reference rewritten by rewriteURL. Commas inside <> or a quoted string
+// do not separate link-values; a link-value that does not start with '<' is
+// skipped, and an unterminated '<' ends the rewrite.
+func (o origins) rewriteLink(v string) string {
+	var b strings.Builder
+	done := 0 // v[:done] is in b, or unchanged if b is empty
+	for i := 0; i < len(v); i++ {
+		for i < len(v) && (v[i] == ' ' || v[i] == '\t') {
+			i++
+		}
+		if i < len(v) && v[i] == '<' {
+			end := strings.IndexByte(v[i+1:], '>')
+			if end < 0 {
+				break
+			}
+			start, end := i+1, i+1+end
+			if uri := o.rewriteURL(v[start:end]); uri != v[start:end] {
+				b.WriteString(v[done:start])
+				b.WriteString(uri)
+				done = end
+			}
+			i = end + 1
+		}
+		// Skip the parameters, up to the comma that ends the link-value.
+		for ; i < len(v) && v[i] != ','; i++ {
+			if v[i] == '"' {
+				for i++; i < len(v) && v[i] != '"'; i++ {
+					if v[i] == '\\' {
+						i++
+					}
+				}
+			}
+		}
+	}
+	if done == 0 {
+		return v
+	}
+	b.WriteString(v[done:])
+	return b.String()
+}
+
+// rewriteSetCookie returns the Set-Cookie header value v rewritten for the
+// public origin, or v unchanged. Attributes are rewritten in their text, so
+// that every other byte (Expires, Max-Age, HttpOnly, Partitioned, Priority,
+// attributes unknown today) reaches the browser as the upstream wrote it;
+// http.ParseSetCookie followed by Cookie.String would drop Priority and
+// unknown attributes and reformat others.
+//
+// Domain: if the public host name differs from the upstream's and the
+// Domain attribute the browser would use (the last non-empty one) is the
+// upstream's host or a parent domain of it (with or without a leading dot,
+// any case), all Domain attributes are dropped, so that the cookie is set for
+// the public host only. That is the one scope certain to make the cookie
+// come back through the proxy, and nothing wider: widening it to a parent
+// domain of the public host would send the upstream's session cookies to
+// every sibling host under that domain (other sites fronted by the same
+// cobrowse, unrelated services of the operator), and could name a public
+// suffix, which browsers refuse.
+//
+// Path is never changed: the upstream is served at the root of the public
+// origin, so its paths are the public paths. As no Domain is added and Path
+// is kept, a __Host- cookie stays without Domain and with Path=/.
+//
+// If the public origin is plain http (development), the Secure attribute is
+// dropped, since browsers refuse Secure cookies from insecure origins other
+// than localhost, and SameSite=None, which browsers refuse without Secure,
+// becomes SameSite=Lax. A cookie named with a __Secure- or __Host- prefix
+// (any case) cannot be set from an insecure origin at all: it is returned
+// unchanged, and its name is returned as refused, for the caller to report.
+// (A Partitioned cookie is kept Partitioned; browsers that require Secure for
+// it will refuse it over http.)
+func (o origins) rewriteSetCookie(v string) (cookie, refused string) {
+	nameValue, _, _ := strings.Cut(v, ";")
+	name, _, hasEq := strings.Cut(nameValue, "=")
+	if name = strings.Trim(name, " \t"); !hasEq {
+		name = "" // browsers take "value" alone as a nameless cookie
+	}
+	insecure := o.public.scheme == "http"
+	if insecure && (hasPrefixFold(name, "__Secure-") || hasPrefixFold(name, "__Host-")) {
+		return v, name
+	}
+
+	attrs := strings.Split(v, ";")[1:]
+	dropDomain := false
+	if o.public.name != "" && o.upstream.name != "" && o.public.name != o.upstream.name {
+		for _, a := range attrs {
+			if an, av := cookieAttr(a); strings.EqualFold(an, "domain") && av != "" {
+				dropDomain = o.domainMatchesUpstream(av)
+			}
+		}
+	}
+	if !dropDomain && !insecure {
+		return v, ""
+	}
+	var b strings.Builder
+	b.Grow(len(v))
+	b.WriteString(nameValue)
+	changed := false
+	for _, a := range attrs {
+		switch an, av := cookieAttr(a); {
+		case dropDomain && strings.EqualFold(an, "domain"),
+			insecure && strings.EqualFold(an, "secure"):
+			changed = true
+			continue
+		case insecure && strings.EqualFold(an, "samesite") && strings.EqualFold(av, "none"):
+			eq := strings.IndexByte(a, '=')
+			lead := eq + 1 + strings.Index(a[eq+1:], av)
+			a = a[:lead] + "Lax" + a[lead+len(av):]
+			changed = true
+		}
+		b.WriteByte(';')
+		b.WriteString(a)
+	}
+	if !changed {
+		return v, ""
+	}
+	return b.String(), ""
+}
+
+// cookieAttr splits a cookie attribute "name=value" as browsers do: at the
+// first '=', with surrounding spaces and tabs removed from both parts.
+func cookieAttr(a string) (name, value string) {
+	name, value, _ = strings.Cut(a, "=")
+	return strings.Trim(name, " \t"), strings.Trim(value, " \t")
+}
+
+// domainMatchesUpstream reports whether the cookie Domain attribute value d
+// names the upstream's host or a parent domain of it.
+func (o origins) domainMatchesUpstream(d string) bool {
+	d = asciiLower(strings.TrimPrefix(d, "."))
+	host := o.upstream.name
+	return d != "" && (host == d || strings.HasSuffix(host, "."+d))
+}
+
+// hasPrefixFold reports whether s starts with prefix, ignoring ASCII case.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// asciiLower returns s with ASCII letters in lower case and every other byte
+// unchanged.
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
