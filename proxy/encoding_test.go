@@ -232,7 +232,7 @@ func get(t *testing.T, proxyURL, path, acceptEncoding string) (*http.Response, [
 
 // TestProxyHTMLCodings checks that a page in any coding the upstream may use
 // reaches any client with the snippet, in the client's best coding among
-// br, zstd and gzip, with headers to match. The requests run in parallel
+// zstd, br and gzip, with headers to match. The requests run in parallel
 // through one Proxy, so that its encoders and decoders are reused.
 func TestProxyHTMLCodings(t *testing.T) {
 	up := codingServer(t, []byte(page), "Content-Type", "text/html; charset=utf-8",
@@ -246,7 +246,7 @@ func TestProxyHTMLCodings(t *testing.T) {
 				if ae != "" {
 					h.Set("Accept-Encoding", ae)
 				}
-				want := contentcoding.Choose(h, "br", "zstd", "gzip")
+				want := contentcoding.Choose(h, "zstd", "br", "gzip")
 				resp, body := get(t, proxyURL, "/?coding="+uc.name, ae)
 				if resp.StatusCode != 200 {
 					t.Fatalf("status %d", resp.StatusCode)

@@ -178,6 +178,18 @@ func rewriteValues(vs []string, rewrite func(string) string) {
 	}
 }
 
+// rewriteRequestHeaders rewrites, in place, the headers of a visitor's
+// request that name the public origin so that they name the upstream's:
+// Origin and Referer. The upstream compares them with its own origin (CSRF
+// protection, CORS, WebSocket handshakes) and would otherwise refuse what
+// comes through the proxy. Other origins, "null" and relative values are
+// left unchanged.
+func (o origins) rewriteRequestHeaders(h http.Header) {
+	back := origins{upstream: o.public, public: o.upstream}
+	rewriteValues(h["Origin"], back.rewriteURL)
+	rewriteValues(h["Referer"], back.rewriteURL)
+}
+
 // rewritesURLs reports whether URLs on the upstream's origin must be
 // rewritten: the public origin is known and is another.
 func (o origins) rewritesURLs() bool {

@@ -486,3 +486,23 @@ func mayRewrite(key, v string, overTLS bool) bool {
 	return strings.Contains(v, "domain") ||
 		!overTLS && (strings.Contains(v, "secure") || strings.Contains(v, "samesite"))
 }
+
+func TestRewriteRequestHeaders(t *testing.T) {
+	o := testOrigins(t, "shop.example.com", false) // upstream: testUpstream
+	tests := []struct{ header, in, want string }{
+		{"Origin", "http://shop.example.com", "https://shop-backend.internal:8443"},
+		{"Origin", "http://SHOP.example.com:80", "https://shop-backend.internal:8443"},
+		{"Origin", "https://shop.example.com", "https://shop.example.com"}, // another origin
+		{"Origin", "http://evil.example", "http://evil.example"},
+		{"Origin", "null", "null"},
+		{"Referer", "http://shop.example.com/cart?x=1", "https://shop-backend.internal:8443/cart?x=1"},
+		{"Referer", "http://other.example/", "http://other.example/"},
+	}
+	for _, tc := range tests {
+		h := http.Header{tc.header: {tc.in}}
+		o.rewriteRequestHeaders(h)
+		if got := h.Get(tc.header); got != tc.want {
+			t.Errorf("%s %q → %q, want %q", tc.header, tc.in, got, tc.want)
+		}
+	}
+}

@@ -13,6 +13,17 @@
 // only if the upstream used a coding the client does not accept. Answers to
 // HEAD, 204, 304 and 206 are never changed.
 //
+// Every HTML page also gets its Content-Security-Policy (headers and <meta>
+// tags) edited so that the visitor script, which carries a fresh nonce, and
+// its WebSocket to the proxy's origin are allowed and nothing else changes
+// (rewrite.AllowVisitor). Response headers that point at the upstream's
+// origin (Location, Refresh, Link, ...) or scope cookies to its host are
+// rewritten to the public origin the visitor used, and request headers that
+// name the public origin (Origin, Referer) to the upstream's, so that the
+// upstream's redirects, cookies and CSRF checks keep working. Service worker
+// scripts are replaced by one that removes itself (see serviceworker.go).
+// UTF-16 pages pass through without the snippet.
+//
 // The package knows nothing about sessions or agents. It does not reserve any
 // path either: a caller that serves its own handlers (such as /__cobrowse/)
 // next to the proxied site routes them before the Proxy.
@@ -21,30 +32,36 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"html"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cobrowse/cobrowse/internal/contentcoding"
 	"github.com/cobrowse/cobrowse/rewrite"
 )
 
-// Config configures a Proxy. The zero value of every field but Snippet is a
-// sensible default.
+// Config configures a Proxy. The zero value of every field but ScriptPath is
+// a sensible default.
 type Config struct {
-	// Snippet is inserted once into every HTML page, at the start of its
-	// head (see rewrite.Injector), typically
-	// `<script src="/__cobrowse/visitor.js" defer></script>`. Required.
-	Snippet []byte
+	// ScriptPath is the path of the visitor script on the proxy's own
+	// origin, e.g. /__cobrowse/visitor.js. Every HTML page gets
+	// <script src="ScriptPath" nonce="…" defer></script> at the start of
+	// its head (see rewrite.Injector), and its CSP is edited to allow that
+	// script and WebSockets to the proxy's origin. Required.
+	ScriptPath string
 
 	// Logger receives upstream errors and warnings about pages served
 	// without the snippet. Nil means slog.Default().
@@ -72,11 +89,16 @@ type Config struct {
 // Proxy is the http.Handler that fronts the upstream site. Create it with New;
 // it is safe for concurrent use.
 type Proxy struct {
-	upstream *url.URL
-	snippet  []byte
-	log      *slog.Logger
-	codecs   *codecs
-	rp       *httputil.ReverseProxy
+	upstream   *url.URL
+	scriptPath string
+	log        *slog.Logger
+	codecs     *codecs
+	rp         *httputil.ReverseProxy
+	// newNonce returns the nonce of one page's visitor script; tests
+	// replace it to get predictable pages.
+	newNonce func() string
+	// warned holds the messages logged once per Proxy (refused cookies).
+	warned sync.Map
 }
 
 // New returns a Proxy that forwards requests to upstream, an absolute http or
@@ -86,14 +108,15 @@ func New(upstream *url.URL, cfg Config) (*Proxy, error) {
 	if err := checkUpstream(upstream); err != nil {
 		return nil, err
 	}
-	if len(cfg.Snippet) == 0 {
-		return nil, errors.New("proxy: Config.Snippet is empty; set it to the <script> tag to insert into HTML pages")
+	if !strings.HasPrefix(cfg.ScriptPath, "/") || strings.ContainsAny(cfg.ScriptPath, "\"'<> ?#") {
+		return nil, fmt.Errorf("proxy: Config.ScriptPath %q must be an absolute path such as /__cobrowse/visitor.js", cfg.ScriptPath)
 	}
 	p := &Proxy{
-		upstream: new(url.URL),
-		snippet:  append([]byte(nil), cfg.Snippet...),
-		log:      cfg.Logger,
-		codecs:   newCodecs(),
+		upstream:   new(url.URL),
+		scriptPath: cfg.ScriptPath,
+		log:        cfg.Logger,
+		codecs:     newCodecs(),
+		newNonce:   randomNonce,
 	}
 	*p.upstream = *upstream
 	if p.log == nil {
@@ -149,21 +172,33 @@ func defaultTransport() *http.Transport {
 
 // ServeHTTP forwards r to the upstream and writes its response to w.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if serveSelfRemovingWorker(w, r) {
+		return
+	}
 	p.rp.ServeHTTP(w, r)
 }
 
-// negotiated is what rewriteRequest learnt from the client's Accept-Encoding,
-// for modifyResponse.
-type negotiated struct {
+// randomNonce returns 128 random bits in base64, for a script nonce.
+func randomNonce() string {
+	b := make([]byte, 16)
+	rand.Read(b) // never fails (crypto/rand)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// exchange is what rewriteRequest learnt from the visitor's request, for
+// modifyResponse.
+type exchange struct {
 	// accepted lists the codings the client accepts among those the
 	// proxy decodes, best first: what the upstream was asked for.
 	accepted []string
 	// html is the coding of rewritten pages, "" for identity.
 	html string
+	// origins maps the upstream's origin onto the one the visitor used.
+	origins origins
 }
 
-// negotiatedKey is the context key of the outbound request's negotiated.
-type negotiatedKey struct{}
+// exchangeKey is the context key of the outbound request's exchange.
+type exchangeKey struct{}
 
 // rewriteRequest is the ReverseProxy's Rewrite hook. ReverseProxy has already
 // removed hop-by-hop headers and any Forwarded and X-Forwarded-* headers sent
@@ -171,10 +206,14 @@ type negotiatedKey struct{}
 func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.upstream) // also sends the upstream's host as Host
 	pr.SetXForwarded()
-	neg := negotiated{
-		accepted: contentcoding.Preferred(pr.In.Header, "br", "zstd", "gzip", "deflate"),
-		html:     contentcoding.Choose(pr.In.Header, "br", "zstd", "gzip"),
+	// On equal preference zstd before br: about as small, and a third of
+	// br's CPU at the levels used (see encoding.go).
+	neg := exchange{
+		accepted: contentcoding.Preferred(pr.In.Header, "zstd", "br", "gzip", "deflate"),
+		html:     contentcoding.Choose(pr.In.Header, "zstd", "br", "gzip"),
+		origins:  newOrigins(p.upstream, pr.In),
 	}
+	neg.origins.rewriteRequestHeaders(pr.Out.Header)
 	// Ask only for codings the client reads too, so that a body the proxy
 	// does not rewrite passes through as it comes, and the answer to a HEAD
 	// or a byte range, never decoded (a partial stream cannot be), is one
@@ -184,19 +223,23 @@ func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 	} else {
 		pr.Out.Header.Set("Accept-Encoding", strings.Join(neg.accepted, ", "))
 	}
-	pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), negotiatedKey{}, neg))
+	pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), exchangeKey{}, neg))
 }
 
 // modifyResponse is the ReverseProxy's ModifyResponse hook. It decodes,
 // rewrites and encodes again HTML, and decodes other bodies in a coding the
 // client does not accept. An error it returns goes to handleError.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
+	neg, _ := resp.Request.Context().Value(exchangeKey{}).(exchange)
+	// Redirects, HEAD and 304 answers carry Location and Set-Cookie too.
+	for _, name := range neg.origins.rewriteResponseHeaders(resp.Header) {
+		p.warnOnce("cookie "+name, "proxy: the upstream sets a __Secure-/__Host- cookie that browsers refuse over plain http; serve cobrowse over https (--tls-cert)", "cookie", name)
+	}
 	if !hasBody(resp) {
 		return nil
 	}
-	neg, _ := resp.Request.Context().Value(negotiatedKey{}).(negotiated)
 	coding := contentCoding(resp.Header)
-	if !hasHTML(resp.Header) {
+	if !hasHTML(resp.Header) || p.isUTF16(resp) {
 		if coding == "" || slices.Contains(neg.accepted, coding) || !decodable(coding) {
 			return nil // passed through as the upstream sent it
 		}
@@ -227,8 +270,18 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		}
 		src = first
 	}
+	nonce := p.newNonce()
+	allowance, canEdit := neg.origins.visitorAllowance(p.scriptPath, nonce)
+	var opts []rewrite.InjectOption
+	if canEdit {
+		p.allowVisitorInCSP(resp, allowance)
+		opts = append(opts, rewrite.WithMetaCSP(func(policy string) (string, error) {
+			return rewrite.AllowVisitorMeta(policy, allowance)
+		}))
+	}
+	snippet := fmt.Sprintf(`<script src="%s" nonce="%s" defer></script>`, p.scriptPath, nonce)
 	page := &htmlBody{
-		Injector: rewrite.NewInjector(src, p.snippet),
+		Injector: rewrite.NewInjector(src, []byte(snippet), opts...),
 		body:     resp.Body,
 		log:      p.log,
 		path:     resp.Request.URL.Path,
@@ -242,6 +295,68 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	}
 	encodingChanged(resp)
 	return nil
+}
+
+// allowVisitorInCSP edits the page's policy headers so that they allow the
+// visitor script and its socket. A policy it cannot edit safely stays as it
+// is, and the page may then block the script: that is logged.
+func (p *Proxy) allowVisitorInCSP(resp *http.Response, a rewrite.VisitorAllowance) {
+	for _, name := range []string{"Content-Security-Policy", "Content-Security-Policy-Report-Only"} {
+		values := resp.Header.Values(name)
+		for i, v := range values {
+			edited, err := rewrite.AllowVisitor(v, a)
+			if err != nil {
+				p.log.Warn("proxy: left a page's CSP unedited; it may block the visitor script", "path", resp.Request.URL.Path, "header", name, "err", err)
+				continue
+			}
+			values[i] = edited
+		}
+	}
+}
+
+// visitorAllowance describes what the visitor script needs from a page's CSP
+// on the public origin: the script at scriptPath with nonce, and WebSockets
+// (and fetches) to the public origin. ok is false when the visitor's request
+// named no usable host, so there is no origin to allow.
+func (o origins) visitorAllowance(scriptPath, nonce string) (a rewrite.VisitorAllowance, ok bool) {
+	if o.public.name == "" {
+		return a, false
+	}
+	site := o.public.scheme + "://" + o.public.hostPort()
+	ws := "ws"
+	if o.public.scheme == "https" {
+		ws = "wss"
+	}
+	return rewrite.VisitorAllowance{
+		Nonce:   nonce,
+		Script:  site + scriptPath,
+		Connect: []string{ws + "://" + o.public.hostPort(), site},
+	}, true
+}
+
+// warnOnce logs msg with args the first time key is seen by this Proxy; at
+// most 100 keys are remembered, so that a hostile upstream cannot grow it.
+func (p *Proxy) warnOnce(key, msg string, args ...any) {
+	if _, seen := p.warned.LoadOrStore(key, true); seen {
+		return
+	}
+	n := 0
+	p.warned.Range(func(any, any) bool { n++; return n <= 100 })
+	if n > 100 {
+		p.warned.Delete(key)
+	}
+	p.log.Warn(msg, args...)
+}
+
+// isUTF16 reports whether resp declares a UTF-16 charset: the snippet is
+// UTF-8, so such a page is passed through without it (and logged).
+func (p *Proxy) isUTF16(resp *http.Response) bool {
+	_, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if err != nil || !strings.HasPrefix(strings.ToLower(params["charset"]), "utf-16") {
+		return false
+	}
+	p.log.Warn("proxy: served a UTF-16 page without the cobrowse snippet (the snippet is UTF-8)", "path", resp.Request.URL.Path)
+	return true
 }
 
 // hasBody reports whether resp has a body the proxy may rewrite or decode:
@@ -332,8 +447,11 @@ type htmlBody struct {
 }
 
 func (b *htmlBody) Close() error {
-	if err := b.Err(); errors.Is(err, rewrite.ErrTokenTooLarge) {
+	if err := b.Err(); errors.Is(err, rewrite.ErrTokenTooLarge) || errors.Is(err, rewrite.ErrUTF16) {
 		b.log.Warn("proxy: served an HTML page without the cobrowse snippet", "path", b.path, "err", err)
+	}
+	if err := b.MetaCSPErr(); err != nil {
+		b.log.Warn("proxy: left a page's <meta> CSP unedited; it may block the visitor script", "path", b.path, "err", err)
 	}
 	return b.body.Close()
 }

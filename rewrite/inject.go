@@ -230,11 +230,17 @@ func (in *Injector) Err() error { return in.err }
 // fills p with the tokens before it, waiting for the source if need be: the
 // doctype and <html> tag are of no use to a browser on their own, and one
 // write of them is cheaper than one per token. From the injection point on, it
-// returns what the source returns as soon as the source returns it.
+// returns what it has as soon as it has it: each token of a head that
+// WithMetaCSP scans, then what the source returns.
 func (in *Injector) Read(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		if len(in.pending) == 0 {
+			if in.injected && n > 0 {
+				// Past the snippet (scanning the head), return what there
+				// is: the next token may wait on a slow source.
+				break
+			}
 			switch {
 			case !in.started:
 				in.start()

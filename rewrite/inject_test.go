@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 const testSnippet = `<script src="/__cobrowse/visitor.js" defer></script>`
@@ -491,4 +492,50 @@ func FuzzInjectorMetaCSP(f *testing.F) {
 			}
 		}
 	})
+}
+
+// blockingAfter returns data, then blocks until released: a slow upstream.
+type blockingAfter struct {
+	data    []byte
+	release chan struct{}
+}
+
+func (b *blockingAfter) Read(p []byte) (int, error) {
+	if len(b.data) > 0 {
+		n := copy(p, b.data)
+		b.data = b.data[n:]
+		return n, nil
+	}
+	<-b.release
+	return 0, io.EOF
+}
+
+// With WithMetaCSP the head is tokenized past the snippet; what has arrived
+// must still come out without waiting for the rest of the head.
+func TestInjectorMetaCSPScanDoesNotHoldBackASlowHead(t *testing.T) {
+	src := &blockingAfter{data: []byte("<html><head><title>Slow"), release: make(chan struct{})}
+	defer close(src.release)
+	inj := NewInjector(src, []byte(testSnippet), WithMetaCSP(appendSource))
+	got := make(chan string)
+	go func() {
+		var out []byte
+		buf := make([]byte, 64)
+		for !bytes.Contains(out, []byte("<title>")) {
+			n, err := inj.Read(buf)
+			out = append(out, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		got <- string(out)
+	}()
+	want := "<html><head>" + testSnippet + "<title>"
+	select {
+	case out := <-got:
+		if !strings.HasPrefix(out, want) {
+			t.Fatalf("got %q, want it to start with %q", out, want)
+		}
+	case <-time.After(10 * time.Second): // a hang, not a timing measurement
+		t.Fatal("Read waited for the rest of the head")
+	}
 }

@@ -26,9 +26,10 @@ import (
 	"github.com/cobrowse/cobrowse/web"
 )
 
-// snippet is what the proxy injects into every HTML page. defer: the page
-// never waits for it, and rrweb starts once the document is parsed.
-const snippet = `<script src="/__cobrowse/visitor.js" defer></script>`
+// visitorScriptPath is where the visitor listener serves the visitor
+// script, which the proxy inserts into every HTML page (deferred: the page
+// never waits for it, and rrweb starts once the document is parsed).
+const visitorScriptPath = "/__cobrowse/visitor.js"
 
 // options are the flags shared by serve and demo.
 type options struct {
@@ -140,7 +141,7 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 	}
 
 	visitorMux := http.NewServeMux()
-	visitorMux.Handle("GET /__cobrowse/visitor.js", visitorScript)
+	visitorMux.Handle("GET "+visitorScriptPath, visitorScript)
 	visitorMux.Handle("GET "+session.VisitorPath, &session.VisitorHandler{Hub: hub, Identity: identity, Logger: logger})
 	visitorMux.Handle("/__cobrowse/", http.NotFoundHandler())
 	visitorMux.Handle("/", front)
@@ -193,7 +194,7 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 // fronting returns the handler that fronts the configured sites (--upstream
 // for every host, --route for the hosts named) and a description of each.
 func fronting(o options, logger *slog.Logger) (http.Handler, []string, error) {
-	cfg := proxy.Config{Snippet: []byte(snippet), Logger: logger}
+	cfg := proxy.Config{ScriptPath: visitorScriptPath, Logger: logger}
 	newProxy := func(flagName, raw string) (http.Handler, error) {
 		u, err := url.Parse(raw)
 		if err != nil {
