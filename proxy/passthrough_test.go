@@ -1,0 +1,101 @@
+package proxy
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// A WebSocket to the upstream passes through the proxy: the upstream sees
+// its own Host and, for a page of the public origin, its own Origin (which
+// upstreams check against cross-site WebSocket hijacking), and messages flow
+// both ways.
+func TestProxyWebSocketUpgradePassesThrough(t *testing.T) {
+	var upstreamURL *url.URL
+	upgrader := websocket.Upgrader{CheckOrigin: func(r *http.Request) bool {
+		return r.Header.Get("Origin") == "http://"+upstreamURL.Host // the upstream's own check
+	}}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Host != upstreamURL.Host {
+			http.Error(w, "wrong Host "+r.Host, http.StatusMisdirectedRequest)
+			return
+		}
+		conn, err := upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return // Upgrade answered 403 for a foreign Origin
+		}
+		defer conn.Close()
+		for {
+			kind, msg, err := conn.ReadMessage()
+			if err != nil {
+				return
+			}
+			conn.WriteMessage(kind, append([]byte("echo: "), msg...))
+		}
+	}))
+	t.Cleanup(up.Close)
+	upstreamURL, _ = url.Parse(up.URL)
+	proxyURL, _ := startFor(t, upstreamURL, Config{})
+
+	dialer := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	socket := "ws" + strings.TrimPrefix(proxyURL, "http") + "/socket"
+	conn, resp, err := dialer.Dial(socket, http.Header{"Origin": {proxyURL}})
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("WebSocket through the proxy: %v (HTTP %d)", err, status)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := conn.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := conn.ReadMessage(); err != nil || string(msg) != "echo: hello" {
+		t.Fatalf("read %q, %v; want the upstream's echo", msg, err)
+	}
+
+	// A page of another site is still another site to the upstream.
+	if _, _, err := dialer.Dial(socket, http.Header{"Origin": {"http://evil.example"}}); err == nil {
+		t.Fatal("the upstream accepted a foreign Origin through the proxy")
+	}
+}
+
+// Redirects and cookies of the upstream's origin are rewritten on the way
+// through the real handler, every Set-Cookie kept, when visitors reach the
+// proxy under another name (shop.example) than the upstream's.
+func TestProxyRewritesRedirectsAndCookies(t *testing.T) {
+	var upstream string
+	proxyURL, logs := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upstream = "http://" + r.Host
+		w.Header().Add("Set-Cookie", "session=abc; Domain="+strings.Split(r.Host, ":")[0]+"; Path=/; HttpOnly")
+		w.Header().Add("Set-Cookie", "theme=dark; Path=/")
+		w.Header().Add("Set-Cookie", "__Host-id=1; Path=/; Secure")
+		http.Redirect(w, r, upstream+"/checkout?step=2", http.StatusFound)
+	}), Config{})
+	noRedirects := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest("GET", proxyURL+"/cart", nil)
+	req.Host = "shop.example"
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got, want := resp.Header.Get("Location"), "http://shop.example/checkout?step=2"; got != want {
+		t.Errorf("Location %q, want %q (the upstream sent %s/checkout?step=2)", got, want, upstream)
+	}
+	cookies := resp.Header.Values("Set-Cookie")
+	want := []string{"session=abc; Path=/; HttpOnly", "theme=dark; Path=/", "__Host-id=1; Path=/; Secure"}
+	if strings.Join(cookies, "\n") != strings.Join(want, "\n") {
+		t.Errorf("Set-Cookie\n got %q\nwant %q", cookies, want)
+	}
+	if !strings.Contains(logs.String(), "__Host-id") {
+		t.Errorf("the __Host- cookie browsers refuse over http was not logged:\n%s", logs.String())
+	}
+}
