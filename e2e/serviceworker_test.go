@@ -61,4 +61,3 @@ func TestServiceWorkersDoNotSurviveTheProxy(t *testing.T) {
 		t.Errorf("after reload the page is not the proxied one:\n%.300s", html)
 	}
 }
-
