@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -97,5 +99,33 @@ func TestProxyRewritesRedirectsAndCookies(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "__Host-id") {
 		t.Errorf("the __Host- cookie browsers refuse over http was not logged:\n%s", logs.String())
+	}
+}
+
+// Absolute URLs to the upstream in a page's attributes are rewritten to the
+// origin the visitor used, so that links, forms and images keep the visitor
+// on the proxy; other URLs, and text, are left as they are.
+func TestProxyRewritesSelfURLsInPages(t *testing.T) {
+	var upstream string
+	proxyURL, _ := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upstream = "http://" + r.Host
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<html><head><title>%[1]s</title></head><body>`+
+			`<a href="%[1]s/cart">cart</a><img srcset="%[1]s/a.png 1x, https://cdn.example/b.png 2x">`+
+			`<form action="%[1]s/order"></form><p>%[1]s/text</p><a href="https://other.example/">x</a></body></html>`, upstream)
+	}), Config{})
+	req, _ := http.NewRequest("GET", proxyURL+"/", nil)
+	req.Host = "shop.example"
+	resp, err := client(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := fmt.Sprintf(`<html><head>%[2]s<title>%[1]s</title></head><body>`+
+		`<a href="http://shop.example/cart">cart</a><img srcset="http://shop.example/a.png 1x, https://cdn.example/b.png 2x">`+
+		`<form action="http://shop.example/order"></form><p>%[1]s/text</p><a href="https://other.example/">x</a></body></html>`, upstream, snippet)
+	if string(body) != want {
+		t.Errorf("page\n got %s\nwant %s", body, want)
 	}
 }

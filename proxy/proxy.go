@@ -18,7 +18,9 @@
 // its WebSocket to the proxy's origin are allowed and nothing else changes
 // (rewrite.AllowVisitor). Response headers that point at the upstream's
 // origin (Location, Refresh, Link, ...) or scope cookies to its host are
-// rewritten to the public origin the visitor used, and request headers that
+// rewritten to the public origin the visitor used, as are absolute URLs to
+// the upstream in the page's attributes (href, src, srcset, action, ...;
+// rewrite.URLRewriter), and request headers that
 // name the public origin (Origin, Referer) to the upstream's, so that the
 // upstream's redirects, cookies and CSRF checks keep working. Service worker
 // scripts are replaced by one that removes itself (see serviceworker.go).
@@ -281,10 +283,15 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	}
 	snippet := fmt.Sprintf(`<script src="%s" nonce="%s" defer></script>`, p.scriptPath, nonce)
 	page := &htmlBody{
-		Injector: rewrite.NewInjector(src, []byte(snippet), opts...),
+		injector: rewrite.NewInjector(src, []byte(snippet), opts...),
 		body:     resp.Body,
 		log:      p.log,
 		path:     resp.Request.URL.Path,
+	}
+	page.Reader = page.injector
+	if from, to, ok := neg.origins.urlRewrite(); ok {
+		page.urls = rewrite.NewURLRewriter(page.injector, from, to)
+		page.Reader = page.urls
 	}
 	resp.Body = page
 	if neg.html == "" {
@@ -312,6 +319,15 @@ func (p *Proxy) allowVisitorInCSP(resp *http.Response, a rewrite.VisitorAllowanc
 			values[i] = edited
 		}
 	}
+}
+
+// urlRewrite returns the origins for rewrite.NewURLRewriter, and whether
+// the page's URLs need rewriting at all (the visitor used another origin).
+func (o origins) urlRewrite() (from, to string, ok bool) {
+	if !o.rewritesURLs() {
+		return "", "", false
+	}
+	return o.upstream.scheme + "://" + o.upstream.hostPort(), o.public.scheme + "://" + o.public.hostPort(), true
 }
 
 // visitorAllowance describes what the visitor script needs from a page's CSP
@@ -434,24 +450,33 @@ func addVary(h http.Header, field string) {
 	h.Add("Vary", field)
 }
 
-// htmlBody is an HTML response body with the snippet injected. Close logs if
-// the Injector gave up on a page too large to parse, so that the operator
-// learns which pages are served without the snippet. (It also gives up when
-// reading or decoding the upstream's body fails; ReverseProxy logs those
-// errors as it copies, except the cancellations of clients that went away.)
+// htmlBody is an HTML response body with the snippet injected and, when the
+// visitor reached the proxy on another origin than the upstream's, the
+// upstream's absolute URLs in attributes rewritten to it. Close logs what
+// the operator should know: pages served without the snippet, <meta>
+// policies left unedited, URLs left unrewritten. (Reading or decoding
+// errors are logged by ReverseProxy as it copies, except the cancellations
+// of clients that went away.)
 type htmlBody struct {
-	*rewrite.Injector
-	body io.Closer
-	log  *slog.Logger
-	path string
+	io.Reader // injector, or urls reading from it
+	injector  *rewrite.Injector
+	urls      *rewrite.URLRewriter // nil if URLs need no rewriting
+	body      io.Closer
+	log       *slog.Logger
+	path      string
 }
 
 func (b *htmlBody) Close() error {
-	if err := b.Err(); errors.Is(err, rewrite.ErrTokenTooLarge) || errors.Is(err, rewrite.ErrUTF16) {
+	if err := b.injector.Err(); errors.Is(err, rewrite.ErrTokenTooLarge) || errors.Is(err, rewrite.ErrUTF16) {
 		b.log.Warn("proxy: served an HTML page without the cobrowse snippet", "path", b.path, "err", err)
 	}
-	if err := b.MetaCSPErr(); err != nil {
+	if err := b.injector.MetaCSPErr(); err != nil {
 		b.log.Warn("proxy: left a page's <meta> CSP unedited; it may block the visitor script", "path", b.path, "err", err)
+	}
+	if b.urls != nil {
+		if err := b.urls.Err(); err != nil {
+			b.log.Warn("proxy: left some of a page's URLs to the upstream unrewritten", "path", b.path, "err", err)
+		}
 	}
 	return b.body.Close()
 }

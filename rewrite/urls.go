@@ -1,0 +1,1184 @@
+package rewrite
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// ErrInvalidOrigin is reported by URLRewriter.Err when the origin to rewrite
+// from or to is not an http or https origin (scheme://host[:port]). The
+// document is then passed through unchanged.
+var ErrInvalidOrigin = errors.New("rewrite: invalid origin")
+
+// urlBufSize is the size of a URLRewriter's buffer, and so of its reads from
+// the source, until a start tag does not fit in it.
+const urlBufSize = 16 << 10
+
+// A URLRewriter is an io.Reader over an HTML document that rewrites the URL
+// attribute values that point at one origin (from) so that they point at
+// another (to), and copies every other byte verbatim. cobrowse uses it to keep
+// the visitor on the proxy when a page links to the upstream's own origin.
+//
+// Which values: in start tags only, the values of the attributes href, src,
+// action, formaction, poster, cite, background, longdesc and xlink:href (on
+// any element), data (on <object>), each URL of a srcset or imagesrcset
+// (split into candidates as browsers split it, descriptors kept), and the URL
+// of the content of a <meta http-equiv=refresh> ("5; url=...", found as
+// browsers find it). Attribute and element names are matched in any ASCII
+// case; of attributes with the same name, only the first counts, as for
+// browsers.
+//
+// Which URLs: after leading and trailing C0 controls and spaces, an absolute
+// URL whose scheme is from's (any case), followed by two or more slashes or
+// backslashes, or a protocol-relative one (two or more slashes or
+// backslashes, which take the page's scheme, from's), and then an authority
+// whose host equals from's in ASCII case and whose port equals from's, the
+// scheme's default port written or not. Only that prefix is replaced, by
+// to's origin, or by "//" and to's authority for a protocol-relative URL; the
+// path, query and fragment stay byte for byte. Anything else (relative URLs,
+// other origins, javascript: and data: URLs) is left alone.
+//
+// How the document is read: a small lexer that follows the HTML standard's
+// tokenizer states for tags, attributes, comments, bogus comments (<!...>,
+// <?...>), end tags, and the raw text of script (with its escape states),
+// style, textarea, title, xmp, iframe, noembed, noframes, noscript and
+// plaintext, so that markup-like text inside comments, scripts or attribute
+// values is never taken for a tag. It does not build a tree: foreign content
+// (SVG, MathML) is lexed like HTML, so in a CDATA section there its text may
+// be taken for markup, and an SVG <style> or <title> is taken for raw text
+// (whose URLs are then left alone).
+//
+// Limits: values are compared on their raw bytes, so a URL whose scheme or
+// authority is written with character references (&#x2F;&#x2F;host),
+// percent-encoding, tabs or newlines (which browsers remove from URLs), or
+// with credentials (user@host) is left as it is; IPv6 hosts match only as
+// written the same way as from's. A start tag longer than the maxTag bound
+// (MaxTokenSize) is passed through unchanged, and rewriting goes on after it
+// (Err reports it); so is a tag that the source's data ends inside, or that a
+// source error interrupts.
+//
+// Memory is bounded: text, comments and raw text stream through, and only a
+// start tag is held until it is complete, up to the bound. Read returns bytes
+// as soon as they are known to need no change. It returns the source's errors
+// at the same position in the byte stream as the source did: an error other
+// than io.EOF is returned once, and a later Read goes back to the source. A
+// URLRewriter starts no goroutine and is not safe for concurrent use.
+type URLRewriter struct {
+	src    io.Reader
+	srcErr error // the error of the source's last Read, until returned
+
+	from origin
+	to   string // to's origin, written in a normal form: scheme://host[:port]
+	// toAuth is the length of to's scheme and ':': to[toAuth:] is what a
+	// protocol-relative URL gets.
+	toAuth int
+
+	buf    []byte
+	w      int // buf[:w] holds data from the source
+	pos    int // the next byte the lexer looks at
+	e      int // buf[:e] has been queued for output
+	hold   int // start of the start tag being held, or -1
+	maxTag int
+
+	// out is returned first, then next; they alias buf and scratch, so buf
+	// is not compacted and scratch not rebuilt until both are drained.
+	out, next []byte
+	scratch   []byte // a rewritten start tag
+
+	state   lexState
+	isStart bool     // the tag being lexed is a start tag
+	tag     tagClass // the class of the start tag being lexed
+	rawName string   // the end tag name that ends raw text
+	k       int      // letters matched in an end tag or "script"
+	miss    bool     // the letters matched so far are not "script"
+	name    nameBuf  // the tag name, then the attribute name being lexed
+	attr    attrKind // the kind of the attribute being lexed
+	seen    uint16   // the attributes seen in the tag being lexed, by classifyAttr's index
+	valAt   int      // where its value starts, from hold
+	attrs   []attrSpan
+
+	rewritten int64
+	err       error
+}
+
+// NewURLRewriter returns a URLRewriter that reads the HTML document in src
+// and rewrites its URLs on the origin from to the origin to. Both are
+// "scheme://host[:port]" with scheme http or https and no path; otherwise
+// nothing is rewritten and Err reports ErrInvalidOrigin.
+func NewURLRewriter(src io.Reader, from, to string) *URLRewriter {
+	return newURLRewriter(src, from, to, MaxTokenSize)
+}
+
+// newURLRewriter is NewURLRewriter with a configurable bound on start tags,
+// so that tests reach it with small inputs.
+func newURLRewriter(src io.Reader, from, to string, maxTag int) *URLRewriter {
+	u := &URLRewriter{src: src, hold: -1, maxTag: maxTag}
+	f, okFrom := parseOriginURL(from)
+	t, okTo := parseOriginURL(to)
+	if !okFrom || !okTo {
+		u.err = fmt.Errorf("%w: rewriting %q to %q; passing the document through", ErrInvalidOrigin, from, to)
+		u.state = sPlaintext
+		return u
+	}
+	u.from, u.to, u.toAuth = f, t.String(), len(t.scheme)+1
+	return u
+}
+
+// Err reports why a URL that this URLRewriter should have rewritten may have
+// been left as it is: an error wrapping ErrInvalidOrigin (nothing was
+// rewritten) or ErrTokenTooLarge (a start tag was passed through unchanged),
+// the first that occurred; nil otherwise.
+func (u *URLRewriter) Err() error { return u.err }
+
+// Rewritten returns the number of URLs rewritten so far.
+func (u *URLRewriter) Rewritten() int64 { return u.rewritten }
+
+// Read implements io.Reader.
+func (u *URLRewriter) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		switch {
+		case len(u.out) > 0:
+			c := copy(p[n:], u.out)
+			u.out = u.out[c:]
+			n += c
+		case len(u.next) > 0:
+			u.out, u.next = u.next, nil
+		case u.advance():
+		case n > 0:
+			return n, nil
+		case u.srcErr != nil:
+			err := u.srcErr
+			if err != io.EOF {
+				u.srcErr = nil // returned once, as the source did
+			}
+			return 0, err
+		case !u.fill():
+			return 0, nil // the source returned nothing, and no error
+		}
+	}
+	return n, nil
+}
+
+// fill reads from the source into the buffer, after moving out what has been
+// queued (and so returned). It reports whether the source returned data or an
+// error.
+func (u *URLRewriter) fill() bool {
+	if u.buf == nil {
+		u.buf = make([]byte, urlBufSize)
+	}
+	if u.e > 0 {
+		copy(u.buf, u.buf[u.e:u.w])
+		u.w -= u.e
+		u.pos -= u.e
+		if u.hold >= 0 {
+			u.hold -= u.e
+		}
+		u.e = 0
+	}
+	if u.w == len(u.buf) {
+		// A held start tag fills the buffer; advance gives up on it before
+		// it reaches maxTag bytes, so this grows the buffer.
+		bigger := make([]byte, min(2*len(u.buf), u.maxTag))
+		copy(bigger, u.buf)
+		u.buf = bigger
+	}
+	m, err := u.src.Read(u.buf[u.w:])
+	u.w += m
+	u.srcErr = err
+	return m > 0 || err != nil
+}
+
+// advance lexes the buffered data and queues output: the bytes before a
+// rewritten start tag and the rewritten tag, or every byte lexed but a start
+// tag still held. It reports whether it queued anything.
+func (u *URLRewriter) advance() bool {
+	if u.lex() {
+		return true
+	}
+	end := u.pos
+	if u.hold >= 0 {
+		switch {
+		case u.pos-u.hold >= u.maxTag && u.state != sTagOpen:
+			// (After a lone '<', whether a tag starts is not known yet.)
+			u.tooLarge()
+		case u.srcErr != nil:
+			u.hold = -1 // the end of the data, or an error: pass the tag on
+		default:
+			end = u.hold
+		}
+	}
+	if end == u.e {
+		return false
+	}
+	u.out = u.buf[u.e:end]
+	u.e = end
+	return true
+}
+
+// tooLarge stops holding the start tag being lexed, which is longer than
+// maxTag: it is passed through unchanged.
+func (u *URLRewriter) tooLarge() {
+	u.hold = -1
+	if u.err == nil {
+		u.err = fmt.Errorf("%w: a start tag of more than %d bytes was passed through without rewriting its URLs", ErrTokenTooLarge, u.maxTag)
+	}
+}
+
+// lexState is a state of the lexer, named after the HTML tokenizer's.
+type lexState uint8
+
+const (
+	sData lexState = iota
+	sTagOpen
+	sEndTagOpen
+	sMarkupDecl     // after "<!"
+	sMarkupDeclDash // after "<!-"
+	sBogusComment
+	sCommentStart
+	sCommentStartDash
+	sComment
+	sCommentEndDash
+	sCommentEnd
+	sCommentEndBang
+	sTagName
+	sBeforeAttrName
+	sAttrName
+	sAfterAttrName
+	sBeforeAttrValue
+	sAttrValueDouble
+	sAttrValueSingle
+	sAttrValueUnquoted
+	sAfterAttrValueQuoted
+	sSelfClosingStartTag
+	sRawText // RCDATA and RAWTEXT
+	sRawTextLT
+	sRawTextEndTag
+	sScriptData
+	sScriptLT
+	sScriptEndTag
+	sScriptEscapeStart
+	sScriptEscapeStartDash
+	sScriptEscaped
+	sScriptEscapedDash
+	sScriptEscapedDashDash
+	sScriptEscapedLT
+	sScriptEscapedEndTag
+	sScriptDoubleEscapeStart
+	sScriptDoubleEscaped
+	sScriptDoubleEscapedDash
+	sScriptDoubleEscapedDashDash
+	sScriptDoubleEscapedLT
+	sScriptDoubleEscapeEnd
+	sPlaintext
+)
+
+// tagClass is what a start tag's name means to the lexer.
+type tagClass uint8
+
+const (
+	tagOther tagClass = iota
+	tagMeta
+	tagObject
+	tagRawText // its content ends at the end tag rawName
+	tagScript
+	tagPlaintext // its content is the rest of the document
+)
+
+// attrKind is what an attribute means to the rewriter.
+type attrKind uint8
+
+const (
+	attrOther     attrKind = iota
+	attrURL                // its value is a URL
+	attrSrcset             // its value is a list of image candidates
+	attrHTTPEquiv          // on <meta>
+	attrContent            // on <meta>
+)
+
+// attrSpan is the value of an attribute that may need rewriting, by offsets
+// from the start of its tag.
+type attrSpan struct {
+	kind       attrKind
+	start, end int
+}
+
+// nameBuf collects a tag or attribute name in ASCII lower case, as far as
+// names that matter to the lexer go; n counts all its bytes.
+type nameBuf struct {
+	b [len("imagesrcset")]byte // the longest name that matters
+	n int
+}
+
+func (nb *nameBuf) add(c byte) {
+	if nb.n < len(nb.b) {
+		nb.b[nb.n] = lower(c)
+	}
+	nb.n++
+}
+
+// bytes returns the name, or nil if it is longer than any name that
+// matters.
+func (nb *nameBuf) bytes() []byte {
+	if nb.n > len(nb.b) {
+		return nil
+	}
+	return nb.b[:nb.n]
+}
+
+// lex runs the lexer over the buffered data. It returns true when it stops
+// right after a start tag that it rewrote, with the output queued, and false
+// when it has looked at every byte.
+func (u *URLRewriter) lex() bool {
+	buf := u.buf[:u.w]
+	for u.pos < len(buf) {
+		c := buf[u.pos]
+		switch u.state {
+		case sData:
+			i := bytes.IndexByte(buf[u.pos:], '<')
+			if i < 0 {
+				u.pos = len(buf)
+				break
+			}
+			u.pos += i + 1
+			u.hold = u.pos - 1
+			u.state = sTagOpen
+
+		case sTagOpen:
+			switch {
+			case isLetter(c):
+				u.isStart, u.tag, u.name.n = true, tagOther, 0
+				u.attrs, u.seen = u.attrs[:0], 0
+				u.state = sTagName
+				continue
+			case c == '!':
+				u.pos++
+				u.state = sMarkupDecl
+			case c == '/':
+				u.pos++
+				u.state = sEndTagOpen
+			case c == '?':
+				u.state = sBogusComment
+			default:
+				u.state = sData // the '<' is text
+			}
+			u.hold = -1
+		case sEndTagOpen:
+			switch {
+			case isLetter(c):
+				u.isStart = false
+				u.state = sTagName
+			case c == '>':
+				u.pos++ // "</>" is ignored
+				u.state = sData
+			default:
+				u.state = sBogusComment
+			}
+		case sMarkupDecl, sMarkupDeclDash:
+			if c != '-' {
+				u.state = sBogusComment
+			} else if u.pos++; u.state == sMarkupDecl {
+				u.state = sMarkupDeclDash
+			} else {
+				u.state = sCommentStart
+			}
+		case sBogusComment:
+			i := bytes.IndexByte(buf[u.pos:], '>')
+			if i < 0 {
+				u.pos = len(buf)
+				break
+			}
+			u.pos += i + 1
+			u.state = sData
+
+		case sCommentStart, sCommentStartDash:
+			switch c {
+			case '-':
+				u.pos++
+				if u.state == sCommentStart {
+					u.state = sCommentStartDash
+				} else {
+					u.state = sCommentEnd
+				}
+			case '>':
+				u.pos++ // "<!-->" and "<!--->" are comments
+				u.state = sData
+			default:
+				u.state = sComment
+			}
+		case sComment:
+			i := bytes.IndexByte(buf[u.pos:], '-')
+			if i < 0 {
+				u.pos = len(buf)
+				break
+			}
+			u.pos += i + 1
+			u.state = sCommentEndDash
+		case sCommentEndDash:
+			if c == '-' {
+				u.pos++
+				u.state = sCommentEnd
+			} else {
+				u.state = sComment
+			}
+		case sCommentEnd, sCommentEndBang:
+			switch {
+			case c == '>':
+				u.pos++
+				u.state = sData
+			case c == '-' && u.state == sCommentEnd:
+				u.pos++
+			case c == '-':
+				u.pos++
+				u.state = sCommentEndDash
+			case c == '!' && u.state == sCommentEnd:
+				u.pos++
+				u.state = sCommentEndBang
+			default:
+				u.state = sComment
+			}
+
+		case sTagName:
+			for u.pos < len(buf) && u.state == sTagName {
+				c = buf[u.pos]
+				if byteClass[c]&endsTagName == 0 {
+					if u.isStart {
+						u.name.add(c)
+					}
+					u.pos++
+					continue
+				}
+				if u.isStart {
+					u.tag, u.rawName = classifyTag(u.name.bytes())
+				}
+				if u.afterName(c, sBeforeAttrName) {
+					return true
+				}
+			}
+		case sBeforeAttrName, sAfterAttrName:
+			switch {
+			case isWhite(c):
+				u.pos++
+			case c == '/':
+				u.pos++
+				u.state = sSelfClosingStartTag
+			case c == '>':
+				u.pos++
+				if u.endOfTag() {
+					return true
+				}
+			case c == '=' && u.state == sAfterAttrName:
+				u.pos++
+				u.state = sBeforeAttrValue
+			default:
+				u.name.n = 0
+				if c == '=' { // a name may start with '='
+					u.name.add(c)
+					u.pos++
+				}
+				u.state = sAttrName
+			}
+		case sAttrName:
+			for u.pos < len(buf) && u.state == sAttrName {
+				c = buf[u.pos]
+				if byteClass[c]&endsAttrName == 0 {
+					u.name.add(c)
+					u.pos++
+					continue
+				}
+				u.attr = u.classifyAttr()
+				if c == '=' {
+					u.pos++
+					u.state = sBeforeAttrValue
+				} else if u.afterName(c, sAfterAttrName) {
+					return true
+				}
+			}
+		case sBeforeAttrValue:
+			switch c {
+			case ' ', '\t', '\n', '\f', '\r':
+				u.pos++
+			case '"':
+				u.pos++
+				u.state = sAttrValueDouble
+			case '\'':
+				u.pos++
+				u.state = sAttrValueSingle
+			case '>':
+				u.pos++
+				if u.endOfTag() {
+					return true
+				}
+				continue
+			default:
+				u.state = sAttrValueUnquoted
+			}
+			u.valAt = u.pos - u.hold
+		case sAttrValueDouble, sAttrValueSingle:
+			quote := byte('"')
+			if u.state == sAttrValueSingle {
+				quote = '\''
+			}
+			i := bytes.IndexByte(buf[u.pos:], quote)
+			if i < 0 {
+				u.pos = len(buf)
+				break
+			}
+			u.pos += i
+			u.endOfValue()
+			u.pos++
+			u.state = sAfterAttrValueQuoted
+		case sAttrValueUnquoted:
+			for u.pos < len(buf) && byteClass[buf[u.pos]]&endsUnquoted == 0 {
+				u.pos++
+			}
+			if u.pos < len(buf) {
+				u.endOfValue()
+				u.state = sBeforeAttrName
+			}
+		case sAfterAttrValueQuoted, sSelfClosingStartTag:
+			switch {
+			case c == '>':
+				u.pos++
+				if u.endOfTag() {
+					return true
+				}
+			case u.state == sAfterAttrValueQuoted && c == '/':
+				u.pos++
+				u.state = sSelfClosingStartTag
+			default:
+				u.state = sBeforeAttrName // whitespace is consumed there
+			}
+
+		case sRawText, sScriptData:
+			i := bytes.IndexByte(buf[u.pos:], '<')
+			if i < 0 {
+				u.pos = len(buf)
+				break
+			}
+			u.pos += i + 1
+			if u.state == sRawText {
+				u.state = sRawTextLT
+			} else {
+				u.state = sScriptLT
+			}
+		case sRawTextLT:
+			if c == '/' {
+				u.pos++
+				u.k = 0
+				u.state = sRawTextEndTag
+			} else {
+				u.state = sRawText
+			}
+		case sRawTextEndTag:
+			u.endTagName(c, sRawText)
+		case sScriptLT:
+			switch c {
+			case '/':
+				u.pos++
+				u.k = 0
+				u.state = sScriptEndTag
+			case '!':
+				u.pos++
+				u.state = sScriptEscapeStart
+			default:
+				u.state = sScriptData
+			}
+		case sScriptEndTag:
+			u.endTagName(c, sScriptData)
+		case sScriptEscapeStart, sScriptEscapeStartDash:
+			if c != '-' {
+				u.state = sScriptData
+			} else if u.pos++; u.state == sScriptEscapeStart {
+				u.state = sScriptEscapeStartDash
+			} else {
+				u.state = sScriptEscapedDashDash
+			}
+		case sScriptEscaped, sScriptEscapedDash, sScriptEscapedDashDash,
+			sScriptDoubleEscaped, sScriptDoubleEscapedDash, sScriptDoubleEscapedDashDash:
+			u.escaped(buf)
+		case sScriptEscapedLT:
+			switch {
+			case c == '/':
+				u.pos++
+				u.k = 0
+				u.state = sScriptEscapedEndTag
+			case isLetter(c):
+				u.k, u.miss = 0, false
+				u.state = sScriptDoubleEscapeStart
+			default:
+				u.state = sScriptEscaped
+			}
+		case sScriptEscapedEndTag:
+			u.endTagName(c, sScriptEscaped)
+		case sScriptDoubleEscapedLT:
+			if c == '/' {
+				u.pos++
+				u.k, u.miss = 0, false
+				u.state = sScriptDoubleEscapeEnd
+			} else {
+				u.state = sScriptDoubleEscaped
+			}
+		case sScriptDoubleEscapeStart, sScriptDoubleEscapeEnd:
+			// The same steps, with the outcomes swapped.
+			in, out := sScriptDoubleEscaped, sScriptEscaped
+			if u.state == sScriptDoubleEscapeEnd {
+				in, out = out, in
+			}
+			switch {
+			case byteClass[c]&endsTagName != 0:
+				u.pos++
+				if u.k == len("script") && !u.miss {
+					u.state = in
+				} else {
+					u.state = out
+				}
+			case isLetter(c):
+				u.pos++
+				if u.k >= len("script") || lower(c) != "script"[u.k] {
+					u.miss = true
+				}
+				u.k++
+			default:
+				u.state = out
+			}
+
+		case sPlaintext:
+			u.pos = len(buf)
+		}
+	}
+	return false
+}
+
+// afterName handles c, the byte that ends a tag or attribute name: whitespace
+// (then the state is next), '/' or '>'. It reports whether it queued a
+// rewritten tag.
+func (u *URLRewriter) afterName(c byte, next lexState) bool {
+	u.pos++
+	switch c {
+	case '/':
+		u.state = sSelfClosingStartTag
+	case '>':
+		return u.endOfTag()
+	default:
+		u.state = next
+	}
+	return false
+}
+
+// endTagName matches c against the name of the end tag that ends raw text
+// (after "</"); if it cannot be that end tag, the lexer goes back to the
+// state text, where c is looked at again.
+func (u *URLRewriter) endTagName(c byte, text lexState) {
+	switch {
+	case u.k < len(u.rawName) && lower(c) == u.rawName[u.k]:
+		u.pos++
+		u.k++
+	case u.k == len(u.rawName) && byteClass[c]&endsTagName != 0:
+		u.isStart = false
+		u.state = sTagName // the end tag's name is complete
+	default:
+		u.state = text
+	}
+}
+
+// escaped runs the script data escaped and double escaped states, whose
+// transitions only differ in the state they go to after '<'.
+func (u *URLRewriter) escaped(buf []byte) {
+	base, lt := sScriptEscaped, sScriptEscapedLT
+	if u.state >= sScriptDoubleEscaped {
+		base, lt = sScriptDoubleEscaped, sScriptDoubleEscapedLT
+	}
+	for ; u.pos < len(buf); u.pos++ {
+		switch c := buf[u.pos]; {
+		case c == '-':
+			if u.state < base+2 { // base, base+1 = Dash, base+2 = DashDash
+				u.state++
+			}
+		case c == '<':
+			u.pos++
+			u.state = lt
+			return
+		case c == '>' && u.state == base+2:
+			u.pos++
+			u.state = sScriptData
+			return
+		default:
+			u.state = base
+		}
+	}
+}
+
+// endOfValue records the value of the attribute being lexed, which ends at
+// pos, if it may need rewriting.
+func (u *URLRewriter) endOfValue() {
+	if u.hold >= 0 && u.attr != attrOther {
+		u.attrs = append(u.attrs, attrSpan{u.attr, u.valAt, u.pos - u.hold})
+	}
+}
+
+// endOfTag is called after the '>' that ends a tag. It moves to the state
+// after the tag and, for a held start tag with URLs to rewrite, queues the
+// output up to the tag and the rewritten tag and reports true.
+func (u *URLRewriter) endOfTag() bool {
+	u.state = sData
+	if u.isStart {
+		switch u.tag {
+		case tagRawText:
+			u.state = sRawText
+		case tagScript:
+			u.state = sScriptData
+		case tagPlaintext:
+			u.state = sPlaintext
+		}
+	}
+	start := u.hold
+	if start < 0 {
+		return false
+	}
+	u.hold = -1
+	if u.pos-start > u.maxTag {
+		u.tooLarge()
+		return false
+	}
+	if len(u.attrs) == 0 || !u.rewriteTag(u.buf[start:u.pos]) {
+		return false
+	}
+	u.out, u.next = u.buf[u.e:start], u.scratch
+	u.e = u.pos
+	return true
+}
+
+// classifyTag returns the class of a start tag by its lower-case name, and
+// for raw text the name of the end tag that ends it.
+func classifyTag(name []byte) (tagClass, string) {
+	switch string(name) {
+	case "meta":
+		return tagMeta, ""
+	case "object":
+		return tagObject, ""
+	case "script":
+		return tagScript, "script"
+	case "plaintext":
+		return tagPlaintext, ""
+	case "style":
+		return tagRawText, "style"
+	case "textarea":
+		return tagRawText, "textarea"
+	case "title":
+		return tagRawText, "title"
+	case "xmp":
+		return tagRawText, "xmp"
+	case "iframe":
+		return tagRawText, "iframe"
+	case "noembed":
+		return tagRawText, "noembed"
+	case "noframes":
+		return tagRawText, "noframes"
+	case "noscript":
+		return tagRawText, "noscript"
+	}
+	return tagOther, ""
+}
+
+// classifyAttr returns the kind of the attribute whose name has been lexed.
+// As browsers keep only the first of attributes with the same name, a
+// duplicate is attrOther.
+func (u *URLRewriter) classifyAttr() attrKind {
+	i, kind := classifyAttr(u.tag, u.name.bytes())
+	if kind == attrOther || u.seen&(1<<i) != 0 {
+		return attrOther
+	}
+	u.seen |= 1 << i
+	return kind
+}
+
+// classifyAttr returns the index in urlAttrNames of an attribute by its
+// lower-case name, and its kind on a tag of the class tag.
+func classifyAttr(tag tagClass, name []byte) (int, attrKind) {
+	switch string(name) {
+	case "href":
+		return 0, attrURL
+	case "src":
+		return 1, attrURL
+	case "action":
+		return 2, attrURL
+	case "formaction":
+		return 3, attrURL
+	case "poster":
+		return 4, attrURL
+	case "cite":
+		return 5, attrURL
+	case "background":
+		return 6, attrURL
+	case "longdesc":
+		return 7, attrURL
+	case "xlink:href":
+		return 8, attrURL
+	case "srcset":
+		return 9, attrSrcset
+	case "imagesrcset":
+		return 13, attrSrcset
+	case "data":
+		if tag == tagObject {
+			return 10, attrURL
+		}
+	case "http-equiv":
+		if tag == tagMeta {
+			return 11, attrHTTPEquiv
+		}
+	case "content":
+		if tag == tagMeta {
+			return 12, attrContent
+		}
+	}
+	return -1, attrOther
+}
+
+// rewriteTag writes the start tag t into scratch with its URLs rewritten
+// (per the recorded attrs), and reports whether it rewrote any.
+func (u *URLRewriter) rewriteTag(t []byte) bool {
+	refresh := false
+	for _, a := range u.attrs {
+		if a.kind == attrHTTPEquiv && equalFoldASCII(t[a.start:a.end], "refresh") {
+			refresh = true
+		}
+	}
+	if u.scratch == nil {
+		u.scratch = make([]byte, 0, 512)
+	}
+	u.scratch = u.scratch[:0]
+	done := 0 // t[:done] is in scratch
+	for _, a := range u.attrs {
+		v := t[a.start:a.end]
+		switch a.kind {
+		case attrURL:
+			done = u.rewriteURL(t, done, a.start, v)
+		case attrSrcset:
+			for i := 0; ; {
+				s, e, next := srcsetURL(v, i)
+				if s < 0 {
+					break
+				}
+				done = u.rewriteURL(t, done, a.start+s, v[s:e])
+				i = next
+			}
+		case attrContent:
+			if !refresh {
+				break
+			}
+			if s, e := refreshURL(v); s >= 0 {
+				done = u.rewriteURL(t, done, a.start+s, v[s:e])
+			}
+		}
+	}
+	if done == 0 {
+		return false
+	}
+	u.scratch = append(u.scratch, t[done:]...)
+	return true
+}
+
+// rewriteURL rewrites ref, the URL at offset at of the tag t, if it is on
+// from's origin: it appends t[done:] up to the origin and to's origin to
+// scratch, and returns the offset in t after from's origin. Otherwise it
+// returns done.
+func (u *URLRewriter) rewriteURL(t []byte, done, at int, ref []byte) int {
+	start, end, withScheme := u.from.prefix(ref)
+	if start < 0 {
+		return done
+	}
+	u.scratch = append(u.scratch, t[done:at+start]...)
+	if withScheme {
+		u.scratch = append(u.scratch, u.to...)
+	} else {
+		u.scratch = append(u.scratch, u.to[u.toAuth:]...)
+	}
+	u.rewritten++
+	return at + end
+}
+
+// srcsetURL returns the bounds of the URL of the next image candidate in the
+// srcset value v from offset i, as browsers parse it, and the offset of the
+// candidate after it; s is -1 if there is none.
+func srcsetURL(v []byte, i int) (s, e, next int) {
+	for i < len(v) && (isWhite(v[i]) || v[i] == ',') {
+		i++
+	}
+	if i == len(v) {
+		return -1, -1, i
+	}
+	s = i
+	for i < len(v) && !isWhite(v[i]) {
+		i++
+	}
+	e = i
+	if v[e-1] == ',' {
+		for v[e-1] == ',' { // no descriptors; s < e as v[s] is not ','
+			e--
+		}
+		return s, e, i
+	}
+	// Skip the descriptors, up to a ',' outside parentheses.
+	for paren := false; i < len(v); i++ {
+		switch c := v[i]; {
+		case paren:
+			paren = c != ')'
+		case c == '(':
+			paren = true
+		case c == ',':
+			return s, e, i + 1
+		}
+	}
+	return s, e, i
+}
+
+// refreshURL returns the bounds of the URL in the content of a <meta
+// http-equiv=refresh>, found as the HTML standard's shared declarative
+// refresh steps find it: a delay, then optionally ';' or ',', then the URL,
+// optionally after "url=" (any case, spaces around '=') and in quotes; s is
+// -1 if there is no URL.
+func refreshURL(v []byte) (s, e int) {
+	i := skipWhite(v, 0)
+	digits := i
+	for i < len(v) && '0' <= v[i] && v[i] <= '9' {
+		i++
+	}
+	if i == digits && (i == len(v) || v[i] != '.') {
+		return -1, -1 // no delay: browsers ignore the tag
+	}
+	for i < len(v) && ('0' <= v[i] && v[i] <= '9' || v[i] == '.') {
+		i++
+	}
+	if i == len(v) || v[i] != ';' && v[i] != ',' && !isWhite(v[i]) {
+		return -1, -1
+	}
+	i = skipWhite(v, i)
+	if i < len(v) && (v[i] == ';' || v[i] == ',') {
+		i++
+	}
+	if i = skipWhite(v, i); i == len(v) {
+		return -1, -1
+	}
+	// A URL starting with "url" is the rest of v unless "url" is followed
+	// by '='; only then, or without "url", may it be quoted.
+	s, quoted := i, true
+	if lower(v[i]) == 'u' {
+		quoted = false
+		if len(v)-i >= 3 && equalFoldASCII(v[i:i+3], "url") {
+			if j := skipWhite(v, i+3); j < len(v) && v[j] == '=' {
+				i = skipWhite(v, j+1)
+				s, quoted = i, true
+			}
+		}
+	}
+	e = len(v)
+	if quoted && i < len(v) && (v[i] == '\'' || v[i] == '"') {
+		s = i + 1
+		if q := bytes.IndexByte(v[s:], v[i]); q >= 0 {
+			e = s + q
+		}
+	}
+	return s, e
+}
+
+// origin is an http or https origin, normalised.
+type origin struct {
+	scheme string // "http" or "https"
+	host   string // ASCII lower case; an IPv6 address in brackets
+	port   int
+}
+
+// String returns o as scheme://host[:port], without the scheme's default
+// port.
+func (o origin) String() string {
+	if o.port == defaultPort(o.scheme) {
+		return o.scheme + "://" + o.host
+	}
+	return o.scheme + "://" + o.host + ":" + strconv.Itoa(o.port)
+}
+
+// defaultPort returns the port of the lower-case scheme http or https.
+func defaultPort(scheme string) int {
+	if scheme == "https" {
+		return 443
+	}
+	return 80
+}
+
+// parseOriginURL parses "scheme://host[:port]": scheme http or https, a host
+// of letters, digits, '.', '-' and '_' or an IPv6 address in brackets, and
+// no path. It accepts only what may be written into an attribute value as
+// it is.
+func parseOriginURL(s string) (origin, bool) {
+	scheme, hostport, ok := strings.Cut(s, "://")
+	if scheme = strings.ToLower(scheme); !ok || scheme != "http" && scheme != "https" {
+		return origin{}, false
+	}
+	host, port, ok := splitHostPort(hostport)
+	if !ok || len(host) == 0 {
+		return origin{}, false
+	}
+	inner, ipv6 := host, host[0] == '['
+	if ipv6 {
+		inner = host[1 : len(host)-1] // splitHostPort found the ']'
+	}
+	for i := range len(inner) {
+		c := inner[i]
+		isHex := '0' <= c && c <= '9' || 'a' <= lower(c) && lower(c) <= 'f'
+		if !(ipv6 && (isHex || c == ':' || c == '.') ||
+			!ipv6 && (isHex || isLetter(c) || c == '.' || c == '-' || c == '_')) {
+			return origin{}, false
+		}
+	}
+	o := origin{scheme: scheme, host: strings.ToLower(host)}
+	if o.port, ok = parsePort(port, scheme); !ok || len(inner) == 0 {
+		return origin{}, false
+	}
+	return o, true
+}
+
+// splitHostPort splits an authority into its host (with the brackets of an
+// IPv6 address) and the port after ':', which may be empty.
+func splitHostPort[T string | []byte](hp T) (host, port T, ok bool) {
+	if len(hp) > 0 && hp[0] == '[' {
+		for end := range len(hp) {
+			if hp[end] != ']' {
+				continue
+			}
+			host, port = hp[:end+1], hp[end+1:]
+			if len(port) > 0 && port[0] != ':' {
+				return host, port, false
+			}
+			if len(port) > 0 {
+				port = port[1:]
+			}
+			return host, port, true
+		}
+		return host, port, false
+	}
+	for i := len(hp) - 1; i >= 0; i-- {
+		if hp[i] == ':' {
+			return hp[:i], hp[i+1:], true
+		}
+	}
+	return hp, port, true
+}
+
+// parsePort returns the decimal port p, or the scheme's default if p is
+// empty, as browsers read it (leading zeros allowed, up to 65535).
+func parsePort[T string | []byte](p T, scheme string) (int, bool) {
+	if len(p) == 0 {
+		return defaultPort(scheme), true
+	}
+	n := 0
+	for i := range len(p) {
+		if c := p[i]; c < '0' || c > '9' {
+			return 0, false
+		}
+		if n = n*10 + int(p[i]-'0'); n > 65535 {
+			return 0, false
+		}
+	}
+	return n, true
+}
+
+// prefix returns the bounds of o's origin at the start of ref (a URL as
+// written, before trimming), and whether it is written with its scheme; start
+// is -1 if ref is not a URL on o's origin as described at URLRewriter.
+func (o origin) prefix(ref []byte) (start, end int, withScheme bool) {
+	end = len(ref)
+	for end > 0 && ref[end-1] <= ' ' {
+		end--
+	}
+	for start < end && ref[start] <= ' ' {
+		start++
+	}
+	ref = ref[:end]
+	i := start
+	if n := schemeLen(ref[i:]); n > 0 {
+		if !equalFoldASCII(ref[i:i+n], o.scheme) {
+			return -1, -1, false
+		}
+		i += n + 1
+		withScheme = true
+	}
+	if len(ref)-i < 2 || !isSlash(ref[i]) || !isSlash(ref[i+1]) {
+		return -1, -1, false // relative, or not hierarchical
+	}
+	for i += 2; i < len(ref) && isSlash(ref[i]); i++ {
+	}
+	auth := i
+	for i < len(ref) && !isSlash(ref[i]) && ref[i] != '?' && ref[i] != '#' {
+		i++
+	}
+	host, port, ok := splitHostPort(ref[auth:i])
+	if !ok || !equalFoldASCII(host, o.host) {
+		return -1, -1, false
+	}
+	if p, ok := parsePort(port, o.scheme); !ok || p != o.port {
+		return -1, -1, false
+	}
+	return start, i, withScheme
+}
+
+// schemeLen returns the length of the URL scheme that s starts with, before
+// its ':', or 0 if s does not start with one.
+func schemeLen(s []byte) int {
+	for i, c := range s {
+		switch {
+		case isLetter(c):
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		case i > 0 && c == ':':
+			return i
+		default:
+			return 0
+		}
+	}
+	return 0
+}
+
+// isSlash reports whether c separates the parts of an http(s) URL for a
+// browser.
+func isSlash(c byte) bool { return c == '/' || c == '\\' }
+
+// Byte classes, in byteClass.
+const (
+	white        = 1 << iota // HTML whitespace, with '\r' (which the tokenizer sees as '\n')
+	endsTagName              // whitespace, '/' and '>'
+	endsAttrName             // whitespace, '/', '>' and '='
+	endsUnquoted             // whitespace and '>'
+)
+
+var byteClass = [256]uint8{
+	' ': white | endsTagName | endsAttrName | endsUnquoted, '\t': white | endsTagName | endsAttrName | endsUnquoted,
+	'\n': white | endsTagName | endsAttrName | endsUnquoted, '\f': white | endsTagName | endsAttrName | endsUnquoted,
+	'\r': white | endsTagName | endsAttrName | endsUnquoted,
+	'/':  endsTagName | endsAttrName, '>': endsTagName | endsAttrName | endsUnquoted, '=': endsAttrName,
+}
+
+// isWhite reports whether c is HTML whitespace.
+func isWhite(c byte) bool { return byteClass[c]&white != 0 }
+
+// skipWhite returns the index of the first byte of v at or after i that is
+// not HTML whitespace.
+func skipWhite(v []byte, i int) int {
+	for i < len(v) && isWhite(v[i]) {
+		i++
+	}
+	return i
+}
+
+func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+
+// lower returns c in ASCII lower case.
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
