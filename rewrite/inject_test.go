@@ -44,6 +44,9 @@ var injectCases = []struct {
 	// Shift_JIS text around the injection point.
 	{"windows-1252", "<head><meta charset=windows-1252>{S}<title>Caf\xe9 \x80</title>"},
 	{"Shift_JIS", "<head><meta charset=Shift_JIS>{S}<title>\x93\xfa\x96\x7b</title>"},
+	{"GB18030 two- and four-byte sequences", "<head><meta charset=gb18030>{S}<title>\xc4\xe3\xba\xc3\x81\x30\x81\x30</title>"},
+	{"ISO-8859-5", "<head><meta http-equiv=Content-Type content=\"text/html; charset=ISO-8859-5\">{S}<title>\xbf\xe0\xd8\xd2\xd5\xe2</title>"},
+	{"non-UTF-8 bytes before the head", "<!-- \xe9\x80\xff --><html lang=\"\xe9\"><head>{S}<title>t</title>"},
 
 	{"body before head", "<html>{S}<body><head></head>"},
 	{"end tag first", "<html>{S}</html>"},
