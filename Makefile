@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 
 RRWEB_BUNDLES := web/dist/rrweb-record.min.js web/dist/rrweb-replay.min.js web/dist/rrweb-replay.css
 
-.PHONY: all build demo test bench fuzz web chromium clean
+.PHONY: all build demo test bench bench-proxy fuzz web chromium clean
 
 all: build
 
@@ -36,10 +36,18 @@ test: web chromium
 bench: web
 	$(GO) test -run '^$$' -bench . -benchmem ./rewrite/ ./session/
 
-## fuzz: run each fuzz target for FUZZTIME (default 1m)
+## bench-proxy: cobrowse vs the upstream direct vs nginx+sub_filter, on loopback (installs wrk and nginx)
+bench-proxy: build
+	bash bench/proxy.sh
+
+## fuzz: run each fuzz target for FUZZTIME (default 1m each)
 FUZZTIME ?= 1m
+FUZZ_TARGETS := rewrite:FuzzInjector rewrite:FuzzInjectorMetaCSP rewrite:FuzzAllowVisitor rewrite:FuzzURLRewriter \
+	proxy:FuzzRewriteResponseHeaders session:FuzzVisitorMessages session:FuzzIdentityVerify
 fuzz: web
-	$(GO) test -run '^$$' -fuzz FuzzInjector -fuzztime $(FUZZTIME) ./rewrite/
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "==> fuzzing $$name in ./$$pkg for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg/ || exit 1; done
 
 web: $(RRWEB_BUNDLES)
 
