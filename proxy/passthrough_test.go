@@ -129,3 +129,33 @@ func TestProxyRewritesSelfURLsInPages(t *testing.T) {
 		t.Errorf("page\n got %s\nwant %s", body, want)
 	}
 }
+
+// Digests vouch for the upstream's bytes: a page the proxy changed must not
+// carry them, a body it passes through keeps them.
+func TestProxyDropsDigestsOfChangedBodies(t *testing.T) {
+	digests := []string{"Content-Digest", "Repr-Digest", "Digest", "Content-MD5"}
+	proxyURL, _ := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, d := range digests {
+			w.Header().Set(d, "sha-256=:AAAA:")
+		}
+		if r.URL.Path == "/page" {
+			w.Header().Set("Content-Type", "text/html")
+			io.WriteString(w, page)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write([]byte("bytes"))
+	}), Config{})
+	for path, kept := range map[string]bool{"/page": false, "/file": true} {
+		resp, err := client(t).Get(proxyURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		for _, d := range digests {
+			if got := resp.Header.Get(d) != ""; got != kept {
+				t.Errorf("%s: %s present = %v, want %v", path, d, got, kept)
+			}
+		}
+	}
+}

@@ -427,12 +427,15 @@ func encodingChanged(resp *http.Response) {
 // bodyChanged adjusts the headers of resp whose body no longer has the
 // upstream's bytes: its length is unknown (net/http chunks it, and
 // ReverseProxy then flushes every write), byte ranges of the upstream's
-// bytes do not apply to it, and a strong ETag, which promises those exact
-// bytes, becomes weak.
+// bytes do not apply to it, digests of them are dropped, and a strong ETag,
+// which promises those exact bytes, becomes weak.
 func bodyChanged(resp *http.Response) {
 	resp.Header.Del("Content-Length")
 	resp.ContentLength = -1
 	resp.Header.Del("Accept-Ranges")
+	for _, digest := range []string{"Content-Digest", "Repr-Digest", "Digest", "Content-Md5"} {
+		resp.Header.Del(digest) // they vouch for the upstream's bytes
+	}
 	if etag := resp.Header.Get("Etag"); etag != "" && !strings.HasPrefix(etag, "W/") {
 		resp.Header.Set("Etag", "W/"+etag)
 	}
