@@ -676,6 +676,9 @@ func textPage(size int) []byte {
 	return b.Bytes()
 }
 
+// benchmarkPage copies page through wrap with a 32 KiB buffer, as
+// ReverseProxy does, hiding io.ReaderFrom/WriterTo so every byte goes
+// through Read.
 func benchmarkPage(b *testing.B, page []byte, wrap func(io.Reader) io.Reader) {
 	buf := make([]byte, 32<<10)
 	b.SetBytes(int64(len(page)))
