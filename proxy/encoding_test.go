@@ -207,11 +207,12 @@ func codingServer(t testing.TB, body []byte, headers ...string) http.Handler {
 	})
 }
 
-// get fetches proxyURL+path with Accept-Encoding acceptEncoding ("" for
-// none) and returns the response with its body read, as sent.
-func get(t *testing.T, proxyURL, path, acceptEncoding string) (*http.Response, []byte) {
+// open GETs url with Accept-Encoding acceptEncoding ("" for none) and
+// returns the response with its body unread, as sent; the caller closes it.
+// ctx bounds the whole exchange, body included.
+func open(t *testing.T, ctx context.Context, url, acceptEncoding string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, proxyURL+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,6 +223,14 @@ func get(t *testing.T, proxyURL, path, acceptEncoding string) (*http.Response, [
 	if err != nil {
 		t.Fatal(err)
 	}
+	return resp
+}
+
+// get fetches proxyURL+path with Accept-Encoding acceptEncoding ("" for
+// none) and returns the response with its body read, as sent.
+func get(t *testing.T, proxyURL, path, acceptEncoding string) (*http.Response, []byte) {
+	t.Helper()
+	resp := open(t, context.Background(), proxyURL+path, acceptEncoding)
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
@@ -341,17 +350,7 @@ func TestProxyCorruptMidStream(t *testing.T) {
 	}), Config{})
 	for _, out := range []string{"", "gzip", "br", "zstd"} {
 		t.Run(cmp.Or(out, "identity"), func(t *testing.T) {
-			req, err := http.NewRequest(http.MethodGet, proxyURL+"/broken", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if out != "" {
-				req.Header.Set("Accept-Encoding", out)
-			}
-			resp, err := client(t).Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := open(t, context.Background(), proxyURL+"/broken", out)
 			defer resp.Body.Close()
 			if resp.StatusCode != 200 {
 				t.Fatalf("status %d, want 200: the corruption comes after the first bytes", resp.StatusCode)
@@ -404,17 +403,7 @@ func TestProxyEventStream(t *testing.T) {
 			}), Config{})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, proxyURL, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tc.acceptEncoding != "" {
-				req.Header.Set("Accept-Encoding", tc.acceptEncoding)
-			}
-			resp, err := client(t).Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := open(t, ctx, proxyURL, tc.acceptEncoding)
 			defer resp.Body.Close()
 			if got := resp.Header.Get("Content-Encoding"); got != tc.wantCoding {
 				t.Fatalf("Content-Encoding %q, want %q", got, tc.wantCoding)

@@ -486,17 +486,7 @@ func TestProxyStreamsHTML(t *testing.T) {
 				// synchronise anything.
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
-				req, err := http.NewRequestWithContext(ctx, http.MethodGet, proxyURL, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if out != "" {
-					req.Header.Set("Accept-Encoding", out)
-				}
-				resp, err := client(t).Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
+				resp := open(t, ctx, proxyURL, out)
 				defer resp.Body.Close()
 				if got := resp.Header.Get("Content-Encoding"); got != out {
 					t.Fatalf("Content-Encoding %q, want %q", got, out)
