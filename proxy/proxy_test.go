@@ -439,12 +439,15 @@ func TestProxyAcceptEncoding(t *testing.T) {
 // every coding of the upstream and of the client, and whether the upstream
 // declares its length.
 //
-// The upstream pauses inside the <title>. Everything up to the title's text
-// must arrive at once; the text itself comes with its end tag, because the
-// head is tokenized (for <meta> policies, see rewrite.WithMetaCSP) and a
-// title's text is one token.
+// The upstream first pauses inside the <title>. Everything up to the title's
+// text must arrive at once; the text itself comes with its end tag, because
+// the head is tokenized (for <meta> policies, see rewrite.WithMetaCSP) and a
+// title's text is one token. The upstream then sends the end of the title and
+// part of the body and pauses again, right after: those bytes, which come
+// within the proxy's coalescing window of the first ones (coalesce.go), must
+// arrive during that pause too.
 func TestProxyStreamsHTML(t *testing.T) {
-	const first, rest = "<!DOCTYPE html><html><head><title>Slow", "</title></head><body>done</body></html>"
+	const first, second, rest = "<!DOCTYPE html><html><head><title>Slow", "</title></head><body><p>one</p>", "<p>done</p></body></html>"
 	wantFirst := strings.Replace(strings.TrimSuffix(first, "Slow"), "<head>", "<head>"+snippet, 1)
 	type upstream struct {
 		name          string
@@ -460,22 +463,27 @@ func TestProxyStreamsHTML(t *testing.T) {
 		upstream{"gzip with Content-Length", upstreamCodings()[1], true})
 
 	for _, up := range upstreams {
-		parts := encodeParts(t, up.coding, first, rest)
-		release := make(chan struct{}, 1)
+		parts := encodeParts(t, up.coding, first, second, rest)
+		release := make(chan struct{}, 2)
 		proxyURL, _ := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html")
 			if up.coding.header != "" {
 				w.Header().Set("Content-Encoding", up.coding.header)
 			}
 			if up.contentLength {
-				w.Header().Set("Content-Length", strconv.Itoa(len(parts[0])+len(parts[1])))
+				w.Header().Set("Content-Length", strconv.Itoa(len(parts[0])+len(parts[1])+len(parts[2])))
 			}
-			w.Write(parts[0])
-			http.NewResponseController(w).Flush()
-			select {
-			case <-release:
-				w.Write(parts[1])
-			case <-r.Context().Done():
+			for i, part := range parts {
+				w.Write(part)
+				if i == len(parts)-1 {
+					return
+				}
+				http.NewResponseController(w).Flush()
+				select {
+				case <-release:
+				case <-r.Context().Done():
+					return
+				}
 			}
 		}), Config{})
 
@@ -500,13 +508,21 @@ func TestProxyStreamsHTML(t *testing.T) {
 				if string(got) != wantFirst {
 					t.Fatalf("first bytes %q, want %q", got, wantFirst)
 				}
+				release <- struct{}{} // the upstream sends the second part at once, and pauses
+				got = make([]byte, len("Slow"+second))
+				if _, err := io.ReadFull(body, got); err != nil {
+					t.Fatalf("after %q: %v", got, err)
+				}
+				if string(got) != "Slow"+second {
+					t.Fatalf("next bytes %q, want %q", got, "Slow"+second)
+				}
 				release <- struct{}{}
 				tail, err := io.ReadAll(body)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if string(tail) != "Slow"+rest {
-					t.Errorf("rest %q, want %q", tail, "Slow"+rest)
+				if string(tail) != rest {
+					t.Errorf("rest %q, want %q", tail, rest)
 				}
 			})
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // ErrInvalidOrigin is reported by URLRewriter.Err when the origin to rewrite
@@ -15,8 +16,15 @@ import (
 var ErrInvalidOrigin = errors.New("rewrite: invalid origin")
 
 // urlBufSize is the size of a URLRewriter's buffer, and so of its reads from
-// the source, until a start tag does not fit in it.
-const urlBufSize = 16 << 10
+// the source, until a start tag does not fit in it. Each Read returns at most
+// what one read of the source brought, and a proxy writes (and flushes) each
+// Read to its client: 64 KB reads make a page a few writes, not dozens.
+const urlBufSize = 64 << 10
+
+// urlBufs holds the buffers of URLRewriters that reached the end of their
+// source, for the next one: a page's worth of buffer per page is otherwise
+// most of what a proxy allocates.
+var urlBufs = sync.Pool{New: func() any { return new([urlBufSize]byte) }}
 
 // A URLRewriter is an io.Reader over an HTML document that rewrites the URL
 // attribute values that point at one origin (from) so that they point at
@@ -155,6 +163,8 @@ func (u *URLRewriter) Read(p []byte) (int, error) {
 			err := u.srcErr
 			if err != io.EOF {
 				u.srcErr = nil // returned once, as the source did
+			} else {
+				u.releaseBuf()
 			}
 			return 0, err
 		case !u.fill():
@@ -169,7 +179,7 @@ func (u *URLRewriter) Read(p []byte) (int, error) {
 // error.
 func (u *URLRewriter) fill() bool {
 	if u.buf == nil {
-		u.buf = make([]byte, urlBufSize)
+		u.buf = urlBufs.Get().(*[urlBufSize]byte)[:]
 	}
 	if u.e > 0 {
 		copy(u.buf, u.buf[u.e:u.w])
@@ -191,6 +201,16 @@ func (u *URLRewriter) fill() bool {
 	u.w += m
 	u.srcErr = err
 	return m > 0 || err != nil
+}
+
+// releaseBuf returns the buffer to urlBufs at the end of the source, when
+// everything in it has been returned (nothing aliases it any longer). A
+// buffer grown for a long start tag is left to the garbage collector.
+func (u *URLRewriter) releaseBuf() {
+	if cap(u.buf) == urlBufSize {
+		urlBufs.Put((*[urlBufSize]byte)(u.buf[:urlBufSize]))
+	}
+	u.buf, u.w, u.pos, u.e = nil, 0, 0, 0
 }
 
 // advance lexes the buffered data and queues output: the bytes before a

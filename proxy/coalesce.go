@@ -1,0 +1,186 @@
+package proxy
+
+import (
+	"net/http"
+	"sync"
+	"time"
+)
+
+// A rewritten page has no Content-Length, so httputil.ReverseProxy flushes
+// after every write, and net/http turns each flush into a chunk of its own,
+// written with about three write(2) calls. The rewriters hand on what they
+// have as soon as they have it, often a few hundred bytes (a <head> token, a
+// tag that was rewritten), so a 100 KB page became ~30 writes to the socket:
+// half the proxy's CPU under load (docs/benchmarks.md).
+//
+// coalescingWriter keeps the stream prompt and the writes few. Once enabled
+// (for a rewritten body), it collects writes in a buffer of
+// coalesceBufferSize bytes and treats a flush as a request: the first flush
+// of body bytes after a pause longer than coalesceWindow happens at once (the
+// first bytes of a page, and those after a slow upstream's pause, reach the
+// visitor without delay), and further flushes within the window are merged
+// into one, at the end of the window. Bytes written are thus never held for
+// more than coalesceWindow; a full buffer is written out (without a flush)
+// at once. The response headers, which ReverseProxy flushes before the body,
+// go out with the first body bytes, or alone at the end of the window if the
+// upstream sends none by then.
+const (
+	coalesceWindow     = 2 * time.Millisecond
+	coalesceBufferSize = 64 << 10
+)
+
+// coalesceBuffers holds the buffers of coalescingWriters between responses.
+var coalesceBuffers = sync.Pool{New: func() any { return new([coalesceBufferSize]byte) }}
+
+// coalescingWriterKey is the request context key of the response's
+// coalescingWriter, through which modifyResponse enables it.
+type coalescingWriterKey struct{}
+
+// coalescingWriter is the http.ResponseWriter that the ReverseProxy writes
+// to. Until enable is called it passes everything through as it comes.
+// Hijack and the other optional interfaces are reached through Unwrap.
+type coalescingWriter struct {
+	http.ResponseWriter
+	flush func() error // the underlying writer's flush
+
+	mu      sync.Mutex // guards everything below, and writes to the ResponseWriter once enabled
+	enabled bool
+	buf     []byte    // pending bytes, in a buffer from coalesceBuffers
+	last    time.Time // of the last flush
+	timer   *time.Timer
+	armed   bool  // the timer will flush
+	pending bool  // bytes were written since the last flush
+	done    bool  // the handler has returned: nothing may be written
+	err     error // the first error writing to the client
+}
+
+func newCoalescingWriter(w http.ResponseWriter) *coalescingWriter {
+	return &coalescingWriter{ResponseWriter: w, flush: http.NewResponseController(w).Flush}
+}
+
+// Unwrap returns the underlying ResponseWriter, for http.ResponseController.
+func (c *coalescingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+// enable starts coalescing writes and flushes; the response's headers must
+// not have been written yet.
+func (c *coalescingWriter) enable() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.enabled = true
+	c.buf = coalesceBuffers.Get().(*[coalesceBufferSize]byte)[:0]
+}
+
+func (c *coalescingWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enabled {
+		return c.ResponseWriter.Write(p)
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	c.pending = true
+	if len(c.buf)+len(p) > cap(c.buf) {
+		c.writeOut()
+	}
+	if len(p) >= cap(c.buf) && c.err == nil {
+		_, c.err = c.ResponseWriter.Write(p)
+	} else {
+		c.buf = append(c.buf, p...)
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	return len(p), nil
+}
+
+// FlushError implements the flush of http.ResponseController; see
+// coalescingWriter for when it flushes.
+func (c *coalescingWriter) FlushError() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case !c.enabled:
+		return c.flush()
+	case c.err != nil:
+		return c.err
+	}
+	now := time.Now()
+	wait := c.last.Add(coalesceWindow).Sub(now)
+	switch {
+	case c.pending && wait <= 0:
+		c.flushNow(now) // the first bytes after a pause: at once
+		return c.err
+	case c.armed:
+		return nil
+	case !c.pending:
+		// Only the headers, which ReverseProxy flushes before it copies
+		// the body: they go with the first body bytes if those come
+		// within the window, and alone at its end otherwise.
+		wait = coalesceWindow
+	}
+	c.armed = true
+	if c.timer == nil {
+		c.timer = time.AfterFunc(wait, c.delayedFlush)
+	} else {
+		c.timer.Reset(wait)
+	}
+	return nil
+}
+
+// delayedFlush is the timer's flush at the end of a window.
+func (c *coalescingWriter) delayedFlush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.armed || c.done {
+		return
+	}
+	c.armed = false
+	c.flushNow(time.Now())
+}
+
+// flushNow writes out the pending bytes and flushes. c.mu is held.
+func (c *coalescingWriter) flushNow(now time.Time) {
+	c.writeOut()
+	if c.err == nil {
+		c.err = c.flush()
+	}
+	c.last, c.pending = now, false
+	if c.armed {
+		c.timer.Stop()
+		c.armed = false
+	}
+}
+
+// writeOut writes the pending bytes to the client. c.mu is held.
+func (c *coalescingWriter) writeOut() {
+	if len(c.buf) > 0 && c.err == nil {
+		_, c.err = c.ResponseWriter.Write(c.buf)
+	}
+	c.buf = c.buf[:0]
+}
+
+// stop ends the writer when the handler returns, however it returns: no
+// timer may touch the ResponseWriter after that. If the response is complete,
+// the pending bytes are written out for net/http to end the response with;
+// if the handler is aborting it (a panic, after an upstream or decoding
+// error), they are written and flushed, so that the client gets everything
+// that came before the error, as without coalescing.
+func (c *coalescingWriter) stop(complete bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.enabled {
+		if complete {
+			c.writeOut()
+		} else if len(c.buf) > 0 {
+			c.flushNow(time.Now())
+		}
+		coalesceBuffers.Put((*[coalesceBufferSize]byte)(c.buf[:coalesceBufferSize]))
+		c.buf = nil
+		c.enabled = false
+	}
+	c.done = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+}
