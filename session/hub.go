@@ -45,7 +45,29 @@ type Config struct {
 	MaxTabsPerSession int
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
+	// NewRedactor returns, for each new tab, the Redactor that every event
+	// and page description of the tab passes through before the hub stores
+	// or forwards it (cmd uses policies.Redactor). Nil passes the visitor's
+	// events on as they come, which only tests of the hub itself should do.
+	NewRedactor func() Redactor
 }
+
+// Redactor turns one tab's stream into what agents may see. It is called
+// under the session's lock, in the order of the tab's events.
+type Redactor interface {
+	// Redact returns the events to store and forward in place of event:
+	// none, one, or several.
+	Redact(event json.RawMessage) []json.RawMessage
+	// Page returns the URL and title to show agents for a page the tab
+	// says it shows.
+	Page(url, title string) (string, string)
+}
+
+// passThrough is the Redactor of a hub configured without one.
+type passThrough struct{}
+
+func (passThrough) Redact(event json.RawMessage) []json.RawMessage { return []json.RawMessage{event} }
+func (passThrough) Page(url, title string) (string, string)        { return url, title }
 
 func (c Config) withDefaults() Config {
 	if c.MaxLogBytes <= 0 {
@@ -65,6 +87,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.NewRedactor == nil {
+		c.NewRedactor = func() Redactor { return passThrough{} }
 	}
 	return c
 }

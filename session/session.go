@@ -47,6 +47,9 @@ type tab struct {
 	log      []json.RawMessage
 	logBytes int
 
+	// redactor sees every event of the tab first (Config.NewRedactor).
+	redactor Redactor
+
 	conn           *Visitor // nil while disconnected
 	disconnectedAt time.Time
 	lastActivity   time.Time
@@ -121,7 +124,7 @@ func (h *Hub) Attach(sessionID, tabID, pageID string) (v *Visitor, ack uint64, e
 			s.mu.Unlock()
 			return nil, 0, ErrTooManyTabs
 		}
-		t = &tab{id: tabID}
+		t = &tab{id: tabID, redactor: s.hub.cfg.NewRedactor()}
 		s.tabs[tabID] = t
 	}
 	if t.conn != nil {
@@ -225,7 +228,11 @@ func (v *Visitor) sendLocked(msg []byte) {
 type BatchResult struct {
 	// Duplicate is true when the hub already had this seq; nothing changed.
 	Duplicate bool
-	// Dropped counts events rejected as malformed or of unknown type.
+	// Withheld counts events the tab's Redactor kept from agents
+	// (malformed, unknown, or not to be seen).
+	Withheld int
+	// Dropped counts events the hub rejected as malformed or of unknown
+	// type, after the Redactor.
 	Dropped int
 }
 
@@ -268,7 +275,15 @@ func (v *Visitor) batchLocked(seq uint64, events []json.RawMessage) (BatchResult
 	var res BatchResult
 	var forward []json.RawMessage // events for agents already in sync
 	reset := false                // a new snapshot started: agents restart from the log
+	var redacted []json.RawMessage
 	for _, raw := range events {
+		out := t.redactor.Redact(raw)
+		if len(out) == 0 {
+			res.Withheld++
+		}
+		redacted = append(redacted, out...)
+	}
+	for _, raw := range redacted {
 		env, err := parseEvent(raw)
 		if err != nil {
 			res.Dropped++
@@ -321,7 +336,7 @@ func (v *Visitor) dropLogLocked() {
 func (v *Visitor) SetPage(url, title string) {
 	s := v.session
 	s.mu.Lock()
-	v.tab.url, v.tab.title = url, title
+	v.tab.url, v.tab.title = v.tab.redactor.Page(url, title)
 	if s.active == nil {
 		s.active = v.tab
 	}
