@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,8 @@ import (
 	"github.com/go-rod/rod"
 	"github.com/go-rod/rod/lib/launcher"
 	"github.com/go-rod/rod/lib/launcher/flags"
+
+	"github.com/cobrowse/cobrowse/internal/logtest"
 )
 
 // chromiumFlags are the flags every test browser runs with, besides
@@ -100,7 +100,7 @@ type cobrowse struct {
 	visitorURL string // e.g. http://127.0.0.1:40001/
 	agentURL   string // e.g. http://127.0.0.1:40002
 	token      string
-	stderr     *lockedBuffer
+	stderr     *logtest.Buffer
 }
 
 var (
@@ -118,7 +118,7 @@ func startDemo(t *testing.T) *cobrowse {
 // flags) on loopback ports it chooses, with a known agent token.
 func startCobrowse(t *testing.T, args ...string) *cobrowse {
 	t.Helper()
-	c := &cobrowse{token: "e2e-agent-token-0123456789", stderr: &lockedBuffer{}}
+	c := &cobrowse{token: "e2e-agent-token-0123456789", stderr: &logtest.Buffer{}}
 	args = append(args, "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0",
 		"--agent-token", c.token, "--log-level", "debug")
 	cmd := exec.Command(run.binary, args...)
@@ -212,22 +212,4 @@ func saveArtifact(t *testing.T, name string, data []byte) {
 		return
 	}
 	t.Logf("artifact: %s", path)
-}
-
-// lockedBuffer collects a process's output; safe for concurrent use.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

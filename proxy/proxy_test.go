@@ -12,10 +12,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/cobrowse/cobrowse/internal/logtest"
 	"github.com/cobrowse/cobrowse/rewrite"
 )
 
@@ -31,28 +31,10 @@ const page = "<!DOCTYPE html><html><head><title>Shop</title></head><body><h1>Hi<
 // injected is page as the proxy must serve it.
 var injected = strings.Replace(page, "<head>", "<head>"+snippet, 1)
 
-// logBuffer collects log output from the servers' goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // start serves upstream on 127.0.0.1 and a Proxy in front of it. cfg's
 // ScriptPath and Logger are filled in if empty, and the proxy's nonces are
 // testNonce; the log is returned.
-func start(t testing.TB, upstream http.Handler, cfg Config) (proxyURL string, logs *logBuffer) {
+func start(t testing.TB, upstream http.Handler, cfg Config) (proxyURL string, logs *logtest.Buffer) {
 	t.Helper()
 	up := httptest.NewServer(upstream)
 	t.Cleanup(up.Close)
@@ -63,9 +45,9 @@ func start(t testing.TB, upstream http.Handler, cfg Config) (proxyURL string, lo
 	return startFor(t, u, cfg)
 }
 
-func startFor(t testing.TB, upstream *url.URL, cfg Config) (proxyURL string, logs *logBuffer) {
+func startFor(t testing.TB, upstream *url.URL, cfg Config) (proxyURL string, logs *logtest.Buffer) {
 	t.Helper()
-	logs = new(logBuffer)
+	logs = new(logtest.Buffer)
 	if cfg.ScriptPath == "" {
 		cfg.ScriptPath = scriptPath
 	}

@@ -139,12 +139,7 @@ func NewHub(cfg Config) *Hub {
 
 // Sessions lists the live sessions, most recently active first.
 func (h *Hub) Sessions() []Info {
-	h.mu.Lock()
-	all := make([]*Session, 0, len(h.sessions))
-	for _, s := range h.sessions {
-		all = append(all, s)
-	}
-	h.mu.Unlock()
+	all := h.all()
 
 	infos := make([]Info, 0, len(all))
 	for _, s := range all {
@@ -157,6 +152,17 @@ func (h *Hub) Sessions() []Info {
 		return infos[i].ID < infos[j].ID
 	})
 	return infos
+}
+
+// all returns the live sessions, in no order.
+func (h *Hub) all() []*Session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	all := make([]*Session, 0, len(h.sessions))
+	for _, s := range h.sessions {
+		all = append(all, s)
+	}
+	return all
 }
 
 // Session returns the live session with the given id.
@@ -233,12 +239,7 @@ func (h *Hub) sessionFor(id string) (*Session, error) {
 // Expire ends the tabs and sessions that have had no visitor connection for
 // longer than the configured IdleTimeout. Run calls it periodically.
 func (h *Hub) Expire(now time.Time) {
-	h.mu.Lock()
-	all := make([]*Session, 0, len(h.sessions))
-	for _, s := range h.sessions {
-		all = append(all, s)
-	}
-	h.mu.Unlock()
+	all := h.all()
 
 	for _, s := range all {
 		if s.expireTabs(now) {
@@ -250,6 +251,24 @@ func (h *Hub) Expire(now time.Time) {
 			h.cfg.Logger.Info("session ended", "session", s.id, "reason", "visitor gone")
 			h.changed()
 		}
+	}
+}
+
+// Resnapshot makes every tab start over from a new full snapshot: the hub
+// forgets the tabs' logs and asks their visitors for a snapshot. cobrowse
+// calls it when the redaction policy changes, so that what agents see is
+// decided by the new policy from then on, not only from the next page.
+func (h *Hub) Resnapshot() {
+	all := h.all()
+	for _, s := range all {
+		s.mu.Lock()
+		for _, t := range s.tabs {
+			t.log, t.logBytes = nil, 0
+			if t.conn != nil {
+				t.conn.dropLogLocked()
+			}
+		}
+		s.mu.Unlock()
 	}
 }
 

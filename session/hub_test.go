@@ -391,3 +391,29 @@ func TestAttachNeverJoinsAnEndedSession(t *testing.T) {
 		t.Fatalf("the hub lists %v (%v), want the visitor's live session", s, err)
 	}
 }
+
+func TestResnapshotStartsEveryTabOver(t *testing.T) {
+	hub := quietHub(Config{})
+	v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
+	mustBatch(t, v, 1, rrwebtest.Page(1000, "https://shop.test/", 0))
+	hub.Resnapshot()
+	select {
+	case msg := <-v.Downlink():
+		if string(msg) != `{"type":"snapshot"}` {
+			t.Fatalf("downlink got %s", msg)
+		}
+	default:
+		t.Fatal("the visitor was not asked for a snapshot")
+	}
+	s, _ := hub.Session("session-1")
+	if n := len(s.Events()); n != 0 {
+		t.Fatalf("the log still holds %d events from before", n)
+	}
+	mustBatch(t, v, 2, []json.RawMessage{rrwebtest.MouseMove(1, 1)})
+	if n := len(s.Events()); n != 0 {
+		t.Fatalf("kept %d events before the new snapshot", n)
+	}
+	fresh := rrwebtest.Page(1000, "https://shop.test/", 1)
+	mustBatch(t, v, 3, fresh)
+	sameEvents(t, s.Events(), fresh)
+}
