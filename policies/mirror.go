@@ -1,0 +1,137 @@
+package policies
+
+import (
+	"strings"
+
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
+)
+
+// maxMirrorNodes bounds the nodes of one page's mirror: a page bigger than
+// that (or a visitor script inventing nodes) makes the Redactor hide the
+// page until its next full snapshot, rather than grow without bound.
+const maxMirrorNodes = 500_000
+
+// mirror is the Redactor's copy of one page of the visitor's DOM, as
+// x/net/html nodes, so that CSS selectors (cascadia) are matched on the whole
+// tree, not on one event. It holds the visitor's real text and attributes:
+// it never leaves the server, and what is sent is computed from it.
+type mirror struct {
+	byID  map[int64]*html.Node
+	state map[*html.Node]*nodeState
+}
+
+// nodeState is what the mirror knows about one node besides the html.Node.
+type nodeState struct {
+	id int64
+	// The node's decision at the last evaluation, to see what changes.
+	masked, removed bool
+	// everPassword is set once an input has had type=password: a "show
+	// password" toggle that makes it type=text keeps it masked.
+	everPassword bool
+	// svg and style keep rrweb's flags for re-serializing the node.
+	svg, style bool
+	// attrs holds the attribute values as rrweb sent them (strings,
+	// numbers, true), in the order the html.Node lists them.
+	raw attributes
+}
+
+func newMirror() *mirror {
+	return &mirror{byID: make(map[int64]*html.Node), state: make(map[*html.Node]*nodeState)}
+}
+
+// size returns the number of nodes in the mirror.
+func (m *mirror) size() int { return len(m.byID) }
+
+// build adds the serialized node sn and its descendants to the mirror, under
+// parent (nil for a root), before next (nil: as the last child). It returns
+// the new node, or nil if sn is malformed or its id is taken (a visitor
+// script that reuses ids gets nothing applied).
+func (m *mirror) build(sn *snode, parent, next *html.Node) *html.Node {
+	if sn == nil || m.size() >= maxMirrorNodes {
+		return nil
+	}
+	if _, taken := m.byID[sn.ID]; taken {
+		return nil
+	}
+	n := &html.Node{}
+	st := &nodeState{id: sn.ID}
+	switch sn.Type {
+	case nodeDocument:
+		n.Type = html.DocumentNode
+	case nodeDocumentType:
+		n.Type, n.Data = html.DoctypeNode, sn.Name
+	case nodeElement:
+		n.Type = html.ElementNode
+		n.Data = strings.ToLower(sn.TagName)
+		n.DataAtom = atom.Lookup([]byte(n.Data))
+		st.svg = sn.IsSVG
+		if sn.IsSVG {
+			n.Namespace = "svg"
+		}
+		st.raw = attributes{}
+		for name, v := range sn.Attributes {
+			st.raw[name] = v
+		}
+		syncAttrs(n, st)
+	case nodeText:
+		n.Type, n.Data = html.TextNode, sn.TextContent
+		st.style = sn.IsStyle
+	case nodeCDATA, nodeComment:
+		n.Type, n.Data = html.CommentNode, sn.TextContent
+	default:
+		return nil
+	}
+	m.byID[sn.ID] = n
+	m.state[n] = st
+	if parent != nil {
+		if next != nil && next.Parent == parent {
+			parent.InsertBefore(n, next)
+		} else {
+			parent.AppendChild(n)
+		}
+	}
+	if sn.Type == nodeDocument || sn.Type == nodeElement {
+		for _, c := range sn.ChildNodes {
+			m.build(c, n, nil)
+		}
+	}
+	return n
+}
+
+// syncAttrs sets the html.Node's attributes from st.raw, for selectors, in
+// a stable order, and notes a password input.
+func syncAttrs(n *html.Node, st *nodeState) {
+	n.Attr = n.Attr[:0]
+	for name, v := range st.raw {
+		if s, ok := attrString(v); ok {
+			n.Attr = append(n.Attr, html.Attribute{Key: strings.ToLower(name), Val: s})
+		}
+	}
+	if n.DataAtom == atom.Input && strings.EqualFold(attr(n, "type"), "password") {
+		st.everPassword = true
+	}
+}
+
+// remove takes the node id and its descendants out of the mirror.
+func (m *mirror) remove(id int64) {
+	n := m.byID[id]
+	if n == nil {
+		return
+	}
+	if n.Parent != nil {
+		n.Parent.RemoveChild(n)
+	}
+	m.forget(n)
+}
+
+// forget drops n and its descendants from the indexes.
+func (m *mirror) forget(n *html.Node) {
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		m.forget(c)
+	}
+	if st := m.state[n]; st != nil {
+		delete(m.byID, st.id)
+	}
+	delete(m.state, n)
+}

@@ -1,0 +1,601 @@
+package policies
+
+import (
+	"cmp"
+	"encoding/json"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
+)
+
+// A Redactor turns one tab's rrweb event stream, as the visitor script sends
+// it, into the stream an agent may see. The server runs it on every event
+// before anything else (hub log, agents, renderer) sees it; it does not
+// trust the visitor script's own masking.
+//
+// It keeps a mirror of the page's DOM (see mirror), built from full
+// snapshots and mutations, and decides on that whole tree, with the policy of
+// the page named by the latest Meta event:
+//
+//   - remove selectors: the element is sent as an empty box (its tag, and
+//     only the attributes that size it: class, id, style, width, height and
+//     the rr_width/rr_height that rrweb's own blocking records), its subtree
+//     never;
+//   - mask selectors: text, input values and text-bearing attributes
+//     (value, placeholder, title, alt, label, aria-*, data-*, content, and
+//     the query and fragment of URLs) in the subtree are replaced by
+//     MaskString, which keeps their length;
+//   - input masking: passwords (also after a "show password" toggle turned
+//     them into text), hidden inputs, card-number (autocomplete cc-*) and
+//     one-time-code fields always; every input with MaskAllInputs;
+//   - detectors: everything else that is text (text nodes, comments,
+//     attribute values, URLs, CSS content strings, input values, the page
+//     URL) has its detected substrings masked;
+//   - block_page: the agent gets a placeholder page instead of the page.
+//
+// Fail closed: event types, incremental sources and fields it does not know
+// are dropped (events are decoded and encoded again from known fields
+// only); canvas contents, images inlined as data: URLs, plugin and console
+// events are dropped; event handler attributes and javascript: URLs are
+// removed; a node added under a parent the mirror does not know is masked;
+// and events before the first Meta event, or on a page whose mirror
+// outgrew maxMirrorNodes, are not sent.
+//
+// When an attribute change makes an element start or stop matching a rule,
+// the Redactor sends, after the change, the events that bring the agent's
+// copy of its subtree to the new state: masked or real text and values, or
+// the removal or the return of the subtree's children.
+//
+// A Redactor is not safe for concurrent use: the hub calls it under its tab's
+// lock, in event order.
+type Redactor struct {
+	policy func() *Policy
+	page   *Page   // nil before the first Meta event
+	mirror *mirror // nil until a full snapshot of the current page
+	// blocked is set while the page is hidden from agents: block_page, or
+	// a mirror that outgrew its bound.
+	blocked bool
+	dropped int
+}
+
+// NewRedactor returns a Redactor for one tab that reads the current policy
+// from policy at each page start, so that a reloaded policy applies from the
+// visitor's next page or snapshot.
+func NewRedactor(policy func() *Policy) *Redactor {
+	return &Redactor{policy: policy}
+}
+
+// Dropped returns the number of events dropped so far: unknown, malformed,
+// or not to be seen.
+func (r *Redactor) Dropped() int { return r.dropped }
+
+// Redact returns the events an agent may see in place of raw: none, raw
+// redacted, or raw redacted followed by corrections.
+func (r *Redactor) Redact(raw json.RawMessage) []json.RawMessage {
+	var ev event
+	if err := json.Unmarshal(raw, &ev); err != nil || ev.Timestamp == "" {
+		r.dropped++
+		return nil
+	}
+	var out []any
+	switch ev.Type {
+	case eventDOMContentLoaded, eventLoad:
+		out = []any{struct{}{}}
+	case eventMeta:
+		out = r.meta(ev.Data)
+	case eventFullSnapshot:
+		out = r.fullSnapshot(ev.Data)
+	case eventIncremental:
+		out = r.incremental(ev.Data)
+	}
+	if len(out) == 0 {
+		r.dropped++
+		return nil
+	}
+	events := make([]json.RawMessage, 0, len(out))
+	for _, data := range out {
+		enc, err := json.Marshal(data)
+		if err != nil {
+			r.dropped++
+			return nil
+		}
+		ev.Data = enc
+		b, err := json.Marshal(ev)
+		if err != nil {
+			r.dropped++
+			return nil
+		}
+		events = append(events, b)
+	}
+	return events
+}
+
+// Page returns the URL and title to show agents for a page the tab says it
+// shows (the dashboard's description of a session): redacted with the
+// policy of that page; a blocked page's title is hidden.
+func (r *Redactor) Page(pageURL, title string) (string, string) {
+	saved := r.page
+	defer func() { r.page = saved }()
+	r.page = r.policy().ForPage(hostPath(pageURL))
+	if r.page.Block {
+		title = "Hidden by policy"
+	}
+	return r.redactURL(pageURL, false), r.detect(title)
+}
+
+// hostPath returns the host (without port) and path of a page URL, for
+// Policy.ForPage; "/" if it has none or does not parse.
+func hostPath(pageURL string) (host, path string) {
+	u, err := url.Parse(pageURL)
+	if err != nil {
+		return "", "/"
+	}
+	return u.Hostname(), cmp.Or(u.EscapedPath(), "/")
+}
+
+// meta starts a new page: its policy applies until the next Meta event.
+func (r *Redactor) meta(data json.RawMessage) []any {
+	var m metaData
+	if json.Unmarshal(data, &m) != nil {
+		return nil
+	}
+	r.page = r.policy().ForPage(hostPath(m.Href))
+	r.mirror = nil
+	r.blocked = r.page.Block
+	m.Href = r.redactURL(m.Href, false)
+	return []any{m}
+}
+
+// fullSnapshot rebuilds the mirror from a snapshot and sends it redacted.
+func (r *Redactor) fullSnapshot(data json.RawMessage) []any {
+	if r.page == nil {
+		return nil // no Meta event: no policy chosen for this page
+	}
+	var fs fullSnapshotData
+	if json.Unmarshal(data, &fs) != nil || fs.Node == nil {
+		return nil
+	}
+	r.mirror = newMirror()
+	root := r.mirror.build(fs.Node, nil, nil)
+	if root == nil || r.mirror.size() >= maxMirrorNodes {
+		r.blocked = true
+	}
+	if r.blocked {
+		fs.Node = blockedPage()
+		return []any{fs}
+	}
+	r.evaluate(root, false, false, nil)
+	fs.Node = r.serialize(root)
+	return []any{fs}
+}
+
+// blockedPage is the document an agent sees instead of a page that the
+// policy hides.
+func blockedPage() *snode {
+	text := &snode{Type: nodeText, ID: 6, TextContent: "Hidden by policy"}
+	p := &snode{Type: nodeElement, ID: 5, TagName: "p", Attributes: attributes{
+		"style": encodeString("font: 16px sans-serif; color: #555; text-align: center; margin-top: 40vh"),
+	}, ChildNodes: []*snode{text}}
+	body := &snode{Type: nodeElement, ID: 4, TagName: "body", Attributes: attributes{}, ChildNodes: []*snode{p}}
+	head := &snode{Type: nodeElement, ID: 3, TagName: "head", Attributes: attributes{}}
+	htmlEl := &snode{Type: nodeElement, ID: 2, TagName: "html", Attributes: attributes{}, ChildNodes: []*snode{head, body}}
+	return &snode{Type: nodeDocument, ID: 1, ChildNodes: []*snode{htmlEl}}
+}
+
+// incremental redacts an IncrementalSnapshot's data by its source.
+func (r *Redactor) incremental(data json.RawMessage) []any {
+	var inc incremental
+	if json.Unmarshal(data, &inc) != nil || inc.Source == nil || r.page == nil {
+		return nil
+	}
+	if r.blocked || r.mirror == nil {
+		return nil // the agent sees the placeholder, or has no snapshot yet
+	}
+	switch *inc.Source {
+	case sourceMutation:
+		return r.mutation(data)
+	case sourceInput:
+		return decodeThen(data, r.input)
+	case sourceSelection:
+		return decodeThen(data, r.selection)
+	case sourceStyleSheetRule:
+		return decodeThen(data, r.styleSheetRule)
+	case sourceStyleDeclaration:
+		return decodeThen(data, r.styleDeclaration)
+	case sourceAdoptedStyleSheet:
+		return decodeThen(data, r.adoptedStyleSheet)
+	case sourceMouseMove, sourceTouchMove, sourceDrag:
+		return decodeThen(data, pass[mouseMoveData])
+	case sourceMouseInteraction:
+		return decodeThen(data, pass[mouseInteractionData])
+	case sourceScroll:
+		return decodeThen(data, pass[scrollData])
+	case sourceViewportResize:
+		return decodeThen(data, pass[viewportResizeData])
+	case sourceMediaInteraction:
+		return decodeThen(data, pass[mediaInteractionData])
+	case sourceFont:
+		return decodeThen(data, r.font)
+	case sourceCustomElement:
+		return decodeThen(data, pass[customElementData])
+	}
+	return nil // canvas mutations, console logs, and sources unknown to this version
+}
+
+// decodeThen decodes data as a T and hands it to f.
+func decodeThen[T any](data json.RawMessage, f func(*T) []any) []any {
+	v := new(T)
+	if json.Unmarshal(data, v) != nil {
+		return nil
+	}
+	return f(v)
+}
+
+// pass sends an event of positions and ids unchanged (but re-encoded).
+func pass[T any](v *T) []any { return []any{v} }
+
+// input redacts the value typed into a field.
+func (r *Redactor) input(d *inputData) []any {
+	n := r.mirror.byID[d.ID]
+	if n == nil {
+		return nil
+	}
+	st := r.mirror.state[n]
+	if st.removed {
+		return nil
+	}
+	st.raw["value"] = encodeString(d.Text) // for re-sending it if the node's state changes
+	syncAttrs(n, st)
+	d.Text = r.redactValue(n, st, d.Text)
+	return []any{d}
+}
+
+// selection is sent only if every node it spans may be seen as it is.
+func (r *Redactor) selection(d *selectionData) []any {
+	for _, rg := range d.Ranges {
+		for _, id := range []int64{rg.Start, rg.End} {
+			n := r.mirror.byID[id]
+			if n == nil || r.mirror.state[n].masked || r.mirror.state[n].removed {
+				return nil
+			}
+		}
+	}
+	return []any{d}
+}
+
+func (r *Redactor) styleSheetRule(d *styleSheetRuleData) []any {
+	for i := range d.Adds {
+		d.Adds[i].Rule = r.redactCSS(d.Adds[i].Rule, false)
+	}
+	for i, rm := range d.Removes {
+		var v styleRuleRemove
+		if json.Unmarshal(rm, &v) != nil {
+			return nil
+		}
+		d.Removes[i], _ = json.Marshal(v)
+	}
+	for _, s := range []*string{d.Replace, d.ReplaceSync} {
+		if s != nil {
+			*s = r.redactCSS(*s, false)
+		}
+	}
+	return []any{d}
+}
+
+func (r *Redactor) styleDeclaration(d *styleDeclarationData) []any {
+	if d.Set != nil && d.Set.Value != nil {
+		v := r.redactCSS(*d.Set.Value, false)
+		d.Set.Value = &v
+	}
+	return []any{d}
+}
+
+func (r *Redactor) adoptedStyleSheet(d *adoptedStyleSheetData) []any {
+	for i := range d.Styles {
+		for j := range d.Styles[i].Rules {
+			d.Styles[i].Rules[j].Rule = r.redactCSS(d.Styles[i].Rules[j].Rule, false)
+		}
+	}
+	return []any{d}
+}
+
+// font is sent when it names a URL; an inlined font (data: URL, or the
+// bytes of a buffer) is dropped, as inlined images are.
+func (r *Redactor) font(d *fontData) []any {
+	if d.Buffer || isDataURL(d.FontSource) {
+		return nil
+	}
+	d.FontSource = r.redactURL(d.FontSource, false)
+	return []any{d}
+}
+
+// evaluate decides, top-down from n, which nodes are removed and masked,
+// given the decisions inherited from n's parent. It appends to changed the
+// nodes whose decision differs from the one they had (nil skips that).
+func (r *Redactor) evaluate(n *html.Node, masked, removed bool, changed *[]change) {
+	st := r.mirror.state[n]
+	if st == nil {
+		return
+	}
+	if n.Type == html.ElementNode {
+		removed = removed || matchesAny(r.page.Remove, n)
+		masked = masked || matchesAny(r.page.Mask, n)
+	}
+	if changed != nil && (st.masked != masked || st.removed != removed) {
+		*changed = append(*changed, change{n, st.removed})
+	}
+	st.masked, st.removed = masked, removed
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		r.evaluate(c, masked, removed, changed)
+	}
+}
+
+// inherited returns the decisions that the children of parent inherit. A
+// node without a known parent is masked.
+func (r *Redactor) inherited(parent *html.Node) (masked, removed bool) {
+	st := r.mirror.state[parent]
+	if parent == nil || st == nil {
+		return true, false
+	}
+	return st.masked, st.removed
+}
+
+// serialize returns the redacted serialized form of n and its subtree.
+func (r *Redactor) serialize(n *html.Node) *snode {
+	st := r.mirror.state[n]
+	sn := &snode{ID: st.id}
+	switch n.Type {
+	case html.DocumentNode:
+		sn.Type = nodeDocument
+	case html.DoctypeNode:
+		sn.Type, sn.Name = nodeDocumentType, n.Data
+		return sn
+	case html.ElementNode:
+		sn.Type, sn.TagName, sn.IsSVG = nodeElement, n.Data, st.svg
+		sn.Attributes = r.redactAttrs(n, st, st.raw)
+		if st.removed {
+			return sn // an empty box: serialize is not called inside one
+		}
+	case html.TextNode:
+		sn.Type, sn.IsStyle = nodeText, st.style
+		sn.TextContent = r.redactText(n, st, n.Data)
+		return sn
+	case html.CommentNode:
+		sn.Type = nodeComment
+		sn.TextContent = r.redactPlain(n.Data, st.masked)
+		return sn
+	}
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		sn.ChildNodes = append(sn.ChildNodes, r.serialize(c))
+	}
+	return sn
+}
+
+// redactAttrs returns the attributes of element n to send, from the changes
+// or values in attrs.
+func (r *Redactor) redactAttrs(n *html.Node, st *nodeState, attrs attributes) attributes {
+	out := make(attributes, len(attrs))
+	for name, v := range attrs {
+		if st.removed && !boxAttrs[strings.ToLower(name)] {
+			continue
+		}
+		if red, ok := r.redactAttr(n, st, name, v); ok {
+			out[name] = red
+		}
+	}
+	return out
+}
+
+// boxAttrs are the attributes a removed element keeps: what sizes its box.
+var boxAttrs = map[string]bool{"class": true, "id": true, "style": true, "width": true, "height": true, "rr_width": true, "rr_height": true}
+
+// Attributes by what their values hold.
+var (
+	urlAttrs = map[string]bool{"href": true, "src": true, "action": true, "formaction": true, "poster": true,
+		"cite": true, "background": true, "xlink:href": true, "data": true, "longdesc": true, "ping": true}
+	textAttrs = map[string]bool{"value": true, "placeholder": true, "title": true, "alt": true, "label": true,
+		"content": true, "summary": true, "abbr": true, "download": true}
+)
+
+// redactAttr returns the value to send of attribute name, and false if the
+// attribute must not be sent at all.
+func (r *Redactor) redactAttr(n *html.Node, st *nodeState, name string, v json.RawMessage) (json.RawMessage, bool) {
+	key := strings.ToLower(name)
+	switch {
+	case strings.HasPrefix(key, "on"), key == "rr_dataurl", key == "srcdoc":
+		return nil, false // handlers; canvas and image contents; inline documents
+	case len(v) > 0 && v[0] == '{':
+		return r.redactStyleObject(v)
+	}
+	s, present := attrString(v)
+	if len(v) == 0 || v[0] != '"' {
+		// null (removed), true, a number: nothing to read in them.
+		if string(v) == "null" || string(v) == "true" || present {
+			return v, true
+		}
+		return nil, false
+	}
+	switch {
+	case urlAttrs[key]:
+		if isJavaScriptURL(s) || isDataURL(s) {
+			return nil, false
+		}
+		return encodeString(r.redactURL(s, st.masked)), true
+	case key == "srcset" || key == "imagesrcset":
+		if strings.Contains(strings.ToLower(s), "data:") {
+			return nil, false
+		}
+		return encodeString(r.redactURLList(s, st.masked)), true
+	case key == "value" && isField(n):
+		return encodeString(r.redactValue(n, st, s)), true
+	case key == "style" || key == "_csstext":
+		return encodeString(r.redactCSS(s, st.masked)), true
+	case textAttrs[key] || strings.HasPrefix(key, "aria-") || strings.HasPrefix(key, "data-"):
+		return encodeString(r.redactPlain(s, st.masked)), true
+	}
+	return v, true // structure: class, id, type, name, rel, sizes...
+}
+
+// redactStyleObject redacts a style attribute change given as properties
+// (rrweb's styleOMValue: property → value, [value, priority] or false).
+func (r *Redactor) redactStyleObject(v json.RawMessage) (json.RawMessage, bool) {
+	var props map[string]json.RawMessage
+	if json.Unmarshal(v, &props) != nil {
+		return nil, false
+	}
+	for p, pv := range props {
+		var s string
+		var pair []string
+		switch {
+		case json.Unmarshal(pv, &s) == nil:
+			props[p] = encodeString(r.redactCSS(s, false))
+		case json.Unmarshal(pv, &pair) == nil && len(pair) == 2:
+			props[p], _ = json.Marshal([]string{r.redactCSS(pair[0], false), pair[1]})
+		case string(pv) == "false":
+		default:
+			delete(props, p)
+		}
+	}
+	b, err := json.Marshal(props)
+	return b, err == nil
+}
+
+// isField reports whether n is a form field whose value attribute is its
+// value: input (not a button, whose value is its label), textarea, select,
+// option.
+func isField(n *html.Node) bool {
+	switch n.DataAtom {
+	case atom.Textarea, atom.Select, atom.Option:
+		return true
+	case atom.Input:
+		switch strings.ToLower(attr(n, "type")) {
+		case "submit", "button", "reset", "image":
+			return false
+		}
+		return true
+	}
+	return false
+}
+
+// redactValue redacts the value of form field n.
+func (r *Redactor) redactValue(n *html.Node, st *nodeState, v string) string {
+	if st.masked || r.maskedInput(n, st) {
+		return MaskString(v)
+	}
+	return r.detect(v)
+}
+
+// maskedInput reports whether the policy masks the value of field n (or of
+// the select of option n) whatever the rules' selectors say: see
+// Page.MasksInput; a field that once was a password stays masked.
+func (r *Redactor) maskedInput(n *html.Node, st *nodeState) bool {
+	if n.DataAtom == atom.Option {
+		n = n.Parent
+		if n == nil || r.mirror.state[n] == nil {
+			return true
+		}
+		st = r.mirror.state[n]
+	}
+	return st.everPassword || r.page.MasksInput(n)
+}
+
+// redactText redacts the text of text node n (or its new value v).
+func (r *Redactor) redactText(n *html.Node, st *nodeState, v string) string {
+	if st.style || n.Parent != nil && n.Parent.DataAtom == atom.Style {
+		return r.redactCSS(v, st.masked)
+	}
+	if n.Parent != nil && n.Parent.DataAtom == atom.Textarea {
+		return r.redactValue(n.Parent, r.mirror.state[n.Parent], v)
+	}
+	return r.redactPlain(v, st.masked)
+}
+
+// detect masks the substrings of s that the page's detectors find.
+func (r *Redactor) detect(s string) string {
+	if r.page.Detectors == nil {
+		return s
+	}
+	masked, _ := r.page.Detectors.Mask(s)
+	return masked
+}
+
+// redactPlain masks s whole if masked, else its detected substrings.
+func (r *Redactor) redactPlain(s string, masked bool) string {
+	if masked {
+		return MaskString(s)
+	}
+	return r.detect(s)
+}
+
+// redactURL masks the query values and the fragment of URL s if masked, and
+// detected substrings in all of it; the scheme, host and path stay usable
+// (the replayer resolves relative URLs against the page's).
+func (r *Redactor) redactURL(s string, masked bool) string {
+	base, frag, hasFrag := strings.Cut(s, "#")
+	base, query, hasQuery := strings.Cut(base, "?")
+	var b strings.Builder
+	b.WriteString(r.detect(base))
+	if hasQuery {
+		b.WriteByte('?')
+		for i, pair := range strings.Split(query, "&") {
+			if i > 0 {
+				b.WriteByte('&')
+			}
+			k, v, hasValue := strings.Cut(pair, "=")
+			b.WriteString(r.detect(k))
+			if hasValue {
+				b.WriteByte('=')
+				b.WriteString(r.redactPlain(v, masked))
+			}
+		}
+	}
+	if hasFrag {
+		b.WriteByte('#')
+		b.WriteString(r.redactPlain(frag, masked))
+	}
+	return b.String()
+}
+
+// redactURLList redacts each URL of a srcset, keeping the descriptors.
+func (r *Redactor) redactURLList(s string, masked bool) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		lead := len(p) - len(strings.TrimLeft(p, " \t\n\f\r"))
+		rest := p[lead:]
+		end := strings.IndexAny(rest, " \t\n\f\r")
+		if end < 0 {
+			end = len(rest)
+		}
+		parts[i] = p[:lead] + r.redactURL(rest[:end], masked) + rest[end:]
+	}
+	return strings.Join(parts, ",")
+}
+
+// cssStrings finds the quoted strings of CSS text, where a content: value
+// (or an attr() fallback) carries text that a page shows.
+var cssStrings = regexp.MustCompile(`"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'`)
+
+// redactCSS masks the strings in CSS text (all of each if masked, detected
+// substrings otherwise); selectors, properties and URLs outside strings stay.
+func (r *Redactor) redactCSS(css string, masked bool) string {
+	return cssStrings.ReplaceAllStringFunc(css, func(q string) string {
+		return q[:1] + r.redactPlain(q[1:len(q)-1], masked) + q[len(q)-1:]
+	})
+}
+
+// isJavaScriptURL reports whether s is a javascript: URL as a browser reads
+// it: leading spaces and controls, and tabs or newlines inside the scheme,
+// ignored.
+func isJavaScriptURL(s string) bool { return hasScheme(s, "javascript:") }
+
+// isDataURL reports whether s is a data: URL.
+func isDataURL(s string) bool { return hasScheme(s, "data:") }
+
+func hasScheme(s, scheme string) bool {
+	s = strings.TrimLeft(s, "\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f ")
+	s = strings.NewReplacer("\t", "", "\n", "", "\r", "").Replace(s)
+	return len(s) >= len(scheme) && strings.EqualFold(s[:len(scheme)], scheme)
+}

@@ -1,0 +1,329 @@
+package policies
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// Builders of rrweb events for the tests.
+
+type node = map[string]any
+
+func doc(id int, kids ...node) node {
+	return node{"type": nodeDocument, "id": id, "childNodes": kids}
+}
+
+func el(id int, tag string, attrs map[string]any, kids ...node) node {
+	if attrs == nil {
+		attrs = map[string]any{}
+	}
+	if kids == nil {
+		kids = []node{}
+	}
+	return node{"type": nodeElement, "id": id, "tagName": tag, "attributes": attrs, "childNodes": kids}
+}
+
+func txt(id int, s string) node { return node{"type": nodeText, "id": id, "textContent": s} }
+
+func ev(t testing.TB, typ int, data any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{"type": typ, "data": data, "timestamp": 1700000000000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func meta(t testing.TB, href string) json.RawMessage {
+	return ev(t, eventMeta, map[string]any{"href": href, "width": 1280, "height": 800})
+}
+
+func snapshot(t testing.TB, root node) json.RawMessage {
+	return ev(t, eventFullSnapshot, map[string]any{"node": root, "initialOffset": map[string]any{"top": 0, "left": 0}})
+}
+
+func incr(t testing.TB, source int, data map[string]any) json.RawMessage {
+	data["source"] = source
+	return ev(t, eventIncremental, data)
+}
+
+func mutation(t testing.TB, m map[string]any) json.RawMessage {
+	for _, k := range []string{"texts", "attributes", "removes", "adds"} {
+		if _, ok := m[k]; !ok {
+			m[k] = []any{}
+		}
+	}
+	return incr(t, sourceMutation, m)
+}
+
+// redactor returns a Redactor with the policy in yaml (Default if "").
+func redactor(t testing.TB, yaml string) *Redactor {
+	t.Helper()
+	p := Default()
+	if yaml != "" {
+		var err error
+		if p, err = Parse("test.yaml", []byte(yaml)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return NewRedactor(func() *Policy { return p })
+}
+
+// run feeds events to r and returns everything it sends, as one string.
+func run(t testing.TB, r *Redactor, events ...json.RawMessage) string {
+	t.Helper()
+	var out []string
+	for _, e := range events {
+		for _, o := range r.Redact(e) {
+			if !json.Valid(o) {
+				t.Fatalf("invalid JSON out: %s", o)
+			}
+			out = append(out, string(o))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func mustContain(t *testing.T, out string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %s:\n%s", w, out)
+		}
+	}
+}
+
+func mustNotContain(t *testing.T, out string, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if strings.Contains(out, s) {
+			t.Errorf("output leaks %q:\n%s", s, out)
+		}
+	}
+}
+
+const accountPolicy = `version: 1
+detectors: [card_number, iban, ssn, email, phone]
+rules:
+  - name: account-secrets
+    pages: ["/account/**"]
+    mask: [".secret", "#holder"]
+    remove: ["#ssn-block"]
+    no_control: ["button.pay"]
+  - name: admin
+    pages: ["/admin/**"]
+    block_page: true
+`
+
+// page is a snapshot of an account page with something for every rule.
+func accountPage() node {
+	return doc(1,
+		el(2, "html", nil,
+			el(3, "head", nil, el(4, "title", nil, txt(5, "Account of jane@example.com"))),
+			el(6, "body", nil,
+				el(7, "p", map[string]any{"class": "secret", "title": "Balance tooltip"}, txt(8, "Balance 1234.56")),
+				el(9, "div", map[string]any{"id": "holder"}, el(10, "span", nil, txt(11, "Jane Doe"))),
+				el(12, "div", map[string]any{"id": "ssn-block", "class": "box", "data-ssn": "123-45-6789"}, txt(13, "SSN 123-45-6789")),
+				el(14, "p", nil, txt(15, "Card 4111 1111 1111 1111 on file")),
+				el(16, "input", map[string]any{"type": "password", "value": "hunter22"}),
+				el(17, "a", map[string]any{"href": "javascript:alert(1)", "onclick": "steal()"}, txt(18, "link")),
+				el(19, "img", map[string]any{"src": "data:image/png;base64,AAAA", "rr_dataURL": "data:image/png;base64,BBBB"}),
+				el(20, "a", map[string]any{"href": "/orders?email=jane@example.com&page=2"}, txt(21, "orders")),
+				el(22, "p", nil, txt(23, "Public text stays")),
+			)))
+}
+
+func TestRedactorFullSnapshot(t *testing.T) {
+	r := redactor(t, accountPolicy)
+	out := run(t, r, meta(t, "https://shop.example.com/account/home?token=jane@example.com"), snapshot(t, accountPage()))
+	mustNotContain(t, out,
+		"jane@example.com", "1234.56", "Balance tooltip", "Jane Doe", "123-45-6789", "SSN",
+		"4111 1111 1111 1111", "hunter22", "javascript:", "steal()", "onclick", "data:image", "rr_dataURL")
+	mustContain(t, out,
+		`"Public text stays"`,
+		`"******* *******"`, // same length, whitespace kept
+		`"Card **** **** **** **** on file"`,
+		`"id":12,"tagName":"div","attributes":{`, // the removed box is still there
+		`/orders?email=****************\u0026page=2`,
+		`"href":"https://shop.example.com/account/home?token=****************"`)
+	if strings.Contains(out, `"id":13`) {
+		t.Errorf("the removed block's text node was sent:\n%s", out)
+	}
+}
+
+func TestRedactorFailsClosed(t *testing.T) {
+	r := redactor(t, "")
+	for _, tc := range []struct {
+		name string
+		ev   json.RawMessage
+	}{
+		{"snapshot before any Meta", snapshot(t, doc(1))},
+		{"not JSON", json.RawMessage(`{"type":2,`)},
+		{"no timestamp", json.RawMessage(`{"type":4,"data":{"href":"https://a.example/"}}`)},
+		{"plugin event", ev(t, 6, map[string]any{"plugin": "rrweb/console@1", "payload": map[string]any{"payload": []string{"jane@example.com"}}})},
+		{"custom event", ev(t, 5, map[string]any{"tag": "x", "payload": "jane@example.com"})},
+		{"unknown type", ev(t, 42, map[string]any{})},
+	} {
+		if out := r.Redact(tc.ev); out != nil {
+			t.Errorf("%s: sent %s", tc.name, out)
+		}
+	}
+	run(t, r, meta(t, "https://a.example/"), snapshot(t, doc(1, el(2, "html", nil, el(3, "canvas", nil)))))
+	for _, tc := range []struct {
+		name string
+		ev   json.RawMessage
+	}{
+		{"canvas mutation", incr(t, 9, map[string]any{"id": 3, "type": 0, "commands": []any{}})},
+		{"console log", incr(t, 11, map[string]any{"payload": []string{"jane@example.com"}})},
+		{"unknown source", incr(t, 99, map[string]any{"text": "jane@example.com"})},
+		{"input on an unknown node", incr(t, sourceInput, map[string]any{"id": 77, "text": "x", "isChecked": false})},
+	} {
+		if out := r.Redact(tc.ev); out != nil {
+			t.Errorf("%s: sent %s", tc.name, out)
+		}
+	}
+	// Known events lose the fields that this version does not know.
+	out := run(t, r, incr(t, sourceScroll, map[string]any{"id": 1, "x": 0, "y": 10, "leak": "jane@example.com"}))
+	mustNotContain(t, out, "leak", "jane@example.com")
+	mustContain(t, out, `"y":10`)
+}
+
+func TestRedactorMutations(t *testing.T) {
+	r := redactor(t, accountPolicy)
+	run(t, r, meta(t, "https://shop.example.com/account/"), snapshot(t, accountPage()))
+
+	t.Run("text added under a masked element", func(t *testing.T) {
+		out := run(t, r, mutation(t, map[string]any{"adds": []any{
+			map[string]any{"parentId": 7, "nextId": nil, "node": el(30, "b", nil, txt(31, "Overdraft 99.00"))},
+		}}))
+		mustNotContain(t, out, "Overdraft", "99.00")
+		mustContain(t, out, `"********* *****"`)
+	})
+	t.Run("node under an unknown parent", func(t *testing.T) {
+		out := run(t, r, mutation(t, map[string]any{"adds": []any{
+			map[string]any{"parentId": 999, "nextId": nil, "node": txt(32, "orphan secret")},
+		}}))
+		mustNotContain(t, out, "orphan secret")
+	})
+	t.Run("text change of a masked node", func(t *testing.T) {
+		out := run(t, r, mutation(t, map[string]any{"texts": []any{map[string]any{"id": 8, "value": "Balance 7.00"}}}))
+		mustNotContain(t, out, "7.00")
+		mustContain(t, out, `"value":"******* ****"`)
+	})
+	t.Run("detectors on new text", func(t *testing.T) {
+		out := run(t, r, mutation(t, map[string]any{"texts": []any{map[string]any{"id": 23, "value": "mail jane@example.com"}}}))
+		mustNotContain(t, out, "jane@example.com")
+	})
+	t.Run("inside the removed block", func(t *testing.T) {
+		out := run(t, r, mutation(t, map[string]any{
+			"texts":      []any{map[string]any{"id": 13, "value": "SSN 987-65-4321"}},
+			"attributes": []any{map[string]any{"id": 12, "attributes": map[string]any{"data-ssn": "987-65-4321", "class": "box wide"}}},
+			"adds":       []any{map[string]any{"parentId": 12, "nextId": nil, "node": txt(33, "more 987-65-4321")}},
+		}))
+		mustNotContain(t, out, "987-65-4321", "data-ssn", `"id":13`, `"id":33`)
+		mustContain(t, out, `"class":"box wide"`)
+	})
+	t.Run("becoming masked and unmasked", func(t *testing.T) {
+		out := run(t, r, mutation(t, map[string]any{"attributes": []any{map[string]any{"id": 22, "attributes": map[string]any{"class": "secret"}}}}))
+		mustContain(t, out, `"value":"**** ****************"`)
+		out = run(t, r, mutation(t, map[string]any{"attributes": []any{map[string]any{"id": 22, "attributes": map[string]any{"class": nil}}}}))
+		mustContain(t, out, `"value":"mail ****************"`) // the real text again, with the detector's mask
+	})
+	t.Run("becoming removed and back", func(t *testing.T) {
+		out := run(t, r, mutation(t, map[string]any{"attributes": []any{map[string]any{"id": 14, "attributes": map[string]any{"id": "ssn-block"}}}}))
+		mustContain(t, out, `"removes":[{"parentId":14,"id":15}]`)
+		out = run(t, r, mutation(t, map[string]any{"attributes": []any{map[string]any{"id": 14, "attributes": map[string]any{"id": "card"}}}}))
+		mustContain(t, out, `"adds":[{"parentId":14,"nextId":null,"node":{"type":3,"id":15,"textContent":"Card **** **** **** **** on file"`)
+	})
+	t.Run("removed node", func(t *testing.T) {
+		out := run(t, r, mutation(t, map[string]any{"removes": []any{map[string]any{"parentId": 6, "id": 22}}}))
+		mustContain(t, out, `"removes":[{"parentId":6,"id":22}]`)
+		if r.mirror.byID[23] != nil {
+			t.Error("the removed node's text is still in the mirror")
+		}
+	})
+}
+
+func TestRedactorInputs(t *testing.T) {
+	r := redactor(t, accountPolicy)
+	run(t, r, meta(t, "https://shop.example.com/checkout"), snapshot(t, doc(1, el(2, "html", nil, el(3, "body", nil,
+		el(4, "input", map[string]any{"type": "password"}),
+		el(5, "input", map[string]any{"type": "text", "name": "q"}),
+		el(6, "input", map[string]any{"autocomplete": "cc-number"}),
+	)))))
+	typed := func(id int, text string) string {
+		return run(t, r, incr(t, sourceInput, map[string]any{"id": id, "text": text, "isChecked": false}))
+	}
+	mustNotContain(t, typed(4, "hunter22"), "hunter22")
+	mustContain(t, typed(5, "red shoes"), `"text":"red shoes"`)
+	mustNotContain(t, typed(5, "jane@example.com"), "jane@example.com")
+	mustNotContain(t, typed(6, "4000"), "4000")
+	// "Show password" turns the field into text: it stays masked.
+	run(t, r, mutation(t, map[string]any{"attributes": []any{map[string]any{"id": 4, "attributes": map[string]any{"type": "text"}}}}))
+	mustNotContain(t, typed(4, "hunter23"), "hunter23")
+}
+
+func TestRedactorBlockedPage(t *testing.T) {
+	r := redactor(t, accountPolicy)
+	out := run(t, r, meta(t, "https://shop.example.com/admin/users"), snapshot(t, accountPage()),
+		mutation(t, map[string]any{"texts": []any{map[string]any{"id": 23, "value": "admin stuff"}}}),
+		incr(t, sourceMouseMove, map[string]any{"positions": []any{}}))
+	mustContain(t, out, "Hidden by policy")
+	mustNotContain(t, out, "Public text stays", "admin stuff", `"source":1`)
+	// The next page is not blocked.
+	out = run(t, r, meta(t, "https://shop.example.com/"), snapshot(t, accountPage()))
+	mustContain(t, out, "Public text stays")
+}
+
+func TestRedactorSelectionAndCSS(t *testing.T) {
+	r := redactor(t, accountPolicy)
+	run(t, r, meta(t, "https://shop.example.com/account/"), snapshot(t, accountPage()))
+	sel := func(id int) string {
+		return run(t, r, incr(t, sourceSelection, map[string]any{"ranges": []any{map[string]any{"start": id, "startOffset": 0, "end": id, "endOffset": 2}}}))
+	}
+	if out := sel(8); out != "" {
+		t.Errorf("selection in masked text sent: %s", out)
+	}
+	mustContain(t, sel(23), `"ranges":[{"start":23`)
+	out := run(t, r, incr(t, sourceStyleSheetRule, map[string]any{"id": 4, "adds": []any{
+		map[string]any{"rule": `.who::after { content: "jane@example.com"; color: red }`, "index": 0}}}))
+	mustNotContain(t, out, "jane@example.com")
+	mustContain(t, out, `color: red`)
+}
+
+// BenchmarkRedactorMutation measures a typical mutation (a text change and an
+// added element) on a page of a few thousand nodes.
+func BenchmarkRedactorMutation(b *testing.B) {
+	r := redactor(b, accountPolicy)
+	var rows []node
+	for i := range 1000 {
+		id := 100 + 3*i
+		rows = append(rows, el(id, "li", map[string]any{"class": "row"}, el(id+1, "span", nil, txt(id+2, fmt.Sprintf("Item %d costs 9.99", i)))))
+	}
+	run(b, r, meta(b, "https://shop.example.com/account/"), snapshot(b, doc(1, el(2, "html", nil, el(3, "body", nil, el(4, "ul", nil, rows...))))))
+	next := 10000
+	b.ReportAllocs()
+	for b.Loop() {
+		next += 2
+		m := mutation(b, map[string]any{
+			"texts": []any{map[string]any{"id": 102, "value": "Item 0 costs 10.99"}},
+			"adds":  []any{map[string]any{"parentId": 4, "nextId": nil, "node": el(next, "li", nil, txt(next+1, "new row"))}},
+		})
+		if len(r.Redact(m)) == 0 {
+			b.Fatal("nothing sent")
+		}
+	}
+}
+
+func TestRedactorPage(t *testing.T) {
+	r := redactor(t, accountPolicy)
+	u, title := r.Page("https://shop.example.com/account/x?mail=jane@example.com", "Hello jane@example.com")
+	if u != "https://shop.example.com/account/x?mail=****************" || title != "Hello ****************" {
+		t.Errorf("Page = %q, %q", u, title)
+	}
+	if _, title := r.Page("https://shop.example.com/admin/", "Admin: users"); title != "Hidden by policy" {
+		t.Errorf("blocked page's title %q", title)
+	}
+}

@@ -1,0 +1,251 @@
+package policies
+
+import (
+	"encoding/json"
+	"strings"
+
+	"golang.org/x/net/html"
+)
+
+// mutation applies a Mutation to the mirror and returns it redacted,
+// followed by the corrections that bring nodes whose decision changed to
+// their new state (see Redactor).
+//
+// The mirror is updated in the replayer's order (removes, adds, texts,
+// attributes), and the decisions evaluated on the result, so that an added
+// node is judged with its final attributes and ancestors. Then:
+//   - removes are sent unless the node was inside a removed subtree;
+//   - adds are sent serialized with their decisions, unless the parent is
+//     inside a removed subtree; a node whose parent the mirror does not know
+//     is masked;
+//   - text and attribute changes are sent redacted, unless the node is
+//     inside a removed subtree (a removed box keeps its box attributes).
+func (r *Redactor) mutation(data json.RawMessage) []any {
+	var d mutationData
+	if json.Unmarshal(data, &d) != nil {
+		return nil
+	}
+	m := r.mirror
+	out := mutationData{Source: sourceMutation, IsAttachIframe: d.IsAttachIframe,
+		Texts: []textMutation{}, Attributes: []attributeChange{}, Removes: []removedNode{}, Adds: []addedNode{}}
+
+	for _, rm := range d.Removes {
+		n := m.byID[rm.ID]
+		if n == nil {
+			continue
+		}
+		if !r.insideRemoved(n) {
+			out.Removes = append(out.Removes, rm)
+		}
+		m.remove(rm.ID)
+	}
+
+	type added struct {
+		add  addedNode
+		node *html.Node
+	}
+	var adds []added
+	for _, a := range r.orderAdds(d.Adds) {
+		parent := m.byID[a.ParentID]
+		var next *html.Node
+		if a.NextID != nil {
+			next = m.byID[*a.NextID]
+		}
+		n := m.build(a.Node, parent, next)
+		if n == nil {
+			continue
+		}
+		adds = append(adds, added{a, n})
+	}
+
+	for _, t := range d.Texts {
+		if n := m.byID[t.ID]; n != nil && (n.Type == html.TextNode || n.Type == html.CommentNode) {
+			n.Data = ""
+			if t.Value != nil {
+				n.Data = *t.Value
+			}
+		}
+	}
+
+	var changedElements []*html.Node
+	for _, ac := range d.Attributes {
+		n := m.byID[ac.ID]
+		if n == nil || n.Type != html.ElementNode {
+			continue
+		}
+		st := m.state[n]
+		for name, v := range ac.Attributes {
+			if string(v) == "null" {
+				delete(st.raw, name)
+			} else if len(v) == 0 || v[0] != '{' {
+				st.raw[name] = v
+			} // a style object changes declarations, not what selectors see here
+		}
+		syncAttrs(n, st)
+		changedElements = append(changedElements, n)
+	}
+
+	// Decide, for the added subtrees and for every subtree that an attribute
+	// change may have made match or stop matching: the element's own, and
+	// its later siblings' (selectors with + and ~).
+	for _, a := range adds {
+		masked, removed := r.inherited(a.node.Parent)
+		r.evaluate(a.node, masked, removed, nil)
+	}
+	var changed []change
+	for _, el := range changedElements {
+		for n := el; n != nil; n = n.NextSibling {
+			masked, removed := r.inherited(n.Parent)
+			r.evaluate(n, masked, removed, &changed)
+		}
+	}
+
+	for _, a := range adds {
+		if a.node.Parent != nil && m.state[a.node.Parent].removed {
+			continue
+		}
+		a.add.Node = r.serialize(a.node)
+		out.Adds = append(out.Adds, a.add)
+	}
+	for _, t := range d.Texts {
+		n := m.byID[t.ID]
+		if n == nil || r.insideRemoved(n) {
+			continue
+		}
+		if t.Value != nil {
+			v := r.redactText(n, m.state[n], *t.Value)
+			if n.Type == html.CommentNode {
+				v = r.redactPlain(*t.Value, m.state[n].masked)
+			}
+			t.Value = &v
+		}
+		out.Texts = append(out.Texts, t)
+	}
+	for _, ac := range d.Attributes {
+		n := m.byID[ac.ID]
+		if n == nil || n.Type != html.ElementNode || r.insideRemoved(n) {
+			continue
+		}
+		out.Attributes = append(out.Attributes, attributeChange{ID: ac.ID, Attributes: r.redactAttrs(n, m.state[n], ac.Attributes)})
+	}
+
+	result := []any{out}
+	if corr := r.corrections(changed); corr != nil {
+		result = append(result, corr)
+	}
+	return result
+}
+
+// orderAdds returns adds in an order in which each node's parent (and next
+// sibling, when it is added too) comes first, as rrweb's replayer resolves
+// them; adds whose parent never appears keep their place at the end.
+func (r *Redactor) orderAdds(adds []addedNode) []addedNode {
+	pending := make(map[int64]bool, len(adds))
+	for _, a := range adds {
+		if a.Node != nil {
+			pending[a.Node.ID] = true
+		}
+	}
+	ordered := make([]addedNode, 0, len(adds))
+	for len(adds) > 0 {
+		var rest []addedNode
+		for _, a := range adds {
+			waits := pending[a.ParentID] || a.NextID != nil && pending[*a.NextID]
+			if waits {
+				rest = append(rest, a)
+				continue
+			}
+			ordered = append(ordered, a)
+			if a.Node != nil {
+				delete(pending, a.Node.ID)
+			}
+		}
+		if len(rest) == len(adds) { // a cycle, or ids the visitor invented
+			return append(ordered, rest...)
+		}
+		adds = rest
+	}
+	return ordered
+}
+
+// insideRemoved reports whether n is strictly inside a removed subtree (the
+// removed element itself is sent, as a box).
+func (r *Redactor) insideRemoved(n *html.Node) bool {
+	return n.Parent != nil && r.mirror.state[n.Parent] != nil && r.mirror.state[n.Parent].removed
+}
+
+// corrections returns a Mutation that brings the agent's copy of the nodes
+// whose decision the last evaluation changed to their new state, or nil if
+// there is nothing to send. changed is in document order within each
+// evaluated subtree.
+func (r *Redactor) corrections(changed []change) *mutationData {
+	if len(changed) == 0 {
+		return nil
+	}
+	m := r.mirror
+	c := &mutationData{Source: sourceMutation,
+		Texts: []textMutation{}, Attributes: []attributeChange{}, Removes: []removedNode{}, Adds: []addedNode{}}
+	covered := make(map[*html.Node]bool) // subtrees already brought up to date
+	for _, ch := range changed {
+		n, st := ch.node, m.state[ch.node]
+		if isCovered(n, covered) {
+			continue
+		}
+		switch {
+		case st.removed:
+			// Newly removed (an ancestor's removal would have covered it):
+			// its children go, its attributes shrink to the box.
+			for kid := n.FirstChild; kid != nil; kid = kid.NextSibling {
+				c.Removes = append(c.Removes, removedNode{ParentID: st.id, ID: m.state[kid].id})
+			}
+			c.Attributes = append(c.Attributes, attributeChange{ID: st.id, Attributes: r.boxRemovals(st)})
+			covered[n] = true
+		case ch.wasRemoved:
+			// It was the removed box (had it been inside one, the box's
+			// return would have covered it): attributes and children return.
+			c.Attributes = append(c.Attributes, attributeChange{ID: st.id, Attributes: r.redactAttrs(n, st, st.raw)})
+			for kid := n.FirstChild; kid != nil; kid = kid.NextSibling {
+				c.Adds = append(c.Adds, addedNode{ParentID: st.id, Node: r.serialize(kid)})
+			}
+			covered[n] = true
+		case n.Type == html.TextNode:
+			v := r.redactText(n, st, n.Data)
+			c.Texts = append(c.Texts, textMutation{ID: st.id, Value: &v})
+		case n.Type == html.CommentNode:
+			v := r.redactPlain(n.Data, st.masked)
+			c.Texts = append(c.Texts, textMutation{ID: st.id, Value: &v})
+		case n.Type == html.ElementNode:
+			c.Attributes = append(c.Attributes, attributeChange{ID: st.id, Attributes: r.redactAttrs(n, st, st.raw)})
+		}
+	}
+	return c
+}
+
+// change is a node whose decision an evaluation changed, and whether it was
+// removed before.
+type change struct {
+	node       *html.Node
+	wasRemoved bool
+}
+
+// isCovered reports whether n or an ancestor is in covered.
+func isCovered(n *html.Node, covered map[*html.Node]bool) bool {
+	for ; n != nil; n = n.Parent {
+		if covered[n] {
+			return true
+		}
+	}
+	return false
+}
+
+// boxRemovals returns the attribute changes that reduce an element's
+// attributes to those of a removed box.
+func (r *Redactor) boxRemovals(st *nodeState) map[string]json.RawMessage {
+	out := map[string]json.RawMessage{}
+	for name := range st.raw {
+		if !boxAttrs[strings.ToLower(name)] {
+			out[name] = json.RawMessage("null")
+		}
+	}
+	return out
+}
