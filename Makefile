@@ -43,7 +43,8 @@ bench-proxy: build
 ## fuzz: run each fuzz target for FUZZTIME (default 1m each)
 FUZZTIME ?= 1m
 FUZZ_TARGETS := rewrite:FuzzInjector rewrite:FuzzInjectorMetaCSP rewrite:FuzzAllowVisitor rewrite:FuzzURLRewriter \
-	proxy:FuzzRewriteResponseHeaders session:FuzzVisitorMessages session:FuzzIdentityVerify
+	proxy:FuzzRewriteResponseHeaders session:FuzzVisitorMessages session:FuzzIdentityVerify \
+	policies:FuzzParse policies:FuzzDetectors policies:FuzzRedactor
 fuzz: web
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 	  echo "==> fuzzing $$name in ./$$pkg for $(FUZZTIME)"; \

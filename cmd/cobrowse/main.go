@@ -3,6 +3,7 @@
 //
 //	cobrowse serve --upstream https://www.example.com   front a site
 //	cobrowse demo                                      front the built-in demo shop
+//	cobrowse policy check FILE                         validate a redaction policy
 //	cobrowse version
 package main
 
@@ -25,6 +26,7 @@ const usage = `cobrowse: co-browsing for a site you front, without editing it.
 Usage:
   cobrowse serve --upstream URL [flags]   front URL for visitors; agents watch on --agent-listen
   cobrowse demo [flags]                   front the built-in demo shop (try this first)
+  cobrowse policy check FILE              validate a redaction policy file
   cobrowse version                        print the version
 
 Run "cobrowse serve -h" or "cobrowse demo -h" for their flags.
@@ -37,6 +39,9 @@ func main() {
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "cobrowse:", err)
+		}
+		if status, ok := errors.AsType[exitStatus](err); ok {
+			os.Exit(status.code)
 		}
 		os.Exit(2)
 	}
@@ -52,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
+	case "policy":
+		return policyCommand(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "cobrowse", version)
 		return nil

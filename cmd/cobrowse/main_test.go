@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -24,6 +25,9 @@ func TestCommandLineErrorsSayWhatToDo(t *testing.T) {
 		{"relative upstream", []string{"serve", "--upstream", "example.com", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, "upstream"},
 		{"short agent token", []string{"serve", "--upstream", "http://127.0.0.1:1", "--agent-token", "short", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, "at least 16 characters"},
 		{"bad log level", []string{"demo", "--log-level", "loud"}, "log-level"},
+		{"bad policy file", []string{"serve", "--upstream", "http://127.0.0.1:1", "--policy", "testdata/bad-policy.yaml", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, `bad-policy.yaml:3:5: unknown key "maks"`},
+		{"missing policy file", []string{"serve", "--upstream", "http://127.0.0.1:1", "--policy", "/nonexistent/policy.yaml", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, "--policy"},
+		{"policy check without file", []string{"policy", "check"}, "give exactly one FILE"},
 		{"listen address in use", []string{"serve", "--upstream", "http://127.0.0.1:1", "--listen", "256.0.0.1:80", "--agent-listen", "127.0.0.1:0"}, "choose another --listen address"},
 	}
 	for _, tc := range tests {
@@ -47,5 +51,28 @@ func TestVersion(t *testing.T) {
 	}
 	if !strings.HasPrefix(stdout.String(), "cobrowse ") {
 		t.Fatalf("version printed %q", stdout.String())
+	}
+}
+
+func TestPolicyCheck(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"policy", "check", "testdata/bad-policy.yaml"}, &stdout, &stderr)
+	if status, ok := errors.AsType[exitStatus](err); !ok || status.code != 1 {
+		t.Fatalf("check of a bad file: %v, want exit status 1", err)
+	}
+	for _, want := range []string{
+		`testdata/bad-policy.yaml:3:5: unknown key "maks" in a rule; did you mean "mask"?`,
+		`testdata/bad-policy.yaml:4:14: remove: invalid CSS selector "##x"`,
+	} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	stdout.Reset()
+	if err := run(context.Background(), []string{"policy", "check", "testdata/policy.yaml"}, &stdout, &stderr); err != nil {
+		t.Fatalf("check of a good file: %v", err)
+	}
+	if want := "testdata/policy.yaml: ok, 2 rule(s): account-secrets, admin\n"; stdout.String() != want {
+		t.Errorf("stdout %q, want %q", stdout.String(), want)
 	}
 }

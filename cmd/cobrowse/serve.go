@@ -14,12 +14,15 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cobrowse/cobrowse/demo"
+	"github.com/cobrowse/cobrowse/policies"
 	"github.com/cobrowse/cobrowse/proxy"
 	"github.com/cobrowse/cobrowse/session"
 	"github.com/cobrowse/cobrowse/viewer"
@@ -40,6 +43,7 @@ type options struct {
 	agentToken  string
 	tlsCert     string
 	tlsKey      string
+	policy      string
 	logLevel    slog.Level
 }
 
@@ -55,6 +59,7 @@ func (o *options) register(fs *flag.FlagSet, defaultListen string) {
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key `file` for --tls-cert")
 	fs.StringVar(&o.agentListen, "agent-listen", "127.0.0.1:8081", "agent listener `address`: console, REST API (keep it private)")
 	fs.StringVar(&o.agentToken, "agent-token", os.Getenv("COBROWSE_AGENT_TOKEN"), "agent `token` for sign-in and the API (default $COBROWSE_AGENT_TOKEN; generated and printed if empty)")
+	fs.StringVar(&o.policy, "policy", "", "redaction policy `file` (YAML, see docs/policies.md), reloaded when it changes or on SIGHUP; default: the built-in policy (passwords, card and one-time-code fields masked, detectors on)")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 }
 
@@ -122,7 +127,13 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 		o.agentToken = randomToken()
 	}
 
-	hub := session.NewHub(session.Config{Logger: logger})
+	policy, err := policies.NewSource(o.policy, logger)
+	if err != nil {
+		return fmt.Errorf("--policy: %w", err)
+	}
+	hub := session.NewHub(session.Config{Logger: logger, NewRedactor: func() session.Redactor {
+		return policies.NewRedactor(policy.Policy)
+	}})
 	identity, err := session.NewIdentity(randomKey())
 	if err != nil {
 		return err
@@ -179,6 +190,8 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { hub.Run(gctx); return nil })
+	policy.OnReload(hub.Resnapshot) // the new policy decides from now on
+	g.Go(func() error { return reloadPolicy(gctx, policy) })
 	g.Go(func() error { return serveUntilDone(gctx, visitorServer, visitorLn) })
 	g.Go(func() error {
 		return serveUntilDone(gctx, &http.Server{Handler: agents, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}, agentLn)
@@ -189,6 +202,26 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 	err = g.Wait()
 	logger.Info("stopped")
 	return err
+}
+
+// reloadPolicy reloads the policy file when it changes and on SIGHUP, until
+// ctx is done. A file that does not parse keeps the current policy (the
+// Source logs why).
+func reloadPolicy(ctx context.Context, policy *policies.Source) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				policy.Reload() // logged by the Source
+			}
+		}
+	}()
+	return policy.Watch(ctx)
 }
 
 // fronting returns the handler that fronts the configured sites (--upstream
