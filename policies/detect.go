@@ -42,31 +42,48 @@ func (d *Detectors) Names() []string {
 // IBAN, an SSN, a custom pattern) is not reported on its own: the other wins.
 // It runs in time linear in len(text).
 func (d *Detectors) Find(text string) [][2]int {
+	return d.find(text, nil)
+}
+
+// find is Find that also calls found, if not nil, with the name of the
+// detector of each match it reports (before merging).
+func (d *Detectors) find(text string, found func(name string)) [][2]int {
 	if d == nil || len(d.list) == 0 || text == "" {
 		return nil
 	}
 	var strong, weak [][2]int
+	var weakNames []string // of weak's ranges, for found
 	for _, det := range d.list {
 		if det.weak {
+			n := len(weak)
 			weak = det.find(text, weak)
-		} else {
-			strong = det.find(text, strong)
+			for range len(weak) - n {
+				weakNames = append(weakNames, det.name)
+			}
+			continue
+		}
+		n := len(strong)
+		strong = det.find(text, strong)
+		for i := n; i < len(strong) && found != nil; i++ {
+			found(det.name)
 		}
 	}
 	if len(strong) == 0 && len(weak) == 0 {
 		return nil
 	}
-	if len(strong) > 0 {
+	n := len(strong)
+	if n > 0 {
 		sortRanges(strong)
 		strong = mergeRanges(strong)
-		n := len(strong)
-		for _, w := range weak {
-			if !overlapsAny(strong[:n], w) {
-				strong = append(strong, w)
+		n = len(strong)
+	}
+	for i, w := range weak {
+		if n == 0 || !overlapsAny(strong[:n], w) {
+			strong = append(strong, w)
+			if found != nil {
+				found(weakNames[i])
 			}
 		}
-	} else {
-		strong = weak
 	}
 	sortRanges(strong)
 	return mergeRanges(strong)
@@ -75,7 +92,12 @@ func (d *Detectors) Find(text string) [][2]int {
 // Mask returns text with every match of Find replaced by MaskString of the
 // same text, and whether anything matched.
 func (d *Detectors) Mask(text string) (string, bool) {
-	ranges := d.Find(text)
+	return d.mask(text, nil)
+}
+
+// mask is Mask that calls found as find does.
+func (d *Detectors) mask(text string, found func(name string)) (string, bool) {
+	ranges := d.find(text, found)
 	if len(ranges) == 0 {
 		return text, false
 	}

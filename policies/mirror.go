@@ -24,8 +24,11 @@ type mirror struct {
 // nodeState is what the mirror knows about one node besides the html.Node.
 type nodeState struct {
 	id int64
-	// The node's decision at the last evaluation, to see what changes.
-	masked, removed bool
+	// The node's decision at the last evaluation, to see what changes, and
+	// why: the rule part that masks or removes it ("" if none), for the
+	// Redactor's counts.
+	masked, removed     bool
+	maskedBy, removedBy string
 	// everPassword is set once an input has had type=password: a "show
 	// password" toggle that makes it type=text keeps it masked.
 	everPassword bool

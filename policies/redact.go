@@ -3,6 +3,7 @@ package policies
 import (
 	"cmp"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
@@ -58,7 +59,7 @@ type Redactor struct {
 	// blocked is set while the page is hidden from agents: block_page, or
 	// a mirror that outgrew its bound.
 	blocked bool
-	dropped int
+	counts  map[string]int // see Counts
 }
 
 // NewRedactor returns a Redactor for one tab that reads the current policy
@@ -68,16 +69,12 @@ func NewRedactor(policy func() *Policy) *Redactor {
 	return &Redactor{policy: policy}
 }
 
-// Dropped returns the number of events dropped so far: unknown, malformed,
-// or not to be seen.
-func (r *Redactor) Dropped() int { return r.dropped }
-
 // Redact returns the events an agent may see in place of raw: none, raw
 // redacted, or raw redacted followed by corrections.
 func (r *Redactor) Redact(raw json.RawMessage) []json.RawMessage {
 	var ev event
 	if err := json.Unmarshal(raw, &ev); err != nil || ev.Timestamp == "" {
-		r.dropped++
+		r.count("dropped: malformed event")
 		return nil
 	}
 	var out []any
@@ -92,22 +89,21 @@ func (r *Redactor) Redact(raw json.RawMessage) []json.RawMessage {
 		out = r.incremental(ev.Data)
 	}
 	if len(out) == 0 {
-		r.dropped++
+		r.count(fmt.Sprintf("dropped: event of type %d", ev.Type))
 		return nil
 	}
 	events := make([]json.RawMessage, 0, len(out))
 	for _, data := range out {
 		enc, err := json.Marshal(data)
+		if err == nil {
+			ev.Data = enc
+			enc, err = json.Marshal(ev)
+		}
 		if err != nil {
-			r.dropped++
+			r.count("dropped: event that could not be encoded")
 			return nil
 		}
-		ev.Data = enc
-		b, err := json.Marshal(ev)
-		if err != nil {
-			r.dropped++
-			return nil
-		}
+		b := enc
 		events = append(events, b)
 	}
 	return events
@@ -123,7 +119,7 @@ func (r *Redactor) Page(pageURL, title string) (string, string) {
 	if r.page.Block {
 		title = "Hidden by policy"
 	}
-	return r.redactURL(pageURL, false), r.detect(title)
+	return r.redactURL(pageURL, ""), r.detect(title)
 }
 
 // hostPath returns the host (without port) and path of a page URL, for
@@ -145,7 +141,7 @@ func (r *Redactor) meta(data json.RawMessage) []any {
 	r.page = r.policy().ForPage(hostPath(m.Href))
 	r.mirror = nil
 	r.blocked = r.page.Block
-	m.Href = r.redactURL(m.Href, false)
+	m.Href = r.redactURL(m.Href, "")
 	return []any{m}
 }
 
@@ -164,10 +160,11 @@ func (r *Redactor) fullSnapshot(data json.RawMessage) []any {
 		r.blocked = true
 	}
 	if r.blocked {
+		r.count(byBlockPage)
 		fs.Node = blockedPage()
 		return []any{fs}
 	}
-	r.evaluate(root, false, false, nil)
+	r.evaluate(root, "", "", nil)
 	fs.Node = r.serialize(root)
 	return []any{fs}
 }
@@ -268,7 +265,7 @@ func (r *Redactor) selection(d *selectionData) []any {
 
 func (r *Redactor) styleSheetRule(d *styleSheetRuleData) []any {
 	for i := range d.Adds {
-		d.Adds[i].Rule = r.redactCSS(d.Adds[i].Rule, false)
+		d.Adds[i].Rule = r.redactCSS(d.Adds[i].Rule, "")
 	}
 	for i, rm := range d.Removes {
 		var v styleRuleRemove
@@ -279,7 +276,7 @@ func (r *Redactor) styleSheetRule(d *styleSheetRuleData) []any {
 	}
 	for _, s := range []*string{d.Replace, d.ReplaceSync} {
 		if s != nil {
-			*s = r.redactCSS(*s, false)
+			*s = r.redactCSS(*s, "")
 		}
 	}
 	return []any{d}
@@ -287,7 +284,7 @@ func (r *Redactor) styleSheetRule(d *styleSheetRuleData) []any {
 
 func (r *Redactor) styleDeclaration(d *styleDeclarationData) []any {
 	if d.Set != nil && d.Set.Value != nil {
-		v := r.redactCSS(*d.Set.Value, false)
+		v := r.redactCSS(*d.Set.Value, "")
 		d.Set.Value = &v
 	}
 	return []any{d}
@@ -296,7 +293,7 @@ func (r *Redactor) styleDeclaration(d *styleDeclarationData) []any {
 func (r *Redactor) adoptedStyleSheet(d *adoptedStyleSheetData) []any {
 	for i := range d.Styles {
 		for j := range d.Styles[i].Rules {
-			d.Styles[i].Rules[j].Rule = r.redactCSS(d.Styles[i].Rules[j].Rule, false)
+			d.Styles[i].Rules[j].Rule = r.redactCSS(d.Styles[i].Rules[j].Rule, "")
 		}
 	}
 	return []any{d}
@@ -308,39 +305,64 @@ func (r *Redactor) font(d *fontData) []any {
 	if d.Buffer || isDataURL(d.FontSource) {
 		return nil
 	}
-	d.FontSource = r.redactURL(d.FontSource, false)
+	d.FontSource = r.redactURL(d.FontSource, "")
 	return []any{d}
 }
 
-// evaluate decides, top-down from n, which nodes are removed and masked,
-// given the decisions inherited from n's parent. It appends to changed the
-// nodes whose decision differs from the one they had (nil skips that).
-func (r *Redactor) evaluate(n *html.Node, masked, removed bool, changed *[]change) {
+// evaluate decides, top-down from n, which nodes are removed and masked, and
+// by what, given the decisions inherited from n's parent ("" for none). It
+// appends to changed the nodes whose decision differs from the one they had
+// (nil skips that).
+func (r *Redactor) evaluate(n *html.Node, maskedBy, removedBy string, changed *[]change) {
 	st := r.mirror.state[n]
 	if st == nil {
 		return
 	}
 	if n.Type == html.ElementNode {
-		removed = removed || matchesAny(r.page.Remove, n)
-		masked = masked || matchesAny(r.page.Mask, n)
+		if removedBy == "" {
+			removedBy = firstMatch("remove", r.page.Remove, n)
+		}
+		if maskedBy == "" {
+			maskedBy = firstMatch("mask", r.page.Mask, n)
+		}
 	}
+	masked, removed := maskedBy != "", removedBy != ""
 	if changed != nil && (st.masked != masked || st.removed != removed) {
 		*changed = append(*changed, change{n, st.removed})
 	}
-	st.masked, st.removed = masked, removed
+	st.masked, st.removed, st.maskedBy, st.removedBy = masked, removed, maskedBy, removedBy
 	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		r.evaluate(c, masked, removed, changed)
+		r.evaluate(c, maskedBy, removedBy, changed)
 	}
 }
 
+// firstMatch returns what the first of sels that matches element n is
+// called in counts ("mask .secret"), or "" if none matches.
+func firstMatch(kind string, sels []Selector, n *html.Node) string {
+	for _, s := range sels {
+		if s.Match.Match(n) {
+			return kind + " " + s.Source
+		}
+	}
+	return ""
+}
+
+// Why nodes are masked besides a mask selector, as counted.
+const (
+	byUnknownParent  = "mask: node under an unknown parent"
+	bySensitiveInput = "inputs: sensitive field"
+	byAllInputs      = "inputs: all"
+	byBlockPage      = "block_page"
+)
+
 // inherited returns the decisions that the children of parent inherit. A
 // node without a known parent is masked.
-func (r *Redactor) inherited(parent *html.Node) (masked, removed bool) {
+func (r *Redactor) inherited(parent *html.Node) (maskedBy, removedBy string) {
 	st := r.mirror.state[parent]
 	if parent == nil || st == nil {
-		return true, false
+		return byUnknownParent, ""
 	}
-	return st.masked, st.removed
+	return st.maskedBy, st.removedBy
 }
 
 // serialize returns the redacted serialized form of n and its subtree.
@@ -357,6 +379,7 @@ func (r *Redactor) serialize(n *html.Node) *snode {
 		sn.Type, sn.TagName, sn.IsSVG = nodeElement, n.Data, st.svg
 		sn.Attributes = r.redactAttrs(n, st, st.raw)
 		if st.removed {
+			r.count(st.removedBy)
 			return sn // an empty box: serialize is not called inside one
 		}
 	case html.TextNode:
@@ -365,7 +388,7 @@ func (r *Redactor) serialize(n *html.Node) *snode {
 		return sn
 	case html.CommentNode:
 		sn.Type = nodeComment
-		sn.TextContent = r.redactPlain(n.Data, st.masked)
+		sn.TextContent = r.redactPlain(n.Data, st.maskedBy)
 		return sn
 	}
 	for c := n.FirstChild; c != nil; c = c.NextSibling {
@@ -423,18 +446,18 @@ func (r *Redactor) redactAttr(n *html.Node, st *nodeState, name string, v json.R
 		if isJavaScriptURL(s) || isDataURL(s) {
 			return nil, false
 		}
-		return encodeString(r.redactURL(s, st.masked)), true
+		return encodeString(r.redactURL(s, st.maskedBy)), true
 	case key == "srcset" || key == "imagesrcset":
 		if strings.Contains(strings.ToLower(s), "data:") {
 			return nil, false
 		}
-		return encodeString(r.redactURLList(s, st.masked)), true
+		return encodeString(r.redactURLList(s, st.maskedBy)), true
 	case key == "value" && isField(n):
 		return encodeString(r.redactValue(n, st, s)), true
 	case key == "style" || key == "_csstext":
-		return encodeString(r.redactCSS(s, st.masked)), true
+		return encodeString(r.redactCSS(s, st.maskedBy)), true
 	case textAttrs[key] || strings.HasPrefix(key, "aria-") || strings.HasPrefix(key, "data-"):
-		return encodeString(r.redactPlain(s, st.masked)), true
+		return encodeString(r.redactPlain(s, st.maskedBy)), true
 	}
 	return v, true // structure: class, id, type, name, rel, sizes...
 }
@@ -451,9 +474,9 @@ func (r *Redactor) redactStyleObject(v json.RawMessage) (json.RawMessage, bool) 
 		var pair []string
 		switch {
 		case json.Unmarshal(pv, &s) == nil:
-			props[p] = encodeString(r.redactCSS(s, false))
+			props[p] = encodeString(r.redactCSS(s, ""))
 		case json.Unmarshal(pv, &pair) == nil && len(pair) == 2:
-			props[p], _ = json.Marshal([]string{r.redactCSS(pair[0], false), pair[1]})
+			props[p], _ = json.Marshal([]string{r.redactCSS(pair[0], ""), pair[1]})
 		case string(pv) == "false":
 		default:
 			delete(props, p)
@@ -482,49 +505,83 @@ func isField(n *html.Node) bool {
 
 // redactValue redacts the value of form field n.
 func (r *Redactor) redactValue(n *html.Node, st *nodeState, v string) string {
-	if st.masked || r.maskedInput(n, st) {
+	if by := r.fieldMaskedBy(n, st); by != "" {
+		r.count(by)
 		return MaskString(v)
 	}
 	return r.detect(v)
 }
 
-// maskedInput reports whether the policy masks the value of field n (or of
-// the select of option n) whatever the rules' selectors say: see
-// Page.MasksInput; a field that once was a password stays masked.
-func (r *Redactor) maskedInput(n *html.Node, st *nodeState) bool {
+// fieldMaskedBy returns why the value of field n (or of the select of option
+// n) is masked, or "" if it is not: a mask selector, a sensitive field (see
+// Page.MasksInput; a field that once was a password stays one), or inputs:
+// all.
+func (r *Redactor) fieldMaskedBy(n *html.Node, st *nodeState) string {
+	if st.maskedBy != "" {
+		return st.maskedBy
+	}
 	if n.DataAtom == atom.Option {
 		n = n.Parent
 		if n == nil || r.mirror.state[n] == nil {
-			return true
+			return byUnknownParent
 		}
 		st = r.mirror.state[n]
 	}
-	return st.everPassword || r.page.MasksInput(n)
+	switch {
+	case st.maskedBy != "":
+		return st.maskedBy
+	case st.everPassword || matchesAny(sensitiveInputs, n):
+		return bySensitiveInput
+	case r.page.MasksInput(n):
+		return byAllInputs
+	}
+	return ""
 }
 
 // redactText redacts the text of text node n (or its new value v).
 func (r *Redactor) redactText(n *html.Node, st *nodeState, v string) string {
 	if st.style || n.Parent != nil && n.Parent.DataAtom == atom.Style {
-		return r.redactCSS(v, st.masked)
+		return r.redactCSS(v, st.maskedBy)
 	}
 	if n.Parent != nil && n.Parent.DataAtom == atom.Textarea {
 		return r.redactValue(n.Parent, r.mirror.state[n.Parent], v)
 	}
-	return r.redactPlain(v, st.masked)
+	return r.redactPlain(v, st.maskedBy)
 }
 
 // detect masks the substrings of s that the page's detectors find.
 func (r *Redactor) detect(s string) string {
-	if r.page.Detectors == nil {
-		return s
-	}
-	masked, _ := r.page.Detectors.Mask(s)
+	masked, _ := r.page.Detectors.mask(s, r.countDetector)
 	return masked
 }
 
+// countDetector counts a match of the detector name.
+func (r *Redactor) countDetector(name string) { r.count("detector " + name) }
+
+// count counts one redaction (a value masked, a box removed, a page
+// blocked, an event dropped) under what caused it.
+func (r *Redactor) count(what string) {
+	if r.counts == nil {
+		r.counts = make(map[string]int)
+	}
+	r.counts[what]++
+}
+
+// Counts returns the redactions made since the last call, by what caused
+// them ("mask .secret", "remove #ssn", "detector email", "inputs: sensitive
+// field", "block_page", "dropped: …"), and clears them. The numbers are
+// values (a text, an attribute, a typed value) masked, boxes removed,
+// detector matches, pages blocked and events dropped.
+func (r *Redactor) Counts() map[string]int {
+	c := r.counts
+	r.counts = nil
+	return c
+}
+
 // redactPlain masks s whole if masked, else its detected substrings.
-func (r *Redactor) redactPlain(s string, masked bool) string {
-	if masked {
+func (r *Redactor) redactPlain(s, mask string) string {
+	if mask != "" {
+		r.count(mask)
 		return MaskString(s)
 	}
 	return r.detect(s)
@@ -533,7 +590,7 @@ func (r *Redactor) redactPlain(s string, masked bool) string {
 // redactURL masks the query values and the fragment of URL s if masked, and
 // detected substrings in all of it; the scheme, host and path stay usable
 // (the replayer resolves relative URLs against the page's).
-func (r *Redactor) redactURL(s string, masked bool) string {
+func (r *Redactor) redactURL(s, mask string) string {
 	base, frag, hasFrag := strings.Cut(s, "#")
 	base, query, hasQuery := strings.Cut(base, "?")
 	var b strings.Builder
@@ -548,19 +605,19 @@ func (r *Redactor) redactURL(s string, masked bool) string {
 			b.WriteString(r.detect(k))
 			if hasValue {
 				b.WriteByte('=')
-				b.WriteString(r.redactPlain(v, masked))
+				b.WriteString(r.redactPlain(v, mask))
 			}
 		}
 	}
 	if hasFrag {
 		b.WriteByte('#')
-		b.WriteString(r.redactPlain(frag, masked))
+		b.WriteString(r.redactPlain(frag, mask))
 	}
 	return b.String()
 }
 
 // redactURLList redacts each URL of a srcset, keeping the descriptors.
-func (r *Redactor) redactURLList(s string, masked bool) string {
+func (r *Redactor) redactURLList(s, mask string) string {
 	parts := strings.Split(s, ",")
 	for i, p := range parts {
 		lead := len(p) - len(strings.TrimLeft(p, " \t\n\f\r"))
@@ -569,7 +626,7 @@ func (r *Redactor) redactURLList(s string, masked bool) string {
 		if end < 0 {
 			end = len(rest)
 		}
-		parts[i] = p[:lead] + r.redactURL(rest[:end], masked) + rest[end:]
+		parts[i] = p[:lead] + r.redactURL(rest[:end], mask) + rest[end:]
 	}
 	return strings.Join(parts, ",")
 }
@@ -580,9 +637,9 @@ var cssStrings = regexp.MustCompile(`"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'`)
 
 // redactCSS masks the strings in CSS text (all of each if masked, detected
 // substrings otherwise); selectors, properties and URLs outside strings stay.
-func (r *Redactor) redactCSS(css string, masked bool) string {
+func (r *Redactor) redactCSS(css, mask string) string {
 	return cssStrings.ReplaceAllStringFunc(css, func(q string) string {
-		return q[:1] + r.redactPlain(q[1:len(q)-1], masked) + q[len(q)-1:]
+		return q[:1] + r.redactPlain(q[1:len(q)-1], mask) + q[len(q)-1:]
 	})
 }
 

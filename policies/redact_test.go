@@ -151,6 +151,23 @@ func TestRedactorFullSnapshot(t *testing.T) {
 	if strings.Contains(out, `"id":13`) {
 		t.Errorf("the removed block's text node was sent:\n%s", out)
 	}
+	want := map[string]int{
+		"mask .secret":            2, // the text and the title
+		"mask #holder":            1,
+		"remove #ssn-block":       1,
+		"detector card_number":    1,
+		"detector email":          3, // Meta URL, title, link query
+		"inputs: sensitive field": 1,
+	}
+	got := r.Counts()
+	for what, n := range want {
+		if got[what] != n {
+			t.Errorf("Counts()[%q] = %d, want %d (all: %v)", what, got[what], n, got)
+		}
+	}
+	if again := r.Counts(); len(again) != 0 {
+		t.Errorf("Counts did not clear: %v", again)
+	}
 }
 
 func TestRedactorFailsClosed(t *testing.T) {

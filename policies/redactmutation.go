@@ -89,14 +89,14 @@ func (r *Redactor) mutation(data json.RawMessage) []any {
 	// change may have made match or stop matching: the element's own, and
 	// its later siblings' (selectors with + and ~).
 	for _, a := range adds {
-		masked, removed := r.inherited(a.node.Parent)
-		r.evaluate(a.node, masked, removed, nil)
+		maskedBy, removedBy := r.inherited(a.node.Parent)
+		r.evaluate(a.node, maskedBy, removedBy, nil)
 	}
 	var changed []change
 	for _, el := range changedElements {
 		for n := el; n != nil; n = n.NextSibling {
-			masked, removed := r.inherited(n.Parent)
-			r.evaluate(n, masked, removed, &changed)
+			maskedBy, removedBy := r.inherited(n.Parent)
+			r.evaluate(n, maskedBy, removedBy, &changed)
 		}
 	}
 
@@ -115,7 +115,7 @@ func (r *Redactor) mutation(data json.RawMessage) []any {
 		if t.Value != nil {
 			v := r.redactText(n, m.state[n], *t.Value)
 			if n.Type == html.CommentNode {
-				v = r.redactPlain(*t.Value, m.state[n].masked)
+				v = r.redactPlain(*t.Value, m.state[n].maskedBy)
 			}
 			t.Value = &v
 		}
@@ -212,7 +212,7 @@ func (r *Redactor) corrections(changed []change) *mutationData {
 			v := r.redactText(n, st, n.Data)
 			c.Texts = append(c.Texts, textMutation{ID: st.id, Value: &v})
 		case n.Type == html.CommentNode:
-			v := r.redactPlain(n.Data, st.masked)
+			v := r.redactPlain(n.Data, st.maskedBy)
 			c.Texts = append(c.Texts, textMutation{ID: st.id, Value: &v})
 		case n.Type == html.ElementNode:
 			c.Attributes = append(c.Attributes, attributeChange{ID: st.id, Attributes: r.redactAttrs(n, st, st.raw)})

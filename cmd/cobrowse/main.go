@@ -27,6 +27,7 @@ Usage:
   cobrowse serve --upstream URL [flags]   front URL for visitors; agents watch on --agent-listen
   cobrowse demo [flags]                   front the built-in demo shop (try this first)
   cobrowse policy check FILE              validate a redaction policy file
+  cobrowse policy test [flags] PAGE|URL   show a page as an agent would see it under a policy
   cobrowse version                        print the version
 
 Run "cobrowse serve -h" or "cobrowse demo -h" for their flags.

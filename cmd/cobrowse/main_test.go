@@ -76,3 +76,29 @@ func TestPolicyCheck(t *testing.T) {
 		t.Errorf("stdout %q, want %q", stdout.String(), want)
 	}
 }
+
+func TestPolicyTest(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"policy", "test", "--policy", "testdata/policy.yaml",
+		"--url", "https://shop.example.com/account/x", "testdata/account.html"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("policy test: %v\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	for _, leak := range []string{"1234.56", "123-45-6789", "jane@example.com", "hunter22", "4111"} {
+		if strings.Contains(out, leak) {
+			t.Errorf("the output shows %q:\n%s", leak, out)
+		}
+	}
+	for _, want := range []string{
+		`<p class="secret">******* *******</p>`,
+		"rules that apply: account-secrets\n",
+		"      1  remove #ssn-block\n",
+		"      2  detector email\n",
+		"      1  inputs: sensitive field\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/cobrowse/cobrowse/policies"
 )
@@ -13,6 +17,11 @@ const policyUsage = `Usage:
   cobrowse policy check FILE   validate a redaction policy file (docs/policies.md);
                                prints each problem as FILE:LINE:COLUMN: problem,
                                exit status 1 if there is any
+  cobrowse policy test [--policy FILE] [--url URL] PAGE.html|URL
+                               print the page as an agent would see it under the
+                               policy (default: the built-in one), then a table of
+                               every redaction; a URL is fetched (e.g. through a
+                               running cobrowse), a file is taken as served at --url
 `
 
 // policyCommand runs "cobrowse policy ...": the tools for the people who
@@ -32,6 +41,8 @@ func policyCommand(args []string, stdout, stderr io.Writer) error {
 			return errors.New("policy check: give exactly one FILE")
 		}
 		return checkPolicy(args[1], stdout, stderr)
+	case "test":
+		return testPolicy(args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, policyUsage)
 	return fmt.Errorf("policy: unknown subcommand %q", args[0])
@@ -59,6 +70,81 @@ func checkPolicy(path string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout)
 	return nil
+}
+
+// testPolicy runs "cobrowse policy test": the page as an agent would see it,
+// and what was redacted.
+func testPolicy(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("policy test", "show what an agent would see of a page under a policy", stderr)
+	policyFile := fs.String("policy", "", "policy `file` (default: the built-in policy)")
+	pageURL := fs.String("url", "", "the `URL` the page is served at, which chooses the rules (default: the URL given, or http://localhost/ for a file)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errors.New("policy test: give exactly one PAGE.html or URL")
+	}
+	policy := policies.Default()
+	if *policyFile != "" {
+		var err error
+		if policy, err = policies.Load(*policyFile); err != nil {
+			return fmt.Errorf("--policy: %w (run 'cobrowse policy check %s')", err, *policyFile)
+		}
+	}
+	page, where, err := openPage(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	defer page.Close()
+	rep, err := policy.Explain(cmp.Or(*pageURL, where), io.LimitReader(page, maxTestPage))
+	if err != nil {
+		return fmt.Errorf("policy test: %w", err)
+	}
+	fmt.Fprintln(stdout, rep.HTML)
+	fmt.Fprintf(stdout, "\npage %s\n", rep.URL)
+	rules := "none"
+	if len(rep.Rules) > 0 {
+		rules = strings.Join(rep.Rules, ", ")
+	}
+	fmt.Fprintf(stdout, "rules that apply: %s\n", rules)
+	if rep.Blocked {
+		fmt.Fprintln(stdout, "the page is blocked (block_page): agents see a placeholder")
+	}
+	fmt.Fprintf(stdout, "%7s  %s\n", "count", "redaction (rule selector, detector, input masking)")
+	for _, r := range rep.Redactions {
+		fmt.Fprintf(stdout, "%7d  %s\n", r.Count, r.What)
+	}
+	if len(rep.Redactions) == 0 {
+		fmt.Fprintf(stdout, "%7d  nothing redacted\n", 0)
+	}
+	return nil
+}
+
+// maxTestPage bounds the page policy test reads.
+const maxTestPage = 64 << 20
+
+// openPage opens the page to test: an http(s) URL is fetched, anything else
+// is a file. where is the page's URL for the rules: the URL, or
+// http://localhost/ for a file.
+func openPage(arg string) (page io.ReadCloser, where string, err error) {
+	if !strings.HasPrefix(arg, "http://") && !strings.HasPrefix(arg, "https://") {
+		f, err := os.Open(arg)
+		if err != nil {
+			return nil, "", fmt.Errorf("policy test: %w", err)
+		}
+		return f, "http://localhost/", nil
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Get(arg)
+	if err != nil {
+		return nil, "", fmt.Errorf("policy test: fetching the page: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, "", fmt.Errorf("policy test: fetching the page: %s answered %s", arg, resp.Status)
+	}
+	return resp.Body, arg, nil
 }
 
 // exitStatus is an error that ends the command with a given exit status and
