@@ -1,0 +1,88 @@
+package policies
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/cobrowse/cobrowse/session"
+)
+
+// demoStream is a synthetic stream shaped like a visitor on a shop page: a
+// snapshot of ~600 nodes, then mostly pointer events, some scrolls, inputs
+// and small mutations (the mix rrweb records with the visitor script's
+// sampling).
+func demoStream(b *testing.B) (start []json.RawMessage, stream []json.RawMessage) {
+	var cards []node
+	for i := range 100 {
+		id := 100 + 6*i
+		cards = append(cards, el(id, "article", map[string]any{"class": "card"},
+			el(id+1, "img", map[string]any{"src": fmt.Sprintf("/img/%d.jpg", i), "alt": "Product"}),
+			el(id+2, "h2", nil, txt(id+3, fmt.Sprintf("Product %d", i))),
+			el(id+4, "p", map[string]any{"class": "price"}, txt(id+5, "9.99"))))
+	}
+	start = []json.RawMessage{
+		meta(b, "https://shop.example.com/account/"),
+		snapshot(b, doc(1, el(2, "html", nil, el(3, "body", nil,
+			el(4, "input", map[string]any{"type": "search", "name": "q"}),
+			el(5, "main", nil, cards...))))),
+	}
+	for i := range 1000 {
+		switch {
+		case i%10 < 6:
+			stream = append(stream, incr(b, sourceMouseMove, map[string]any{"positions": []any{
+				map[string]any{"x": i, "y": 2 * i, "id": 105, "timeOffset": -20},
+				map[string]any{"x": i + 1, "y": 2*i + 1, "id": 105, "timeOffset": 0}}}))
+		case i%10 == 6:
+			stream = append(stream, incr(b, sourceScroll, map[string]any{"id": 1, "x": 0, "y": i}))
+		case i%10 == 7:
+			stream = append(stream, incr(b, sourceMouseInteraction, map[string]any{"type": 2, "id": 100 + 6*(i%100), "x": 10, "y": 20}))
+		case i%10 == 8:
+			stream = append(stream, incr(b, sourceInput, map[string]any{"id": 4, "text": fmt.Sprintf("red shoes %d", i), "isChecked": false}))
+		default:
+			stream = append(stream, mutation(b, map[string]any{"texts": []any{map[string]any{"id": 105, "value": fmt.Sprintf("%d.99", i)}}}))
+		}
+	}
+	return start, stream
+}
+
+// BenchmarkHubEvent measures the hub's cost per event of the demo stream
+// without a Redactor and with one: the difference is what redaction adds.
+func BenchmarkHubEvent(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		redact func() session.Redactor
+	}{
+		{"pass-through", nil},
+		{"redactor", func() session.Redactor { return redactor(b, accountPolicy) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			hub := session.NewHub(session.Config{NewRedactor: tc.redact, MaxLogBytes: 1 << 30})
+			v, _, err := hub.Attach("session-1", "tab-0001", "page-0001")
+			if err != nil {
+				b.Fatal(err)
+			}
+			start, stream := demoStream(b)
+			seq := uint64(1)
+			if _, err := v.Batch(seq, start); err != nil {
+				b.Fatal(err)
+			}
+			var bytes int64
+			for _, e := range stream {
+				bytes += int64(len(e))
+			}
+			b.SetBytes(bytes / int64(len(stream)))
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				seq++
+				if _, err := v.Batch(seq, stream[i:i+1]); err != nil {
+					b.Fatal(err)
+				}
+				if i++; i == len(stream) {
+					i = 0
+				}
+			}
+		})
+	}
+}
