@@ -2,6 +2,8 @@ package policies
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -107,6 +109,8 @@ func Parse(name string, data []byte) (*Policy, error) {
 		p = c.policy(root)
 	}
 	if len(c.errs) == 0 {
+		sum := sha256.Sum256(data)
+		p.version = "sha256:" + hex.EncodeToString(sum[:6])
 		return p, nil
 	}
 	slices.SortStableFunc(c.errs, func(a, b *Error) int {

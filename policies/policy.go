@@ -19,6 +19,7 @@ import (
 // Policy is a compiled policy file. It is immutable after Parse and safe for
 // concurrent use.
 type Policy struct {
+	version   string // see Version
 	inputs    InputMasking
 	detectors []*detector // file-wide, in canonical order
 	rules     []rule
@@ -79,7 +80,7 @@ type Page struct {
 // in the sensitive mode (passwords, card fields, one-time codes, e-mail,
 // phone and hidden fields), every built-in detector on, no rules.
 func Default() *Policy {
-	return &Policy{inputs: MaskSensitiveInputs, detectors: builtins}
+	return &Policy{version: "built-in", inputs: MaskSensitiveInputs, detectors: builtins}
 }
 
 // Rules returns the names of the policy's rules in file order.
@@ -90,6 +91,11 @@ func (p *Policy) Rules() []string {
 	}
 	return names
 }
+
+// Version names the policy in audit logs: "sha256:" and the start of the
+// file's SHA-256 (so a change of the file is a new version), or "built-in"
+// for Default.
+func (p *Policy) Version() string { return p.version }
 
 // ForPage returns what applies to one page of the fronted site. host is the
 // page's host name, path its URL path; a port, a query string or a fragment

@@ -60,6 +60,36 @@ type Redactor struct {
 	// a mirror that outgrew its bound.
 	blocked bool
 	counts  map[string]int // see Counts
+
+	// The page being redacted, for OnPageEnd: its URL as agents see it and
+	// the version of the policy that chose its rules.
+	pageURL, version string
+	onPageEnd        func(PageReport)
+}
+
+// PageReport is what a Redactor reports when a page ends (see OnPageEnd).
+type PageReport struct {
+	URL           string         // the page's URL, redacted as agents see it
+	PolicyVersion string         // Policy.Version of the policy in force
+	Rules         []string       // the rules that applied
+	Counts        map[string]int // the redactions made on the page (see Counts)
+}
+
+// OnPageEnd sets a function that the Redactor calls, with what it hid on the
+// page, when a page ends: the tab shows another page, or it is closed. It is
+// called from Redact and Close, so under the caller's lock: it must not block.
+func (r *Redactor) OnPageEnd(f func(PageReport)) { r.onPageEnd = f }
+
+// Close ends the tab: the current page is reported (OnPageEnd).
+func (r *Redactor) Close() { r.endPage() }
+
+// endPage reports the page that ends, if there was one.
+func (r *Redactor) endPage() {
+	counts := r.Counts()
+	if r.onPageEnd == nil || r.page == nil {
+		return
+	}
+	r.onPageEnd(PageReport{URL: r.pageURL, PolicyVersion: r.version, Rules: r.page.Rules, Counts: counts})
 }
 
 // NewRedactor returns a Redactor for one tab that reads the current policy
@@ -138,10 +168,13 @@ func (r *Redactor) meta(data json.RawMessage) []any {
 	if json.Unmarshal(data, &m) != nil {
 		return nil
 	}
-	r.page = r.policy().ForPage(hostPath(m.Href))
+	r.endPage()
+	policy := r.policy()
+	r.page, r.version = policy.ForPage(hostPath(m.Href)), policy.Version()
 	r.mirror = nil
 	r.blocked = r.page.Block
 	m.Href = r.redactURL(m.Href, "")
+	r.pageURL = m.Href
 	return []any{m}
 }
 

@@ -51,10 +51,10 @@ func demoStream(b *testing.B) (start []json.RawMessage, stream []json.RawMessage
 func BenchmarkHubEvent(b *testing.B) {
 	for _, tc := range []struct {
 		name   string
-		redact func() session.Redactor
+		redact func(sessionID, tabID string) session.Redactor
 	}{
 		{"pass-through", nil},
-		{"redactor", func() session.Redactor { return redactor(b, accountPolicy) }},
+		{"redactor", func(string, string) session.Redactor { return redactor(b, accountPolicy) }},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			hub := session.NewHub(session.Config{NewRedactor: tc.redact, MaxLogBytes: 1 << 30})

@@ -344,3 +344,23 @@ func TestRedactorPage(t *testing.T) {
 		t.Errorf("blocked page's title %q", title)
 	}
 }
+
+func TestRedactorReportsEachPage(t *testing.T) {
+	r := redactor(t, accountPolicy)
+	var reports []PageReport
+	r.OnPageEnd(func(rep PageReport) { reports = append(reports, rep) })
+	run(t, r, meta(t, "https://shop.example.com/account/?mail=jane@example.com"), snapshot(t, accountPage()))
+	run(t, r, meta(t, "https://shop.example.com/admin/"), snapshot(t, accountPage()))
+	r.Close()
+	if len(reports) != 2 {
+		t.Fatalf("%d reports, want 2: %+v", len(reports), reports)
+	}
+	first := reports[0]
+	if first.URL != "https://shop.example.com/account/?mail=****************" || !strings.HasPrefix(first.PolicyVersion, "sha256:") ||
+		len(first.Rules) != 1 || first.Counts["remove #ssn-block"] != 1 {
+		t.Errorf("first page: %+v", first)
+	}
+	if second := reports[1]; second.Counts["block_page"] != 1 || second.Rules[0] != "admin" {
+		t.Errorf("second page: %+v", second)
+	}
+}

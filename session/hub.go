@@ -45,11 +45,12 @@ type Config struct {
 	MaxTabsPerSession int
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
-	// NewRedactor returns, for each new tab, the Redactor that every event
-	// and page description of the tab passes through before the hub stores
-	// or forwards it (cmd uses policies.Redactor). Nil passes the visitor's
-	// events on as they come, which only tests of the hub itself should do.
-	NewRedactor func() Redactor
+	// NewRedactor returns, for each new tab of a session, the Redactor that
+	// every event and page description of the tab passes through before the
+	// hub stores or forwards it (cmd uses policies.Redactor). Nil passes the
+	// visitor's events on as they come, which only tests of the hub itself
+	// should do.
+	NewRedactor func(sessionID, tabID string) Redactor
 }
 
 // Redactor turns one tab's stream into what agents may see. It is called
@@ -61,6 +62,8 @@ type Redactor interface {
 	// Page returns the URL and title to show agents for a page the tab
 	// says it shows.
 	Page(url, title string) (string, string)
+	// Close tells the Redactor that the tab has ended.
+	Close()
 }
 
 // passThrough is the Redactor of a hub configured without one.
@@ -68,6 +71,7 @@ type passThrough struct{}
 
 func (passThrough) Redact(event json.RawMessage) []json.RawMessage { return []json.RawMessage{event} }
 func (passThrough) Page(url, title string) (string, string)        { return url, title }
+func (passThrough) Close()                                         {}
 
 func (c Config) withDefaults() Config {
 	if c.MaxLogBytes <= 0 {
@@ -89,7 +93,7 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	if c.NewRedactor == nil {
-		c.NewRedactor = func() Redactor { return passThrough{} }
+		c.NewRedactor = func(string, string) Redactor { return passThrough{} }
 	}
 	return c
 }

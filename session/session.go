@@ -124,7 +124,7 @@ func (h *Hub) Attach(sessionID, tabID, pageID string) (v *Visitor, ack uint64, e
 			s.mu.Unlock()
 			return nil, 0, ErrTooManyTabs
 		}
-		t = &tab{id: tabID, redactor: s.hub.cfg.NewRedactor()}
+		t = &tab{id: tabID, redactor: s.hub.cfg.NewRedactor(s.id, tabID)}
 		s.tabs[tabID] = t
 	}
 	if t.conn != nil {
@@ -165,6 +165,7 @@ func (s *Session) evictDisconnectedTabLocked() bool {
 // most recently active remaining tab.
 func (s *Session) removeTabLocked(t *tab) {
 	delete(s.tabs, t.id)
+	t.redactor.Close()
 	if s.active != t {
 		return
 	}

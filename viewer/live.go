@@ -49,6 +49,11 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) error {
 	defer sub.Close()
 	log := s.log.With("session", sess.ID(), "agent", r.RemoteAddr)
 	log.Info("agent joined")
+	joined := time.Now()
+	s.audit.Record("agent.join", "session", sess.ID(), "remote", r.RemoteAddr)
+	defer func() {
+		s.audit.Record("agent.leave", "session", sess.ID(), "remote", r.RemoteAddr, "seconds", int(time.Since(joined).Seconds()))
+	}()
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cobrowse/cobrowse/audit"
 	"github.com/cobrowse/cobrowse/session"
 	"github.com/cobrowse/cobrowse/web"
 )
@@ -29,6 +30,9 @@ type Config struct {
 	Token string
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Audit receives sign-ins and agents joining and leaving sessions; nil
+	// records nothing.
+	Audit *audit.Log
 }
 
 // MinTokenLength is the shortest agent token New accepts.
@@ -39,6 +43,7 @@ type Server struct {
 	hub    *session.Hub
 	auth   auth
 	log    *slog.Logger
+	audit  *audit.Log
 	mux    *http.ServeMux
 	static http.Handler
 }
@@ -58,6 +63,7 @@ func New(cfg Config) (*Server, error) {
 		hub:    cfg.Hub,
 		auth:   newAuth(cfg.Token),
 		log:    cfg.Logger,
+		audit:  cfg.Audit,
 		mux:    http.NewServeMux(),
 		static: http.StripPrefix("/static/", http.FileServerFS(filesOnly{web.Agent()})),
 	}
@@ -163,9 +169,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.auth.tokenOK(token) {
 		s.log.Warn("agent sign-in with a wrong token", "remote", r.RemoteAddr)
+		s.audit.Record("agent.login", "remote", r.RemoteAddr, "ok", false)
 		http.Redirect(w, r, loginURL(next, true), http.StatusSeeOther)
 		return
 	}
+	s.audit.Record("agent.login", "remote", r.RemoteAddr, "ok", true)
 	http.SetCookie(w, s.auth.loginCookie(time.Now(), r.TLS != nil))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }

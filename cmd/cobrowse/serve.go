@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cobrowse/cobrowse/audit"
 	"github.com/cobrowse/cobrowse/demo"
 	"github.com/cobrowse/cobrowse/policies"
 	"github.com/cobrowse/cobrowse/proxy"
@@ -44,6 +45,7 @@ type options struct {
 	tlsCert     string
 	tlsKey      string
 	policy      string
+	auditFile   string
 	logLevel    slog.Level
 }
 
@@ -59,6 +61,7 @@ func (o *options) register(fs *flag.FlagSet, defaultListen string) {
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key `file` for --tls-cert")
 	fs.StringVar(&o.agentListen, "agent-listen", "127.0.0.1:8081", "agent listener `address`: console, REST API (keep it private)")
 	fs.StringVar(&o.agentToken, "agent-token", os.Getenv("COBROWSE_AGENT_TOKEN"), "agent `token` for sign-in and the API (default $COBROWSE_AGENT_TOKEN; generated and printed if empty)")
+	fs.StringVar(&o.auditFile, "audit", "", "audit log `file` (JSON lines, appended; see docs/audit.md): sign-ins, agents joining and leaving, the policy in force, what it hid on each page")
 	fs.StringVar(&o.policy, "policy", "", "redaction policy `file` (YAML, see docs/policies.md), reloaded when it changes or on SIGHUP; default: the built-in policy (passwords, card and one-time-code fields masked, detectors on)")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 }
@@ -127,12 +130,30 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 		o.agentToken = randomToken()
 	}
 
+	var auditLog *audit.Log // nil records nothing
+	if o.auditFile != "" {
+		var err error
+		if auditLog, err = audit.Open(o.auditFile, logger); err != nil {
+			return fmt.Errorf("--audit: %w", err)
+		}
+		defer auditLog.Close()
+	}
 	policy, err := policies.NewSource(o.policy, logger)
 	if err != nil {
 		return fmt.Errorf("--policy: %w", err)
 	}
-	hub := session.NewHub(session.Config{Logger: logger, NewRedactor: func() session.Redactor {
-		return policies.NewRedactor(policy.Policy)
+	recordPolicy := func() {
+		p := policy.Policy()
+		auditLog.Record("policy.loaded", "file", o.policy, "version", p.Version(), "rules", p.Rules())
+	}
+	recordPolicy()
+	hub := session.NewHub(session.Config{Logger: logger, NewRedactor: func(sessionID, tabID string) session.Redactor {
+		r := policies.NewRedactor(policy.Policy)
+		r.OnPageEnd(func(page policies.PageReport) {
+			auditLog.Record("page.redactions", "session", sessionID, "tab", tabID, "url", page.URL,
+				"policy_version", page.PolicyVersion, "rules", page.Rules, "counts", page.Counts)
+		})
+		return r
 	}})
 	identity, err := session.NewIdentity(randomKey())
 	if err != nil {
@@ -146,7 +167,7 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 	if err != nil {
 		return err
 	}
-	agents, err := viewer.New(viewer.Config{Hub: hub, Token: o.agentToken, Logger: logger})
+	agents, err := viewer.New(viewer.Config{Hub: hub, Token: o.agentToken, Logger: logger, Audit: auditLog})
 	if err != nil {
 		return err
 	}
@@ -190,7 +211,10 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { hub.Run(gctx); return nil })
-	policy.OnReload(hub.Resnapshot) // the new policy decides from now on
+	policy.OnReload(func() {
+		recordPolicy()
+		hub.Resnapshot() // the new policy decides from now on
+	})
 	g.Go(func() error { return reloadPolicy(gctx, policy) })
 	g.Go(func() error { return serveUntilDone(gctx, visitorServer, visitorLn) })
 	g.Go(func() error {
