@@ -102,6 +102,14 @@ func NewRedactor(policy func() *Policy) *Redactor {
 // Redact returns the events an agent may see in place of raw: none, raw
 // redacted, or raw redacted followed by corrections.
 func (r *Redactor) Redact(raw json.RawMessage) []json.RawMessage {
+	if r.page != nil && r.mirror != nil && !r.blocked && isNumericEvent(raw) {
+		return []json.RawMessage{raw} // numbers only: see redactfast.go
+	}
+	return r.redactDecoded(raw)
+}
+
+// redactDecoded is Redact for any event: decoded, redacted, encoded again.
+func (r *Redactor) redactDecoded(raw json.RawMessage) []json.RawMessage {
 	var ev event
 	if err := json.Unmarshal(raw, &ev); err != nil || ev.Timestamp == "" {
 		r.count("dropped: malformed event")

@@ -1,0 +1,358 @@
+package policies
+
+import "strings"
+
+// Most of a visitor's events carry no content at all: pointer moves,
+// scrolls, clicks, viewport and media changes are numbers (positions, node
+// ids, times). Decoding and re-encoding each with encoding/json, as Redact
+// does for everything else, made redaction cost twice the hub's own work per
+// event (BenchmarkHubEvent). isNumericEvent recognises these events with a
+// small allocation-free scanner, so that Redact can send them as they came:
+// an event passes only if every key is one it expects for that event and
+// every value is a JSON number (or, where rrweb has them, a boolean or an
+// array of such objects), with no key twice. Anything else, including a key
+// written with escapes, takes the full decode path, which drops what it
+// does not know.
+
+// fastKeys lists, by incremental source, the keys the data object of an
+// event of that source may have besides "source", the kind of each value,
+// and whether it must be there (the full path would otherwise make one up).
+var fastKeys = map[int][]fastKey{
+	sourceMouseMove:        {{"positions", keyPositions, true}},
+	sourceTouchMove:        {{"positions", keyPositions, true}},
+	sourceDrag:             {{"positions", keyPositions, true}},
+	sourceMouseInteraction: {{"type", keyNumber, true}, {"id", keyNumber, true}, {"x", keyNumber, false}, {"y", keyNumber, false}, {"pointerType", keyNumber, false}},
+	sourceScroll:           {{"id", keyNumber, true}, {"x", keyNumber, true}, {"y", keyNumber, true}},
+	sourceViewportResize:   {{"width", keyNumber, true}, {"height", keyNumber, true}},
+	sourceMediaInteraction: {{"type", keyNumber, true}, {"id", keyNumber, true}, {"currentTime", keyNumber, false}, {"volume", keyNumber, false},
+		{"muted", keyBool, false}, {"loop", keyBool, false}, {"playbackRate", keyNumber, false}},
+}
+
+// positionKeys are the keys of one entry of a positions list, and
+// eventKeys those of an event.
+var (
+	positionKeys = []fastKey{{"x", keyNumber, true}, {"y", keyNumber, true}, {"id", keyNumber, true}, {"timeOffset", keyNumber, true}}
+	eventKeys    = []fastKey{{"type", keyNumber, true}, {"timestamp", keyNumber, true}, {"delay", keyNumber, false}, {"data", keyData, true}}
+)
+
+type fastKey struct {
+	name     string
+	kind     keyKind
+	required bool
+}
+
+// complete reports whether seen, a set of indexes in keys, holds every
+// required key.
+func complete(keys []fastKey, seen uint) bool {
+	for i, k := range keys {
+		if k.required && seen&(1<<i) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+type keyKind uint8
+
+const (
+	keyNumber keyKind = iota + 1
+	keyBool
+	keyPositions
+	keyData
+)
+
+// lookup returns the index of key in keys, or -1.
+func lookup(keys []fastKey, key []byte) int {
+	for i, k := range keys {
+		if k.name == string(key) {
+			return i
+		}
+	}
+	return -1
+}
+
+// isNumericEvent reports whether raw is an IncrementalSnapshot event of a
+// source in fastKeys whose every value is a number, a boolean or a list of
+// positions, as described above.
+func isNumericEvent(raw []byte) bool {
+	s := scanner{b: raw}
+	typ := -1
+	var seen uint
+	dataAt, dataEnd := -1, -1
+	ok := s.object(func(key []byte) bool {
+		i := lookup(eventKeys, key)
+		if i < 0 || seen&(1<<i) != 0 {
+			return false
+		}
+		seen |= 1 << i
+		if eventKeys[i].kind == keyData {
+			s.ws()
+			dataAt = s.i
+			if !s.skipObject() {
+				return false
+			}
+			dataEnd = s.i
+			return true
+		}
+		n, ok := s.number()
+		if i == 0 {
+			typ = n
+		}
+		return ok
+	})
+	if !ok || !s.end() || typ != eventIncremental || !complete(eventKeys, seen) {
+		return false
+	}
+	// The data object: its source decides which keys it may have.
+	source, sources := -1, 0
+	find := scanner{b: raw[:dataEnd], i: dataAt}
+	if !find.object(func(key []byte) bool {
+		if string(key) != "source" {
+			return find.skipValue()
+		}
+		sources++
+		n, ok := find.number()
+		source = n
+		return ok
+	}) || sources != 1 {
+		return false
+	}
+	keys := fastKeys[source]
+	if keys == nil {
+		return false
+	}
+	data := scanner{b: raw[:dataEnd], i: dataAt}
+	seen = 0
+	ok = data.object(func(key []byte) bool {
+		if string(key) == "source" {
+			_, ok := data.number()
+			return ok
+		}
+		i := lookup(keys, key)
+		if i < 0 || seen&(1<<i) != 0 {
+			return false
+		}
+		seen |= 1 << i
+		return data.value(keys[i].kind)
+	})
+	return ok && complete(keys, seen) && data.end()
+}
+
+// scanner reads JSON from b at i, without allocating (but for the keys it
+// hands out, which are short).
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
+		s.i++
+	}
+}
+
+// end reports whether only white space is left.
+func (s *scanner) end() bool {
+	s.ws()
+	return s.i == len(s.b)
+}
+
+func (s *scanner) consume(c byte) bool {
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// object reads an object, calling member for each key with the scanner at
+// its value, which member must read; it fails on any key with an escape.
+// The key aliases the scanner's bytes.
+func (s *scanner) object(member func(key []byte) bool) bool {
+	if !s.consume('{') {
+		return false
+	}
+	if s.consume('}') {
+		return true
+	}
+	for {
+		key, ok := s.plainString()
+		if !ok || !s.consume(':') || !member(key) {
+			return false
+		}
+		if s.consume('}') {
+			return true
+		}
+		if !s.consume(',') {
+			return false
+		}
+	}
+}
+
+// skipValue reads a value of any content, without checking it beyond
+// finding its end (its content is checked by another pass, or not used).
+func (s *scanner) skipValue() bool {
+	s.ws()
+	if s.i >= len(s.b) {
+		return false
+	}
+	switch c := s.b[s.i]; c {
+	case '{', '[':
+		return s.skipObject()
+	case '"':
+		for s.i++; s.i < len(s.b); s.i++ {
+			switch s.b[s.i] {
+			case '\\':
+				s.i++
+			case '"':
+				s.i++
+				return true
+			}
+		}
+		return false
+	}
+	start := s.i
+	for s.i < len(s.b) && strings.IndexByte(",}] \t\n\r", s.b[s.i]) < 0 {
+		s.i++
+	}
+	return s.i > start
+}
+
+// skipObject reads an object or an array of any content.
+func (s *scanner) skipObject() bool {
+	s.ws()
+	if s.i >= len(s.b) || s.b[s.i] != '{' && s.b[s.i] != '[' {
+		return false
+	}
+	depth, inString := 0, false
+	for ; s.i < len(s.b); s.i++ {
+		c := s.b[s.i]
+		switch {
+		case inString && c == '\\':
+			s.i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+			if depth == 0 {
+				s.i++
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// plainString reads a string without escapes or control characters.
+func (s *scanner) plainString() ([]byte, bool) {
+	if !s.consume('"') {
+		return nil, false
+	}
+	start := s.i
+	for ; s.i < len(s.b); s.i++ {
+		switch c := s.b[s.i]; {
+		case c == '"':
+			s.i++
+			return s.b[start : s.i-1], true
+		case c == '\\' || c < 0x20:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// value reads a value of the kind expected.
+func (s *scanner) value(kind keyKind) bool {
+	switch kind {
+	case keyNumber:
+		_, ok := s.number()
+		return ok
+	case keyBool:
+		s.ws()
+		for _, lit := range []string{"true", "false"} {
+			if len(s.b)-s.i >= len(lit) && string(s.b[s.i:s.i+len(lit)]) == lit {
+				s.i += len(lit)
+				return true
+			}
+		}
+		return false
+	case keyPositions:
+		if !s.consume('[') {
+			return false
+		}
+		if s.consume(']') {
+			return true
+		}
+		for {
+			var seen uint
+			ok := s.object(func(key []byte) bool {
+				i := lookup(positionKeys, key)
+				if i < 0 || seen&(1<<i) != 0 {
+					return false
+				}
+				seen |= 1 << i
+				return s.value(positionKeys[i].kind)
+			})
+			if !ok || !complete(positionKeys, seen) {
+				return false
+			}
+			if s.consume(']') {
+				return true
+			}
+			if !s.consume(',') {
+				return false
+			}
+		}
+	}
+	return false
+}
+
+// number reads a JSON number; n is its value if it is a small non-negative
+// integer (for type and source), -1 otherwise.
+func (s *scanner) number() (n int, ok bool) {
+	s.ws()
+	start := s.i
+	if s.i < len(s.b) && s.b[s.i] == '-' {
+		s.i++
+	}
+	digits := s.digits()
+	if digits == 0 || digits > 1 && s.b[s.i-digits] == '0' {
+		return -1, false
+	}
+	integer := s.i
+	if s.i < len(s.b) && s.b[s.i] == '.' {
+		s.i++
+		if s.digits() == 0 {
+			return -1, false
+		}
+	}
+	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		s.i++
+		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
+			s.i++
+		}
+		if s.digits() == 0 {
+			return -1, false
+		}
+	}
+	n = -1
+	if s.i == integer && s.b[start] != '-' && digits <= 4 {
+		n = 0
+		for _, c := range s.b[start:integer] {
+			n = 10*n + int(c-'0')
+		}
+	}
+	return n, true
+}
+
+func (s *scanner) digits() int {
+	start := s.i
+	for s.i < len(s.b) && '0' <= s.b[s.i] && s.b[s.i] <= '9' {
+		s.i++
+	}
+	return s.i - start
+}

@@ -1,0 +1,85 @@
+package policies
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+func TestIsNumericEvent(t *testing.T) {
+	for _, tc := range []struct {
+		event string
+		want  bool
+	}{
+		{`{"type":3,"data":{"source":1,"positions":[{"x":10,"y":20.5,"id":7,"timeOffset":-40}]},"timestamp":1700000000000}`, true},
+		{`{"type":3,"data":{"source":1,"positions":[]},"timestamp":1,"delay":2}`, true},
+		{` { "type" : 3 , "data" : { "source" : 3 , "id" : 1 , "x" : 0 , "y" : 1e3 } , "timestamp" : 1 } `, true},
+		{`{"type":3,"data":{"source":2,"type":2,"id":5,"x":1,"y":2,"pointerType":0},"timestamp":1}`, true},
+		{`{"type":3,"data":{"source":4,"width":1280,"height":800},"timestamp":1}`, true},
+		{`{"type":3,"data":{"source":7,"type":1,"id":3,"currentTime":1.5,"muted":true,"loop":false},"timestamp":1}`, true},
+		{`{"type":3,"data":{"source":12,"positions":[{"x":1,"y":2,"id":3,"timeOffset":0},{"x":1,"y":2,"id":3,"timeOffset":0}]},"timestamp":1}`, true},
+
+		{`{"type":3,"data":{"source":3,"id":1,"x":0,"y":0,"text":"a"},"timestamp":1}`, false},       // a key of another source
+		{`{"type":3,"data":{"source":3,"id":1,"x":"0","y":0},"timestamp":1}`, false},                // a string
+		{`{"type":3,"data":{"source":3,"id":1,"x":0,"x":5},"timestamp":1}`, false},                  // a key twice
+		{`{"type":3,"data":{"source":3,"id":1,"x":0},"type":3,"timestamp":1}`, false},               // an event key twice
+		{`{"type":3,"data":{"\u0073ource":3,"id":1},"timestamp":1}`, false},                         // an escaped key
+		{`{"type":3,"data":{"id":1,"source":3},"timestamp":1}`, false},                              // source not first
+		{`{"type":3,"data":{"source":5,"id":1,"text":"x","isChecked":false},"timestamp":1}`, false}, // an input
+		{`{"type":3,"data":{"source":0,"texts":[],"attributes":[],"removes":[],"adds":[]},"timestamp":1}`, false},
+		{`{"type":2,"data":{"source":3,"id":1},"timestamp":1}`, false},
+		{`{"type":3,"data":{"source":3,"id":1}}`, false},                 // no timestamp
+		{`{"type":3,"data":{"source":3,"id":1},"timestamp":1}x`, false},  // trailing bytes
+		{`{"type":3,"data":{"source":3,"id":01},"timestamp":1}`, false},  // leading zero
+		{`{"type":3,"data":{"source":3,"id":NaN},"timestamp":1}`, false}, // not JSON
+		{`{"type":3,"data":{"source":1,"positions":[{"x":1,"z":2}]},"timestamp":1}`, false},
+		{`{"type":3,"data":{"source":1,"positions":{"x":1}},"timestamp":1}`, false},
+		{`{"type":3,"data":{"source":7,"muted":"true"},"timestamp":1}`, false},
+		{`{"type":3,"leak":"x","data":{"source":3},"timestamp":1}`, false},
+		{`{"type":3,"data":{"source":3,"id":{"x":1}},"timestamp":1}`, false},
+		{`{"type":3,"data":{"source":3,"id":1},"timestamp":1,"data":{"source":3}}`, false},
+	} {
+		if got := isNumericEvent([]byte(tc.event)); got != tc.want {
+			t.Errorf("isNumericEvent(%s) = %v, want %v", tc.event, got, tc.want)
+		}
+	}
+}
+
+// FuzzNumericEvent checks the fast path against the full one: an event
+// isNumericEvent lets through unchanged must be one the full decoding path
+// sends with the same content.
+func FuzzNumericEvent(f *testing.F) {
+	f.Add([]byte(`{"type":3,"data":{"source":1,"positions":[{"x":10,"y":20.5,"id":7,"timeOffset":-40}]},"timestamp":1700000000000}`))
+	f.Add([]byte(`{"type":3,"data":{"source":7,"type":1,"id":3,"currentTime":1.5,"muted":true},"timestamp":1,"delay":0}`))
+	f.Add([]byte(`{"type":3,"data":{"source":2,"type":2,"id":5,"x":1,"y":2,"pointerType":0},"timestamp":1}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if !isNumericEvent(raw) {
+			return
+		}
+		r := redactor(t, "")
+		run(t, r, meta(t, "https://a.example/"), snapshot(t, doc(1)))
+		out := r.redactDecoded(raw)
+		if len(out) != 1 {
+			t.Fatalf("the fast path passes %s, the full path sends %d events", raw, len(out))
+		}
+		if !sameJSON(t, raw, out[0]) {
+			t.Fatalf("the fast path passes %s, the full path sends %s", raw, out[0])
+		}
+	})
+}
+
+// sameJSON reports whether a and b hold the same JSON value (numbers
+// compared as written).
+func sameJSON(t *testing.T, a, b []byte) bool {
+	decode := func(b []byte) any {
+		d := json.NewDecoder(bytes.NewReader(b))
+		d.UseNumber()
+		var v any
+		if err := d.Decode(&v); err != nil {
+			t.Fatalf("decoding %s: %v", b, err)
+		}
+		return v
+	}
+	return reflect.DeepEqual(decode(a), decode(b))
+}
