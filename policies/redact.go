@@ -30,16 +30,18 @@ import (
 //     the query and fragment of URLs) in the subtree are replaced by
 //     MaskString, which keeps their length;
 //   - input masking: passwords (also after a "show password" toggle turned
-//     them into text), hidden inputs, card-number (autocomplete cc-*) and
-//     one-time-code fields always; every input with MaskAllInputs;
+//     them into text), e-mail, telephone and hidden fields, card fields
+//     (autocomplete cc-*) and one-time codes always (Page.MasksInput);
+//     every field with MaskAllInputs;
 //   - detectors: everything else that is text (text nodes, comments,
 //     attribute values, URLs, CSS content strings, input values, the page
 //     URL) has its detected substrings masked;
 //   - block_page: the agent gets a placeholder page instead of the page.
 //
 // Fail closed: event types, incremental sources and fields it does not know
-// are dropped (events are decoded and encoded again from known fields
-// only); canvas contents, images inlined as data: URLs, plugin and console
+// are dropped (events are decoded and encoded again from known fields only,
+// but for events of numbers only, which are checked and passed as they are:
+// see redactfast.go); canvas contents, images inlined as data: URLs, plugin and console
 // events are dropped; event handler attributes and javascript: URLs are
 // removed; a node added under a parent the mirror does not know is masked;
 // and events before the first Meta event, or on a page whose mirror
@@ -49,6 +51,9 @@ import (
 // the Redactor sends, after the change, the events that bring the agent's
 // copy of its subtree to the new state: masked or real text and values, or
 // the removal or the return of the subtree's children.
+//
+// It counts what it redacts, by cause (Counts), and reports each page's
+// counts when the page ends (OnPageEnd), for the audit log.
 //
 // A Redactor is not safe for concurrent use: the hub calls it under its tab's
 // lock, in event order.
@@ -60,6 +65,9 @@ type Redactor struct {
 	// a mirror that outgrew its bound.
 	blocked bool
 	counts  map[string]int // see Counts
+	// addOf, while a mutation is being sent, tells which of its adds built
+	// each new node (see mutation).
+	addOf map[*html.Node]int
 
 	// The page being redacted, for OnPageEnd: its URL as agents see it and
 	// the version of the policy that chose its rules.
@@ -433,6 +441,9 @@ func (r *Redactor) serialize(n *html.Node) *snode {
 		return sn
 	}
 	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if r.addOf != nil && r.addOf[c] != r.addOf[n] {
+			continue // sent by another add of the mutation
+		}
 		sn.ChildNodes = append(sn.ChildNodes, r.serialize(c))
 	}
 	return sn
@@ -635,7 +646,12 @@ func (r *Redactor) redactURL(s, mask string) string {
 	base, frag, hasFrag := strings.Cut(s, "#")
 	base, query, hasQuery := strings.Cut(base, "?")
 	var b strings.Builder
-	b.WriteString(r.detect(base))
+	for i, segment := range strings.Split(base, "/") {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		b.WriteString(r.detectEncoded(segment, false))
+	}
 	if hasQuery {
 		b.WriteByte('?')
 		for i, pair := range strings.Split(query, "&") {
@@ -643,18 +659,73 @@ func (r *Redactor) redactURL(s, mask string) string {
 				b.WriteByte('&')
 			}
 			k, v, hasValue := strings.Cut(pair, "=")
-			b.WriteString(r.detect(k))
+			b.WriteString(r.detectEncoded(k, true))
 			if hasValue {
 				b.WriteByte('=')
-				b.WriteString(r.redactPlain(v, mask))
+				b.WriteString(r.redactURLPart(v, mask))
 			}
 		}
 	}
 	if hasFrag {
 		b.WriteByte('#')
-		b.WriteString(r.redactPlain(frag, mask))
+		b.WriteString(r.redactURLPart(frag, mask))
 	}
 	return b.String()
+}
+
+// redactURLPart redacts a query value or a fragment: all of it if masked,
+// what the detectors find in it otherwise.
+func (r *Redactor) redactURLPart(part, mask string) string {
+	if mask != "" {
+		return r.redactPlain(part, mask)
+	}
+	return r.detectEncoded(part, true)
+}
+
+// detectEncoded masks what the detectors find in a part of a URL (a path
+// segment, a query key or value, a fragment), also once percent-decoded
+// (and, if plus, with '+' read as a space, as forms encode it). A match that
+// shows only decoded masks the whole part: an encoded form cannot be masked
+// piece by piece.
+func (r *Redactor) detectEncoded(part string, plus bool) string {
+	decoded := percentDecode(part, plus)
+	if decoded == part {
+		return r.detect(part)
+	}
+	if len(r.page.Detectors.find(decoded, r.countDetector)) > 0 {
+		return MaskString(part)
+	}
+	return part
+}
+
+// percentDecode decodes the valid %XX escapes of s (and '+' as a space if
+// plus), leaving anything else as it is, as browsers do.
+func percentDecode(s string, plus bool) string {
+	if !strings.ContainsAny(s, "%+") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+' && plus:
+			b.WriteByte(' ')
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c|0x20 && c|0x20 <= 'f' }
+
+func unhex(c byte) byte {
+	if c <= '9' {
+		return c - '0'
+	}
+	return (c | 0x20) - 'a' + 10
 }
 
 // redactURLList redacts each URL of a srcset, keeping the descriptors.

@@ -364,3 +364,40 @@ func TestRedactorReportsEachPage(t *testing.T) {
 		t.Errorf("second page: %+v", second)
 	}
 }
+
+func TestRedactorURLsEncoded(t *testing.T) {
+	r := redactor(t, accountPolicy)
+	run(t, r, meta(t, "https://shop.example.com/"), snapshot(t, doc(1)))
+	for _, tc := range []struct{ in, want string }{
+		{"/contact?to=carol%40example.com", "/contact?to=" + stars("carol%40example.com")},
+		{"/pay?card=5200+8282+8282+8210&x=1", "/pay?card=" + stars("5200+8282+8282+8210") + "&x=1"},
+		{"/pay?card=5200%208282%208282%208210", "/pay?card=" + stars("5200%208282%208282%208210")},
+		{"/u/jane%40example.com/orders", "/u/" + stars("jane%40example.com") + "/orders"},
+		{"/p#mail=jane%40example.com", "/p#" + stars("mail=jane%40example.com")},
+		{"/search?q=red+shoes%21", "/search?q=red+shoes%21"},
+		{"/bad?q=%zz%4", "/bad?q=%zz%4"},
+	} {
+		if got := r.redactURL(tc.in, ""); got != tc.want {
+			t.Errorf("redactURL(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// stars is what MaskString makes of s, which has no white space.
+func stars(s string) string { return strings.Repeat("*", len(s)) }
+
+// TestRedactorSendsEachAddOnce checks that a node added under a node of the
+// same mutation is sent by its own add only, as rrweb sends it (a late
+// <style> comes with its CSS in _cssText, and its text node apart).
+func TestRedactorSendsEachAddOnce(t *testing.T) {
+	r := redactor(t, accountPolicy)
+	run(t, r, meta(t, "https://shop.example.com/"), snapshot(t, doc(1, el(2, "html", nil, el(3, "head", nil)))))
+	out := run(t, r, mutation(t, map[string]any{"adds": []any{
+		map[string]any{"parentId": 10, "nextId": nil, "node": txt(11, ".a{color:red}")},
+		map[string]any{"parentId": 3, "nextId": nil, "node": el(10, "style", map[string]any{"_cssText": ".a{color:red}"})},
+	}}))
+	if n := strings.Count(out, `"id":11`); n != 1 {
+		t.Errorf("the style's text node is sent %d times, want once:\n%s", n, out)
+	}
+	mustContain(t, out, `"node":{"type":2,"id":10,"tagName":"style","attributes":{"_cssText":".a{color:red}"},"childNodes":[]}`)
+}

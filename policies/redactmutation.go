@@ -45,6 +45,12 @@ func (r *Redactor) mutation(data json.RawMessage) []any {
 		node *html.Node
 	}
 	var adds []added
+	// Which add built each node: an add is sent with the nodes it carried
+	// only, not with those that later adds of the mutation put under it
+	// (they are sent by their own adds; sending them twice makes the
+	// replayer lose, for one, a late <style>'s CSS).
+	r.addOf = make(map[*html.Node]int)
+	defer func() { r.addOf = nil }()
 	for _, a := range r.orderAdds(d.Adds) {
 		parent := m.byID[a.ParentID]
 		var next *html.Node
@@ -56,6 +62,7 @@ func (r *Redactor) mutation(data json.RawMessage) []any {
 			continue
 		}
 		adds = append(adds, added{a, n})
+		markAdd(n, len(adds), r.addOf)
 	}
 
 	for _, t := range d.Texts {
@@ -134,6 +141,14 @@ func (r *Redactor) mutation(data json.RawMessage) []any {
 		result = append(result, corr)
 	}
 	return result
+}
+
+// markAdd records that the subtree of n was built by add number i.
+func markAdd(n *html.Node, i int, addOf map[*html.Node]int) {
+	addOf[n] = i
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		markAdd(c, i, addOf)
+	}
 }
 
 // orderAdds returns adds in an order in which each node's parent (and next
