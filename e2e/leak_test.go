@@ -197,6 +197,15 @@ func TestNoSecretReachesAnAgent(t *testing.T) {
 
 	visitor := visitorBrowser(t).WithPanic(func(v any) { t.Helper(); lt.fatalf("visitor browser: %v", v) })
 	lt.page = visitor.MustPage("").Timeout(60 * time.Second)
+	// The visitor script is kept from fetching the page's client policy, as
+	// if it were an old or tampered copy: it then sends everything but its
+	// built-in masking, and everything else is up to the server, which is
+	// what this test is about (TestVisitorScriptMasksFirst covers the
+	// script's own masking).
+	router := lt.page.HijackRequests()
+	router.MustAdd("*/__cobrowse/policy*", func(h *rod.Hijack) { h.Response.Fail(proto.NetworkErrorReasonBlockedByClient) })
+	go router.Run()
+	t.Cleanup(router.MustStop)
 	lt.visitorSent = captureVisitorTraffic(t, lt.page)
 	lt.wire = captureVisitorWire(lt.page)
 

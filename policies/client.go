@@ -1,6 +1,10 @@
 package policies
 
 import (
+	"cmp"
+	"encoding/json"
+	"net/http"
+	"net/url"
 	"strings"
 
 	"golang.org/x/net/html"
@@ -156,4 +160,28 @@ func attr(n *html.Node, key string) string {
 		}
 	}
 	return ""
+}
+
+// ClientPath is where the visitor listener serves the client part of the
+// policy (ClientHandler); the visitor script fetches it before it records.
+const ClientPath = "/__cobrowse/policy"
+
+// ClientHandler serves, for GET ?url=PAGE-URL, the ClientConfig of that page
+// under the current policy, as JSON. The answer is not cached: the policy may
+// be reloaded at any time. It tells nothing the page's own markup does not:
+// the selectors it masks and removes, and whether fields are all masked.
+func ClientHandler(policy func() *Policy) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pageURL := r.URL.Query().Get("url")
+		u, err := url.Parse(pageURL)
+		if pageURL == "" || err != nil || !u.IsAbs() {
+			http.Error(w, "give the page's absolute URL as ?url=", http.StatusBadRequest)
+			return
+		}
+		cfg := policy().ForPage(u.Hostname(), cmp.Or(u.EscapedPath(), "/")).Client()
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		json.NewEncoder(w).Encode(cfg)
+	})
 }

@@ -2,6 +2,9 @@ package policies
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -157,5 +160,37 @@ rules:
 func TestInputMaskingString(t *testing.T) {
 	if MaskSensitiveInputs.String() != "sensitive" || MaskAllInputs.String() != "all" {
 		t.Error(MaskSensitiveInputs.String(), MaskAllInputs.String())
+	}
+}
+
+func TestClientHandler(t *testing.T) {
+	p, err := Parse("test.yaml", []byte("version: 1\nrules:\n  - name: a\n    pages: [\"/account/**\"]\n    mask: [\".secret\"]\n    remove: [\"#ssn\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := ClientHandler(func() *Policy { return p })
+	get := func(target string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
+		return rec
+	}
+	rec := get(ClientPath + "?url=" + url.QueryEscape("https://shop.example.com/account/x?y=1"))
+	if rec.Code != http.StatusOK || rec.Header().Get("Cache-Control") != "no-store" {
+		t.Fatalf("status %d, headers %v", rec.Code, rec.Header())
+	}
+	var cfg ClientConfig
+	if err := json.Unmarshal(rec.Body.Bytes(), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaskTextSelector != ".secret" || cfg.BlockSelector != "#ssn" {
+		t.Errorf("config %+v", cfg)
+	}
+	if rec := get(ClientPath + "?url=" + url.QueryEscape("https://shop.example.com/")); !strings.Contains(rec.Body.String(), `"maskAllInputs":false`) || strings.Contains(rec.Body.String(), ".secret") {
+		t.Errorf("another page: %s", rec.Body.String())
+	}
+	for _, bad := range []string{ClientPath, ClientPath + "?url=/relative"} {
+		if rec := get(bad); rec.Code != http.StatusBadRequest {
+			t.Errorf("%s: status %d, want 400", bad, rec.Code)
+		}
 	}
 }

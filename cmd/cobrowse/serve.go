@@ -175,6 +175,7 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 	visitorMux := http.NewServeMux()
 	visitorMux.Handle("GET "+visitorScriptPath, visitorScript)
 	visitorMux.Handle("GET "+session.VisitorPath, &session.VisitorHandler{Hub: hub, Identity: identity, Logger: logger})
+	visitorMux.Handle("GET "+policies.ClientPath, policies.ClientHandler(policy.Policy))
 	visitorMux.Handle("/__cobrowse/", http.NotFoundHandler())
 	visitorMux.Handle("/", front)
 

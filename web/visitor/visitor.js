@@ -12,8 +12,15 @@
 // the page (it restarted) or the buffer grows past its bound while offline,
 // the script starts a new page load with a fresh full snapshot instead.
 //
-// Masking: passwords and payment-card fields never leave the browser: rrweb
-// replaces their value with asterisks before the event is built.
+// Masking: before recording starts, the script fetches the client part of
+// the server's redaction policy for this page (/__cobrowse/policy, see
+// docs/policies.md) and records with it: text under its mask selectors and
+// the values of the fields it lists are replaced by asterisks, and its
+// remove selectors are recorded as empty boxes, before any event exists.
+// Passwords and payment-card fields are masked whatever the policy says.
+// The server enforces the policy again on everything it receives, so a
+// policy that cannot be fetched (the script then records with its built-in
+// masking only) never shows an agent more.
 (function (record) {
   'use strict';
   if (window.__cobrowseVisitor) return;
@@ -29,6 +36,12 @@
   var MAX_UNACKED_CHARS = 32 * 1024 * 1024;
   var ID = /^[A-Za-z0-9_-]{8,64}$/; // docs/protocol.md
   var MIN_BACKOFF_MS = 250, MAX_BACKOFF_MS = 10000;
+  var POLICY_PATH = '/__cobrowse/policy';
+  var POLICY_TIMEOUT_MS = 3000;          // then record with the built-in masking
+  // A card's expiry as a <select> cannot be masked without breaking every
+  // other select's replay (rrweb masks selects only all together), so it is
+  // blocked: agents see a placeholder of its size.
+  var BUILTIN_BLOCK = 'select[autocomplete*="cc-"]';
 
   function randomId() {
     var bytes = new Uint8Array(16);
@@ -51,7 +64,9 @@
     tabId = randomId(); // storage disabled: every page is its own tab
   }
 
-  var pageId, seq, lastAcked, pending, unacked, unackedBytes, stopRecording;
+  var pageId, seq, lastAcked, unackedBytes, stopRecording;
+  var pending = [], unacked = [];
+  var policy = null; // the page's masking options (see loadPolicy), once known
   var ws = null, connected = false, backoff = MIN_BACKOFF_MS, flushTimer = 0, reconnectTimer = 0;
 
   // Fields whose value must never be sent, whatever else is masked.
@@ -64,6 +79,68 @@
     var wasPassword = el.getAttribute && el.getAttribute('data-rr-is-password') != null;
     return type === 'password' || wasPassword || /(^|\s)cc-/.test(ac) ||
       /(^|\s)(current-password|new-password|one-time-code)(\s|$)/.test(ac);
+  }
+
+  // loadPolicy fetches the page's masking options and calls done with them:
+  // {maskTextSelector, blockSelector, maskInputSelector, maskAllInputs,
+  // blockPage} (policies.ClientConfig), or {} if they cannot be had within
+  // POLICY_TIMEOUT_MS. done is called once.
+  function loadPolicy(done) {
+    var finished = false, timer = 0;
+    function finish(p) {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      done(checkedPolicy(p));
+    }
+    function fail(why) {
+      console.warn('cobrowse: masking policy unavailable (' + why + '); recording with the built-in masking');
+      finish({});
+    }
+    timer = setTimeout(function () { fail('no answer in ' + POLICY_TIMEOUT_MS + ' ms'); }, POLICY_TIMEOUT_MS);
+    try {
+      fetch(POLICY_PATH + '?url=' + encodeURIComponent(location.href), { credentials: 'same-origin', cache: 'no-store' })
+        .then(function (r) {
+          if (!r.ok) throw new Error('HTTP ' + r.status);
+          return r.json();
+        })
+        .then(finish, function (err) { fail(String(err)); });
+    } catch (err) {
+      fail(String(err)); // no fetch, or the page's CSP refused it
+    }
+  }
+
+  // checkedPolicy returns the policy with only the selectors this browser
+  // understands; a selector it does not understand makes everything it was
+  // meant to limit apply to the whole page instead (masking all text, all
+  // field values, or blocking the page), rather than masking too little.
+  function checkedPolicy(p) {
+    p = p && typeof p === 'object' ? p : {};
+    function valid(sel) {
+      if (typeof sel !== 'string' || !sel) return '';
+      try { document.querySelector(sel); return sel; } catch (err) { return null; }
+    }
+    var out = {
+      maskTextSelector: valid(p.maskTextSelector),
+      blockSelector: valid(p.blockSelector),
+      maskInputSelector: valid(p.maskInputSelector),
+      maskAllInputs: p.maskAllInputs === true,
+      blockPage: p.blockPage === true
+    };
+    if (out.maskTextSelector === null) out.maskTextSelector = '*';
+    if (out.maskInputSelector === null) { out.maskInputSelector = ''; out.maskAllInputs = true; }
+    if (out.blockSelector === null) { out.blockSelector = ''; out.blockPage = true; }
+    return out;
+  }
+
+  // masked reports whether the value of the field el must be masked.
+  function masked(el) {
+    if (sensitive(el) || policy.maskAllInputs) return true;
+    try {
+      return !!(policy.maskInputSelector && el && el.matches && el.matches(policy.maskInputSelector));
+    } catch (err) {
+      return true;
+    }
   }
 
   function startPage() {
@@ -91,12 +168,13 @@
         color: true, range: true
       },
       maskInputFn: function (text, el) {
-        return sensitive(el) ? '*'.repeat(text.length) : text;
+        return masked(el) ? '*'.repeat(text.length) : text;
       },
-      // A card's expiry as a <select> cannot be masked without breaking every
-      // other select's replay (rrweb masks selects only all together), so it
-      // is blocked: agents see a placeholder of its size.
-      blockSelector: 'select[autocomplete*="cc-"]',
+      maskTextSelector: policy.maskTextSelector || undefined,
+      // A page the policy blocks is recorded as an empty body: agents see
+      // the server's placeholder, and nothing of the page leaves it.
+      blockSelector: policy.blockPage ? 'body' :
+        BUILTIN_BLOCK + (policy.blockSelector ? ',' + policy.blockSelector : ''),
       recordCanvas: false,
       collectFonts: true,
       inlineStylesheet: true,
@@ -145,6 +223,7 @@
   // The old socket is disowned first: its late acks belong to the old page
   // and must not remove the new page's batches.
   function restart() {
+    if (!policy) return; // still loading: the page starts once it is known
     var old = ws;
     ws = null;
     connected = false;
@@ -208,8 +287,11 @@
     }
   }
 
-  startPage();
-  connect();
+  loadPolicy(function (p) {
+    policy = p;
+    startPage();
+    connect();
+  });
   setInterval(reportPage, 1000);
   window.addEventListener('focus', function () { send({ type: 'focus' }); });
   document.addEventListener('visibilitychange', function () {

@@ -84,7 +84,7 @@ function ev(label) {
 // record. Returns the fakes and helpers.
 function visitor({ storage = makeStorage(), title = 'Shop', href = 'https://shop.example/cart?x=1',
   protocol = 'https:', host = 'shop.example', visible = true, focused = true, random = 0.5,
-  failFirstSockets = 0 } = {}) {
+  failFirstSockets = 0, policy = {}, policyStatus = 200, validSelector = () => true } = {}) {
   const clock = new Clock();
   const log = []; // record / stop calls, in order
   const sockets = [];
@@ -136,6 +136,20 @@ function visitor({ storage = makeStorage(), title = 'Shop', href = 'https://shop
     visibilityState: visible ? 'visible' : 'hidden',
     hasFocus: () => focused,
     addEventListener: (type, fn) => { (documentListeners[type] ||= []).push(fn); },
+    querySelector: (sel) => {
+      if (!validSelector(sel)) throw new Error('SyntaxError: not a valid selector');
+      return null;
+    },
+  };
+  // fetch answers the policy request at once (policyStatus, policy); null
+  // for policyStatus leaves it unanswered. Its promises settle
+  // synchronously, so that the script starts recording during evaluate, as
+  // it does in a browser a moment later.
+  const fetches = [];
+  const fetch = (url, opts) => {
+    fetches.push({ url, opts });
+    if (policyStatus === null) return pending();
+    return settled({ ok: policyStatus === 200, status: policyStatus, json: () => settled(policy) });
   };
   const location = { href, protocol, host };
   const ctx = {
@@ -145,6 +159,7 @@ function visitor({ storage = makeStorage(), title = 'Shop', href = 'https://shop
     crypto: { getRandomValues: (a) => webcrypto.getRandomValues(a) },
     btoa: (s) => globalThis.btoa(s),
     WebSocket: FakeWebSocket,
+    fetch,
     setTimeout: (fn, ms) => clock.setTimeout(fn, ms),
     clearTimeout: (id) => clock.clear(id),
     setInterval: (fn, ms) => clock.setInterval(fn, ms),
@@ -159,7 +174,7 @@ function visitor({ storage = makeStorage(), title = 'Shop', href = 'https://shop
 
   const record = makeRecord(log);
   const h = {
-    ctx, clock, log, sockets, storage, document, location, record, rand, warnings,
+    ctx, clock, log, sockets, storage, document, location, record, rand, warnings, fetches,
     windowListeners, documentListeners,
     get ws() { return sockets[sockets.length - 1]; },
     get opts() { return record.calls[record.calls.length - 1]; },
@@ -175,6 +190,23 @@ function visitor({ storage = makeStorage(), title = 'Shop', href = 'https://shop
   h.evaluate(record);
   return h;
 }
+
+// settled returns a thenable fulfilled with v (rejected with err if
+// rejected) whose callbacks run at once; pending one that never settles.
+function settled(v, rejected = false, err) {
+  return {
+    then(onOk, onErr) {
+      try {
+        if (rejected) return onErr ? settled(onErr(err)) : this;
+        const next = onOk ? onOk(v) : v;
+        return next && typeof next.then === 'function' ? next : settled(next);
+      } catch (e) {
+        return settled(undefined, true, e);
+      }
+    },
+  };
+}
+function pending() { return { then() { return pending(); } }; }
 
 // makeRecord returns a fake rrweb record: it captures the options, emits
 // Meta + FullSnapshot at once, and returns a stop function.
@@ -683,4 +715,61 @@ test('pagehide flushes at once; a page restored from bfcache is a new page load'
   assert.deepEqual(h.log, ['record', 'stop', 'record']);
   assert.equal(h.sockets.length, 2);
   assert.notEqual(h.ws.params().page, page1);
+});
+
+test('the page policy is fetched before recording and applied to rrweb', () => {
+  const h = visitor({
+    href: 'https://shop.example/account/home?x=1',
+    policy: {
+      maskTextSelector: '.secret,#holder', blockSelector: '#ssn-block',
+      maskInputSelector: 'input[type="email" i],.secret,.secret *', maskAllInputs: false,
+    },
+  });
+  assert.equal(h.fetches.length, 1);
+  assert.equal(h.fetches[0].url, '/__cobrowse/policy?url=' + encodeURIComponent('https://shop.example/account/home?x=1'));
+  assert.equal(h.fetches[0].opts.credentials, 'same-origin');
+  assert.equal(h.record.calls.length, 1, 'recording started once the policy came');
+  assert.equal(h.opts.maskTextSelector, '.secret,#holder');
+  assert.equal(h.opts.blockSelector, 'select[autocomplete*="cc-"],#ssn-block');
+  const matching = (sel) => ({ getAttribute: () => null, matches: (s) => s === sel });
+  assert.equal(h.opts.maskInputFn('jane', matching('input[type="email" i],.secret,.secret *')), '****');
+  assert.equal(h.opts.maskInputFn('jane', { getAttribute: () => null, matches: () => false }), 'jane');
+  assert.equal(h.opts.maskInputFn('jane', el({ type: 'password' })), '****', 'passwords whatever the policy');
+});
+
+test('maskAllInputs masks every field; a blocked page records an empty body', () => {
+  const all = visitor({ policy: { maskAllInputs: true } });
+  assert.equal(all.opts.maskInputFn('red shoes', { getAttribute: () => null, matches: () => false }), '*********');
+  const blocked = visitor({ policy: { blockPage: true, maskTextSelector: '.x' } });
+  assert.equal(blocked.opts.blockSelector, 'body');
+});
+
+test('selectors this browser does not understand mask more, not less', () => {
+  const h = visitor({
+    policy: { maskTextSelector: ':bad(', maskInputSelector: ':bad(', blockSelector: '.fine' },
+    validSelector: (sel) => !sel.includes(':bad('),
+  });
+  assert.equal(h.opts.maskTextSelector, '*', 'all text masked');
+  assert.equal(h.opts.maskInputFn('red', { getAttribute: () => null, matches: () => false }), '***', 'all fields masked');
+  assert.equal(h.opts.blockSelector, 'select[autocomplete*="cc-"],.fine');
+  const b = visitor({ policy: { blockSelector: ':bad(' }, validSelector: (sel) => !sel.includes(':bad(') });
+  assert.equal(b.opts.blockSelector, 'body', 'a remove selector it cannot apply blocks the page');
+});
+
+test('without a policy (error or no answer) the built-in masking applies, and recording still starts', () => {
+  const failed = visitor({ policyStatus: 500 });
+  assert.equal(failed.record.calls.length, 1);
+  assert.equal(failed.opts.maskTextSelector, undefined);
+  assert.equal(failed.opts.blockSelector, 'select[autocomplete*="cc-"]');
+  assert.match(failed.warnings.join('\n'), /masking policy unavailable \(Error: HTTP 500\)/);
+
+  const slow = visitor({ policyStatus: null });
+  assert.equal(slow.record.calls.length, 0, 'nothing is recorded while the policy may still come');
+  assert.equal(slow.sockets.length, 0);
+  slow.clock.advance(2999);
+  assert.equal(slow.record.calls.length, 0);
+  slow.clock.advance(1);
+  assert.equal(slow.record.calls.length, 1, 'after 3 s, with the built-in masking');
+  assert.equal(slow.sockets.length, 1);
+  assert.match(slow.warnings.join('\n'), /no answer in 3000 ms/);
 });
