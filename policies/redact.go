@@ -110,10 +110,32 @@ func NewRedactor(policy func() *Policy) *Redactor {
 // Redact returns the events an agent may see in place of raw: none, raw
 // redacted, or raw redacted followed by corrections.
 func (r *Redactor) Redact(raw json.RawMessage) []json.RawMessage {
-	if r.page != nil && r.mirror != nil && !r.blocked && isNumericEvent(raw) {
-		return []json.RawMessage{raw} // numbers only: see redactfast.go
+	if r.page != nil && r.mirror != nil && !r.blocked {
+		if isNumericEvent(raw) {
+			return []json.RawMessage{raw} // numbers only: see redactfast.go
+		}
+		if id, text, ok := inputEvent(raw); ok && r.plainInput(id, text) {
+			return []json.RawMessage{raw}
+		}
 	}
 	return r.redactDecoded(raw)
+}
+
+// plainInput records text as the value of field id, and reports whether
+// it may be sent as it is: the field is known, not removed, not masked, and
+// no detector finds anything in the value.
+func (r *Redactor) plainInput(id int64, text string) bool {
+	n := r.mirror.byID[id]
+	if n == nil || n.Type != html.ElementNode {
+		return false
+	}
+	st := r.mirror.state[n]
+	if st.removed || r.fieldMaskedBy(n, st) != "" {
+		return false
+	}
+	st.raw["value"] = encodeString(text) // for re-sending it if the node's state changes
+	syncAttrs(n, st)
+	return len(r.page.Detectors.Find(text)) == 0
 }
 
 // redactDecoded is Redact for any event: decoded, redacted, encoded again.
@@ -286,7 +308,7 @@ func pass[T any](v *T) []any { return []any{v} }
 // input redacts the value typed into a field.
 func (r *Redactor) input(d *inputData) []any {
 	n := r.mirror.byID[d.ID]
-	if n == nil {
+	if n == nil || n.Type != html.ElementNode {
 		return nil
 	}
 	st := r.mirror.state[n]

@@ -187,7 +187,7 @@ func TestRedactorFailsClosed(t *testing.T) {
 			t.Errorf("%s: sent %s", tc.name, out)
 		}
 	}
-	run(t, r, meta(t, "https://a.example/"), snapshot(t, doc(1, el(2, "html", nil, el(3, "canvas", nil)))))
+	run(t, r, meta(t, "https://a.example/"), snapshot(t, doc(1, el(2, "html", nil, el(3, "canvas", nil), txt(4, "t")))))
 	for _, tc := range []struct {
 		name string
 		ev   json.RawMessage
@@ -196,6 +196,8 @@ func TestRedactorFailsClosed(t *testing.T) {
 		{"console log", incr(t, 11, map[string]any{"payload": []string{"jane@example.com"}})},
 		{"unknown source", incr(t, 99, map[string]any{"text": "jane@example.com"})},
 		{"input on an unknown node", incr(t, sourceInput, map[string]any{"id": 77, "text": "x", "isChecked": false})},
+		{"input on the document node", incr(t, sourceInput, map[string]any{"id": 1, "text": "x", "isChecked": false})},
+		{"input on a text node", incr(t, sourceInput, map[string]any{"id": 4, "text": "x", "isChecked": false, "userTriggered": true})},
 	} {
 		if out := r.Redact(tc.ev); out != nil {
 			t.Errorf("%s: sent %s", tc.name, out)

@@ -1,6 +1,11 @@
 package policies
 
-import "strings"
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+)
 
 // Most of a visitor's events carry no content at all: pointer moves,
 // scrolls, clicks, viewport and media changes are numbers (positions, node
@@ -59,7 +64,11 @@ const (
 	keyBool
 	keyPositions
 	keyData
+	keyString
 )
+
+// inputKeys are the keys of an Input event's data besides "source".
+var inputKeys = []fastKey{{"id", keyNumber, true}, {"text", keyString, true}, {"isChecked", keyBool, true}, {"userTriggered", keyBool, false}}
 
 // lookup returns the index of key in keys, or -1.
 func lookup(keys []fastKey, key []byte) int {
@@ -71,10 +80,66 @@ func lookup(keys []fastKey, key []byte) int {
 	return -1
 }
 
-// isNumericEvent reports whether raw is an IncrementalSnapshot event of a
-// source in fastKeys whose every value is a number, a boolean or a list of
-// positions, as described above.
-func isNumericEvent(raw []byte) bool {
+// inputEvent reports whether raw is an Input event made of the keys rrweb
+// sends, and returns the field's node id and the value typed. Redact passes
+// such an event as it is when the value needs no masking.
+func inputEvent(raw []byte) (id int64, text string, ok bool) {
+	data, ok := incrementalData(raw)
+	if !ok {
+		return 0, "", false
+	}
+	var seen uint
+	var sources int
+	textAt, textEnd := -1, -1
+	d := scanner{b: data}
+	ok = d.object(func(key []byte) bool {
+		if string(key) == "source" {
+			sources++
+			n, ok := d.number()
+			return ok && n == sourceInput
+		}
+		i := lookup(inputKeys, key)
+		if i < 0 || seen&(1<<i) != 0 {
+			return false
+		}
+		seen |= 1 << i
+		switch inputKeys[i].kind {
+		case keyString:
+			d.ws()
+			textAt = d.i
+			if !d.skipValue() || data[textAt] != '"' {
+				return false
+			}
+			textEnd = d.i
+			return true
+		case keyNumber:
+			start := d.i
+			if _, ok := d.number(); !ok {
+				return false
+			}
+			var err error
+			id, err = strconv.ParseInt(strings.TrimSpace(string(data[start:d.i])), 10, 64)
+			return err == nil
+		}
+		return d.value(inputKeys[i].kind)
+	})
+	if !ok || sources != 1 || !complete(inputKeys, seen) || !d.end() {
+		return 0, "", false
+	}
+	quoted := data[textAt:textEnd]
+	if plain := quoted[1 : len(quoted)-1]; bytes.IndexFunc(plain, func(r rune) bool { return r == '\\' || r < 0x20 }) < 0 {
+		return id, string(plain), true
+	}
+	if json.Unmarshal(quoted, &text) != nil {
+		return 0, "", false
+	}
+	return id, text, true
+}
+
+// incrementalData returns the data object of raw if raw is an
+// IncrementalSnapshot event whose other keys are the envelope's (type,
+// timestamp, delay), each once.
+func incrementalData(raw []byte) ([]byte, bool) {
 	s := scanner{b: raw}
 	typ := -1
 	var seen uint
@@ -101,11 +166,22 @@ func isNumericEvent(raw []byte) bool {
 		return ok
 	})
 	if !ok || !s.end() || typ != eventIncremental || !complete(eventKeys, seen) {
+		return nil, false
+	}
+	return raw[dataAt:dataEnd], true
+}
+
+// isNumericEvent reports whether raw is an IncrementalSnapshot event of a
+// source in fastKeys whose every value is a number, a boolean or a list of
+// positions, as described above.
+func isNumericEvent(raw []byte) bool {
+	data, ok := incrementalData(raw)
+	if !ok {
 		return false
 	}
 	// The data object: its source decides which keys it may have.
 	source, sources := -1, 0
-	find := scanner{b: raw[:dataEnd], i: dataAt}
+	find := scanner{b: data}
 	if !find.object(func(key []byte) bool {
 		if string(key) != "source" {
 			return find.skipValue()
@@ -121,11 +197,11 @@ func isNumericEvent(raw []byte) bool {
 	if keys == nil {
 		return false
 	}
-	data := scanner{b: raw[:dataEnd], i: dataAt}
-	seen = 0
-	ok = data.object(func(key []byte) bool {
+	d := scanner{b: data}
+	var seen uint
+	ok = d.object(func(key []byte) bool {
 		if string(key) == "source" {
-			_, ok := data.number()
+			_, ok := d.number()
 			return ok
 		}
 		i := lookup(keys, key)
@@ -133,9 +209,9 @@ func isNumericEvent(raw []byte) bool {
 			return false
 		}
 		seen |= 1 << i
-		return data.value(keys[i].kind)
+		return d.value(keys[i].kind)
 	})
-	return ok && complete(keys, seen) && data.end()
+	return ok && complete(keys, seen) && d.end()
 }
 
 // scanner reads JSON from b at i, without allocating (but for the keys it

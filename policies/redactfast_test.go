@@ -46,27 +46,56 @@ func TestIsNumericEvent(t *testing.T) {
 	}
 }
 
-// FuzzNumericEvent checks the fast path against the full one: an event
-// isNumericEvent lets through unchanged must be one the full decoding path
-// sends with the same content.
+// FuzzNumericEvent checks the fast paths against the full one: whatever
+// Redact sends for an event, the full decoding path (redactDecoded) must
+// send the same content, on a page with a plain text field (id 3) and a
+// password field (id 4).
 func FuzzNumericEvent(f *testing.F) {
 	f.Add([]byte(`{"type":3,"data":{"source":1,"positions":[{"x":10,"y":20.5,"id":7,"timeOffset":-40}]},"timestamp":1700000000000}`))
 	f.Add([]byte(`{"type":3,"data":{"source":7,"type":1,"id":3,"currentTime":1.5,"muted":true},"timestamp":1,"delay":0}`))
 	f.Add([]byte(`{"type":3,"data":{"source":2,"type":2,"id":5,"x":1,"y":2,"pointerType":0},"timestamp":1}`))
+	f.Add([]byte(`{"type":3,"data":{"source":5,"id":3,"text":"red shoes","isChecked":false,"userTriggered":true},"timestamp":1}`))
+	f.Add([]byte(`{"type":3,"data":{"source":5,"id":3,"text":"jane@example.com \u00e9","isChecked":false},"timestamp":1}`))
+	f.Add([]byte(`{"type":3,"data":{"source":5,"id":4,"text":"hunter22","isChecked":false},"timestamp":1}`))
+	page := doc(1, el(2, "body", nil, el(3, "input", map[string]any{"type": "text"}), el(4, "input", map[string]any{"type": "password"})))
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		if !isNumericEvent(raw) {
-			return
+		fast, full := redactor(t, ""), redactor(t, "")
+		run(t, fast, meta(t, "https://a.example/"), snapshot(t, page))
+		run(t, full, meta(t, "https://a.example/"), snapshot(t, page))
+		got, want := fast.Redact(raw), full.redactDecoded(raw)
+		if len(got) != len(want) {
+			t.Fatalf("for %s, Redact sends %d events, the full path %d", raw, len(got), len(want))
 		}
-		r := redactor(t, "")
-		run(t, r, meta(t, "https://a.example/"), snapshot(t, doc(1)))
-		out := r.redactDecoded(raw)
-		if len(out) != 1 {
-			t.Fatalf("the fast path passes %s, the full path sends %d events", raw, len(out))
-		}
-		if !sameJSON(t, raw, out[0]) {
-			t.Fatalf("the fast path passes %s, the full path sends %s", raw, out[0])
+		for i := range got {
+			if !sameJSON(t, got[i], want[i]) {
+				t.Fatalf("for %s, Redact sends %s, the full path %s", raw, got[i], want[i])
+			}
 		}
 	})
+}
+
+func TestInputEvent(t *testing.T) {
+	for _, tc := range []struct {
+		event string
+		id    int64
+		text  string
+		ok    bool
+	}{
+		{`{"type":3,"data":{"source":5,"id":12,"text":"red shoes","isChecked":false},"timestamp":1}`, 12, "red shoes", true},
+		{`{"type":3,"data":{"id":12,"text":"a\"b\u00e9","isChecked":true,"userTriggered":false,"source":5},"timestamp":1,"delay":3}`, 12, "a\"bé", true},
+		{`{"type":3,"data":{"source":5,"id":12,"text":"x","isChecked":false,"extra":1},"timestamp":1}`, 0, "", false},
+		{`{"type":3,"data":{"source":5,"id":12,"isChecked":false},"timestamp":1}`, 0, "", false},
+		{`{"type":3,"data":{"source":5,"id":12,"text":5,"isChecked":false},"timestamp":1}`, 0, "", false},
+		{`{"type":3,"data":{"source":5,"id":1.5,"text":"x","isChecked":false},"timestamp":1}`, 0, "", false},
+		{`{"type":3,"data":{"source":5,"source":5,"id":1,"text":"x","isChecked":false},"timestamp":1}`, 0, "", false},
+		{`{"type":3,"data":{"source":3,"id":1,"text":"x","isChecked":false},"timestamp":1}`, 0, "", false},
+		{"{\"type\":3,\"data\":{\"source\":5,\"id\":1,\"text\":\"a\tb\",\"isChecked\":false},\"timestamp\":1}", 0, "", false},
+	} {
+		id, text, ok := inputEvent([]byte(tc.event))
+		if id != tc.id || text != tc.text || ok != tc.ok {
+			t.Errorf("inputEvent(%s) = %d, %q, %v; want %d, %q, %v", tc.event, id, text, ok, tc.id, tc.text, tc.ok)
+		}
+	}
 }
 
 // sameJSON reports whether a and b hold the same JSON value (numbers

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -415,5 +416,37 @@ func TestResnapshotStartsEveryTabOver(t *testing.T) {
 	}
 	fresh := rrwebtest.Page(1000, "https://shop.test/", 1)
 	mustBatch(t, v, 3, fresh)
+	sameEvents(t, s.Events(), fresh)
+}
+
+// panickyRedactor panics on events containing "boom".
+type panickyRedactor struct{ passThrough }
+
+func (panickyRedactor) Redact(event json.RawMessage) []json.RawMessage {
+	if strings.Contains(string(event), "boom") {
+		panic("redactor bug")
+	}
+	return []json.RawMessage{event}
+}
+
+func TestRedactorPanicIsContained(t *testing.T) {
+	hub := quietHub(Config{NewRedactor: func(string, string) Redactor { return panickyRedactor{} }})
+	v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
+	mustBatch(t, v, 1, rrwebtest.Page(1000, "https://shop.test/", 0))
+	res := mustBatch(t, v, 2, []json.RawMessage{json.RawMessage(`{"type":3,"timestamp":1,"data":{"source":1,"boom":1}}`)})
+	if res.Withheld != 1 {
+		t.Errorf("Withheld = %d, want 1", res.Withheld)
+	}
+	select {
+	case msg := <-v.Downlink():
+		if string(msg) != `{"type":"snapshot"}` {
+			t.Fatalf("downlink got %s", msg)
+		}
+	default:
+		t.Fatal("the visitor was not asked for a new snapshot")
+	}
+	fresh := rrwebtest.Page(2000, "https://shop.test/", 1)
+	mustBatch(t, v, 3, fresh) // the session is not locked up
+	s, _ := hub.Session("session-1")
 	sameEvents(t, s.Events(), fresh)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -278,7 +279,7 @@ func (v *Visitor) batchLocked(seq uint64, events []json.RawMessage) (BatchResult
 	reset := false                // a new snapshot started: agents restart from the log
 	var redacted []json.RawMessage
 	for _, raw := range events {
-		out := t.redactor.Redact(raw)
+		out := v.redactLocked(raw)
 		if len(out) == 0 {
 			res.Withheld++
 		}
@@ -324,6 +325,25 @@ func (v *Visitor) batchLocked(seq uint64, events []json.RawMessage) (BatchResult
 		}
 	}
 	return res, nil
+}
+
+// redactLocked runs the tab's Redactor on one event. A Redactor that
+// panics (a bug, which a hostile visitor may trigger) must neither take the
+// server down nor leave the session locked: the event is withheld, the tab
+// gets a fresh Redactor, and the visitor is asked for a new snapshot, which
+// the fresh Redactor starts from.
+func (v *Visitor) redactLocked(raw json.RawMessage) (out []json.RawMessage) {
+	defer func() {
+		if p := recover(); p != nil {
+			s, t := v.session, v.tab
+			s.hub.cfg.Logger.Error("redactor failed on a visitor event; event withheld, asking for a new snapshot",
+				"session", s.id, "tab", t.id, "panic", p, "stack", string(debug.Stack()))
+			out = nil
+			t.redactor = s.hub.cfg.NewRedactor(s.id, t.id)
+			v.dropLogLocked()
+		}
+	}()
+	return v.tab.redactor.Redact(raw)
 }
 
 // dropLogLocked forgets the tab's log and asks the visitor for a new full
