@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"golang.org/x/net/html"
@@ -162,19 +163,45 @@ func (r *Redactor) redactDecoded(raw json.RawMessage) []json.RawMessage {
 	}
 	events := make([]json.RawMessage, 0, len(out))
 	for _, data := range out {
-		enc, err := json.Marshal(data)
-		if err == nil {
-			ev.Data = enc
-			enc, err = json.Marshal(ev)
-		}
+		enc, err := encodeEvent(ev, data)
 		if err != nil {
 			r.count("dropped: event that could not be encoded")
 			return nil
 		}
-		b := enc
-		events = append(events, b)
+		events = append(events, enc)
 	}
 	return events
+}
+
+// encodeEvent encodes an event of ev's type and time with data. It writes the
+// envelope itself, and a snapshot's node tree (appendNode), rather than
+// through encoding/json, which would check and copy a snapshot's tens of
+// kilobytes once more at each level.
+func encodeEvent(ev event, data any) ([]byte, error) {
+	b := append(make([]byte, 0, 256), `{"type":`...)
+	b = strconv.AppendInt(b, int64(ev.Type), 10)
+	b = append(b, `,"data":`...)
+	var err error
+	if fs, ok := data.(*fullSnapshotData); ok {
+		b = append(b, `{"node":`...)
+		if b, err = appendNode(b, fs.Node); err != nil {
+			return nil, err
+		}
+		b = append(b, `,"initialOffset":{"top":`...)
+		b = append(append(b, cmp.Or(fs.InitialOffset.Top, "0")...), `,"left":`...)
+		b = append(append(b, cmp.Or(fs.InitialOffset.Left, "0")...), "}}"...)
+	} else {
+		enc, err := json.Marshal(data)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, enc...)
+	}
+	b = append(append(b, `,"timestamp":`...), ev.Timestamp...)
+	if ev.Delay != nil {
+		b = append(append(b, `,"delay":`...), *ev.Delay...)
+	}
+	return append(b, '}'), nil
 }
 
 // Page returns the URL and title to show agents for a page the tab says it
@@ -233,11 +260,11 @@ func (r *Redactor) fullSnapshot(data json.RawMessage) []any {
 	if r.blocked {
 		r.count(byBlockPage)
 		fs.Node = blockedPage()
-		return []any{fs}
+		return []any{&fs}
 	}
 	r.evaluate(root, "", "", nil)
 	fs.Node = r.serialize(root)
-	return []any{fs}
+	return []any{&fs}
 }
 
 // blockedPage is the document an agent sees instead of a page that the
@@ -772,6 +799,9 @@ var cssStrings = regexp.MustCompile(`"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'`)
 // redactCSS masks the strings in CSS text (all of each if masked, detected
 // substrings otherwise); selectors, properties and URLs outside strings stay.
 func (r *Redactor) redactCSS(css, mask string) string {
+	if !strings.ContainsAny(css, `"'`) {
+		return css // no strings: the common case of a whole stylesheet
+	}
 	return cssStrings.ReplaceAllStringFunc(css, func(q string) string {
 		return q[:1] + r.redactPlain(q[1:len(q)-1], mask) + q[len(q)-1:]
 	})

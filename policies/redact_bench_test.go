@@ -1,9 +1,14 @@
 package policies
 
 import (
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/cobrowse/cobrowse/session"
 )
@@ -83,6 +88,63 @@ func BenchmarkHubEvent(b *testing.B) {
 					i = 0
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkHubRecordedSession replays a recorded demo session (see
+// e2e/record_test.go: two pages, pointer moves, scrolls, clicks, cart
+// updates, typing) through a fresh hub tab per iteration, without and with
+// the Redactor and the built-in policy: the difference is what redaction
+// adds to the hub's work for a real visitor's stream.
+func BenchmarkHubRecordedSession(b *testing.B) {
+	f, err := os.Open(filepath.Join("testdata", "demo-session.json.gz"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var batches [][]json.RawMessage
+	if err := json.NewDecoder(zr).Decode(&batches); err != nil {
+		b.Fatal(err)
+	}
+	events, bytes := 0, 0
+	for _, batch := range batches {
+		events += len(batch)
+		for _, e := range batch {
+			bytes += len(e)
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		redact func(sessionID, tabID string) session.Redactor
+	}{
+		{"pass-through", nil},
+		{"redactor", func(string, string) session.Redactor { return NewRedactor(Default) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			hub := session.NewHub(session.Config{NewRedactor: tc.redact, Logger: slog.New(slog.DiscardHandler)})
+			b.SetBytes(int64(bytes))
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				v, _, err := hub.Attach(fmt.Sprintf("session-%d", i), "tab-0001", "page-0001")
+				if err != nil {
+					b.Fatal(err)
+				}
+				for seq, batch := range batches {
+					if _, err := v.Batch(uint64(seq+1), batch); err != nil {
+						b.Fatal(err)
+					}
+				}
+				v.Detach()
+				hub.Expire(time.Now().Add(time.Hour)) // the hub stays small
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*events), "ns/event")
 		})
 	}
 }

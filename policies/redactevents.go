@@ -3,8 +3,10 @@ package policies
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"unicode/utf8"
 )
 
 // The rrweb 2.x event model, as far as the Redactor reads it (see
@@ -102,77 +104,157 @@ type snode struct {
 	IsStyle     bool   `json:"isStyle,omitempty"`
 }
 
-// MarshalJSON writes the fields of the node's type only.
+// MarshalJSON writes the fields of the node's type only. It writes the
+// whole subtree itself, in one buffer: as a json.Marshaler per node,
+// encoding/json would check and copy each child's output again at every
+// level of the tree.
 func (n *snode) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, `{"type":%d,"id":%d`, n.Type, n.ID)
+	return appendNode(nil, n)
+}
+
+// appendNode appends the JSON of n and its subtree to b.
+func appendNode(b []byte, n *snode) ([]byte, error) {
+	b = append(b, `{"type":`...)
+	b = strconv.AppendInt(b, int64(n.Type), 10)
+	b = append(b, `,"id":`...)
+	b = strconv.AppendInt(b, n.ID, 10)
 	if n.RootID != nil {
-		fmt.Fprintf(&b, `,"rootId":%d`, *n.RootID)
+		b = append(b, `,"rootId":`...)
+		b = strconv.AppendInt(b, *n.RootID, 10)
 	}
 	if n.IsShadowHost {
-		b.WriteString(`,"isShadowHost":true`)
+		b = append(b, `,"isShadowHost":true`...)
 	}
 	if n.IsShadow {
-		b.WriteString(`,"isShadow":true`)
-	}
-	field := func(name string, v any) error {
-		enc, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(&b, `,%q:`, name)
-		b.Write(enc)
-		return nil
+		b = append(b, `,"isShadow":true`...)
 	}
 	var err error
 	switch n.Type {
 	case nodeDocument:
-		err = field("childNodes", children(n.ChildNodes))
-		if err == nil && n.CompatMode != "" {
-			err = field("compatMode", n.CompatMode)
+		if b, err = appendChildren(b, n.ChildNodes); err != nil {
+			return nil, err
+		}
+		if n.CompatMode != "" {
+			b = appendString(append(b, `,"compatMode":`...), n.CompatMode)
 		}
 	case nodeDocumentType:
-		err = errors.Join(field("name", n.Name), field("publicId", n.PublicID), field("systemId", n.SystemID))
+		b = appendString(append(b, `,"name":`...), n.Name)
+		b = appendString(append(b, `,"publicId":`...), n.PublicID)
+		b = appendString(append(b, `,"systemId":`...), n.SystemID)
 	case nodeElement:
-		err = errors.Join(field("tagName", n.TagName), field("attributes", n.Attributes), field("childNodes", children(n.ChildNodes)))
+		b = appendString(append(b, `,"tagName":`...), n.TagName)
+		b = append(b, `,"attributes":{`...)
+		names := make([]string, 0, len(n.Attributes))
+		for name := range n.Attributes {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for i, name := range names {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			// The values are the decoder's (valid JSON) or encodeString's;
+			// the hub checks the whole event again.
+			b = append(appendString(b, name), ':')
+			b = append(b, n.Attributes[name]...)
+		}
+		b = append(b, '}')
+		if b, err = appendChildren(b, n.ChildNodes); err != nil {
+			return nil, err
+		}
 		if n.IsSVG {
-			b.WriteString(`,"isSVG":true`)
+			b = append(b, `,"isSVG":true`...)
 		}
 		if n.NeedBlock {
-			b.WriteString(`,"needBlock":true`)
+			b = append(b, `,"needBlock":true`...)
 		}
 		if n.IsCustom {
-			b.WriteString(`,"isCustom":true`)
+			b = append(b, `,"isCustom":true`...)
 		}
 	case nodeText, nodeCDATA, nodeComment:
-		err = field("textContent", n.TextContent)
+		b = appendString(append(b, `,"textContent":`...), n.TextContent)
 		if n.IsStyle && n.Type == nodeText {
-			b.WriteString(`,"isStyle":true`)
+			b = append(b, `,"isStyle":true`...)
 		}
 	default:
 		return nil, fmt.Errorf("policies: node %d has unknown type %d", n.ID, n.Type)
 	}
-	if err != nil {
-		return nil, err
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return append(b, '}'), nil
 }
 
-// children returns c, or an empty list for nil: rrweb's replayer iterates
-// over childNodes without checking that it exists.
-func children(c []*snode) []*snode {
-	if c == nil {
-		return []*snode{}
+// appendChildren appends a "childNodes" member (always a list: rrweb's
+// replayer iterates over it without checking that it exists).
+func appendChildren(b []byte, kids []*snode) ([]byte, error) {
+	b = append(b, `,"childNodes":[`...)
+	for i, kid := range kids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = appendNode(b, kid); err != nil {
+			return nil, err
+		}
 	}
-	return c
+	return append(b, ']'), nil
+}
+
+// appendString appends s as a JSON string, as encoding/json writes it
+// (invalid UTF-8 replaced by U+FFFD; <, >, &, U+2028 and U+2029 escaped).
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(append(b, s[start:i]...), `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(append(b, s[start:i]...), '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(append(b, s[start:]...), '"')
 }
 
 // attributes are an element's attributes as rrweb serializes them: a string,
 // a number, true (present without a value) or null (absent).
 type attributes map[string]json.RawMessage
 
-// stringValue returns the attribute's value as the DOM would have it, and
+// attrString returns the attribute's value as the DOM would have it, and
 // whether it is present.
 func attrString(v json.RawMessage) (string, bool) {
 	switch {
@@ -181,6 +263,9 @@ func attrString(v json.RawMessage) (string, bool) {
 	case string(v) == "true":
 		return "", true
 	case v[0] == '"':
+		if len(v) >= 2 && bytes.IndexByte(v, '\\') < 0 {
+			return string(v[1 : len(v)-1]), true // nothing to unescape (the decoder checked it)
+		}
 		var s string
 		if json.Unmarshal(v, &s) != nil {
 			return "", false
@@ -193,8 +278,7 @@ func attrString(v json.RawMessage) (string, bool) {
 
 // encodeString encodes s as a JSON string.
 func encodeString(s string) json.RawMessage {
-	b, _ := json.Marshal(s) // a string always encodes
-	return b
+	return appendString(nil, s)
 }
 
 // incremental is the part of an IncrementalSnapshot's data that says what it
