@@ -141,8 +141,8 @@ func (r *Redactor) plainInput(id int64, text string) bool {
 
 // redactDecoded is Redact for any event: decoded, redacted, encoded again.
 func (r *Redactor) redactDecoded(raw json.RawMessage) []json.RawMessage {
-	var ev event
-	if err := json.Unmarshal(raw, &ev); err != nil || ev.Timestamp == "" {
+	ev, ok := parseEnvelope(raw)
+	if !ok {
 		r.count("dropped: malformed event")
 		return nil
 	}

@@ -136,6 +136,48 @@ func inputEvent(raw []byte) (id int64, text string, ok bool) {
 	return id, text, true
 }
 
+// parseEnvelope reads an event's type, data, timestamp and delay without
+// decoding or copying its data, which can be a snapshot of tens of
+// kilobytes: each kind of event decodes (and so checks) its data itself.
+// The type must be a small integer, the timestamp and delay numbers, the
+// data an object; other keys are skipped, and no key may come twice.
+func parseEnvelope(raw []byte) (ev event, ok bool) {
+	s := scanner{b: raw}
+	var seen uint
+	ok = s.object(func(key []byte) bool {
+		i := lookup(eventKeys, key)
+		if i < 0 {
+			return s.skipValue()
+		}
+		if seen&(1<<i) != 0 {
+			return false
+		}
+		seen |= 1 << i
+		s.ws()
+		start := s.i
+		if eventKeys[i].kind == keyData {
+			if !s.skipObject() {
+				return false
+			}
+			ev.Data = raw[start:s.i]
+			return true
+		}
+		n, ok := s.number()
+		literal := json.Number(raw[start:s.i])
+		switch eventKeys[i].name {
+		case "type":
+			ev.Type = n
+			return ok && n >= 0
+		case "timestamp":
+			ev.Timestamp = literal
+		case "delay":
+			ev.Delay = &literal
+		}
+		return ok
+	})
+	return ev, ok && s.end() && complete(eventKeys, seen)
+}
+
 // incrementalData returns the data object of raw if raw is an
 // IncrementalSnapshot event whose other keys are the envelope's (type,
 // timestamp, delay), each once.
