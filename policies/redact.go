@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -792,19 +791,51 @@ func (r *Redactor) redactURLList(s, mask string) string {
 	return strings.Join(parts, ",")
 }
 
-// cssStrings finds the quoted strings of CSS text, where a content: value
-// (or an attr() fallback) carries text that a page shows.
-var cssStrings = regexp.MustCompile(`"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'`)
-
 // redactCSS masks the strings in CSS text (all of each if masked, detected
-// substrings otherwise); selectors, properties and URLs outside strings stay.
+// substrings otherwise), where a content: value (or an attr() fallback)
+// carries text that a page shows; selectors, properties and URLs outside
+// strings stay. A string is a quote, then anything but that quote (a
+// backslash escapes the next character) up to the same quote; one that a
+// newline or the end of the text cuts off is masked up to there too, since
+// a browser may still show it.
 func (r *Redactor) redactCSS(css, mask string) string {
-	if !strings.ContainsAny(css, `"'`) {
-		return css // no strings: the common case of a whole stylesheet
+	var b strings.Builder
+	done := 0 // css[:done] is in b
+	for i := 0; i < len(css); {
+		q := strings.IndexAny(css[i:], `"'`)
+		if q < 0 {
+			break
+		}
+		open := i + q
+		end := cssStringEnd(css, open)
+		content := css[open+1 : end]
+		if red := r.redactPlain(content, mask); red != content {
+			b.WriteString(css[done : open+1])
+			b.WriteString(red)
+			done = end
+		}
+		i = end + 1
 	}
-	return cssStrings.ReplaceAllStringFunc(css, func(q string) string {
-		return q[:1] + r.redactPlain(q[1:len(q)-1], mask) + q[len(q)-1:]
-	})
+	if done == 0 {
+		return css
+	}
+	b.WriteString(css[done:])
+	return b.String()
+}
+
+// cssStringEnd returns the index of what ends the string opened at
+// css[open]: its closing quote, a newline, or len(css).
+func cssStringEnd(css string, open int) int {
+	quote := css[open]
+	for i := open + 1; i < len(css); i++ {
+		switch css[i] {
+		case '\\':
+			i++
+		case '\n', quote:
+			return i
+		}
+	}
+	return len(css)
 }
 
 // isJavaScriptURL reports whether s is a javascript: URL as a browser reads

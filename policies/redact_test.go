@@ -403,3 +403,21 @@ func TestRedactorSendsEachAddOnce(t *testing.T) {
 	}
 	mustContain(t, out, `"node":{"type":2,"id":10,"tagName":"style","attributes":{"_cssText":".a{color:red}"},"childNodes":[]}`)
 }
+
+func TestRedactCSS(t *testing.T) {
+	r := redactor(t, accountPolicy)
+	run(t, r, meta(t, "https://shop.example.com/"), snapshot(t, doc(1)))
+	for _, tc := range []struct{ css, mask, want string }{
+		{`a{color:red}`, "", `a{color:red}`},
+		{`a::after{content:"mail jane@example.com"}`, "", `a::after{content:"mail ****************"}`},
+		{`a::after{content:'x \'jane@example.com\''}`, "", `a::after{content:'x \*****************\''}`}, // ' may start an address
+		{`@font-face{font-family:"DM Serif";src:url("f.woff2")}`, "", `@font-face{font-family:"DM Serif";src:url("f.woff2")}`},
+		{`a{content:"secret"} b{content:'two words'}`, "mask .x", `a{content:"******"} b{content:'*** *****'}`},
+		{"a{content:\"cut jane@example.com\nb{content:\"jane@example.com\"}", "", "a{content:\"cut ****************\nb{content:\"****************\"}"},
+		{`a{content:"unterminated jane@example.com`, "", `a{content:"unterminated ****************`},
+	} {
+		if got := r.redactCSS(tc.css, tc.mask); got != tc.want {
+			t.Errorf("redactCSS(%q, %q) = %q, want %q", tc.css, tc.mask, got, tc.want)
+		}
+	}
+}
