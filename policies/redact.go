@@ -117,6 +117,9 @@ func (r *Redactor) Redact(raw json.RawMessage) []json.RawMessage {
 		if id, text, ok := inputEvent(raw); ok && r.plainInput(id, text) {
 			return []json.RawMessage{raw}
 		}
+		if changes, ok := textMutationEvent(raw); ok && r.plainTexts(changes) {
+			return []json.RawMessage{raw}
+		}
 	}
 	return r.redactDecoded(raw)
 }
@@ -136,6 +139,29 @@ func (r *Redactor) plainInput(id int64, text string) bool {
 	st.raw["value"] = encodeString(text) // for re-sending it if the node's state changes
 	syncAttrs(n, st)
 	return len(r.page.Detectors.Find(text)) == 0
+}
+
+// plainTexts applies text changes to the mirror and reports whether the
+// Mutation that carries them may be sent as it is: every node is a known
+// text node outside masked and removed subtrees, not style or textarea
+// text (redacted as CSS and as a value), and no detector finds anything in
+// its new text. Otherwise nothing is applied: the full path does it.
+func (r *Redactor) plainTexts(changes []textChange) bool {
+	for _, c := range changes {
+		n := r.mirror.byID[c.id]
+		if n == nil || n.Type != html.TextNode || n.Parent == nil {
+			return false
+		}
+		st := r.mirror.state[n]
+		if st.masked || st.removed || st.style || n.Parent.DataAtom == atom.Style || n.Parent.DataAtom == atom.Textarea ||
+			len(r.page.Detectors.Find(c.value)) > 0 {
+			return false
+		}
+	}
+	for _, c := range changes {
+		r.mirror.byID[c.id].Data = c.value
+	}
+	return true
 }
 
 // redactDecoded is Redact for any event: decoded, redacted, encoded again.

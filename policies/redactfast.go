@@ -3,6 +3,7 @@ package policies
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -90,7 +91,6 @@ func inputEvent(raw []byte) (id int64, text string, ok bool) {
 	}
 	var seen uint
 	var sources int
-	textAt, textEnd := -1, -1
 	d := scanner{b: data}
 	ok = d.object(func(key []byte) bool {
 		if string(key) == "source" {
@@ -105,32 +105,17 @@ func inputEvent(raw []byte) (id int64, text string, ok bool) {
 		seen |= 1 << i
 		switch inputKeys[i].kind {
 		case keyString:
-			d.ws()
-			textAt = d.i
-			if !d.skipValue() || data[textAt] != '"' {
-				return false
-			}
-			textEnd = d.i
-			return true
+			var ok bool
+			text, ok = d.str()
+			return ok
 		case keyNumber:
-			start := d.i
-			if _, ok := d.number(); !ok {
-				return false
-			}
-			var err error
-			id, err = strconv.ParseInt(strings.TrimSpace(string(data[start:d.i])), 10, 64)
-			return err == nil
+			var ok bool
+			id, ok = d.integer()
+			return ok
 		}
 		return d.value(inputKeys[i].kind)
 	})
 	if !ok || sources != 1 || !complete(inputKeys, seen) || !d.end() {
-		return 0, "", false
-	}
-	quoted := data[textAt:textEnd]
-	if plain := quoted[1 : len(quoted)-1]; bytes.IndexFunc(plain, func(r rune) bool { return r == '\\' || r < 0x20 }) < 0 {
-		return id, string(plain), true
-	}
-	if json.Unmarshal(quoted, &text) != nil {
 		return 0, "", false
 	}
 	return id, text, true
@@ -176,6 +161,62 @@ func parseEnvelope(raw []byte) (ev event, ok bool) {
 		return ok
 	})
 	return ev, ok && s.end() && complete(eventKeys, seen)
+}
+
+// textChange is one entry of a Mutation's texts, as textMutationEvent reads
+// it.
+type textChange struct {
+	id    int64
+	value string
+}
+
+// textMutationEvent reports whether raw is a Mutation that only changes the
+// text of nodes (texts entries with a string value; attributes, removes and
+// adds present and empty; no other key), and returns the changes. Redact
+// passes such an event as it is when none of the texts needs masking.
+func textMutationEvent(raw []byte) ([]textChange, bool) {
+	data, ok := incrementalData(raw)
+	if !ok {
+		return nil, false
+	}
+	var changes []textChange
+	var seen uint
+	keys := []string{"source", "texts", "attributes", "removes", "adds"}
+	d := scanner{b: data}
+	ok = d.object(func(key []byte) bool {
+		i := slices.Index(keys, string(key))
+		if i < 0 || seen&(1<<i) != 0 {
+			return false
+		}
+		seen |= 1 << i
+		switch i {
+		case 0:
+			n, ok := d.number()
+			return ok && n == sourceMutation
+		case 1:
+			return d.array(func() bool {
+				var c textChange
+				var fields uint
+				valid := d.object(func(key []byte) bool {
+					var read bool
+					switch {
+					case string(key) == "id" && fields&1 == 0:
+						fields |= 1
+						c.id, read = d.integer()
+					case string(key) == "value" && fields&2 == 0:
+						fields |= 2
+						c.value, read = d.str()
+					}
+					return read
+				})
+				changes = append(changes, c)
+				return valid && fields == 3
+			})
+		default:
+			return d.consume('[') && d.consume(']')
+		}
+	})
+	return changes, ok && seen == 1<<len(keys)-1 && d.end()
 }
 
 // incrementalData returns the data object of raw if raw is an
@@ -465,6 +506,55 @@ func (s *scanner) number() (n int, ok bool) {
 		}
 	}
 	return n, true
+}
+
+// array reads an array, calling item with the scanner at each element,
+// which item must read.
+func (s *scanner) array(item func() bool) bool {
+	if !s.consume('[') {
+		return false
+	}
+	if s.consume(']') {
+		return true
+	}
+	for {
+		if !item() {
+			return false
+		}
+		if s.consume(']') {
+			return true
+		}
+		if !s.consume(',') {
+			return false
+		}
+	}
+}
+
+// integer reads a number that is an integer as encoding/json decodes one
+// into an int64.
+func (s *scanner) integer() (int64, bool) {
+	s.ws()
+	start := s.i
+	if _, ok := s.number(); !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(s.b[start:s.i]), 10, 64)
+	return n, err == nil
+}
+
+// str reads a string and returns its value.
+func (s *scanner) str() (string, bool) {
+	s.ws()
+	start := s.i
+	if s.i >= len(s.b) || s.b[s.i] != '"' || !s.skipValue() {
+		return "", false
+	}
+	quoted := s.b[start:s.i]
+	if plain := quoted[1 : len(quoted)-1]; bytes.IndexFunc(plain, func(r rune) bool { return r == '\\' || r < 0x20 }) < 0 {
+		return string(plain), true
+	}
+	var v string
+	return v, json.Unmarshal(quoted, &v) == nil
 }
 
 func (s *scanner) digits() int {

@@ -48,8 +48,9 @@ func TestIsNumericEvent(t *testing.T) {
 
 // FuzzNumericEvent checks the fast paths against the full one: whatever
 // Redact sends for an event, the full decoding path (redactDecoded) must
-// send the same content, on a page with a plain text field (id 3) and a
-// password field (id 4).
+// send the same content, on a page with a plain text field (id 3), a
+// password field (id 4), a text node (5), style text (7) and textarea text
+// (9).
 func FuzzNumericEvent(f *testing.F) {
 	f.Add([]byte(`{"type":3,"data":{"source":1,"positions":[{"x":10,"y":20.5,"id":7,"timeOffset":-40}]},"timestamp":1700000000000}`))
 	f.Add([]byte(`{"type":3,"data":{"source":7,"type":1,"id":3,"currentTime":1.5,"muted":true},"timestamp":1,"delay":0}`))
@@ -57,7 +58,11 @@ func FuzzNumericEvent(f *testing.F) {
 	f.Add([]byte(`{"type":3,"data":{"source":5,"id":3,"text":"red shoes","isChecked":false,"userTriggered":true},"timestamp":1}`))
 	f.Add([]byte(`{"type":3,"data":{"source":5,"id":3,"text":"jane@example.com \u00e9","isChecked":false},"timestamp":1}`))
 	f.Add([]byte(`{"type":3,"data":{"source":5,"id":4,"text":"hunter22","isChecked":false},"timestamp":1}`))
-	page := doc(1, el(2, "body", nil, el(3, "input", map[string]any{"type": "text"}), el(4, "input", map[string]any{"type": "password"})))
+	f.Add([]byte(`{"type":3,"data":{"source":0,"texts":[{"id":5,"value":"total 3"}],"attributes":[],"removes":[],"adds":[]},"timestamp":1}`))
+	f.Add([]byte(`{"type":3,"data":{"source":0,"texts":[{"id":5,"value":"jane@example.com"},{"id":7,"value":null}],"attributes":[],"removes":[],"adds":[]},"timestamp":1}`))
+	f.Add([]byte(`{"type":3,"data":{"adds":[],"source":0,"removes":[],"attributes":[],"texts":[{"value":"x\ny","id":7}]},"timestamp":1}`))
+	page := doc(1, el(2, "body", nil, el(3, "input", map[string]any{"type": "text"}), el(4, "input", map[string]any{"type": "password"}),
+		txt(5, "total 2"), el(6, "style", nil, txt(7, "a{color:red}")), el(8, "textarea", nil, txt(9, "notes"))))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		fast, full := redactor(t, ""), redactor(t, "")
 		run(t, fast, meta(t, "https://a.example/"), snapshot(t, page))
@@ -125,4 +130,31 @@ func FuzzAppendString(f *testing.F) {
 			t.Fatalf("appendString(%q) = %s, want %s", s, got, want)
 		}
 	})
+}
+
+func TestTextMutationEvent(t *testing.T) {
+	for _, tc := range []struct {
+		event string
+		want  int // number of changes; -1: not a text-only mutation
+	}{
+		{`{"type":3,"data":{"source":0,"texts":[{"id":5,"value":"a"},{"id":6,"value":"b\n"}],"attributes":[],"removes":[],"adds":[]},"timestamp":1}`, 2},
+		{`{"type":3,"data":{"source":0,"texts":[],"attributes":[],"removes":[],"adds":[]},"timestamp":1}`, 0},
+		{`{"type":3,"data":{"source":0,"texts":[{"id":5,"value":null}],"attributes":[],"removes":[],"adds":[]},"timestamp":1}`, -1},
+		{`{"type":3,"data":{"source":0,"texts":[{"id":5,"value":"a"}],"attributes":[{"id":5,"attributes":{}}],"removes":[],"adds":[]},"timestamp":1}`, -1},
+		{`{"type":3,"data":{"source":0,"texts":[{"id":5,"value":"a"}],"removes":[],"adds":[]},"timestamp":1}`, -1},
+		{`{"type":3,"data":{"source":0,"texts":[{"id":5,"value":"a","x":1}],"attributes":[],"removes":[],"adds":[]},"timestamp":1}`, -1},
+		{`{"type":3,"data":{"source":0,"texts":[{"id":5}],"attributes":[],"removes":[],"adds":[]},"timestamp":1}`, -1},
+		{`{"type":3,"data":{"source":0,"texts":[],"attributes":[],"removes":[],"adds":[],"isAttachIframe":true},"timestamp":1}`, -1},
+		{`{"type":3,"data":{"source":1,"texts":[],"attributes":[],"removes":[],"adds":[]},"timestamp":1}`, -1},
+	} {
+		changes, ok := textMutationEvent([]byte(tc.event))
+		if got := len(changes); !ok {
+			got = -1
+		} else if got != tc.want {
+			t.Errorf("textMutationEvent(%s): %d changes, want %d", tc.event, got, tc.want)
+		}
+		if (tc.want < 0) == ok {
+			t.Errorf("textMutationEvent(%s): ok = %v, want %v", tc.event, ok, tc.want >= 0)
+		}
+	}
 }
