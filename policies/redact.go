@@ -39,13 +39,15 @@ import (
 //   - block_page: the agent gets a placeholder page instead of the page.
 //
 // Fail closed: event types, incremental sources and fields it does not know
-// are dropped (events are decoded and encoded again from known fields only,
-// but for events of numbers only, which are checked and passed as they are:
-// see redactfast.go); canvas contents, images inlined as data: URLs, plugin and console
-// events are dropped; event handler attributes and javascript: URLs are
-// removed; a node added under a parent the mirror does not know is masked;
-// and events before the first Meta event, or on a page whose mirror
-// outgrew maxMirrorNodes, are not sent.
+// are dropped: events are decoded and encoded again from known fields only,
+// except the events that redactfast.go checks key by key and passes as they
+// came (numbers-only pointer, scroll, viewport and media events, and typed
+// values and text changes that need no masking). Canvas contents, images
+// inlined as data: URLs, srcdoc, plugin and console events are dropped;
+// event handler attributes and javascript: URLs are removed; a node added
+// under a parent the mirror does not know is masked; and events before the
+// first Meta event, or on a page whose mirror outgrew maxMirrorNodes, are
+// not sent.
 //
 // When an attribute change makes an element start or stop matching a rule,
 // the Redactor sends, after the change, the events that bring the agent's

@@ -13,12 +13,14 @@ import (
 // ids, times). Decoding and re-encoding each with encoding/json, as Redact
 // does for everything else, made redaction cost twice the hub's own work per
 // event (BenchmarkHubEvent). isNumericEvent recognises these events with a
-// small allocation-free scanner, so that Redact can send them as they came:
-// an event passes only if every key is one it expects for that event and
-// every value is a JSON number (or, where rrweb has them, a boolean or an
-// array of such objects), with no key twice. Anything else, including a key
-// written with escapes, takes the full decode path, which drops what it
-// does not know.
+// small scanner, so that Redact can send them as they came: an event passes
+// only if every key is one it expects for that event and every value is a
+// JSON number (or, where rrweb has them, a boolean or an array of such
+// objects), with no key twice. inputEvent and textMutationEvent read typed
+// values and text-only mutations the same way, for Redact to pass when
+// nothing in them needs masking. Anything else, including a key written
+// with escapes, takes the full decode path, which drops what it does not
+// know. FuzzNumericEvent checks that the two paths send the same.
 
 // fastKeys lists, by incremental source, the keys the data object of an
 // event of that source may have besides "source", the kind of each value,
