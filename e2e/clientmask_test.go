@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,16 +12,7 @@ import (
 // the visitor's browser at all, while public text does. (The server's half,
 // with a script that ignores the policy, is TestNoSecretReachesAnAgent.)
 func TestVisitorScriptMasksFirst(t *testing.T) {
-	upstream := leakUpstream(t)
-	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
-	policyYAML, err := os.ReadFile(filepath.Join("testdata", "leak", "policy.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(policyFile, policyYAML, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c := startCobrowse(t, "serve", "--upstream", upstream.URL, "--policy", policyFile)
+	c := startLeakServer(t)
 	page := visitorBrowser(t).MustPage("").Timeout(60 * time.Second)
 	sent := captureVisitorTraffic(t, page)
 	page.MustNavigate(strings.TrimSuffix(c.visitorURL, "/") + leakProfilePath).MustWaitLoad()

@@ -183,16 +183,7 @@ var leakPublic = map[string][]string{
 // public text does arrive and the masked places show as '*' runs.
 func TestNoSecretReachesAnAgent(t *testing.T) {
 	lt := &leakTest{t: t}
-	upstream := leakUpstream(t)
-	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
-	policyYAML, err := os.ReadFile(filepath.Join("testdata", "leak", "policy.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(policyFile, policyYAML, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	lt.c = startCobrowse(t, "serve", "--upstream", upstream.URL, "--policy", policyFile)
+	lt.c = startLeakServer(t)
 	origin := strings.TrimSuffix(lt.c.visitorURL, "/")
 
 	visitor := visitorBrowser(t).WithPanic(func(v any) { t.Helper(); lt.fatalf("visitor browser: %v", v) })
@@ -855,6 +846,22 @@ func (w *wireLog) acked(sub string) string {
 }
 
 // leakUpstream serves the corpus on 127.0.0.1.
+// startLeakServer runs cobrowse in front of leakUpstream with the corpus's
+// policy (copied to a temporary directory, which the server watches).
+func startLeakServer(t *testing.T) *cobrowse {
+	t.Helper()
+	upstream := leakUpstream(t)
+	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
+	policyYAML, err := os.ReadFile(filepath.Join("testdata", "leak", "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(policyFile, policyYAML, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return startCobrowse(t, "serve", "--upstream", upstream.URL, "--policy", policyFile)
+}
+
 func leakUpstream(t *testing.T) *httptest.Server {
 	t.Helper()
 	files := map[string]string{

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -60,8 +61,13 @@ func (p *Policy) Explain(pageURL string, page io.Reader) (*Report, error) {
 	if err := json.Unmarshal(out[0], &ev); err != nil {
 		return nil, fmt.Errorf("reading the redacted snapshot: %w", err)
 	}
+	agentView := newMirror().build(ev.Data.Node, nil, nil)
+	if agentView == nil {
+		return nil, errors.New("the Redactor sent a snapshot that cannot be rebuilt")
+	}
+	sortAttrs(agentView)
 	var rendered bytes.Buffer
-	if err := html.Render(&rendered, nodeOf(ev.Data.Node)); err != nil {
+	if err := html.Render(&rendered, agentView); err != nil {
 		return nil, fmt.Errorf("rendering the redacted page: %w", err)
 	}
 	rep := &Report{URL: pageURL, Rules: r.page.Rules, Blocked: r.page.Block, HTML: rendered.String()}
@@ -105,33 +111,11 @@ func snapshotOf(n *html.Node, nextID *int64) *snode {
 	return sn
 }
 
-// nodeOf turns a serialized node back into an x/net/html node, to render.
-func nodeOf(sn *snode) *html.Node {
-	n := &html.Node{}
-	switch sn.Type {
-	case nodeDocument:
-		n.Type = html.DocumentNode
-	case nodeDocumentType:
-		n.Type, n.Data = html.DoctypeNode, sn.Name
-	case nodeElement:
-		n.Type, n.Data = html.ElementNode, sn.TagName
-		names := make([]string, 0, len(sn.Attributes))
-		for name := range sn.Attributes {
-			names = append(names, name)
-		}
-		slices.Sort(names)
-		for _, name := range names {
-			if v, ok := attrString(sn.Attributes[name]); ok {
-				n.Attr = append(n.Attr, html.Attribute{Key: name, Val: v})
-			}
-		}
-	case nodeText:
-		n.Type, n.Data = html.TextNode, sn.TextContent
-	default:
-		n.Type, n.Data = html.CommentNode, sn.TextContent
+// sortAttrs sorts the attributes of n and its subtree by name, so that the
+// rendered page does not change from run to run.
+func sortAttrs(n *html.Node) {
+	slices.SortFunc(n.Attr, func(a, b html.Attribute) int { return strings.Compare(a.Key, b.Key) })
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		sortAttrs(c)
 	}
-	for _, c := range sn.ChildNodes {
-		n.AppendChild(nodeOf(c))
-	}
-	return n
 }
