@@ -45,7 +45,7 @@ FUZZTIME ?= 1m
 FUZZ_TARGETS := rewrite:FuzzInjector rewrite:FuzzInjectorMetaCSP rewrite:FuzzAllowVisitor rewrite:FuzzURLRewriter \
 	proxy:FuzzRewriteResponseHeaders session:FuzzVisitorMessages session:FuzzIdentityVerify \
 	policies:FuzzParse policies:FuzzDetectors policies:FuzzRedactor policies:FuzzRedactorNeverLeaks policies:FuzzNumericEvent \
-	policies:FuzzAppendString
+	policies:FuzzAppendString policies:FuzzDecodeFullSnapshot policies:FuzzUnquote
 fuzz: web
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 	  echo "==> fuzzing $$name in ./$$pkg for $(FUZZTIME)"; \

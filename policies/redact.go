@@ -275,8 +275,8 @@ func (r *Redactor) fullSnapshot(data json.RawMessage) []any {
 	if r.page == nil {
 		return nil // no Meta event: no policy chosen for this page
 	}
-	var fs fullSnapshotData
-	if json.Unmarshal(data, &fs) != nil || fs.Node == nil {
+	fs, ok := decodeFullSnapshot(data)
+	if !ok || fs.Node == nil {
 		return nil
 	}
 	r.mirror = newMirror()
@@ -287,11 +287,11 @@ func (r *Redactor) fullSnapshot(data json.RawMessage) []any {
 	if r.blocked {
 		r.count(byBlockPage)
 		fs.Node = blockedPage()
-		return []any{&fs}
+		return []any{fs}
 	}
 	r.evaluate(root, "", "", nil)
 	fs.Node = r.serialize(root)
-	return []any{&fs}
+	return []any{fs}
 }
 
 // blockedPage is the document an agent sees instead of a page that the

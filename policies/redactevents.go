@@ -3,6 +3,7 @@ package policies
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -114,6 +115,9 @@ func (n *snode) MarshalJSON() ([]byte, error) {
 
 // appendNode appends the JSON of n and its subtree to b.
 func appendNode(b []byte, n *snode) ([]byte, error) {
+	if n == nil {
+		return nil, errors.New("policies: a missing node in a snapshot")
+	}
 	b = append(b, `{"type":`...)
 	b = strconv.AppendInt(b, int64(n.Type), 10)
 	b = append(b, `,"id":`...)

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // Most of a visitor's events carry no content at all: pointer moves,
@@ -551,12 +553,80 @@ func (s *scanner) str() (string, bool) {
 	if s.i >= len(s.b) || s.b[s.i] != '"' || !s.skipValue() {
 		return "", false
 	}
-	quoted := s.b[start:s.i]
-	if plain := quoted[1 : len(quoted)-1]; bytes.IndexFunc(plain, func(r rune) bool { return r == '\\' || r < 0x20 }) < 0 {
-		return string(plain), true
+	return unquote(s.b[start+1 : s.i-1])
+}
+
+// unquote returns the value of the JSON string whose content (between the
+// quotes) is q, as encoding/json decodes it: escapes resolved, a lone
+// surrogate as U+FFFD; a control character or a bad escape is an error.
+func unquote(q []byte) (string, bool) {
+	if bytes.IndexFunc(q, func(r rune) bool { return r == '\\' || r < 0x20 }) < 0 {
+		return string(q), true
 	}
-	var v string
-	return v, json.Unmarshal(quoted, &v) == nil
+	var b strings.Builder
+	b.Grow(len(q))
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		switch {
+		case c < 0x20:
+			return "", false
+		case c != '\\':
+			b.WriteByte(c)
+			continue
+		}
+		if i++; i >= len(q) {
+			return "", false
+		}
+		switch q[i] {
+		case '"', '\\', '/':
+			b.WriteByte(q[i])
+		case 'b':
+			b.WriteByte('\b')
+		case 'f':
+			b.WriteByte('\f')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case 'u':
+			r, ok := hex4(q[i+1:])
+			if !ok {
+				return "", false
+			}
+			i += 4
+			if utf16.IsSurrogate(r) {
+				if r2, ok := hex4(q[min(i+3, len(q)):]); ok && i+2 < len(q) && q[i+1] == '\\' && q[i+2] == 'u' {
+					if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+						b.WriteRune(dec)
+						i += 6
+						continue
+					}
+				}
+				r = utf8.RuneError
+			}
+			b.WriteRune(r)
+		default:
+			return "", false
+		}
+	}
+	return b.String(), true
+}
+
+// hex4 reads the four hex digits of a \u escape at the start of q.
+func hex4(q []byte) (rune, bool) {
+	if len(q) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range q[:4] {
+		if !isHex(c) {
+			return 0, false
+		}
+		r = r<<4 | rune(unhex(c))
+	}
+	return r, true
 }
 
 func (s *scanner) digits() int {

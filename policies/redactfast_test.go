@@ -158,3 +158,24 @@ func TestTextMutationEvent(t *testing.T) {
 		}
 	}
 }
+
+// FuzzUnquote checks unquote against encoding/json on string contents.
+func FuzzUnquote(f *testing.F) {
+	for _, s := range []string{`plain`, `a\nb\t\"c\\`, `\u00e9\u20ac`, `\ud83d\ude00`, `\ud800x`, `\udc00\ud800`, `\ud800\u0041`, `\x`, "\x01", `\u12`, "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, content string) {
+		if s := (scanner{b: []byte(`"` + content + `"`)}); !s.skipValue() || s.i != len(content)+2 {
+			return // an unescaped quote: the scanner would have ended the string there
+		}
+		got, ok := unquote([]byte(content))
+		var want string
+		err := json.Unmarshal([]byte(`"`+content+`"`), &want)
+		if ok != (err == nil) {
+			t.Fatalf("unquote(%q): ok %v, encoding/json: %v", content, ok, err)
+		}
+		if ok && !sameJSON(t, appendString(nil, got), appendString(nil, want)) {
+			t.Fatalf("unquote(%q) = %q, encoding/json %q", content, got, want)
+		}
+	})
+}

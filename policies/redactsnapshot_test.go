@@ -1,0 +1,87 @@
+package policies
+
+import (
+	"compress/gzip"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// recordedSnapshots returns the data of the full snapshots in the recorded
+// demo session.
+func recordedSnapshots(t testing.TB) [][]byte {
+	f, err := os.Open(filepath.Join("testdata", "demo-session.json.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batches [][]event
+	if err := json.NewDecoder(zr).Decode(&batches); err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for _, b := range batches {
+		for _, e := range b {
+			if e.Type == eventFullSnapshot {
+				out = append(out, e.Data)
+			}
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no snapshot in the recorded session")
+	}
+	return out
+}
+
+// checkSameSnapshot fails if decodeFullSnapshot decodes data and
+// encoding/json does not, or decodes it differently.
+func checkSameSnapshot(t *testing.T, data []byte) (decoded bool) {
+	mine, ok := decodeFullSnapshot(data)
+	if !ok {
+		return false
+	}
+	var std fullSnapshotData
+	if err := json.Unmarshal(data, &std); err != nil {
+		t.Fatalf("decodeFullSnapshot read %q, which encoding/json refuses: %v", data, err)
+	}
+	if (mine.Node == nil) != (std.Node == nil) {
+		t.Fatalf("for %q: mine has node %v, encoding/json %v", data, mine.Node, std.Node)
+	}
+	if mine.Node == nil {
+		return true
+	}
+	a, errA := encodeEvent(event{Type: eventFullSnapshot, Timestamp: "1"}, mine)
+	b, errB := encodeEvent(event{Type: eventFullSnapshot, Timestamp: "1"}, &std)
+	// Compared as JSON values: a string with invalid UTF-8 is written with
+	// \ufffd escapes from one and U+FFFD itself from the other.
+	if (errA == nil) != (errB == nil) || errA == nil && !sameJSON(t, a, b) {
+		t.Fatalf("for %q:\nmine %s (%v)\nstd  %s (%v)", data, a, errA, b, errB)
+	}
+	return true
+}
+
+func TestDecodeFullSnapshotReadsRecordedSnapshots(t *testing.T) {
+	for _, data := range recordedSnapshots(t) {
+		if !checkSameSnapshot(t, data) {
+			t.Errorf("a recorded snapshot does not decode: %.200s", data)
+		}
+	}
+}
+
+func FuzzDecodeFullSnapshot(f *testing.F) {
+	for _, data := range recordedSnapshots(f) {
+		if len(data) < 4096 {
+			f.Add(data)
+		}
+	}
+	f.Add([]byte(`{"node":{"type":0,"id":1,"childNodes":[{"type":2,"id":2,"tagName":"p","attributes":{"class":"a","x":1,"y":true,"z":null},"childNodes":[{"type":3,"id":3,"textContent":"hi \u00e9\n"}]}]},"initialOffset":{"top":0,"left":1.5}}`))
+	f.Add([]byte(`{"NODE":{"Type":2,"ID":7,"tagname":"div","attributes":null,"childNodes":null,"rootId":null,"isSVG":true,"extra":[1,{"a":"b"}]},"initialOffset":null}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkSameSnapshot(t, data)
+	})
+}
