@@ -876,6 +876,23 @@ func isDataURL(s string) bool { return hasScheme(s, "data:") }
 
 func hasScheme(s, scheme string) bool {
 	s = strings.TrimLeft(s, "\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f ")
-	s = strings.NewReplacer("\t", "", "\n", "", "\r", "").Replace(s)
-	return len(s) >= len(scheme) && strings.EqualFold(s[:len(scheme)], scheme)
+	k := 0 // bytes of scheme matched, tabs and newlines skipped
+	for i := 0; i < len(s) && k < len(scheme); i++ {
+		switch c := s[i]; {
+		case c == '\t' || c == '\n' || c == '\r':
+		case lowerASCII(c) == scheme[k]:
+			k++
+		default:
+			return false
+		}
+	}
+	return k == len(scheme)
+}
+
+// lowerASCII returns c in lower case if it is an ASCII letter.
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }

@@ -421,3 +421,27 @@ func TestRedactCSS(t *testing.T) {
 		}
 	}
 }
+
+func TestHasScheme(t *testing.T) {
+	for _, tc := range []struct {
+		url      string
+		js, data bool
+	}{
+		{"javascript:alert(1)", true, false},
+		{"  JaVa\tScRi\npt:alert(1)", true, false},
+		{"\x01\x1f javascript:x", true, false},
+		{"java script:x", false, false},
+		{"javascript", false, false},
+		{"/javascript:x", false, false},
+		{"DATA:image/png;base64,AA", false, true},
+		{"https://a.example/data:x", false, false},
+		{"", false, false},
+	} {
+		if got := isJavaScriptURL(tc.url); got != tc.js {
+			t.Errorf("isJavaScriptURL(%q) = %v", tc.url, got)
+		}
+		if got := isDataURL(tc.url); got != tc.data {
+			t.Errorf("isDataURL(%q) = %v", tc.url, got)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package policies
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -267,14 +266,10 @@ func attrString(v json.RawMessage) (string, bool) {
 	case string(v) == "true":
 		return "", true
 	case v[0] == '"':
-		if len(v) >= 2 && bytes.IndexByte(v, '\\') < 0 {
-			return string(v[1 : len(v)-1]), true // nothing to unescape (the decoder checked it)
-		}
-		var s string
-		if json.Unmarshal(v, &s) != nil {
+		if len(v) < 2 || v[len(v)-1] != '"' {
 			return "", false
 		}
-		return s, true
+		return unquote(v[1 : len(v)-1])
 	default: // a number
 		return string(v), true
 	}
