@@ -49,7 +49,8 @@ func (m *mirror) size() int { return len(m.byID) }
 // build adds the serialized node sn and its descendants to the mirror, under
 // parent (nil for a root), before next (nil: as the last child). It returns
 // the new node, or nil if sn is malformed or its id is taken (a visitor
-// script that reuses ids gets nothing applied).
+// script that reuses ids gets nothing applied). The mirror takes over the
+// attribute maps of sn's elements: the caller must not use them afterwards.
 func (m *mirror) build(sn *snode, parent, next *html.Node) *html.Node {
 	if sn == nil || m.size() >= maxMirrorNodes {
 		return nil
@@ -72,9 +73,9 @@ func (m *mirror) build(sn *snode, parent, next *html.Node) *html.Node {
 		if sn.IsSVG {
 			n.Namespace = "svg"
 		}
-		st.raw = attributes{}
-		for name, v := range sn.Attributes {
-			st.raw[name] = v
+		st.raw = sn.Attributes // taken over: the serialized node is not used after build
+		if st.raw == nil {
+			st.raw = attributes{}
 		}
 		syncAttrs(n, st)
 	case nodeText:
