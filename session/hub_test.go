@@ -422,6 +422,13 @@ func TestResnapshotStartsEveryTabOver(t *testing.T) {
 // panickyRedactor panics on events containing "boom".
 type panickyRedactor struct{ passThrough }
 
+func (panickyRedactor) Page(url, title string) (string, string) {
+	if strings.Contains(title, "boom") {
+		panic("redactor bug")
+	}
+	return url, title
+}
+
 func (panickyRedactor) Redact(event json.RawMessage) []json.RawMessage {
 	if strings.Contains(string(event), "boom") {
 		panic("redactor bug")
@@ -449,4 +456,9 @@ func TestRedactorPanicIsContained(t *testing.T) {
 	mustBatch(t, v, 3, fresh) // the session is not locked up
 	s, _ := hub.Session("session-1")
 	sameEvents(t, s.Events(), fresh)
+
+	v.SetPage("https://shop.test/boom", "boom")
+	if info := s.Info(); info.URL != "" || info.Title != "" { // and Info does not hang on the lock
+		t.Errorf("after a failed page redaction the session shows %q, %q", info.URL, info.Title)
+	}
 }

@@ -346,6 +346,19 @@ func (v *Visitor) redactLocked(raw json.RawMessage) (out []json.RawMessage) {
 	return v.tab.redactor.Redact(raw)
 }
 
+// pageLocked runs the tab's Redactor on the page the tab says it shows; if
+// the Redactor panics, agents are shown neither URL nor title.
+func (v *Visitor) pageLocked(url, title string) (shownURL, shownTitle string) {
+	defer func() {
+		if p := recover(); p != nil {
+			v.session.hub.cfg.Logger.Error("redactor failed on a page description; nothing shown",
+				"session", v.session.id, "tab", v.tab.id, "panic", p, "stack", string(debug.Stack()))
+			shownURL, shownTitle = "", ""
+		}
+	}()
+	return v.tab.redactor.Page(url, title)
+}
+
 // dropLogLocked forgets the tab's log and asks the visitor for a new full
 // snapshot, which starts the next log.
 func (v *Visitor) dropLogLocked() {
@@ -357,7 +370,7 @@ func (v *Visitor) dropLogLocked() {
 func (v *Visitor) SetPage(url, title string) {
 	s := v.session
 	s.mu.Lock()
-	v.tab.url, v.tab.title = v.tab.redactor.Page(url, title)
+	v.tab.url, v.tab.title = v.pageLocked(url, title)
 	if s.active == nil {
 		s.active = v.tab
 	}
