@@ -112,18 +112,31 @@ func NewRedactor(policy func() *Policy) *Redactor {
 // Redact returns the events an agent may see in place of raw: none, raw
 // redacted, or raw redacted followed by corrections.
 func (r *Redactor) Redact(raw json.RawMessage) []json.RawMessage {
-	if r.page != nil && r.mirror != nil && !r.blocked {
-		if isNumericEvent(raw) {
-			return []json.RawMessage{raw} // numbers only: see redactfast.go
-		}
-		if id, text, ok := inputEvent(raw); ok && r.plainInput(id, text) {
-			return []json.RawMessage{raw}
-		}
-		if changes, ok := textMutationEvent(raw); ok && r.plainTexts(changes) {
-			return []json.RawMessage{raw}
-		}
+	ev, plain, ok := parseEnvelope(raw)
+	if !ok {
+		r.count("dropped: malformed event")
+		return nil
 	}
-	return r.redactDecoded(raw)
+	if plain && ev.Type == eventIncremental && r.page != nil && r.mirror != nil && !r.blocked && r.passes(ev.Data) {
+		return []json.RawMessage{raw}
+	}
+	return r.redactEvent(ev)
+}
+
+// passes reports whether an IncrementalSnapshot event with data may be sent
+// as it came (see redactfast.go): numbers only, or a typed value or text
+// changes that need no masking (which it records in the mirror).
+func (r *Redactor) passes(data []byte) bool {
+	if numbersOnly(data) {
+		return true
+	}
+	if id, text, ok := typedValue(data); ok {
+		return r.plainInput(id, text)
+	}
+	if changes, ok := textChanges(data); ok {
+		return r.plainTexts(changes)
+	}
+	return false
 }
 
 // plainInput records text as the value of field id, and reports whether
@@ -166,13 +179,9 @@ func (r *Redactor) plainTexts(changes []textChange) bool {
 	return true
 }
 
-// redactDecoded is Redact for any event: decoded, redacted, encoded again.
-func (r *Redactor) redactDecoded(raw json.RawMessage) []json.RawMessage {
-	ev, ok := parseEnvelope(raw)
-	if !ok {
-		r.count("dropped: malformed event")
-		return nil
-	}
+// redactEvent is Redact for any event: its data decoded, redacted, encoded
+// again.
+func (r *Redactor) redactEvent(ev event) []json.RawMessage {
 	var out []any
 	switch ev.Type {
 	case eventDOMContentLoaded, eventLoad:

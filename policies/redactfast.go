@@ -14,11 +14,11 @@ import (
 // scrolls, clicks, viewport and media changes are numbers (positions, node
 // ids, times). Decoding and re-encoding each with encoding/json, as Redact
 // does for everything else, made redaction cost twice the hub's own work per
-// event (BenchmarkHubEvent). isNumericEvent recognises these events with a
+// event (BenchmarkHubEvent). numbersOnly recognises these events with a
 // small scanner, so that Redact can send them as they came: an event passes
 // only if every key is one it expects for that event and every value is a
 // JSON number (or, where rrweb has them, a boolean or an array of such
-// objects), with no key twice. inputEvent and textMutationEvent read typed
+// objects), with no key twice. typedValue and textChanges read typed
 // values and text-only mutations the same way, for Redact to pass when
 // nothing in them needs masking. Anything else, including a key written
 // with escapes, takes the full decode path, which drops what it does not
@@ -85,14 +85,11 @@ func lookup(keys []fastKey, key []byte) int {
 	return -1
 }
 
-// inputEvent reports whether raw is an Input event made of the keys rrweb
-// sends, and returns the field's node id and the value typed. Redact passes
-// such an event as it is when the value needs no masking.
-func inputEvent(raw []byte) (id int64, text string, ok bool) {
-	data, ok := incrementalData(raw)
-	if !ok {
-		return 0, "", false
-	}
+// typedValue reports whether data, an IncrementalSnapshot's, is an Input
+// made of the keys rrweb sends, and returns the field's node id and the
+// value typed. Redact passes such an event as it is when the value needs no
+// masking.
+func typedValue(data []byte) (id int64, text string, ok bool) {
 	var seen uint
 	var sources int
 	d := scanner{b: data}
@@ -129,13 +126,17 @@ func inputEvent(raw []byte) (id int64, text string, ok bool) {
 // decoding or copying its data, which can be a snapshot of tens of
 // kilobytes: each kind of event decodes (and so checks) its data itself.
 // The type must be a small integer, the timestamp and delay numbers, the
-// data an object; other keys are skipped, and no key may come twice.
-func parseEnvelope(raw []byte) (ev event, ok bool) {
+// data an object; other keys are skipped, and no key may come twice. plain
+// reports that there was no other key, so that the event may be passed on
+// as it came if its data allows.
+func parseEnvelope(raw []byte) (ev event, plain, ok bool) {
 	s := scanner{b: raw}
 	var seen uint
+	plain = true
 	ok = s.object(func(key []byte) bool {
 		i := lookup(eventKeys, key)
 		if i < 0 {
+			plain = false
 			return s.skipValue()
 		}
 		if seen&(1<<i) != 0 {
@@ -164,30 +165,27 @@ func parseEnvelope(raw []byte) (ev event, ok bool) {
 		}
 		return ok
 	})
-	return ev, ok && s.end() && complete(eventKeys, seen)
+	return ev, plain, ok && s.end() && complete(eventKeys, seen)
 }
 
-// textChange is one entry of a Mutation's texts, as textMutationEvent reads
+// textChange is one entry of a Mutation's texts, as textChanges reads
 // it.
 type textChange struct {
 	id    int64
 	value string
 }
 
-// textMutationEvent reports whether raw is a Mutation that only changes the
-// text of nodes (texts entries with a string value; attributes, removes and
-// adds present and empty; no other key), and returns the changes. Redact
-// passes such an event as it is when none of the texts needs masking.
-func textMutationEvent(raw []byte) ([]textChange, bool) {
-	data, ok := incrementalData(raw)
-	if !ok {
-		return nil, false
-	}
+// textChanges reports whether data, an IncrementalSnapshot's, is a
+// Mutation that only changes the text of nodes (texts entries with a string
+// value; attributes, removes and adds present and empty; no other key), and
+// returns the changes. Redact passes such an event as it is when none of
+// the texts needs masking.
+func textChanges(data []byte) ([]textChange, bool) {
 	var changes []textChange
 	var seen uint
 	keys := []string{"source", "texts", "attributes", "removes", "adds"}
 	d := scanner{b: data}
-	ok = d.object(func(key []byte) bool {
+	ok := d.object(func(key []byte) bool {
 		i := slices.Index(keys, string(key))
 		if i < 0 || seen&(1<<i) != 0 {
 			return false
@@ -223,49 +221,10 @@ func textMutationEvent(raw []byte) ([]textChange, bool) {
 	return changes, ok && seen == 1<<len(keys)-1 && d.end()
 }
 
-// incrementalData returns the data object of raw if raw is an
-// IncrementalSnapshot event whose other keys are the envelope's (type,
-// timestamp, delay), each once.
-func incrementalData(raw []byte) ([]byte, bool) {
-	s := scanner{b: raw}
-	typ := -1
-	var seen uint
-	dataAt, dataEnd := -1, -1
-	ok := s.object(func(key []byte) bool {
-		i := lookup(eventKeys, key)
-		if i < 0 || seen&(1<<i) != 0 {
-			return false
-		}
-		seen |= 1 << i
-		if eventKeys[i].kind == keyData {
-			s.ws()
-			dataAt = s.i
-			if !s.skipObject() {
-				return false
-			}
-			dataEnd = s.i
-			return true
-		}
-		n, ok := s.number()
-		if i == 0 {
-			typ = n
-		}
-		return ok
-	})
-	if !ok || !s.end() || typ != eventIncremental || !complete(eventKeys, seen) {
-		return nil, false
-	}
-	return raw[dataAt:dataEnd], true
-}
-
-// isNumericEvent reports whether raw is an IncrementalSnapshot event of a
-// source in fastKeys whose every value is a number, a boolean or a list of
-// positions, as described above.
-func isNumericEvent(raw []byte) bool {
-	data, ok := incrementalData(raw)
-	if !ok {
-		return false
-	}
+// numbersOnly reports whether data, an IncrementalSnapshot's, is of a
+// source in fastKeys and its every value is a number, a boolean or a list
+// of positions, as described above.
+func numbersOnly(data []byte) bool {
 	// The data object: its source decides which keys it may have.
 	source, sources := -1, 0
 	find := scanner{b: data}
@@ -286,7 +245,7 @@ func isNumericEvent(raw []byte) bool {
 	}
 	d := scanner{b: data}
 	var seen uint
-	ok = d.object(func(key []byte) bool {
+	ok := d.object(func(key []byte) bool {
 		if string(key) == "source" {
 			_, ok := d.number()
 			return ok

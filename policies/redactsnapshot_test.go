@@ -1,34 +1,18 @@
 package policies
 
 import (
-	"compress/gzip"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
 // recordedSnapshots returns the data of the full snapshots in the recorded
 // demo session.
 func recordedSnapshots(t testing.TB) [][]byte {
-	f, err := os.Open(filepath.Join("testdata", "demo-session.json.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var batches [][]event
-	if err := json.NewDecoder(zr).Decode(&batches); err != nil {
-		t.Fatal(err)
-	}
 	var out [][]byte
-	for _, b := range batches {
-		for _, e := range b {
-			if e.Type == eventFullSnapshot {
-				out = append(out, e.Data)
+	for _, b := range recordedSession(t) {
+		for _, raw := range b {
+			if ev, _, ok := parseEnvelope(raw); ok && ev.Type == eventFullSnapshot {
+				out = append(out, ev.Data)
 			}
 		}
 	}
