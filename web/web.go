@@ -1,6 +1,7 @@
 // Package web holds all browser-side code of cobrowse and serves it as
-// static bytes: the visitor script injected into fronted pages, and the agent
-// console (dashboard, session view, login).
+// static bytes: the visitor script injected into fronted pages, the agent
+// console (dashboard, session view, login), and the replay page that the
+// headless renderer screencasts.
 //
 // rrweb comes from npm at the version pinned in package.json; `npm ci && npm
 // run build` (run by `make`) copies its bundles into dist/, which is embedded.
@@ -23,7 +24,7 @@ import (
 	"github.com/cobrowse/cobrowse/internal/contentcoding"
 )
 
-//go:embed agent visitor dist
+//go:embed agent visitor replay dist
 var files embed.FS
 
 // vendorFiles are the rrweb bundles that `npm run build` puts in dist/.
@@ -43,23 +44,61 @@ func Check() error {
 // Agent returns the agent console's static files: the pages and scripts at
 // the root, the rrweb replayer under vendor/.
 func Agent() fs.FS {
-	agent, _ := fs.Sub(files, "agent") // cannot fail: "agent" is a valid embedded path
-	vendor, _ := fs.Sub(files, "dist")
-	return overlayFS{root: agent, prefix: "vendor/", under: vendor}
-}
-
-// overlayFS serves under for names starting with prefix, root otherwise.
-type overlayFS struct {
-	root   fs.FS
-	prefix string
-	under  fs.FS
-}
-
-func (o overlayFS) Open(name string) (fs.File, error) {
-	if rest, ok := strings.CutPrefix(name, o.prefix); ok {
-		return o.under.Open(rest)
+	return mounts{
+		{"vendor/", sub("dist")},
+		{"", sub("agent")},
 	}
-	return o.root.Open(name)
+}
+
+// Replay returns the replay page of the headless renderer: replay.html and
+// its scripts at the root, with the agent console's player.js (DOM mode and
+// Rendered mode replay the same way) and the rrweb replayer under vendor/.
+func Replay() fs.FS {
+	return mounts{
+		{"vendor/", sub("dist")},
+		{"player.js", fileFS{sub("agent"), "player.js"}},
+		{"", sub("replay")},
+	}
+}
+
+func sub(dir string) fs.FS {
+	f, _ := fs.Sub(files, dir) // cannot fail: dir is a valid embedded path
+	return f
+}
+
+// mounts serves each name from the first mount whose prefix it has, with the
+// prefix cut off; a prefix without a trailing slash matches that name only.
+type mounts []struct {
+	prefix string
+	fs     fs.FS
+}
+
+func (m mounts) Open(name string) (fs.File, error) {
+	for _, mount := range m {
+		rest, ok := strings.CutPrefix(name, mount.prefix)
+		wholeName := mount.prefix != "" && !strings.HasSuffix(mount.prefix, "/")
+		if !ok || (wholeName && rest != "") {
+			continue
+		}
+		if wholeName {
+			rest = "."
+		}
+		return mount.fs.Open(rest)
+	}
+	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+}
+
+// fileFS is one file of an fs.FS, opened as "." by mounts.
+type fileFS struct {
+	fs   fs.FS
+	name string
+}
+
+func (f fileFS) Open(name string) (fs.File, error) {
+	if name != "." {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return f.fs.Open(f.name)
 }
 
 // VisitorScript returns the script served at /__cobrowse/visitor.js: the

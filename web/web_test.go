@@ -319,17 +319,18 @@ func TestVisitorScriptHandler(t *testing.T) {
 	})
 }
 
+// fsCase is a name to open in a served file system and the file it must be,
+// under web/; an empty from means the name must not open.
+type fsCase struct{ name, from string }
+
 func TestAgentFS(t *testing.T) {
-	agent := Agent()
-	tests := []struct {
-		name string
-		from string // the file it must be, under web/; "" means it must not open
-	}{
+	checkFS(t, Agent(), []fsCase{
 		{"dashboard.html", "agent/dashboard.html"},
 		{"session.html", "agent/session.html"},
 		{"login.html", "agent/login.html"},
 		{"agent.css", "agent/agent.css"},
 		{"common.js", "agent/common.js"},
+		{"player.js", "agent/player.js"},
 		{"vendor/rrweb-replay.min.js", "dist/rrweb-replay.min.js"},
 		{"vendor/rrweb-replay.css", "dist/rrweb-replay.css"},
 		{"vendor/rrweb-record.min.js", "dist/rrweb-record.min.js"},
@@ -351,10 +352,34 @@ func TestAgentFS(t *testing.T) {
 		{"vendor/", ""},
 		{"vendor//rrweb-replay.css", ""},
 		{"", ""},
-	}
+	})
+}
+
+func TestReplayFS(t *testing.T) {
+	checkFS(t, Replay(), []fsCase{
+		{"replay.html", "replay/replay.html"},
+		{"replay.js", "replay/replay.js"},
+		{"replay.css", "replay/replay.css"},
+		{"player.js", "agent/player.js"},
+		{"vendor/rrweb-replay.min.js", "dist/rrweb-replay.min.js"},
+		{"vendor/rrweb-replay.css", "dist/rrweb-replay.css"},
+
+		{"session.js", ""},
+		{"dashboard.html", ""},
+		{"player.jsx", ""},
+		{"player.js/x", ""},
+		{"agent/player.js", ""},
+		{"visitor/visitor.js", ""},
+		{"../agent/session.js", ""},
+		{"", ""},
+	})
+}
+
+func checkFS(t *testing.T, fsys fs.FS, tests []fsCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := fs.ReadFile(agent, tt.name)
+			got, err := fs.ReadFile(fsys, tt.name)
 			if tt.from == "" {
 				if err == nil {
 					t.Fatalf("opened %q (%d bytes); want an error", tt.name, len(got))

@@ -1,8 +1,6 @@
 // The live view of one session: rrweb's Replayer in live mode, fed by the
-// agent WebSocket /api/sessions/{id}/live (docs/protocol.md).
-//
-// The Replayer renders the visitor's page in an iframe that it sandboxes
-// without allow-scripts, so visitor markup never runs script here.
+// agent WebSocket /api/sessions/{id}/live (docs/protocol.md), through
+// cobrowsePlayer (player.js).
 'use strict';
 (function () {
   var sessionId = decodeURIComponent(location.pathname.split('/').pop());
@@ -12,9 +10,8 @@
   var statusEl = document.getElementById('status');
   var titleEl = document.getElementById('page-title');
   var urlEl = document.getElementById('page-url');
-  var replayer = null;
   var pageSize = null;
-  var lastStamp = 0;
+  var player = cobrowsePlayer(stage, function (size) { pageSize = size; fit(); });
   var ended = false;
   var retryMs = 500;
 
@@ -36,20 +33,6 @@
     }
   }
 
-  // rrweb's live mode plays an event once the player's clock (started at
-  // startLive) reaches the event's timestamp. Timestamps come from the
-  // visitor's clock and an idle visitor leaves old ones, so each batch is
-  // moved onto this browser's clock: its last event lands on "now", its
-  // internal spacing and the overall order are kept.
-  function restamp(events) {
-    if (!events.length) return;
-    var shift = Date.now() - events[events.length - 1].timestamp;
-    events.forEach(function (e) {
-      lastStamp = Math.max(e.timestamp + shift, lastStamp);
-      e.timestamp = lastStamp;
-    });
-  }
-
   function fit() {
     var wrapper = stage.querySelector('.replayer-wrapper');
     if (!wrapper || !pageSize) return;
@@ -61,25 +44,7 @@
 
   function reset(msg) {
     showInfo(msg.session);
-    if (replayer) replayer.destroy();
-    replayer = null;
-    stage.textContent = '';
-    var events = msg.events || [];
-    var hasSnapshot = events.some(function (e) { return e.type === 2; });
-    waiting.hidden = hasSnapshot;
-    if (!hasSnapshot) return;
-    restamp(events);
-    replayer = new rrwebReplay.Replayer([], {
-      root: stage,
-      liveMode: true,
-      mouseTail: false,
-      triggerFocus: false,
-      showWarning: false,
-      UNSAFE_replayCanvas: false
-    });
-    replayer.on('resize', function (size) { pageSize = size; fit(); });
-    replayer.startLive(lastStamp);
-    events.forEach(function (e) { replayer.addEvent(e); });
+    waiting.hidden = player.reset(msg.events || []);
   }
 
   function connect() {
@@ -91,9 +56,7 @@
       if (msg.type === 'reset') {
         reset(msg);
       } else if (msg.type === 'events') {
-        if (!replayer) return;
-        restamp(msg.events);
-        msg.events.forEach(function (ev) { replayer.addEvent(ev); });
+        player.add(msg.events);
       } else if (msg.type === 'info') {
         showInfo(msg.session);
       }
