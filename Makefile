@@ -17,10 +17,10 @@ build: web
 	@echo "==> building bin/cobrowse ($(VERSION))"
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/cobrowse ./cmd/cobrowse
 
-## demo: run cobrowse in front of the built-in demo shop
-demo: build
+## demo: run cobrowse in front of the built-in demo shop, with Rendered mode
+demo: build chromium
 	@echo "==> starting the demo: open the visitor URL in one window and the agent sign-in URL in another"
-	./bin/cobrowse demo
+	./bin/cobrowse demo --render
 
 ## test: gofmt, go vet, and every test (unit and end-to-end in headless Chromium)
 test: web chromium
@@ -66,10 +66,10 @@ $(RRWEB_BUNDLES) &: web/node_modules/.package-lock.json web/build.mjs
 chromium:
 	@if [ -x /usr/bin/chromium ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-	  echo "==> installing Debian's chromium for the end-to-end tests (apt-get install chromium)"; \
+	  echo "==> installing Debian's chromium for Rendered mode and the end-to-end tests (apt-get install chromium)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else \
-	  echo "The end-to-end tests need /usr/bin/chromium: run 'sudo apt-get install chromium' and try again."; exit 1; \
+	  echo "Rendered mode and the end-to-end tests need /usr/bin/chromium: run 'sudo apt-get install chromium' and try again."; exit 1; \
 	fi
 
 clean:

@@ -27,7 +27,7 @@ import (
 const testChrome = DefaultChromePath
 
 // testConfig is a small, fast-probing pool; tests change what they need.
-func testConfig(t *testing.T) Config {
+func testConfig(t testing.TB) Config {
 	return Config{
 		ChromePath:     testChrome,
 		Browsers:       1,
@@ -41,7 +41,7 @@ func testConfig(t *testing.T) Config {
 
 // newPool starts a pool whose every process is gone when the test ends,
 // also when the test fails.
-func newPool(t *testing.T, cfg Config) *Pool {
+func newPool(t testing.TB, cfg Config) *Pool {
 	t.Helper()
 	if _, err := os.Stat(testChrome); err != nil {
 		t.Fatalf("%s is missing: `make test` installs Debian's chromium (apt-get install chromium)", testChrome)

@@ -26,13 +26,26 @@ type Resource struct {
 	Body   []byte
 }
 
+// Subresource is a GET of an image, stylesheet, font or media file that a
+// replayed page asks for.
+type Subresource struct {
+	SessionID string
+	// PageURL is the visitor's page as its events describe it (rrweb's Meta
+	// href): a URL of the proxy's public origin, unless the visitor's script
+	// lies. Same-origin subresources come from the fronted site with the
+	// visitor's cookies.
+	PageURL string
+	URL     string      // absolute
+	Header  http.Header // the tab's request headers (Accept, User-Agent, ...)
+}
+
 // Resolver fetches the subresources that a replayed page asks for, on the
 // server, as the visitor's browser would have (package assets does it with
-// the visitor's cookies, its SSRF rules and its cache). The renderer only
-// asks for GETs of images, stylesheets, fonts and media; it decides nothing
+// the visitor's cookies, its SSRF rules and its cache). The renderer asks
+// only for GETs of images, stylesheets, fonts and media; it decides nothing
 // about what is allowed.
 type Resolver interface {
-	Resolve(ctx context.Context, sessionID, url string, header http.Header) (*Resource, error)
+	Resolve(ctx context.Context, req Subresource) (*Resource, error)
 }
 
 // RenderConfig configures a Renderer. A zero field takes the default that its
@@ -237,4 +250,6 @@ func (r *Renderer) Screenshot(ctx context.Context, sessionID string) ([]byte, er
 // RenderError is a rendering that cannot give a view, with its status.
 type RenderError struct{ Status Status }
 
-func (e *RenderError) Error() string { return "rendered view " + string(e.Status.State) + ": " + e.Status.Reason }
+func (e *RenderError) Error() string {
+	return "rendered view " + string(e.Status.State) + ": " + e.Status.Reason
+}

@@ -116,16 +116,16 @@ type testResolver struct {
 	files map[string]string // URL → CSS body
 
 	mu    sync.Mutex
-	asked []string // "session URL"
+	asked []string // "session page-URL URL"
 }
 
-func (r *testResolver) Resolve(ctx context.Context, sessionID, url string, header http.Header) (*Resource, error) {
+func (r *testResolver) Resolve(ctx context.Context, req Subresource) (*Resource, error) {
 	r.mu.Lock()
-	r.asked = append(r.asked, sessionID+" "+url)
+	r.asked = append(r.asked, req.SessionID+" "+req.PageURL+" "+req.URL)
 	r.mu.Unlock()
-	body, ok := r.files[url]
+	body, ok := r.files[req.URL]
 	if !ok {
-		return nil, fmt.Errorf("%s: not found", url)
+		return nil, fmt.Errorf("%s: not found", req.URL)
 	}
 	return &Resource{Status: 200, Header: http.Header{"Content-Type": {"text/css"}}, Body: []byte(body)}, nil
 }
@@ -166,7 +166,7 @@ func boxStyle(ts int, c string) string {
 	return fmt.Sprintf(`{"type":3,"timestamp":%d,"data":{"source":0,"texts":[],"attributes":[{"id":8,"attributes":{"style":"background: %s"}}],"removes":[],"adds":[]}}`, ts, c)
 }
 
-func newRenderer(t *testing.T, p *Pool, resolver Resolver, sessions map[string]*testSession) *Renderer {
+func newRenderer(t testing.TB, p *Pool, resolver Resolver, sessions map[string]*testSession) *Renderer {
 	t.Helper()
 	r, err := NewRenderer(RenderConfig{
 		Pool:     p,
@@ -190,7 +190,7 @@ func newRenderer(t *testing.T, p *Pool, resolver Resolver, sessions map[string]*
 
 // waitState reads updates until the viewer's status is want, and returns
 // the number of frames read meanwhile.
-func waitState(t *testing.T, v *Viewer, want State, within time.Duration) {
+func waitState(t testing.TB, v *Viewer, want State, within time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), within)
 	defer cancel()
@@ -210,7 +210,7 @@ func waitState(t *testing.T, v *Viewer, want State, within time.Duration) {
 }
 
 // nextFrame returns the next frame of the viewer.
-func nextFrame(t *testing.T, v *Viewer, within time.Duration) *Frame {
+func nextFrame(t testing.TB, v *Viewer, within time.Duration) *Frame {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), within)
 	defer cancel()
@@ -292,7 +292,7 @@ func TestRendererShowsThePageWithServerSideAssets(t *testing.T) {
 	if c := pixel(t, shot, 300, 300); !near(c, green) {
 		t.Errorf("the body is %v, want the stylesheet's green %v", c, green)
 	}
-	if !strings.Contains(strings.Join(resolver.requests(), "\n"), "s1 http://shop.test/style.css") {
+	if !strings.Contains(strings.Join(resolver.requests(), "\n"), "s1 http://shop.test/ http://shop.test/style.css") {
 		t.Errorf("the stylesheet was not resolved for session s1: %q", resolver.requests())
 	}
 	for _, req := range resolver.requests() {

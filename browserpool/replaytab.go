@@ -54,8 +54,14 @@ type replayTab struct {
 	cfg    RenderConfig
 	call   time.Duration // the pool's CallTimeout
 
+	// pageKnown is closed when the feed first described the visitor's page:
+	// subresource requests wait for it, as they are resolved for the page.
+	pageKnown chan struct{}
+	knowPage  sync.Once
+
 	mu       sync.Mutex
 	viewport [2]int64 // the visitor's viewport the tab is sized to
+	pageURL  string   // the visitor's page, as its last Meta event said
 }
 
 // replay replays the session in the lease's tab until the tab is lost, the
@@ -71,6 +77,8 @@ func (rd *rendering) replay(ctx context.Context, lease *Lease) error {
 		target: chromedp.FromContext(tabCtx).Target,
 		cfg:    rd.r.cfg,
 		call:   rd.r.cfg.Pool.cfg.CallTimeout,
+
+		pageKnown: make(chan struct{}),
 	}
 	// Subscribe before anything can trigger the events.
 	paused := chromedp.Events(tabCtx, fetch.RequestPaused)
@@ -89,6 +97,13 @@ func (rd *rendering) replay(ctx context.Context, lease *Lease) error {
 	rd.setTab(t)
 	err := t.play(tabCtx)
 	rd.setTab(nil)
+	select {
+	case <-lease.Done():
+		// The tab's context ends as soon as its browser's connection does,
+		// often before the pool has said why: its reason tells more.
+		err = lease.Err()
+	default:
+	}
 	stop(err)
 	wg.Wait()
 	return context.Cause(tabCtx)
@@ -176,8 +191,8 @@ func (t *replayTab) waitForReplayPage(ctx context.Context) error {
 	}
 }
 
-// receive hands one hub message to the replay page and sizes the tab to the
-// visitor's viewport when the message changed it. The message is JSON that
+// receive hands one hub message to the replay page, notes the page's URL and
+// sizes the tab to the visitor's viewport when the message changed it. The message is JSON that
 // the hub wrote (every event in it was parsed and re-encoded on the way in),
 // so as a JavaScript expression it is a literal: data, not code.
 func (t *replayTab) receive(ctx context.Context, msg []byte) error {
@@ -198,20 +213,25 @@ func (t *replayTab) receive(ctx context.Context, msg []byte) error {
 		t.rd.log.Warn("the replay page threw on a message", "err", d.Text)
 		return nil
 	}
-	var size *struct{ Width, Height int64 }
+	var page *struct {
+		Href          string
+		Width, Height int64
+	}
 	if res.Result != nil && len(res.Result.Value) > 0 {
-		if err := json.Unmarshal(res.Result.Value, &size); err != nil {
-			return fmt.Errorf("reading the replay page's viewport: %w", err)
+		if err := json.Unmarshal(res.Result.Value, &page); err != nil {
+			return fmt.Errorf("reading the replay page's description of the visitor's page: %w", err)
 		}
 	}
-	if size == nil {
+	if page == nil {
 		return nil
 	}
-	viewport := [2]int64{min(max(size.Width, 1), maxViewport), min(max(size.Height, 1), maxViewport)}
+	viewport := [2]int64{min(max(page.Width, 1), maxViewport), min(max(page.Height, 1), maxViewport)}
 	t.mu.Lock()
 	changed := viewport != t.viewport
 	t.viewport = viewport
+	t.pageURL = page.Href
 	t.mu.Unlock()
+	t.knowPage.Do(func() { close(t.pageKnown) })
 	if !changed {
 		return nil
 	}
@@ -347,7 +367,20 @@ func (t *replayTab) resolve(ctx context.Context, ev fetch.EventRequestPaused) (*
 	}
 	rctx, cancel := context.WithTimeout(ctx, t.cfg.ResolveTimeout)
 	defer cancel()
-	res, err := t.cfg.Resolver.Resolve(rctx, t.rd.id, req.URL, requestHeader(req.Headers))
+	select {
+	case <-t.pageKnown:
+	case <-rctx.Done():
+		return nil, "the visitor's page URL is unknown"
+	}
+	t.mu.Lock()
+	pageURL := t.pageURL
+	t.mu.Unlock()
+	res, err := t.cfg.Resolver.Resolve(rctx, Subresource{
+		SessionID: t.rd.id,
+		PageURL:   pageURL,
+		URL:       req.URL,
+		Header:    requestHeader(req.Headers),
+	})
 	if err != nil {
 		return nil, err.Error()
 	}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -101,6 +102,10 @@ type cobrowse struct {
 	agentURL   string // e.g. http://127.0.0.1:40002
 	token      string
 	stderr     *logtest.Buffer
+	// tmpDir is the process's TMPDIR, under run.serverRoot: the profiles of
+	// the server's own Chromium (--render) live there, so the leftover check
+	// of TestMain sees them too.
+	tmpDir string
 }
 
 var (
@@ -119,9 +124,14 @@ func startDemo(t *testing.T) *cobrowse {
 func startCobrowse(t *testing.T, args ...string) *cobrowse {
 	t.Helper()
 	c := &cobrowse{token: "e2e-agent-token-0123456789", stderr: &logtest.Buffer{}}
+	c.tmpDir = filepath.Join(run.serverRoot, strconv.FormatInt(run.servers.Add(1), 10))
+	if err := os.Mkdir(c.tmpDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	args = append(args, "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0",
 		"--agent-token", c.token, "--log-level", "debug")
 	cmd := exec.Command(run.binary, args...)
+	cmd.Env = append(os.Environ(), "TMPDIR="+c.tmpDir)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 )
@@ -21,8 +22,13 @@ const chromiumPath = "/usr/bin/chromium"
 
 // run holds what every test of this process shares.
 var run struct {
-	binary       string // the cobrowse binary under test
-	browserRoot  string // every test browser's --user-data-dir lives under it
+	binary      string // the cobrowse binary under test
+	browserRoot string // every test browser's --user-data-dir lives under it
+	// serverRoot holds each cobrowse process's TMPDIR, where its own
+	// Chromium profiles (--render) live. It is short because Chromium puts a
+	// unix socket (at most 107 bytes of path) in a profile.
+	serverRoot   string
+	servers      atomic.Int64 // names the next TMPDIR under serverRoot
 	artifactsDir string
 }
 
@@ -42,6 +48,11 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	run.browserRoot = filepath.Join(tmp, "browsers")
+	if run.serverRoot, err = os.MkdirTemp("", "cbs-"); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(run.serverRoot)
 	run.binary = filepath.Join(tmp, "cobrowse")
 	run.artifactsDir, _ = filepath.Abs("artifacts")
 	if err := os.MkdirAll(run.artifactsDir, 0o755); err != nil {
@@ -57,7 +68,7 @@ func testMain(m *testing.M) int {
 
 	code := m.Run()
 
-	if left := leftoverBrowsers(run.browserRoot); len(left) > 0 {
+	if left := append(leftoverBrowsers(run.browserRoot), leftoverBrowsers(run.serverRoot)...); len(left) > 0 {
 		fmt.Fprintf(os.Stderr, "e2e: FAIL: %d Chromium processes were left running (pids %v); killed them\n", len(left), left)
 		for _, pid := range left {
 			syscall.Kill(pid, syscall.SIGKILL)

@@ -51,6 +51,10 @@ type Config struct {
 	// visitor's events on as they come, which only tests of the hub itself
 	// should do.
 	NewRedactor func(sessionID, tabID string) Redactor
+	// OnSessionEnd, if set, is called (on the hub's goroutine, without its
+	// locks) after a session ended, so that what other parts keep for it
+	// can go too.
+	OnSessionEnd func(sessionID string)
 }
 
 // Redactor turns one tab's stream into what agents may see. It is called
@@ -254,6 +258,9 @@ func (h *Hub) Expire(now time.Time) {
 			h.mu.Unlock()
 			h.cfg.Logger.Info("session ended", "session", s.id, "reason", "visitor gone")
 			h.changed()
+			if h.cfg.OnSessionEnd != nil {
+				h.cfg.OnSessionEnd(s.id)
+			}
 		}
 	}
 }

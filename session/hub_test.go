@@ -299,7 +299,8 @@ func TestFocusSwitchesTheFollowedTab(t *testing.T) {
 }
 
 func TestIdleSessionEndsAndTellsItsAgents(t *testing.T) {
-	hub := quietHub(Config{IdleTimeout: time.Minute})
+	var ended []string
+	hub := quietHub(Config{IdleTimeout: time.Minute, OnSessionEnd: func(id string) { ended = append(ended, id) }})
 	v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
 	mustBatch(t, v, 1, rrwebtest.Page(1000, "https://shop.test/", 0))
 	s, _ := hub.Session("session-1")
@@ -308,12 +309,15 @@ func TestIdleSessionEndsAndTellsItsAgents(t *testing.T) {
 	v.Detach()
 
 	hub.Expire(time.Now().Add(30 * time.Second))
-	if _, err := hub.Session("session-1"); err != nil {
-		t.Fatalf("session ended before its idle timeout: %v", err)
+	if _, err := hub.Session("session-1"); err != nil || len(ended) != 0 {
+		t.Fatalf("session ended before its idle timeout: %v (OnSessionEnd for %q)", err, ended)
 	}
 	hub.Expire(time.Now().Add(2 * time.Minute))
 	if _, err := hub.Session("session-1"); !errors.Is(err, ErrNoSession) {
 		t.Fatalf("idle session still present: %v", err)
+	}
+	if len(ended) != 1 || ended[0] != "session-1" {
+		t.Errorf("OnSessionEnd was called for %q, want session-1 once", ended)
 	}
 	msgs := next(t, sub)
 	if len(msgs) != 1 || msgs[0].Type != "info" || !msgs[0].Session.Ended {

@@ -42,6 +42,44 @@ const (
 	maxTitleBytes       = 1024
 )
 
+// SessionOf returns the session of the visitor that sent r, from its signed
+// cookie, and whether r carries a valid one. Any request of the visitor's
+// browser to the visitor listener does (the cookie's path is "/").
+func (h *VisitorHandler) SessionOf(r *http.Request) (id string, ok bool) {
+	c, err := r.Cookie(h.cookieName())
+	if err != nil {
+		return "", false
+	}
+	return h.Identity.Verify(c.Value)
+}
+
+// Identify returns the session of the visitor that sent r. A request
+// without a valid cookie starts a new session: Identify adds to w's header
+// the Set-Cookie that makes the browser send its id from now on, so call it
+// before the response is written. The cmd wires it in front of the proxy
+// when the renderer needs to know whose cookies a request carries from the
+// visitor's first page load on.
+func (h *VisitorHandler) Identify(w http.ResponseWriter, r *http.Request) string {
+	return h.identify(w.Header(), r)
+}
+
+func (h *VisitorHandler) identify(header http.Header, r *http.Request) string {
+	if id, ok := h.SessionOf(r); ok {
+		return id
+	}
+	id := NewID()
+	cookie := &http.Cookie{
+		Name:     h.cookieName(),
+		Value:    h.Identity.Sign(id),
+		Path:     "/",
+		HttpOnly: true,
+		Secure:   r.TLS != nil,
+		SameSite: http.SameSiteLaxMode,
+	}
+	header.Add("Set-Cookie", cookie.String())
+	return id
+}
+
 // visitorMessage is any message a visitor sends. A batch has no type.
 type visitorMessage struct {
 	Type   string            `json:"type"`
@@ -96,23 +134,9 @@ func (h *VisitorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	sessionID, known := "", false
-	if c, err := r.Cookie(h.cookieName()); err == nil {
-		sessionID, known = h.Identity.Verify(c.Value)
-	}
+	// The upgrade's response carries the cookie of a new visitor.
 	header := http.Header{}
-	if !known {
-		sessionID = NewID()
-		cookie := &http.Cookie{
-			Name:     h.cookieName(),
-			Value:    h.Identity.Sign(sessionID),
-			Path:     "/",
-			HttpOnly: true,
-			Secure:   r.TLS != nil,
-			SameSite: http.SameSiteLaxMode,
-		}
-		header.Add("Set-Cookie", cookie.String())
-	}
+	sessionID := h.identify(header, r)
 
 	v, ack, err := h.Hub.Attach(sessionID, tabID, pageID)
 	if err != nil {

@@ -189,3 +189,36 @@ func TestVisitorRefusedWithAReasonWhenTheHubIsFull(t *testing.T) {
 		t.Fatalf("second visitor: err = %v, want HTTP 503", err)
 	}
 }
+
+// A visitor identified by its first page request (Identify, in front of the
+// proxy) keeps that session when its script connects.
+func TestIdentifyBeforeTheSocket(t *testing.T) {
+	vs := newVisitorServer(t, 0)
+	h := vs.srv.Config.Handler.(*VisitorHandler)
+
+	first := httptest.NewRecorder()
+	id := h.Identify(first, httptest.NewRequest("GET", "/account", nil))
+	cookies := first.Result().Cookies()
+	if id == "" || len(cookies) != 1 || !cookies[0].HttpOnly || cookies[0].Path != "/" {
+		t.Fatalf("Identify = %q, cookies %v; want a new session and its HttpOnly cookie", id, cookies)
+	}
+	cookie := cookies[0].Name + "=" + cookies[0].Value
+
+	again := httptest.NewRecorder()
+	r := httptest.NewRequest("GET", "/private.png", nil)
+	r.Header.Set("Cookie", "auth=ok; "+cookie)
+	if got := h.Identify(again, r); got != id || again.Header().Get("Set-Cookie") != "" {
+		t.Errorf("with its cookie: Identify = %q (Set-Cookie %q), want %q and no new cookie", got, again.Header().Get("Set-Cookie"), id)
+	}
+	if got, ok := h.SessionOf(r); !ok || got != id {
+		t.Errorf("SessionOf = %q, %v", got, ok)
+	}
+
+	_, welcome, minted, err := vs.dial(t, "tab-0001", "page-0001", cookie, vs.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if welcome["session"] != id || minted != "" {
+		t.Errorf("the socket joined session %v (new cookie %q); want %q, the one of the first page", welcome["session"], minted, id)
+	}
+}

@@ -57,9 +57,34 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) error {
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	// Agent → server messages come with the collaboration features; until
+	// then the read loop only notices when the agent goes away.
+	keepAlive(ctx, cancel, conn)
+
+	for {
+		msgs, err := sub.Next(ctx)
+		if err != nil {
+			if errors.Is(err, session.ErrSessionEnded) {
+				conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "session ended"), time.Now().Add(agentWriteWait))
+			}
+			log.Info("agent left", "reason", err)
+			return nil
+		}
+		for _, msg := range msgs {
+			conn.SetWriteDeadline(time.Now().Add(agentWriteWait))
+			if err := conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+				log.Info("agent dropped: write failed", "err", err)
+				return nil
+			}
+		}
+	}
+}
+
+// keepAlive reads the agent's socket (discarding what it sends) and pings it,
+// on goroutines of its own, and calls cancel when the agent goes away or
+// stops answering pings. They end with ctx.
+func keepAlive(ctx context.Context, cancel context.CancelFunc, conn *websocket.Conn) {
 	go func() {
-		// Agent → server messages come with the collaboration features;
-		// until then the read loop only notices when the agent goes away.
 		defer cancel()
 		conn.SetReadLimit(64 << 10)
 		conn.SetReadDeadline(time.Now().Add(agentPongWait))
@@ -85,24 +110,6 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}()
-
-	for {
-		msgs, err := sub.Next(ctx)
-		if err != nil {
-			if errors.Is(err, session.ErrSessionEnded) {
-				conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "session ended"), time.Now().Add(agentWriteWait))
-			}
-			log.Info("agent left", "reason", err)
-			return nil
-		}
-		for _, msg := range msgs {
-			conn.SetWriteDeadline(time.Now().Add(agentWriteWait))
-			if err := conn.WriteMessage(websocket.TextMessage, msg); err != nil {
-				log.Info("agent dropped: write failed", "err", err)
-				return nil
-			}
-		}
-	}
 }
 
 // sameOriginOrNone accepts WebSocket handshakes from the agent console's own

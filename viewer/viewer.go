@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cobrowse/cobrowse/audit"
+	"github.com/cobrowse/cobrowse/browserpool"
 	"github.com/cobrowse/cobrowse/session"
 	"github.com/cobrowse/cobrowse/web"
 )
@@ -33,6 +34,12 @@ type Config struct {
 	// Audit receives sign-ins and agents joining and leaving sessions; nil
 	// records nothing.
 	Audit *audit.Log
+	// Renderer gives the Rendered mode of the session view and screenshots;
+	// nil means this server renders nothing and says so to agents.
+	Renderer *browserpool.Renderer
+	// Assets serves the asset cache under /assets/ (assets.Cache.Handler);
+	// nil serves nothing there.
+	Assets http.Handler
 }
 
 // MinTokenLength is the shortest agent token New accepts.
@@ -40,12 +47,13 @@ const MinTokenLength = 16
 
 // Server serves the agent listener. It is an http.Handler.
 type Server struct {
-	hub    *session.Hub
-	auth   auth
-	log    *slog.Logger
-	audit  *audit.Log
-	mux    *http.ServeMux
-	static http.Handler
+	hub      *session.Hub
+	auth     auth
+	log      *slog.Logger
+	audit    *audit.Log
+	renderer *browserpool.Renderer
+	mux      *http.ServeMux
+	static   http.Handler
 }
 
 // New returns the agent listener's handler.
@@ -60,17 +68,24 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		hub:    cfg.Hub,
-		auth:   newAuth(cfg.Token),
-		log:    cfg.Logger,
-		audit:  cfg.Audit,
-		mux:    http.NewServeMux(),
-		static: http.StripPrefix("/static/", http.FileServerFS(filesOnly{web.Agent()})),
+		hub:      cfg.Hub,
+		auth:     newAuth(cfg.Token),
+		log:      cfg.Logger,
+		audit:    cfg.Audit,
+		renderer: cfg.Renderer,
+		mux:      http.NewServeMux(),
+		static:   http.StripPrefix("/static/", http.FileServerFS(filesOnly{web.Agent()})),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
 	s.routes()
+	if cfg.Assets != nil {
+		s.mux.Handle("GET /assets/", s.api(func(w http.ResponseWriter, r *http.Request) error {
+			http.StripPrefix("/assets", cfg.Assets).ServeHTTP(w, r)
+			return nil
+		}))
+	}
 	return s, nil
 }
 
@@ -89,6 +104,8 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /api/sessions/{id}", s.api(s.getSession))
 	s.mux.Handle("GET /api/sessions/{id}/events", s.api(s.sessionEvents))
 	s.mux.Handle("GET /api/sessions/{id}/live", s.api(s.live))
+	s.mux.Handle("GET /api/sessions/{id}/render", s.api(s.render))
+	s.mux.Handle("GET /api/sessions/{id}/screenshot.png", s.api(s.screenshot))
 }
 
 // contentSecurityPolicy confines the agent console. The replayed page lives

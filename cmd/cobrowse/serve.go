@@ -47,6 +47,7 @@ type options struct {
 	policy      string
 	auditFile   string
 	logLevel    slog.Level
+	render      renderOptions
 }
 
 // route is one --route host=URL: requests for host go to URL.
@@ -64,6 +65,7 @@ func (o *options) register(fs *flag.FlagSet, defaultListen string) {
 	fs.StringVar(&o.auditFile, "audit", "", "audit log `file` (JSON lines, appended; see docs/audit.md): sign-ins, agents joining and leaving, the policy in force, what it hid on each page")
 	fs.StringVar(&o.policy, "policy", "", "redaction policy `file` (YAML, see docs/policies.md), reloaded when it changes or on SIGHUP; default: the built-in policy (passwords, card and one-time-code fields masked, detectors on)")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
+	o.render.register(fs)
 }
 
 func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
@@ -147,7 +149,8 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 		auditLog.Record("policy.loaded", "file", o.policy, "version", p.Version(), "rules", p.Rules())
 	}
 	recordPolicy()
-	hub := session.NewHub(session.Config{Logger: logger, NewRedactor: func(sessionID, tabID string) session.Redactor {
+	var rendering *renderService // nil without --render; set below, once the hub exists
+	hub := session.NewHub(session.Config{Logger: logger, OnSessionEnd: func(id string) { rendering.Forget(id) }, NewRedactor: func(sessionID, tabID string) session.Redactor {
 		r := policies.NewRedactor(policy.Policy)
 		r.OnPageEnd(func(page policies.PageReport) {
 			auditLog.Record("page.redactions", "session", sessionID, "tab", tabID, "url", page.URL,
@@ -167,17 +170,30 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 	if err != nil {
 		return err
 	}
-	agents, err := viewer.New(viewer.Config{Hub: hub, Token: o.agentToken, Logger: logger, Audit: auditLog})
+	visitors := &session.VisitorHandler{Hub: hub, Identity: identity, Logger: logger}
+	rendering, err = startRendering(ctx, o.render, front, hub, visitors, logger)
+	if err != nil {
+		return err
+	}
+	defer rendering.Close()
+	agents, err := viewer.New(viewer.Config{
+		Hub:      hub,
+		Token:    o.agentToken,
+		Logger:   logger,
+		Audit:    auditLog,
+		Renderer: rendering.Renderer(),
+		Assets:   rendering.AssetHandler(),
+	})
 	if err != nil {
 		return err
 	}
 
 	visitorMux := http.NewServeMux()
 	visitorMux.Handle("GET "+visitorScriptPath, visitorScript)
-	visitorMux.Handle("GET "+session.VisitorPath, &session.VisitorHandler{Hub: hub, Identity: identity, Logger: logger})
+	visitorMux.Handle("GET "+session.VisitorPath, visitors)
 	visitorMux.Handle("GET "+policies.ClientPath, policies.ClientHandler(policy.Policy))
 	visitorMux.Handle("/__cobrowse/", http.NotFoundHandler())
-	visitorMux.Handle("/", front)
+	visitorMux.Handle("/", rendering.RememberCookies(front))
 
 	visitorServer := &http.Server{Handler: visitorMux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	scheme := "http"

@@ -1,6 +1,10 @@
-// The live view of one session: rrweb's Replayer in live mode, fed by the
-// agent WebSocket /api/sessions/{id}/live (docs/protocol.md), through
-// cobrowsePlayer (player.js).
+// The live view of one session, in one of two modes (docs/protocol.md):
+// - DOM mode: rrweb's Replayer in live mode (cobrowsePlayer, player.js), fed
+//   by the agent WebSocket /api/sessions/{id}/live;
+// - Rendered mode: JPEG frames of the server's headless render of the same
+//   stream, from /api/sessions/{id}/render.
+// The live socket stays open in both modes: it carries the page's title,
+// URL and presence, and keeps DOM mode ready for a switch back.
 'use strict';
 (function () {
   var sessionId = decodeURIComponent(location.pathname.split('/').pop());
@@ -14,6 +18,11 @@
   var player = cobrowsePlayer(stage, function (size) { pageSize = size; fit(); });
   var ended = false;
   var retryMs = 500;
+  var rendered = document.getElementById('rendered');
+  var modeNote = document.getElementById('mode-note');
+  var modeButtons = { dom: document.getElementById('mode-dom'), rendered: document.getElementById('mode-rendered') };
+  var mode = 'dom';
+  var render = { ws: null, state: null, reason: '', frameURL: null, retryMs: 500 };
 
   function setStatus(text, state) {
     statusEl.textContent = text;
@@ -74,6 +83,82 @@
     };
   }
 
+  // Rendered mode shows frames once there are some; until then, and while
+  // the renderer cannot give any, the DOM view stays on screen and the note
+  // says why.
+  function showMode() {
+    Object.keys(modeButtons).forEach(function (m) { modeButtons[m].setAttribute('aria-pressed', String(m === mode)); });
+    var frames = mode === 'rendered' && render.frameURL && (render.state === 'live' || render.state === 'recovering');
+    rendered.hidden = !frames;
+    stage.hidden = !!frames;
+    var note = '';
+    if (mode === 'rendered') {
+      switch (render.state) {
+        case 'live': note = ''; break;
+        case 'recovering': note = 'Rendered mode: ' + render.reason; break;
+        case 'unavailable': note = 'Rendered mode is unavailable: ' + render.reason + '. Showing DOM mode.'; break;
+        case 'ended': note = 'Rendered mode: the session ended.'; break;
+        default: note = 'Rendered mode: starting the server-side view… (showing DOM mode meanwhile)';
+      }
+    }
+    modeNote.textContent = note;
+  }
+
+  function showFrame(blob) {
+    var old = render.frameURL;
+    render.frameURL = URL.createObjectURL(blob);
+    rendered.src = render.frameURL;
+    if (old) URL.revokeObjectURL(old);
+    if (rendered.hidden) showMode();
+  }
+
+  function openRender() {
+    var proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    var ws = new WebSocket(proto + '//' + location.host + '/api/sessions/' + encodeURIComponent(sessionId) + '/render');
+    ws.binaryType = 'blob';
+    render.ws = ws;
+    ws.onopen = function () { render.retryMs = 500; };
+    ws.onmessage = function (e) {
+      if (typeof e.data !== 'string') {
+        showFrame(e.data);
+        return;
+      }
+      var msg = JSON.parse(e.data);
+      if (msg.type === 'render') {
+        render.state = msg.state;
+        render.reason = msg.reason || '';
+        showMode();
+      }
+    };
+    ws.onclose = function (e) {
+      if (render.ws !== ws) return; // closed by a switch to DOM mode
+      render.ws = null;
+      // A normal close comes after a status that says why (no renderer,
+      // session over): nothing to retry.
+      if (mode !== 'rendered' || ended || e.code === 1000 || e.code === 4404) return;
+      setTimeout(function () { if (mode === 'rendered' && !render.ws) openRender(); }, render.retryMs);
+      render.retryMs = Math.min(render.retryMs * 2, 10000);
+    };
+  }
+
+  function setMode(m) {
+    if (m === mode) return;
+    mode = m;
+    if (mode === 'rendered') {
+      openRender();
+    } else {
+      var ws = render.ws;
+      render.ws = null;
+      if (ws) ws.close();
+      if (render.frameURL) URL.revokeObjectURL(render.frameURL);
+      render.frameURL = null;
+      render.state = null;
+    }
+    showMode();
+  }
+
+  modeButtons.dom.addEventListener('click', function () { setMode('dom'); });
+  modeButtons.rendered.addEventListener('click', function () { setMode('rendered'); });
   window.addEventListener('resize', fit);
   connect();
 })();

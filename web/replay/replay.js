@@ -2,21 +2,24 @@
 // renderer opens it in a leased tab and calls cobrowseReceive with each
 // message of the session's redacted feed ("reset", "events", "info";
 // docs/protocol.md); the tab's screencast is what agents see in Rendered
-// mode. cobrowseReceive returns the visitor's viewport size as the feed last
-// described it ({width, height}, or null before any), so that the renderer
-// can size the tab to match.
+// mode. cobrowseReceive returns the visitor's page as the feed last
+// described it ({href, width, height}, or null before any): the renderer
+// sizes the tab to the visitor's viewport and resolves the page's
+// subresources for its URL.
 'use strict';
 (function () {
   var player = cobrowsePlayer(document.getElementById('stage'), function () {});
-  var viewport = null;
+  var page = null;
 
-  // noteViewport keeps the size of the latest Meta event (type 4) or
-  // viewport-resize incremental event (type 3, source 4) in events.
-  function noteViewport(events) {
+  // notePage keeps the URL and size of the latest Meta event (type 4) and
+  // the size of a later viewport-resize incremental event (type 3, source 4).
+  function notePage(events) {
     events.forEach(function (e) {
       var d = e.data || {};
-      if ((e.type === 4 || (e.type === 3 && d.source === 4)) && d.width > 0 && d.height > 0) {
-        viewport = { width: d.width, height: d.height };
+      if (e.type === 4 && d.width > 0 && d.height > 0) {
+        page = { href: String(d.href || ''), width: d.width, height: d.height };
+      } else if (page && e.type === 3 && d.source === 4 && d.width > 0 && d.height > 0) {
+        page = { href: page.href, width: d.width, height: d.height };
       }
     });
   }
@@ -24,13 +27,13 @@
   window.cobrowseReceive = function (msg) {
     var events = msg.events || [];
     if (msg.type === 'reset') {
-      viewport = null;
-      noteViewport(events);
+      page = null;
+      notePage(events);
       player.reset(events);
     } else if (msg.type === 'events') {
-      noteViewport(events);
+      notePage(events);
       player.add(events);
     }
-    return viewport;
+    return page;
   };
 })();

@@ -1,0 +1,124 @@
+package viewer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/cobrowse/cobrowse/browserpool"
+)
+
+// noRenderer is the reason Rendered mode gives on a server without a
+// rendering pool.
+const noRenderer = "this server renders no views (start it with --render); DOM mode still available"
+
+// screenshotTimeout bounds GET /api/sessions/{id}/screenshot.png, which may
+// have to start a rendering first.
+const screenshotTimeout = 20 * time.Second
+
+// renderStatus is the text message the render socket sends when the state of
+// the session's rendering changes (docs/protocol.md).
+type renderStatus struct {
+	Type string `json:"type"` // "render"
+	browserpool.Status
+}
+
+// render streams a session's rendered view to an agent over a WebSocket:
+// "render" status messages as text, screencast frames as binary JPEG
+// messages, always the newest frame (a slow agent skips frames).
+func (s *Server) render(w http.ResponseWriter, r *http.Request) error {
+	// JPEG does not deflate; the status messages are tiny.
+	upgrader := websocket.Upgrader{CheckOrigin: sameOriginOrNone}
+	conn, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return nil // Upgrade has replied with an HTTP error
+	}
+	defer conn.Close()
+	writeStatus := func(st browserpool.Status) error {
+		msg, _ := json.Marshal(renderStatus{Type: "render", Status: st}) // plain struct: cannot fail
+		conn.SetWriteDeadline(time.Now().Add(agentWriteWait))
+		return conn.WriteMessage(websocket.TextMessage, msg)
+	}
+
+	sess, err := s.hub.Session(r.PathValue("id"))
+	if err != nil {
+		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeNoSession, "no such session"), time.Now().Add(agentWriteWait))
+		return nil
+	}
+	if s.renderer == nil {
+		writeStatus(browserpool.Status{State: browserpool.StateUnavailable, Reason: noRenderer})
+		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "no renderer"), time.Now().Add(agentWriteWait))
+		return nil
+	}
+	view, err := s.renderer.Watch(sess.ID())
+	if err != nil {
+		writeStatus(browserpool.Status{State: browserpool.StateUnavailable, Reason: err.Error()})
+		return nil
+	}
+	defer view.Close()
+	log := s.log.With("session", sess.ID(), "agent", r.RemoteAddr)
+	log.Info("agent switched to Rendered mode")
+	started := time.Now()
+	s.audit.Record("agent.mode", "session", sess.ID(), "remote", r.RemoteAddr, "mode", "rendered")
+	defer func() {
+		s.audit.Record("agent.mode", "session", sess.ID(), "remote", r.RemoteAddr, "mode", "dom",
+			"seconds", int(time.Since(started).Seconds()))
+	}()
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	keepAlive(ctx, cancel, conn)
+	for {
+		u, err := view.Next(ctx)
+		if err != nil {
+			log.Info("agent left Rendered mode", "reason", err)
+			return nil
+		}
+		if u.Status != nil {
+			err = writeStatus(*u.Status)
+		} else {
+			conn.SetWriteDeadline(time.Now().Add(agentWriteWait))
+			err = conn.WriteMessage(websocket.BinaryMessage, u.Frame.JPEG)
+		}
+		if err != nil {
+			log.Info("agent dropped from Rendered mode: write failed", "err", err)
+			return nil
+		}
+	}
+}
+
+// screenshot answers the session's canonical render as a PNG, for tickets.
+func (s *Server) screenshot(w http.ResponseWriter, r *http.Request) error {
+	sess, err := s.hub.Session(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if s.renderer == nil {
+		writeError(w, http.StatusServiceUnavailable, noRenderer)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), screenshotTimeout)
+	defer cancel()
+	png, err := s.renderer.Screenshot(ctx, sess.ID())
+	var unavailable *browserpool.RenderError
+	switch {
+	case errors.As(err, &unavailable):
+		writeError(w, http.StatusServiceUnavailable, unavailable.Error())
+		return nil
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusServiceUnavailable, "the rendered view did not show within "+screenshotTimeout.String())
+		return nil
+	case err != nil:
+		return err
+	}
+	s.audit.Record("agent.screenshot", "session", sess.ID(), "remote", r.RemoteAddr)
+	w.Header().Set("Content-Type", "image/png")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Disposition", `inline; filename="`+sess.ID()+`.png"`)
+	_, err = w.Write(png)
+	return err
+}
