@@ -24,8 +24,9 @@ var errTestSessionEnded = errors.New("test session ended")
 // testSession plays the hub's part for one session: every Open gets a feed
 // that starts with a reset of the page so far, then the events that follow.
 type testSession struct {
-	mu     sync.Mutex
-	events []string // the page: Meta, FullSnapshot, then incremental events
+	mu         sync.Mutex
+	pixelRatio float64  // the visitor's screen's, in the reset's session Info
+	events     []string // the page: Meta, FullSnapshot, then incremental events
 	feeds  []*testFeed
 	opens  int
 	ended  bool
@@ -46,7 +47,7 @@ func (s *testSession) open() (Feed, error) {
 	}
 	s.opens++
 	f := &testFeed{s: s, queue: make(chan []byte, 100), closed: make(chan struct{})}
-	f.queue <- []byte(`{"type":"reset","session":{},"events":[` + strings.Join(s.events, ",") + `]}`)
+	f.queue <- []byte(fmt.Sprintf(`{"type":"reset","session":{"pixelRatio":%g},"events":[%s]}`, s.pixelRatio, strings.Join(s.events, ",")))
 	s.feeds = append(s.feeds, f)
 	return f, nil
 }
@@ -304,6 +305,25 @@ func TestRendererShowsThePageWithServerSideAssets(t *testing.T) {
 	// A mutation reaches the rendered view.
 	s.add(boxStyle(2000, "rgb(255, 0, 0)"))
 	screenshotUntil(t, r, "s1", 50, 50, red, 10*time.Second)
+}
+
+func TestRendererDrawsAtTheVisitorsPixelRatio(t *testing.T) {
+	p := newPool(t, testConfig(t))
+	s := &testSession{events: shopPage(), pixelRatio: 2}
+	r := newRenderer(t, p, &testResolver{files: shopFiles}, map[string]*testSession{"s1": s})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	shot, err := r.Screenshot(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(shot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := img.Bounds(); b.Dx() != 1280 || b.Dy() != 960 {
+		t.Errorf("screenshot %v; want the 640×480 viewport at pixel ratio 2: 1280×960", b)
+	}
 }
 
 func TestRendererRebuildsALostTab(t *testing.T) {

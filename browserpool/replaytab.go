@@ -36,9 +36,11 @@ const replayOrigin = "http://cobrowse-replay.invalid"
 const replayPageCSP = "script-src " + replayOrigin + "/; object-src 'none'; base-uri 'none'; form-action 'none'; connect-src 'none'"
 
 const (
-	// maxViewport bounds the tab's size in CSS pixels, whatever the
-	// visitor's events claim: the size comes from the visitor.
-	maxViewport = 4096
+	// maxViewport and maxPixelRatio bound the tab's size in CSS pixels and
+	// its device pixel ratio, whatever the visitor claims: they come from
+	// the visitor. (A ratio below 1 is drawn at 1.)
+	maxViewport   = 4096
+	maxPixelRatio = 3
 	// maxConcurrentAnswers bounds the subresource requests of one tab that
 	// are resolved at once; the others wait, paused in the browser.
 	maxConcurrentAnswers = 16
@@ -59,9 +61,16 @@ type replayTab struct {
 	pageKnown chan struct{}
 	knowPage  sync.Once
 
-	mu       sync.Mutex
-	viewport [2]int64 // the visitor's viewport the tab is sized to
-	pageURL  string   // the visitor's page, as its last Meta event said
+	mu      sync.Mutex
+	screen  visitorScreen // what the tab emulates
+	pageURL string        // the visitor's page, as its last Meta event said
+}
+
+// visitorScreen is the visitor's viewport in CSS pixels and its device
+// pixel ratio.
+type visitorScreen struct {
+	width, height int64
+	pixelRatio    float64
 }
 
 // replay replays the session in the lease's tab until the tab is lost, the
@@ -192,7 +201,8 @@ func (t *replayTab) waitForReplayPage(ctx context.Context) error {
 }
 
 // receive hands one hub message to the replay page, notes the page's URL and
-// sizes the tab to the visitor's viewport when the message changed it. The message is JSON that
+// sizes the tab to the visitor's viewport and pixel ratio when the message
+// changed them. The message is JSON that
 // the hub wrote (every event in it was parsed and re-encoded on the way in),
 // so as a JavaScript expression it is a literal: data, not code.
 func (t *replayTab) receive(ctx context.Context, msg []byte) error {
@@ -216,6 +226,7 @@ func (t *replayTab) receive(ctx context.Context, msg []byte) error {
 	var page *struct {
 		Href          string
 		Width, Height int64
+		PixelRatio    float64
 	}
 	if res.Result != nil && len(res.Result.Value) > 0 {
 		if err := json.Unmarshal(res.Result.Value, &page); err != nil {
@@ -225,10 +236,14 @@ func (t *replayTab) receive(ctx context.Context, msg []byte) error {
 	if page == nil {
 		return nil
 	}
-	viewport := [2]int64{min(max(page.Width, 1), maxViewport), min(max(page.Height, 1), maxViewport)}
+	screen := visitorScreen{
+		width:      min(max(page.Width, 1), maxViewport),
+		height:     min(max(page.Height, 1), maxViewport),
+		pixelRatio: min(max(page.PixelRatio, 1), maxPixelRatio),
+	}
 	t.mu.Lock()
-	changed := viewport != t.viewport
-	t.viewport = viewport
+	changed := screen != t.screen
+	t.screen = screen
 	t.pageURL = page.Href
 	t.mu.Unlock()
 	t.knowPage.Do(func() { close(t.pageKnown) })
@@ -236,9 +251,9 @@ func (t *replayTab) receive(ctx context.Context, msg []byte) error {
 		return nil
 	}
 	_, err = callTab(ctx, t, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{
-		Width:             viewport[0],
-		Height:            viewport[1],
-		DeviceScaleFactor: 1,
+		Width:             screen.width,
+		Height:            screen.height,
+		DeviceScaleFactor: screen.pixelRatio,
 	})
 	if err != nil {
 		return fmt.Errorf("sizing the tab to the visitor's viewport: %w", err)

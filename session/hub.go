@@ -123,6 +123,9 @@ type Info struct {
 	Connected bool `json:"connected"`
 	Tabs      int  `json:"tabs"`
 	Agents    int  `json:"agents"`
+	// PixelRatio is the device pixel ratio of the followed tab's screen;
+	// absent until the visitor's script reported it.
+	PixelRatio float64 `json:"pixelRatio,omitempty"`
 	// Ended is set in the last message an agent receives about a session.
 	Ended bool `json:"ended,omitempty"`
 }

@@ -43,6 +43,9 @@ type tab struct {
 	lastSeq uint64
 	url     string
 	title   string
+	// pixelRatio is the visitor's device pixel ratio; 0 until the visitor
+	// says.
+	pixelRatio float64
 	// log holds the events since the latest Meta event (which rrweb emits right
 	// before each full snapshot). It is nil while the hub waits for a snapshot.
 	log      []json.RawMessage
@@ -81,7 +84,7 @@ func (s *Session) infoLocked() Info {
 		}
 	}
 	if s.active != nil {
-		info.URL, info.Title = s.active.url, s.active.title
+		info.URL, info.Title, info.PixelRatio = s.active.url, s.active.title, s.active.pixelRatio
 	}
 	return info
 }
@@ -379,6 +382,23 @@ func (v *Visitor) SetPage(url, title string) {
 	}
 	s.mu.Unlock()
 	s.hub.changed()
+}
+
+// SetPixelRatio records the tab's device pixel ratio (the renderer draws the
+// page at it). Values outside 0.25 to 8, which no real screen has, are
+// ignored.
+func (v *Visitor) SetPixelRatio(r float64) {
+	if !(r >= 0.25 && r <= 8) {
+		return
+	}
+	s := v.session
+	s.mu.Lock()
+	changed := v.tab.pixelRatio != r
+	v.tab.pixelRatio = r
+	if changed && s.active == v.tab {
+		s.broadcastLocked(s.infoMessageLocked())
+	}
+	s.mu.Unlock()
 }
 
 // Focus makes this tab the one the session's agents follow (the visitor

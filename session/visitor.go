@@ -87,6 +87,8 @@ type visitorMessage struct {
 	Events []json.RawMessage `json:"events"`
 	URL    string            `json:"url"`
 	Title  string            `json:"title"`
+	// PixelRatio is window.devicePixelRatio, sent with "page".
+	PixelRatio float64 `json:"pixelRatio"`
 }
 
 func (h *VisitorHandler) logger() *slog.Logger {
@@ -238,6 +240,7 @@ func (h *VisitorHandler) handleMessage(v *Visitor, data []byte) ([]byte, error) 
 		return mustJSON(map[string]any{"type": "ack", "seq": msg.Seq}), nil
 	case "page":
 		v.SetPage(truncate(msg.URL, maxURLBytes), truncate(msg.Title, maxTitleBytes))
+		v.SetPixelRatio(msg.PixelRatio)
 	case "focus":
 		v.Focus()
 	default:

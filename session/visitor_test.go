@@ -222,3 +222,35 @@ func TestIdentifyBeforeTheSocket(t *testing.T) {
 		t.Errorf("the socket joined session %v (new cookie %q); want %q, the one of the first page", welcome["session"], minted, id)
 	}
 }
+
+func TestVisitorPageMessageCarriesThePixelRatio(t *testing.T) {
+	vs := newVisitorServer(t, 0)
+	conn, welcome, _, err := vs.dial(t, "tab-0001", "page-0001", "", vs.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := vs.hub.Session(welcome["session"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"page","url":"https://shop.test/","title":"Shop","pixelRatio":2}`))
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Info().PixelRatio != 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := s.Info().PixelRatio; got != 2 {
+		t.Errorf("Info.PixelRatio = %v after a page message with 2", got)
+	}
+
+	// Values no screen has are ignored.
+	v, _, err := vs.hub.Attach(s.ID(), "tab-0001", "page-0002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ set, want float64 }{{1.5, 1.5}, {0, 1.5}, {1e9, 1.5}, {-1, 1.5}, {0.5, 0.5}} {
+		v.SetPixelRatio(tt.set)
+		if got := s.Info().PixelRatio; got != tt.want {
+			t.Errorf("SetPixelRatio(%v): Info.PixelRatio = %v, want %v", tt.set, got, tt.want)
+		}
+	}
+}

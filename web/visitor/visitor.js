@@ -213,10 +213,11 @@
 
   var lastPage = '';
   function reportPage() {
-    var current = location.href + '\n' + document.title;
+    var ratio = window.devicePixelRatio || 1;
+    var current = location.href + '\n' + document.title + '\n' + ratio;
     if (current === lastPage || !connected) return;
     lastPage = current;
-    send({ type: 'page', url: location.href, title: document.title });
+    send({ type: 'page', url: location.href, title: document.title, pixelRatio: ratio });
   }
 
   // restart begins a new page load: new id, new snapshot, new connection.

@@ -641,7 +641,7 @@ test('page info is sent after the welcome and when the URL or title changes', ()
   assert.equal(h.ws.sent.length, 0, 'nothing before the welcome');
   h.ws.welcome(0);
   const pages = () => h.ws.messages().filter((m) => m.type === 'page');
-  assert.deepEqual(pages(), [{ type: 'page', url: 'https://shop.example/cart', title: 'Cart' }]);
+  assert.deepEqual(pages(), [{ type: 'page', url: 'https://shop.example/cart', title: 'Cart', pixelRatio: 1 }]);
 
   h.clock.advance(1000);
   assert.equal(pages().length, 1, 'no change, nothing new');
@@ -649,12 +649,12 @@ test('page info is sent after the welcome and when the URL or title changes', ()
   h.clock.advance(999);
   assert.equal(pages().length, 1);
   h.clock.advance(1);
-  assert.deepEqual(pages()[1], { type: 'page', url: 'https://shop.example/cart', title: 'Cart (2)' });
+  assert.deepEqual(pages()[1], { type: 'page', url: 'https://shop.example/cart', title: 'Cart (2)', pixelRatio: 1 });
   h.clock.advance(5000);
   assert.equal(pages().length, 2, 'no change, nothing new');
   h.location.href = 'https://shop.example/checkout';
   h.clock.advance(1000);
-  assert.deepEqual(pages()[2], { type: 'page', url: 'https://shop.example/checkout', title: 'Cart (2)' });
+  assert.deepEqual(pages()[2], { type: 'page', url: 'https://shop.example/checkout', title: 'Cart (2)', pixelRatio: 1 });
 
   // Changes while offline are reported on the next connection; the current
   // page is always reported after a welcome.
@@ -666,14 +666,20 @@ test('page info is sent after the welcome and when the URL or title changes', ()
   assert.equal(h.ws.sent.length, 0);
   h.ws.welcome(0);
   assert.deepEqual(h.ws.messages().filter((m) => m.type === 'page'),
-    [{ type: 'page', url: 'https://shop.example/checkout', title: 'Checkout' }]);
+    [{ type: 'page', url: 'https://shop.example/checkout', title: 'Checkout', pixelRatio: 1 }]);
   // ... also when nothing changed while offline.
   h.ws.serverClose();
   h.clock.advance(250);
   assert.equal(h.sockets.length, 3);
   h.ws.welcome(0);
   assert.deepEqual(h.ws.messages().filter((m) => m.type === 'page'),
-    [{ type: 'page', url: 'https://shop.example/checkout', title: 'Checkout' }]);
+    [{ type: 'page', url: 'https://shop.example/checkout', title: 'Checkout', pixelRatio: 1 }]);
+  // A new pixel ratio (the window moved to another screen, or zoom) is
+  // reported too: the renderer draws at it.
+  h.ctx.devicePixelRatio = 2;
+  h.clock.advance(1000);
+  assert.deepEqual(h.ws.messages().filter((m) => m.type === 'page').pop(),
+    { type: 'page', url: 'https://shop.example/checkout', title: 'Checkout', pixelRatio: 2 });
 });
 
 test('focus is reported after the welcome when the tab is focused, and on focus events', () => {
