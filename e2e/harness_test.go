@@ -106,6 +106,7 @@ type cobrowse struct {
 	// the server's own Chromium (--render) live there, so the leftover check
 	// of TestMain sees them too.
 	tmpDir string
+	proc   *os.Process
 }
 
 var (
@@ -140,6 +141,7 @@ func startCobrowse(t *testing.T, args ...string) *cobrowse {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting cobrowse %s: %v", args[0], err)
 	}
+	c.proc = cmd.Process
 	t.Cleanup(func() {
 		cmd.Process.Signal(os.Interrupt)
 		done := make(chan error, 1)

@@ -395,3 +395,22 @@ func TestRenderedModeSurvivesAKilledBrowser(t *testing.T) {
 		t.Errorf("browsers after the kill: %v (killed %d); want one new one", after, browsers[0])
 	}
 }
+
+// Chromium processes of the renderer end with the server, even when the
+// server is killed and cannot clean up (the pool gives each browser a
+// parent-death signal).
+func TestRendererBrowsersDieWithAKilledServer(t *testing.T) {
+	c := startCobrowse(t, "demo", "--render")
+	if n := len(serverBrowsers(c)); n != 1 {
+		t.Fatalf("the server runs %d Chromium browsers; want 1 at start", n)
+	}
+	if err := c.proc.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "no Chromium of the killed server left", func() string {
+		if left := leftoverBrowsers(c.tmpDir); len(left) > 0 {
+			return fmt.Sprintf("processes %v", left)
+		}
+		return ""
+	})
+}
