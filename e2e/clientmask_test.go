@@ -12,7 +12,7 @@ import (
 // the visitor's browser at all, while public text does. (The server's half,
 // with a script that ignores the policy, is TestNoSecretReachesAnAgent.)
 func TestVisitorScriptMasksFirst(t *testing.T) {
-	c := startLeakServer(t)
+	c, _ := startLeakServer(t)
 	page := visitorBrowser(t).MustPage("").Timeout(60 * time.Second)
 	sent := captureVisitorTraffic(t, page)
 	page.MustNavigate(strings.TrimSuffix(c.visitorURL, "/") + leakProfilePath).MustWaitLoad()

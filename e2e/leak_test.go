@@ -183,7 +183,10 @@ var leakPublic = map[string][]string{
 // public text does arrive and the masked places show as '*' runs.
 func TestNoSecretReachesAnAgent(t *testing.T) {
 	lt := &leakTest{t: t}
-	lt.c = startLeakServer(t)
+	// With --render, the server's own Chromium replays the session too, and
+	// fetches what the replayed pages reference: those requests are an
+	// agent-facing channel as well.
+	lt.c, lt.serverFetches = startLeakServer(t, "--render")
 	origin := strings.TrimSuffix(lt.c.visitorURL, "/")
 
 	visitor := visitorBrowser(t).WithPanic(func(v any) { t.Helper(); lt.fatalf("visitor browser: %v", v) })
@@ -211,6 +214,7 @@ func TestNoSecretReachesAnAgent(t *testing.T) {
 		return ""
 	})
 	lt.sessionID = sessions[0].ID
+	watchRender(t, lt.c, lt.sessionID)
 
 	// The agent: the dashboard in one tab (server-sent events), the live
 	// session view in another (the agent WebSocket).
@@ -406,6 +410,13 @@ func TestNoSecretReachesAnAgent(t *testing.T) {
 	lt.checkCorpus()
 	lt.checkVisitorSentSecrets()
 	lt.checkPublicTextArrived()
+	// The renderer's requests are a channel only if it made some: the
+	// profile page's images, whose query strings carry masked secrets.
+	fetched := lt.serverFetches.list()
+	if !slices.ContainsFunc(fetched, func(uri string) bool { return strings.HasPrefix(uri, "/img/") }) {
+		t.Errorf("the rendered view fetched no image from the upstream (requests: %q); the renderer's channel went unchecked", fetched)
+	}
+	t.Logf("the rendered view made %d requests to the upstream, e.g. %q", len(fetched), fetched[:min(3, len(fetched))])
 	if leaks := lt.leaks(); len(leaks) > 0 {
 		t.Errorf("%d secrets reached the agent:\n%s", len(leaks), strings.Join(leaks, "\n"))
 	}
@@ -425,6 +436,7 @@ type leakTest struct {
 	view        context.Context // the agent's session view tab
 
 	dashboardTraffic, viewTraffic *frameLog
+	serverFetches                 *serverSideFetches // the upstream's requests from the renderer
 
 	mu        sync.Mutex
 	snapshots []leakSource // API answers and DOMs collected on the way
@@ -616,6 +628,11 @@ func (lt *leakTest) collect(page string) {
 	for _, path := range []string{"/api/sessions", "/api/sessions/" + lt.sessionID, "/api/sessions/" + lt.sessionID + "/events"} {
 		add("GET "+path, string(lt.c.rawGET(t, path)))
 	}
+	// The rendered view of this page: taking it waits for the renderer,
+	// whose requests for the page's images are checked like the rest.
+	if status, shot := lt.c.agentGET(t, "/api/sessions/"+lt.sessionID+"/screenshot.png"); status != http.StatusOK {
+		t.Errorf("the rendered view of %s: %d %s", page, status, shot)
+	}
 	if lt.view != nil {
 		if doc, err := inReplay[string](lt.view, `doc => doc.documentElement.outerHTML`); err == nil {
 			add("the agent's replayed document", doc)
@@ -644,6 +661,11 @@ func (lt *leakTest) agentSources() []leakSource {
 		}
 		for i, p := range l.log.list() {
 			out = append(out, leakSource{fmt.Sprintf("%s, message %d", l.name, i+1), p})
+		}
+	}
+	if lt.serverFetches != nil {
+		for _, uri := range lt.serverFetches.list() {
+			out = append(out, leakSource{"a request of the rendered view to the upstream", uri})
 		}
 	}
 	lt.mu.Lock()
@@ -847,10 +869,12 @@ func (w *wireLog) acked(sub string) string {
 
 // leakUpstream serves the corpus on 127.0.0.1.
 // startLeakServer runs cobrowse in front of leakUpstream with the corpus's
-// policy (copied to a temporary directory, which the server watches).
-func startLeakServer(t *testing.T) *cobrowse {
+// policy (copied to a temporary directory, which the server watches) and
+// extraArgs. It also returns the requests the upstream got from the server
+// itself (not from a browser).
+func startLeakServer(t *testing.T, extraArgs ...string) (*cobrowse, *serverSideFetches) {
 	t.Helper()
-	upstream := leakUpstream(t)
+	upstream, fetches := leakUpstream(t)
 	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
 	policyYAML, err := os.ReadFile(filepath.Join("testdata", "leak", "policy.yaml"))
 	if err != nil {
@@ -859,10 +883,10 @@ func startLeakServer(t *testing.T) *cobrowse {
 	if err := os.WriteFile(policyFile, policyYAML, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return startCobrowse(t, "serve", "--upstream", upstream.URL, "--policy", policyFile)
+	return startCobrowse(t, append([]string{"serve", "--upstream", upstream.URL, "--policy", policyFile}, extraArgs...)...), fetches
 }
 
-func leakUpstream(t *testing.T) *httptest.Server {
+func leakUpstream(t *testing.T) (*httptest.Server, *serverSideFetches) {
 	t.Helper()
 	files := map[string]string{
 		"/account/profile":    "profile.html",
@@ -882,7 +906,9 @@ func leakUpstream(t *testing.T) *httptest.Server {
 	}
 	var pixel bytes.Buffer
 	png.Encode(&pixel, image.NewGray(image.Rect(0, 0, 1, 1)))
+	fetches := &serverSideFetches{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.note(r)
 		w.Header().Set("Cache-Control", "no-store")
 		if strings.HasPrefix(r.URL.Path, "/img/") {
 			w.Header().Set("Content-Type", "image/png")
@@ -902,5 +928,5 @@ func leakUpstream(t *testing.T) *httptest.Server {
 		w.Write(body)
 	}))
 	t.Cleanup(srv.Close)
-	return srv
+	return srv, fetches
 }

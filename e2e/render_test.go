@@ -29,14 +29,14 @@ import (
 // asset fetcher does not (it passes on only Accept, Accept-Language and
 // User-Agent).
 type serverSideFetches struct {
-	mu    sync.Mutex
-	paths []string
+	mu   sync.Mutex
+	uris []string // path and query of each request
 }
 
 func (s *serverSideFetches) note(r *http.Request) {
 	if r.Header.Get("Sec-Fetch-Mode") == "" {
 		s.mu.Lock()
-		s.paths = append(s.paths, r.URL.Path)
+		s.uris = append(s.uris, r.URL.RequestURI())
 		s.mu.Unlock()
 	}
 }
@@ -44,7 +44,7 @@ func (s *serverSideFetches) note(r *http.Request) {
 func (s *serverSideFetches) list() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]string(nil), s.paths...)
+	return append([]string(nil), s.uris...)
 }
 
 // solidPNG is a w×h image of one colour.
