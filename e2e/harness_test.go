@@ -32,7 +32,7 @@ var chromiumFlags = []string{
 
 // newUserDataDir returns a fresh profile directory under the run's browser
 // root (which is how leftover processes are found).
-func newUserDataDir(t *testing.T) string {
+func newUserDataDir(t testing.TB) string {
 	t.Helper()
 	if err := os.MkdirAll(run.browserRoot, 0o755); err != nil {
 		t.Fatal(err)
@@ -47,7 +47,7 @@ func newUserDataDir(t *testing.T) string {
 // visitorBrowser starts a Chromium driven by go-rod: the visitor, a browser
 // independent of the product's own CDP code. extraFlags are added to
 // chromiumFlags (e.g. "ignore-certificate-errors" for a test certificate).
-func visitorBrowser(t *testing.T, extraFlags ...string) *rod.Browser {
+func visitorBrowser(t testing.TB, extraFlags ...string) *rod.Browser {
 	t.Helper()
 	l := launcher.New().Bin(chromiumPath).Headless(true).Leakless(false).
 		UserDataDir(newUserDataDir(t)).Set("window-size", "1280,900")
@@ -122,7 +122,7 @@ func startDemo(t *testing.T) *cobrowse {
 
 // startCobrowse runs the cobrowse binary with args (a subcommand and its
 // flags) on loopback ports it chooses, with a known agent token.
-func startCobrowse(t *testing.T, args ...string) *cobrowse {
+func startCobrowse(t testing.TB, args ...string) *cobrowse {
 	t.Helper()
 	c := &cobrowse{token: "e2e-agent-token-0123456789", stderr: &logtest.Buffer{}}
 	c.tmpDir = filepath.Join(run.serverRoot, strconv.FormatInt(run.servers.Add(1), 10))
@@ -175,7 +175,7 @@ func startCobrowse(t *testing.T, args ...string) *cobrowse {
 }
 
 // api GETs an agent API path with the Bearer token and decodes the JSON.
-func (c *cobrowse) api(t *testing.T, path string, into any) {
+func (c *cobrowse) api(t testing.TB, path string, into any) {
 	t.Helper()
 	body := c.rawGET(t, path)
 	if err := json.Unmarshal(body, into); err != nil {
@@ -184,7 +184,7 @@ func (c *cobrowse) api(t *testing.T, path string, into any) {
 }
 
 // rawGET returns the body of an agent API path.
-func (c *cobrowse) rawGET(t *testing.T, path string) []byte {
+func (c *cobrowse) rawGET(t testing.TB, path string) []byte {
 	t.Helper()
 	req, _ := http.NewRequest("GET", c.agentURL+path, nil)
 	req.Header.Set("Authorization", "Bearer "+c.token)
@@ -202,7 +202,7 @@ func (c *cobrowse) rawGET(t *testing.T, path string) []byte {
 
 // eventually polls check every 50 ms until it returns "" (success) or the
 // bound passes, then fails with the last reason.
-func eventually(t *testing.T, within time.Duration, what string, check func() string) time.Duration {
+func eventually(t testing.TB, within time.Duration, what string, check func() string) time.Duration {
 	t.Helper()
 	start := time.Now()
 	reason := ""

@@ -155,7 +155,7 @@ func pixelDiff(t *testing.T, a, b []byte) float64 {
 }
 
 // waitForSession waits for the only live session and returns its id.
-func waitForSession(t *testing.T, c *cobrowse) string {
+func waitForSession(t testing.TB, c *cobrowse) string {
 	t.Helper()
 	var sessions []session.Info
 	eventually(t, 10*time.Second, "the visitor's session is listed", func() string {
