@@ -22,6 +22,32 @@ type detector struct {
 	order int  // position in the canonical order, for stable unions
 	weak  bool // a weak detector's matches are dropped where they overlap a strong one's
 	find  func(text string, dst [][2]int) [][2]int
+	// needs is what a text must hold for find to match anything in it, so
+	// that a text without it is skipped at once (most page text has no
+	// digit and no '@'); 0 if the detector cannot tell (custom patterns).
+	needs textHas
+}
+
+// textHas is a set of kinds of byte a text holds.
+type textHas uint8
+
+const (
+	hasDigit textHas = 1 << iota // an ASCII digit
+	hasAt                        // '@'
+)
+
+// bytesIn returns which of the kinds of byte that detectors need text holds.
+func bytesIn(text string) textHas {
+	var has textHas
+	for i := 0; i < len(text) && has != hasDigit|hasAt; i++ {
+		switch c := text[i]; {
+		case isDigit(c):
+			has |= hasDigit
+		case c == '@':
+			has |= hasAt
+		}
+	}
+	return has
 }
 
 // Names returns the names of the detectors in use, built-ins first.
@@ -53,7 +79,11 @@ func (d *Detectors) find(text string, found func(name string)) [][2]int {
 	}
 	var strong, weak [][2]int
 	var weakNames []string // of weak's ranges, for found
+	has := bytesIn(text)
 	for _, det := range d.list {
+		if det.needs&has != det.needs {
+			continue
+		}
 		if det.weak {
 			n := len(weak)
 			weak = det.find(text, weak)
@@ -166,11 +196,11 @@ func overlapsAny(rs [][2]int, r [2]int) bool {
 // The built-in detectors, in canonical order. Their names are part of the
 // file format.
 var builtins = []*detector{
-	{name: "card_number", order: 0, find: findCards},
-	{name: "iban", order: 1, find: findIBANs},
-	{name: "ssn", order: 2, find: findSSNs},
-	{name: "email", order: 3, find: findEmails},
-	{name: "phone", order: 4, weak: true, find: findPhones},
+	{name: "card_number", order: 0, find: findCards, needs: hasDigit},
+	{name: "iban", order: 1, find: findIBANs, needs: hasDigit},
+	{name: "ssn", order: 2, find: findSSNs, needs: hasDigit},
+	{name: "email", order: 3, find: findEmails, needs: hasAt},
+	{name: "phone", order: 4, weak: true, find: findPhones, needs: hasDigit},
 }
 
 func builtinNames() []string {

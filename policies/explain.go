@@ -61,7 +61,7 @@ func (p *Policy) Explain(pageURL string, page io.Reader) (*Report, error) {
 	if err := json.Unmarshal(out[0], &ev); err != nil {
 		return nil, fmt.Errorf("reading the redacted snapshot: %w", err)
 	}
-	agentView := newMirror().build(ev.Data.Node, nil, nil)
+	agentView := newMirror(0).build(ev.Data.Node, nil, nil)
 	if agentView == nil {
 		return nil, errors.New("the Redactor sent a snapshot that cannot be rebuilt")
 	}

@@ -3,6 +3,7 @@ package policies
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -76,7 +77,8 @@ func FuzzParse(f *testing.F) {
 }
 
 // FuzzDetectors checks that Find returns sorted, in-bounds, non-overlapping
-// ranges and that Mask keeps the rune count.
+// ranges, the same as without the detectors' prefilter (detector.needs),
+// and that Mask keeps the rune count.
 func FuzzDetectors(f *testing.F) {
 	for _, seed := range []string{
 		"",
@@ -91,9 +93,18 @@ func FuzzDetectors(f *testing.F) {
 	}
 	p := mustParse(f, "version: 1\ncustom_detectors:\n  - {name: order_id, pattern: 'ORD-[0-9]{8}'}\n  - {name: word, pattern: '(?i)\\bsecret\\w*'}\n")
 	d := p.ForPage("x", "/").Detectors
+	unfiltered := &Detectors{}
+	for _, det := range d.list {
+		det := *det
+		det.needs = 0
+		unfiltered.list = append(unfiltered.list, &det)
+	}
 	f.Fuzz(func(t *testing.T, text string) {
 		ranges := d.Find(text)
 		checkRanges(t, "Find", text, ranges)
+		if want := unfiltered.Find(text); !slices.Equal(ranges, want) {
+			t.Fatalf("Find(%q) = %v, without the prefilter %v", text, ranges, want)
+		}
 		masked, ok := d.Mask(text)
 		if ok != (len(ranges) > 0) {
 			t.Fatalf("Mask said %v with %d ranges", ok, len(ranges))

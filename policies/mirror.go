@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"slices"
 	"strings"
 
 	"golang.org/x/net/html"
@@ -39,8 +40,16 @@ type nodeState struct {
 	raw attributes
 }
 
-func newMirror() *mirror {
-	return &mirror{byID: make(map[int64]*html.Node), state: make(map[*html.Node]*nodeState)}
+// newMirror returns an empty mirror with room for about nodes nodes.
+func newMirror(nodes int) *mirror {
+	nodes = min(nodes, maxMirrorNodes)
+	return &mirror{byID: make(map[int64]*html.Node, nodes), state: make(map[*html.Node]*nodeState, nodes)}
+}
+
+// mirrorNode is a node of the mirror with its state, in one allocation.
+type mirrorNode struct {
+	node  html.Node
+	state nodeState
 }
 
 // size returns the number of nodes in the mirror.
@@ -58,8 +67,8 @@ func (m *mirror) build(sn *snode, parent, next *html.Node) *html.Node {
 	if _, taken := m.byID[sn.ID]; taken {
 		return nil
 	}
-	n := &html.Node{}
-	st := &nodeState{id: sn.ID}
+	mn := &mirrorNode{state: nodeState{id: sn.ID}}
+	n, st := &mn.node, &mn.state
 	switch sn.Type {
 	case nodeDocument:
 		n.Type = html.DocumentNode
@@ -106,7 +115,7 @@ func (m *mirror) build(sn *snode, parent, next *html.Node) *html.Node {
 // syncAttrs sets the html.Node's attributes from st.raw, for selectors, in
 // a stable order, and notes a password input.
 func syncAttrs(n *html.Node, st *nodeState) {
-	n.Attr = n.Attr[:0]
+	n.Attr = slices.Grow(n.Attr[:0], len(st.raw))
 	for name, v := range st.raw {
 		if s, ok := attrString(v); ok {
 			n.Attr = append(n.Attr, html.Attribute{Key: strings.ToLower(name), Val: s})

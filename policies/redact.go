@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
@@ -70,6 +72,7 @@ type Redactor struct {
 	// addOf, while a mutation is being sent, tells which of its adds built
 	// each new node (see mutation).
 	addOf map[*html.Node]int
+	names []string // appendAttrs' scratch list
 
 	// The page being redacted, for OnPageEnd: its URL as agents see it and
 	// the version of the policy that chose its rules.
@@ -214,7 +217,11 @@ func (r *Redactor) redactEvent(ev event) []json.RawMessage {
 // through encoding/json, which would check and copy a snapshot's tens of
 // kilobytes once more at each level.
 func encodeEvent(ev event, data any) ([]byte, error) {
-	b := append(make([]byte, 0, 256), `{"type":`...)
+	size := 256
+	if fs, ok := data.(*fullSnapshotData); ok {
+		size += len(fs.Node.sent)
+	}
+	b := append(make([]byte, 0, size), `{"type":`...)
 	b = strconv.AppendInt(b, int64(ev.Type), 10)
 	b = append(b, `,"data":`...)
 	var err error
@@ -288,7 +295,7 @@ func (r *Redactor) fullSnapshot(data json.RawMessage) []any {
 	if !ok || fs.Node == nil {
 		return nil
 	}
-	r.mirror = newMirror()
+	r.mirror = newMirror(fs.Node.count())
 	root := r.mirror.build(fs.Node, nil, nil)
 	if root == nil || r.mirror.size() >= maxMirrorNodes {
 		r.blocked = true
@@ -299,7 +306,8 @@ func (r *Redactor) fullSnapshot(data json.RawMessage) []any {
 		return []any{fs}
 	}
 	r.evaluate(root, "", "", nil)
-	fs.Node = r.serialize(root)
+	// The redacted snapshot is about as long as the visitor's.
+	fs.Node = &snode{sent: r.appendSerialized(make([]byte, 0, len(data)), root)}
 	return []any{fs}
 }
 
@@ -318,14 +326,14 @@ func blockedPage() *snode {
 
 // incremental redacts an IncrementalSnapshot's data by its source.
 func (r *Redactor) incremental(data json.RawMessage) []any {
-	var inc incremental
-	if json.Unmarshal(data, &inc) != nil || inc.Source == nil || r.page == nil {
+	source, ok := dataSource(data) // the rest is decoded (and checked) by source
+	if !ok || r.page == nil {
 		return nil
 	}
 	if r.blocked || r.mirror == nil {
 		return nil // the agent sees the placeholder, or has no snapshot yet
 	}
-	switch *inc.Source {
+	switch source {
 	case sourceMutation:
 		return r.mutation(data)
 	case sourceInput:
@@ -499,39 +507,98 @@ func (r *Redactor) inherited(parent *html.Node) (maskedBy, removedBy string) {
 	return st.maskedBy, st.removedBy
 }
 
-// serialize returns the redacted serialized form of n and its subtree.
+// serialize returns the redacted serialized form of n and its subtree,
+// written as JSON (snode.sent) by appendSerialized.
 func (r *Redactor) serialize(n *html.Node) *snode {
+	return &snode{sent: r.appendSerialized(nil, n)}
+}
+
+// appendSerialized appends to b the redacted serialized form of n and its
+// subtree, in appendNode's form (attributes in name order), straight from
+// the mirror: a snapshot's nodes are not built twice, once as snodes and
+// once as JSON. A removed element is an empty box; during a mutation, the
+// children that another of its adds carries are left out (addOf).
+func (r *Redactor) appendSerialized(b []byte, n *html.Node) []byte {
 	st := r.mirror.state[n]
-	sn := &snode{ID: st.id}
+	b = append(b, `{"type":`...)
 	switch n.Type {
 	case html.DocumentNode:
-		sn.Type = nodeDocument
+		b = append(b, '0'+nodeDocument)
 	case html.DoctypeNode:
-		sn.Type, sn.Name = nodeDocumentType, n.Data
-		return sn
+		b = append(b, '0'+nodeDocumentType)
 	case html.ElementNode:
-		sn.Type, sn.TagName, sn.IsSVG = nodeElement, n.Data, st.svg
-		sn.Attributes = r.redactAttrs(n, st, st.raw)
-		if st.removed {
-			r.count(st.removedBy)
-			return sn // an empty box: serialize is not called inside one
-		}
+		b = append(b, '0'+nodeElement)
 	case html.TextNode:
-		sn.Type, sn.IsStyle = nodeText, st.style
-		sn.TextContent = r.redactText(n, st, n.Data)
-		return sn
+		b = append(b, '0'+nodeText)
 	case html.CommentNode:
-		sn.Type = nodeComment
-		sn.TextContent = r.redactPlain(n.Data, st.maskedBy)
-		return sn
+		b = append(b, '0'+nodeComment)
 	}
-	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		if r.addOf != nil && r.addOf[c] != r.addOf[n] {
-			continue // sent by another add of the mutation
+	b = strconv.AppendInt(append(b, `,"id":`...), st.id, 10)
+	switch n.Type {
+	case html.DoctypeNode:
+		b = appendString(append(b, `,"name":`...), n.Data)
+		return append(b, `,"publicId":"","systemId":""}`...)
+	case html.TextNode:
+		b = appendString(append(b, `,"textContent":`...), r.redactText(n, st, n.Data))
+		if st.style {
+			b = append(b, `,"isStyle":true`...)
 		}
-		sn.ChildNodes = append(sn.ChildNodes, r.serialize(c))
+		return append(b, '}')
+	case html.CommentNode:
+		b = appendString(append(b, `,"textContent":`...), r.redactPlain(n.Data, st.maskedBy))
+		return append(b, '}')
+	case html.ElementNode:
+		b = appendString(append(b, `,"tagName":`...), n.Data)
+		b = r.appendAttrs(append(b, `,"attributes":`...), n, st)
 	}
-	return sn
+	b = append(b, `,"childNodes":[`...)
+	if n.Type == html.ElementNode && st.removed {
+		r.count(st.removedBy) // an empty box: nothing inside it is written
+	} else {
+		first := true
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			if r.addOf != nil && r.addOf[c] != r.addOf[n] {
+				continue // sent by another add of the mutation
+			}
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = r.appendSerialized(b, c)
+		}
+	}
+	b = append(b, ']')
+	if st.svg {
+		b = append(b, `,"isSVG":true`...)
+	}
+	return append(b, '}')
+}
+
+// appendAttrs appends the attributes of element n to send, as a JSON
+// object in name order.
+func (r *Redactor) appendAttrs(b []byte, n *html.Node, st *nodeState) []byte {
+	// r.names is a scratch list: attributes are written before children.
+	r.names = r.names[:0]
+	for name := range st.raw {
+		r.names = append(r.names, name)
+	}
+	slices.Sort(r.names)
+	b = append(b, '{')
+	first := true
+	for _, name := range r.names {
+		v, ok := r.redactAttr(n, st, name, st.raw[name])
+		if !ok {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(appendString(b, name), ':')
+		b = append(b, v...)
+	}
+	clear(r.names)
+	return append(b, '}')
 }
 
 // redactAttrs returns the attributes of element n to send, from the changes
@@ -539,9 +606,6 @@ func (r *Redactor) serialize(n *html.Node) *snode {
 func (r *Redactor) redactAttrs(n *html.Node, st *nodeState, attrs attributes) attributes {
 	out := make(attributes, len(attrs))
 	for name, v := range attrs {
-		if st.removed && !boxAttrs[strings.ToLower(name)] {
-			continue
-		}
 		if red, ok := r.redactAttr(n, st, name, v); ok {
 			out[name] = red
 		}
@@ -561,42 +625,54 @@ var (
 )
 
 // redactAttr returns the value to send of attribute name, and false if the
-// attribute must not be sent at all.
+// attribute must not be sent at all. v is valid JSON (read by the scanner or
+// encoding/json, or written by encodeString). A string is decoded only for
+// the attributes that hold text, and sent as it came when redaction leaves
+// it as it is and it is valid UTF-8.
 func (r *Redactor) redactAttr(n *html.Node, st *nodeState, name string, v json.RawMessage) (json.RawMessage, bool) {
 	key := strings.ToLower(name)
 	switch {
+	case st.removed && !boxAttrs[key]:
+		return nil, false // a removed element keeps what sizes its box only
 	case strings.HasPrefix(key, "on"), key == "rr_dataurl", key == "srcdoc":
 		return nil, false // handlers; canvas and image contents; inline documents
 	case len(v) > 0 && v[0] == '{':
 		return r.redactStyleObject(v)
-	}
-	s, present := attrString(v)
-	if len(v) == 0 || v[0] != '"' {
+	case len(v) == 0 || v[0] != '"':
 		// null (removed), true, a number: nothing to read in them.
-		if string(v) == "null" || string(v) == "true" || present {
+		if _, present := attrString(v); present || string(v) == "null" {
 			return v, true
 		}
 		return nil, false
 	}
+	var s, red string // the value, and what to send of it
 	switch {
 	case urlAttrs[key]:
-		if isJavaScriptURL(s) || isDataURL(s) {
+		if s, _ = attrString(v); isJavaScriptURL(s) || isDataURL(s) {
 			return nil, false
 		}
-		return encodeString(r.redactURL(s, st.maskedBy)), true
+		red = r.redactURL(s, st.maskedBy)
 	case key == "srcset" || key == "imagesrcset":
-		if strings.Contains(strings.ToLower(s), "data:") {
+		if s, _ = attrString(v); strings.Contains(strings.ToLower(s), "data:") {
 			return nil, false
 		}
-		return encodeString(r.redactURLList(s, st.maskedBy)), true
+		red = r.redactURLList(s, st.maskedBy)
 	case key == "value" && isField(n):
-		return encodeString(r.redactValue(n, st, s)), true
+		s, _ = attrString(v)
+		red = r.redactValue(n, st, s)
 	case key == "style" || key == "_csstext":
-		return encodeString(r.redactCSS(s, st.maskedBy)), true
+		s, _ = attrString(v)
+		red = r.redactCSS(s, st.maskedBy)
 	case textAttrs[key] || strings.HasPrefix(key, "aria-") || strings.HasPrefix(key, "data-"):
-		return encodeString(r.redactPlain(s, st.maskedBy)), true
+		s, _ = attrString(v)
+		red = r.redactPlain(s, st.maskedBy)
+	default:
+		return v, true // structure: class, id, type, name, rel, sizes...
 	}
-	return v, true // structure: class, id, type, name, rel, sizes...
+	if red == s && utf8.ValidString(s) {
+		return v, true // as it came (invalid UTF-8 is written as U+FFFD below, as before)
+	}
+	return encodeString(red), true
 }
 
 // redactStyleObject redacts a style attribute change given as properties

@@ -102,6 +102,21 @@ type snode struct {
 
 	TextContent string `json:"textContent"` // text, CDATA, comment
 	IsStyle     bool   `json:"isStyle,omitempty"`
+
+	// sent, if not nil, is the node as the Redactor sends it, already
+	// written as JSON (Redactor.serialize); the other fields are unused.
+	sent []byte
+}
+
+// count returns the number of nodes in n's subtree.
+func (n *snode) count() int {
+	c := 1
+	for _, kid := range n.ChildNodes {
+		if kid != nil {
+			c += kid.count()
+		}
+	}
+	return c
 }
 
 // MarshalJSON writes the fields of the node's type only. It writes the
@@ -116,6 +131,9 @@ func (n *snode) MarshalJSON() ([]byte, error) {
 func appendNode(b []byte, n *snode) ([]byte, error) {
 	if n == nil {
 		return nil, errors.New("policies: a missing node in a snapshot")
+	}
+	if n.sent != nil {
+		return append(b, n.sent...), nil
 	}
 	b = append(b, `{"type":`...)
 	b = strconv.AppendInt(b, int64(n.Type), 10)
@@ -278,12 +296,6 @@ func attrString(v json.RawMessage) (string, bool) {
 // encodeString encodes s as a JSON string.
 func encodeString(s string) json.RawMessage {
 	return appendString(nil, s)
-}
-
-// incremental is the part of an IncrementalSnapshot's data that says what it
-// is; the rest is decoded by source.
-type incremental struct {
-	Source *int `json:"source"`
 }
 
 // mutationData is the data of a Mutation: what the replayer applies, in

@@ -153,15 +153,15 @@ func parseEnvelope(raw []byte) (ev event, plain, ok bool) {
 			return true
 		}
 		n, ok := s.number()
-		literal := json.Number(raw[start:s.i])
 		switch eventKeys[i].name {
 		case "type":
 			ev.Type = n
 			return ok && n >= 0
 		case "timestamp":
-			ev.Timestamp = literal
+			ev.Timestamp = json.Number(raw[start:s.i])
 		case "delay":
-			ev.Delay = &literal
+			delay := json.Number(raw[start:s.i])
+			ev.Delay = &delay
 		}
 		return ok
 	})
@@ -226,17 +226,8 @@ func textChanges(data []byte) ([]textChange, bool) {
 // of positions, as described above.
 func numbersOnly(data []byte) bool {
 	// The data object: its source decides which keys it may have.
-	source, sources := -1, 0
-	find := scanner{b: data}
-	if !find.object(func(key []byte) bool {
-		if string(key) != "source" {
-			return find.skipValue()
-		}
-		sources++
-		n, ok := find.number()
-		source = n
-		return ok
-	}) || sources != 1 {
+	source, ok := dataSource(data)
+	if !ok {
 		return false
 	}
 	keys := fastKeys[source]
@@ -245,7 +236,7 @@ func numbersOnly(data []byte) bool {
 	}
 	d := scanner{b: data}
 	var seen uint
-	ok := d.object(func(key []byte) bool {
+	ok = d.object(func(key []byte) bool {
 		if string(key) == "source" {
 			_, ok := d.number()
 			return ok
@@ -260,11 +251,33 @@ func numbersOnly(data []byte) bool {
 	return ok && complete(keys, seen) && d.end()
 }
 
+// dataSource returns the source of an IncrementalSnapshot's data: the
+// value of its one "source" key (spelt so), a small non-negative integer.
+// The other values are skipped, not checked: the caller decodes them.
+func dataSource(data []byte) (source int, ok bool) {
+	sources := 0
+	s := scanner{b: data}
+	if !s.object(func(key []byte) bool {
+		if string(key) != "source" {
+			return s.skipValue()
+		}
+		sources++
+		source, ok = s.number()
+		return ok
+	}) || sources != 1 || source < 0 {
+		return 0, false
+	}
+	return source, true
+}
+
 // scanner reads JSON from b at i, without allocating (but for the keys it
-// hands out, which are short).
+// hands out, which are short). nodes and kids are decodeFullSnapshot's.
 type scanner struct {
 	b []byte
 	i int
+
+	nodes []snode  // see newSnode
+	kids  []*snode // see snode
 }
 
 func (s *scanner) ws() {
@@ -323,16 +336,7 @@ func (s *scanner) skipValue() bool {
 	case '{', '[':
 		return s.skipObject()
 	case '"':
-		for s.i++; s.i < len(s.b); s.i++ {
-			switch s.b[s.i] {
-			case '\\':
-				s.i++
-			case '"':
-				s.i++
-				return true
-			}
-		}
-		return false
+		return s.skipString()
 	}
 	start := s.i
 	for s.i < len(s.b) && strings.IndexByte(",}] \t\n\r", s.b[s.i]) < 0 {
@@ -341,30 +345,55 @@ func (s *scanner) skipValue() bool {
 	return s.i > start
 }
 
+// skipString reads a string, at s.i, without checking its content beyond
+// finding its end: the first quote that an odd run of backslashes does not
+// escape.
+func (s *scanner) skipString() bool {
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		return false
+	}
+	for s.i++; ; {
+		q := bytes.IndexByte(s.b[s.i:], '"')
+		if q < 0 {
+			s.i = len(s.b)
+			return false
+		}
+		end := s.i + q
+		backslashes := 0 // the byte before s.i is a quote: the run stops there
+		for k := end - 1; k >= s.i && s.b[k] == '\\'; k-- {
+			backslashes++
+		}
+		s.i = end + 1
+		if backslashes%2 == 0 {
+			return true
+		}
+	}
+}
+
 // skipObject reads an object or an array of any content.
 func (s *scanner) skipObject() bool {
 	s.ws()
 	if s.i >= len(s.b) || s.b[s.i] != '{' && s.b[s.i] != '[' {
 		return false
 	}
-	depth, inString := 0, false
-	for ; s.i < len(s.b); s.i++ {
-		c := s.b[s.i]
-		switch {
-		case inString && c == '\\':
-			s.i++
-		case c == '"':
-			inString = !inString
-		case inString:
-		case c == '{' || c == '[':
+	depth := 0
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case '"':
+			if !s.skipString() {
+				return false
+			}
+			continue
+		case '{', '[':
 			depth++
-		case c == '}' || c == ']':
+		case '}', ']':
 			depth--
 			if depth == 0 {
 				s.i++
 				return true
 			}
 		}
+		s.i++
 	}
 	return false
 }
@@ -509,28 +538,66 @@ func (s *scanner) integer() (int64, bool) {
 func (s *scanner) str() (string, bool) {
 	s.ws()
 	start := s.i
-	if s.i >= len(s.b) || s.b[s.i] != '"' || !s.skipValue() {
+	if !s.skipString() {
 		return "", false
 	}
 	return unquote(s.b[start+1 : s.i-1])
+}
+
+// plainPrefix returns the length of the longest prefix of q, a JSON
+// string's content, without escapes or control characters.
+func plainPrefix(q []byte) int {
+	for i, c := range q {
+		if c == '\\' || c < 0x20 {
+			return i
+		}
+	}
+	return len(q)
+}
+
+// validQuoted reports whether unquote(q) would succeed, without building
+// the string: no control characters, and only valid escapes.
+func validQuoted(q []byte) bool {
+	for i := plainPrefix(q); i < len(q); i += plainPrefix(q[i:]) {
+		if q[i] < 0x20 || i+1 >= len(q) {
+			return false
+		}
+		switch q[i+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			i += 2
+		case 'u':
+			if _, ok := hex4(q[i+2:]); !ok {
+				return false
+			}
+			i += 6
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // unquote returns the value of the JSON string whose content (between the
 // quotes) is q, as encoding/json decodes it: escapes resolved, a lone
 // surrogate as U+FFFD; a control character or a bad escape is an error.
 func unquote(q []byte) (string, bool) {
-	if bytes.IndexFunc(q, func(r rune) bool { return r == '\\' || r < 0x20 }) < 0 {
+	plain := plainPrefix(q)
+	if plain == len(q) {
 		return string(q), true
 	}
 	var b strings.Builder
 	b.Grow(len(q))
-	for i := 0; i < len(q); i++ {
+	b.Write(q[:plain])
+	for i := plain; i < len(q); i++ {
 		c := q[i]
 		switch {
 		case c < 0x20:
 			return "", false
 		case c != '\\':
-			b.WriteByte(c)
+			// Up to the next escape or control character at once.
+			n := plainPrefix(q[i:])
+			b.Write(q[i : i+n])
+			i += n - 1
 			continue
 		}
 		if i++; i >= len(q) {

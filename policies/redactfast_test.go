@@ -159,7 +159,8 @@ func TestTextMutationEvent(t *testing.T) {
 	}
 }
 
-// FuzzUnquote checks unquote against encoding/json on string contents.
+// FuzzUnquote checks unquote against encoding/json on string contents, and
+// validQuoted against unquote.
 func FuzzUnquote(f *testing.F) {
 	for _, s := range []string{`plain`, `a\nb\t\"c\\`, `\u00e9\u20ac`, `\ud83d\ude00`, `\ud800x`, `\udc00\ud800`, `\ud800\u0041`, `\x`, "\x01", `\u12`, "\xff"} {
 		f.Add(s)
@@ -173,6 +174,9 @@ func FuzzUnquote(f *testing.F) {
 		err := json.Unmarshal([]byte(`"`+content+`"`), &want)
 		if ok != (err == nil) {
 			t.Fatalf("unquote(%q): ok %v, encoding/json: %v", content, ok, err)
+		}
+		if valid := validQuoted([]byte(content)); valid != ok {
+			t.Fatalf("validQuoted(%q) = %v, unquote's ok %v", content, valid, ok)
 		}
 		if ok && !sameJSON(t, appendString(nil, got), appendString(nil, want)) {
 			t.Fatalf("unquote(%q) = %q, encoding/json %q", content, got, want)

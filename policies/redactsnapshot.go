@@ -3,6 +3,8 @@ package policies
 import (
 	"encoding/json"
 	"strings"
+
+	"golang.org/x/net/html/atom"
 )
 
 // A full snapshot is tens of kilobytes of nested nodes; decoding it with
@@ -68,25 +70,43 @@ func decodeFullSnapshot(data []byte) (*fullSnapshotData, bool) {
 	return fs, ok && s.end()
 }
 
-// The keys of a serialized node, by their bit in snode's seen set.
-var snodeKeys = []string{"type", "id", "rootId", "isShadowHost", "isShadow", "childNodes", "compatMode",
-	"name", "publicId", "systemId", "tagName", "attributes", "isSVG", "needBlock", "isCustom", "textContent", "isStyle"}
+// The keys of a serialized node, by their bit in snode's seen set, and by
+// name as rrweb writes them (other letter cases are looked up in the list).
+var (
+	snodeKeys = []string{"type", "id", "rootId", "isShadowHost", "isShadow", "childNodes", "compatMode",
+		"name", "publicId", "systemId", "tagName", "attributes", "isSVG", "needBlock", "isCustom", "textContent", "isStyle"}
+	snodeKeyIndex = func() map[string]int {
+		m := make(map[string]int, len(snodeKeys))
+		for i, k := range snodeKeys {
+			m[k] = i
+		}
+		return m
+	}()
+)
+
+// snodeKey returns the index in snodeKeys of a key, matched as
+// encoding/json matches field names (without regard to case), or -1.
+func snodeKey(key []byte) int {
+	if i, ok := snodeKeyIndex[string(key)]; ok {
+		return i
+	}
+	for i, name := range snodeKeys {
+		if strings.EqualFold(string(key), name) {
+			return i
+		}
+	}
+	return -1
+}
 
 // snode reads a serialized node and its children.
 func (s *scanner) snode(depth int) (*snode, bool) {
 	if depth > maxSnapshotDepth {
 		return nil, false
 	}
-	n := new(snode)
+	n := s.newSnode()
 	var seen uint32
 	ok := s.object(func(key []byte) bool {
-		i := -1
-		for k, name := range snodeKeys {
-			if strings.EqualFold(string(key), name) {
-				i = k
-				break
-			}
-		}
+		i := snodeKey(key)
 		if i < 0 {
 			return s.skipChecked()
 		}
@@ -131,20 +151,25 @@ func (s *scanner) snode(depth int) (*snode, bool) {
 		case "systemId":
 			n.SystemID, ok = s.str()
 		case "tagName":
-			n.TagName, ok = s.str()
+			n.TagName, ok = s.name()
 		case "textContent":
 			n.TextContent, ok = s.str()
 		case "childNodes":
-			n.ChildNodes = []*snode{}
+			// The children are gathered on s.kids (whose top a child's own
+			// children use and leave as they found it), then copied once.
+			mark := len(s.kids)
 			ok = s.array(func() bool {
 				kid, ok := s.snode(depth + 1)
-				n.ChildNodes = append(n.ChildNodes, kid)
+				s.kids = append(s.kids, kid)
 				return ok
 			})
+			n.ChildNodes = append(make([]*snode, 0, len(s.kids)-mark), s.kids[mark:]...)
+			clear(s.kids[mark:]) // no pointers kept past the decoding
+			s.kids = s.kids[:mark]
 		case "attributes":
 			n.Attributes = attributes{}
 			ok = s.object(func(key []byte) bool {
-				name := string(key) // object() takes only keys without escapes
+				name := internName(key) // object() takes only keys without escapes
 				s.ws()
 				start := s.i
 				if !s.skipChecked() {
@@ -157,6 +182,43 @@ func (s *scanner) snode(depth int) (*snode, bool) {
 		return ok
 	})
 	return n, ok
+}
+
+// newSnode returns a zeroed node, from a block of nodes that the scanner
+// allocates at once (a snapshot has hundreds).
+func (s *scanner) newSnode() *snode {
+	if len(s.nodes) == 0 {
+		// A node takes more than 16 bytes of JSON: a short snapshot does
+		// not get a block of 64.
+		s.nodes = make([]snode, min(64, 1+(len(s.b)-s.i)/16))
+	}
+	n := &s.nodes[0]
+	s.nodes = s.nodes[1:]
+	return n
+}
+
+// name reads a string that is most likely a tag or attribute name, without
+// allocating a copy of one known to x/net/html.
+func (s *scanner) name() (string, bool) {
+	s.ws()
+	start := s.i
+	if !s.skipString() {
+		return "", false
+	}
+	q := s.b[start+1 : s.i-1]
+	if plainPrefix(q) == len(q) {
+		return internName(q), true
+	}
+	return unquote(q)
+}
+
+// internName returns key as a string, without allocating a copy of a name
+// known to x/net/html (tag and attribute names, mostly).
+func internName(key []byte) string {
+	if a := atom.Lookup(key); a != 0 {
+		return a.String()
+	}
+	return string(key)
 }
 
 // null reads a null if one comes next.
@@ -191,8 +253,8 @@ func (s *scanner) skipChecked() bool {
 	}
 	switch c := s.b[s.i]; {
 	case c == '"':
-		_, ok := s.str()
-		return ok
+		start := s.i
+		return s.skipString() && validQuoted(s.b[start+1:s.i-1])
 	case c == '-' || '0' <= c && c <= '9':
 		_, ok := s.number()
 		return ok
