@@ -42,10 +42,11 @@ bench-proxy: build
 
 ## fuzz: run each fuzz target for FUZZTIME (default 1m each)
 FUZZTIME ?= 1m
-FUZZ_TARGETS := rewrite:FuzzInjector rewrite:FuzzInjectorMetaCSP rewrite:FuzzAllowVisitor rewrite:FuzzURLRewriter \
+FUZZ_TARGETS := rewrite:FuzzInjector rewrite:FuzzInjectorMetaCSP rewrite:FuzzAllowVisitor rewrite:FuzzURLRewriter rewrite:FuzzAppendCSSURLs \
 	proxy:FuzzRewriteResponseHeaders session:FuzzVisitorMessages session:FuzzIdentityVerify \
 	policies:FuzzParse policies:FuzzDetectors policies:FuzzRedactor policies:FuzzRedactorNeverLeaks policies:FuzzNumericEvent \
-	policies:FuzzAppendString policies:FuzzDecodeFullSnapshot policies:FuzzUnquote
+	policies:FuzzAppendString policies:FuzzDecodeFullSnapshot policies:FuzzUnquote \
+	assets:FuzzParseTarget assets:FuzzRefusal assets:FuzzCacheControl assets:FuzzFetchURL
 fuzz: web
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 	  echo "==> fuzzing $$name in ./$$pkg for $(FUZZTIME)"; \

@@ -3,9 +3,10 @@
 // by all sessions.
 //
 // The renderer intercepts every subresource request of a replay tab and calls
-// Fetcher.Fetch to answer it; the agent listener serves cached bodies by hash
-// with Cache.Handler, so that an agent's browser never contacts the
-// customer's site. Cookies remembers the Cookie header each visitor's browser
+// Fetcher.Fetch to answer it; in DOM mode the agent's console asks the agent
+// listener (/api/sessions/{id}/asset), which calls Fetch too; the agent
+// listener also serves cached bodies by hash with Cache.Handler. So an
+// agent's browser never contacts the customer's site. Cookies remembers the Cookie header each visitor's browser
 // sent, for same-origin fetches made as that visitor.
 //
 // What a Fetch may reach is the heart of the package (DESIGN.md, security

@@ -27,9 +27,9 @@ type testSession struct {
 	mu         sync.Mutex
 	pixelRatio float64  // the visitor's screen's, in the reset's session Info
 	events     []string // the page: Meta, FullSnapshot, then incremental events
-	feeds  []*testFeed
-	opens  int
-	ended  bool
+	feeds      []*testFeed
+	opens      int
+	ended      bool
 }
 
 type testFeed struct {

@@ -129,6 +129,9 @@ func startCobrowse(t testing.TB, args ...string) *cobrowse {
 	if err := os.Mkdir(c.tmpDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	// Agents see sessions without the visitor's consent unless a test asks
+	// for it (a later --join wins): most tests are not about consent.
+	args = append([]string{args[0], "--join", "none"}, args[1:]...)
 	args = append(args, "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0",
 		"--agent-token", c.token, "--log-level", "debug")
 	cmd := exec.Command(run.binary, args...)

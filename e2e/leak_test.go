@@ -532,22 +532,29 @@ func sentToAgent(want string) replayExpect {
 }
 
 // readReplay is the JavaScript that reads the probes [sel, what] in the
-// replayed document: null for a missing element or attribute.
-const readReplay = `doc => PROBES.map(([sel, what]) => {
-  if (sel === 'document') {
-    if (what === 'title') return doc.title;
-    if (what === 'html') return doc.documentElement.outerHTML;
-    if (what === 'css') return [...doc.styleSheets].flatMap(s => [...s.cssRules].map(r => r.cssText)).join('\n');
+// replayed document: null for a missing element or attribute. The console
+// points the page's resource URLs at its asset route; an attribute is read
+// with each such URL turned back into the visitor's URL that it fetches.
+const readReplay = `doc => {
+  const unroute = v => v && v.replace(/\S*\/api\/sessions\/[^\/\s]+\/asset\?url=([^\s#]*)/g, (m, u) => {
+    try { return decodeURIComponent(u); } catch (e) { return m; }
+  });
+  return PROBES.map(([sel, what]) => {
+    if (sel === 'document') {
+      if (what === 'title') return doc.title;
+      if (what === 'html') return doc.documentElement.outerHTML;
+      if (what === 'css') return [...doc.styleSheets].flatMap(s => [...s.cssRules].map(r => r.cssText)).join('\n');
+      return null;
+    }
+    const e = doc.querySelector(sel);
+    if (!e) return null;
+    if (what === 'text') return e.textContent;
+    if (what === 'value') return e.value;
+    if (what === 'inner') return e.innerHTML;
+    if (what.startsWith('attr:')) return unroute(e.getAttribute(what.slice(5)));
     return null;
-  }
-  const e = doc.querySelector(sel);
-  if (!e) return null;
-  if (what === 'text') return e.textContent;
-  if (what === 'value') return e.value;
-  if (what === 'inner') return e.innerHTML;
-  if (what.startsWith('attr:')) return e.getAttribute(what.slice(5));
-  return null;
-})`
+  });
+}`
 
 // waitReplay waits until the agent's replayed page meets every expectation.
 func (lt *leakTest) waitReplay(what string, within time.Duration, expect ...replayExpect) {

@@ -79,8 +79,9 @@ func anyFont(t *testing.T) []byte {
 // gatedSite is a fronted site whose account page needs a login cookie for
 // its stylesheet and image too, and uses a web font from a second origin
 // that allows only the page's own origin (CORS), as CDNs are set up for a
-// site: an agent's browser on another origin could not use it.
-func gatedSite(t *testing.T, fontURL, refusedURL string) (*httptest.Server, *serverSideFetches) {
+// site: an agent's browser on another origin could not use it. extraHead is
+// added to the account page's head.
+func gatedSite(t *testing.T, fontURL, refusedURL, extraHead string) (*httptest.Server, *serverSideFetches) {
 	t.Helper()
 	fetches := &serverSideFetches{}
 	loggedIn := func(r *http.Request) bool {
@@ -96,10 +97,10 @@ func gatedSite(t *testing.T, fontURL, refusedURL string) (*httptest.Server, *ser
 	mux.HandleFunc("/account", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, `<!doctype html><html><head><title>Account</title>
-<link rel="stylesheet" href="/private.css"></head>
+<link rel="stylesheet" href="/private.css">%s</head>
 <body><h1 class="probe">Account 42</h1><img id="badge" src="/private/badge.png" width="200" height="80">
 <img src="http://169.254.169.254/latest/meta-data/iam.png" width="1" height="1">
-<img src="%s" width="1" height="1"></body></html>`, refusedURL)
+<img src="%s" width="1" height="1"></body></html>`, extraHead, refusedURL)
 	})
 	mux.HandleFunc("/private.css", func(w http.ResponseWriter, r *http.Request) {
 		fetches.note(r)
@@ -198,7 +199,7 @@ func TestRenderedModeResolvesAssetsOnTheServer(t *testing.T) {
 	}))
 	defer fontOrigin.Close()
 	// An intranet server the renderer must never reach: loopback, and not
-	// in --render-allow-private.
+	// in --asset-allow-private.
 	intranetFetches := &serverSideFetches{}
 	intranet := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		intranetFetches.note(r)
@@ -206,10 +207,10 @@ func TestRenderedModeResolvesAssetsOnTheServer(t *testing.T) {
 		w.Write(solidPNG(1, 1, color.RGBA{255, 0, 0, 255}))
 	}))
 	defer intranet.Close()
-	site, siteFetches := gatedSite(t, fontOrigin.URL+"/probe.ttf", intranet.URL+"/secret.png")
+	site, siteFetches := gatedSite(t, fontOrigin.URL+"/probe.ttf", intranet.URL+"/secret.png", "")
 
 	c := startCobrowse(t, "serve", "--upstream", site.URL, "--render",
-		"--render-allow-private", strings.TrimPrefix(fontOrigin.URL, "http://"))
+		"--asset-allow-private", strings.TrimPrefix(fontOrigin.URL, "http://"))
 	visitor := visitorBrowser(t).WithPanic(func(v any) { t.Helper(); t.Fatalf("visitor browser: %v", v) })
 	page := visitor.MustPage("").Timeout(60 * time.Second)
 	page.MustNavigate(c.visitorURL + "login").MustWaitLoad()

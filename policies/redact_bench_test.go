@@ -62,7 +62,7 @@ func BenchmarkHubEvent(b *testing.B) {
 		{"redactor", func(string, string) session.Redactor { return redactor(b, accountPolicy) }},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			hub := session.NewHub(session.Config{NewRedactor: tc.redact, MaxLogBytes: 1 << 30})
+			hub := session.NewHub(session.Config{NewRedactor: tc.redact, MaxLogBytes: 1 << 30, Join: session.JoinNone})
 			v, _, err := hub.Attach("session-1", "tab-0001", "page-0001")
 			if err != nil {
 				b.Fatal(err)
@@ -133,7 +133,7 @@ func BenchmarkHubRecordedSession(b *testing.B) {
 		{"redactor", func(string, string) session.Redactor { return NewRedactor(Default) }},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			hub := session.NewHub(session.Config{NewRedactor: tc.redact, Logger: slog.New(slog.DiscardHandler)})
+			hub := session.NewHub(session.Config{NewRedactor: tc.redact, Logger: slog.New(slog.DiscardHandler), Join: session.JoinNone})
 			b.SetBytes(int64(bytes))
 			b.ReportAllocs()
 			i := 0

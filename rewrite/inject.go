@@ -2,10 +2,12 @@
 // the bytes of documents it fronts, starting with the insertion of the visitor
 // script into HTML pages.
 //
-// Every transform here is an io.Reader over another io.Reader: it reads only as
+// The HTML transforms are io.Readers over another io.Reader: each reads only as
 // much of its source as it needs to make its next decision, holds a bounded
 // amount of memory whatever the input, copies untouched bytes verbatim (it never
-// re-serialises what it parsed) and starts no goroutines. The package does no
+// re-serialises what it parsed) and starts no goroutines. AppendCSSURLs works
+// on a whole style sheet held in memory (the asset fetcher has it already) and
+// copies untouched bytes verbatim too. The package does no
 // network I/O and no logging; it reports what it did through accessors so that
 // the caller can log and measure.
 package rewrite

@@ -31,7 +31,7 @@ func BenchmarkFanOut(b *testing.B) {
 			var wg sync.WaitGroup
 			subs := make([]*Subscriber, agents)
 			for i := range subs {
-				sub, err := s.Subscribe()
+				sub, err := s.Subscribe("Test agent")
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -28,7 +28,7 @@ func FuzzVisitorMessages(f *testing.F) {
 		handler := &VisitorHandler{Hub: hub, Logger: hub.cfg.Logger}
 		v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
 		s, _ := hub.Session("session-1")
-		sub, err := s.Subscribe()
+		sub, err := s.Subscribe("Test agent")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -51,6 +51,13 @@ type Config struct {
 	// visitor's events on as they come, which only tests of the hub itself
 	// should do.
 	NewRedactor func(sessionID, tabID string) Redactor
+	// Join says what it takes for agents to see a session. Default
+	// JoinConsent.
+	Join JoinMode
+	// Record, if set, receives the session events an audit log keeps
+	// (consent asked, given or refused; the visitor ending the session),
+	// with their fields as key-value pairs.
+	Record func(event string, fields ...any)
 	// OnSessionEnd, if set, is called (on the hub's goroutine, without its
 	// locks) after a session ended, so that what other parts keep for it
 	// can go too.
@@ -96,6 +103,9 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.Join == "" {
+		c.Join = JoinConsent
+	}
 	if c.NewRedactor == nil {
 		c.NewRedactor = func(string, string) Redactor { return passThrough{} }
 	}
@@ -123,6 +133,10 @@ type Info struct {
 	Connected bool `json:"connected"`
 	Tabs      int  `json:"tabs"`
 	Agents    int  `json:"agents"`
+	// Consent is, in JoinConsent mode, where the visitor's consent stands:
+	// "not asked", "pending", "granted" or "declined". Absent in JoinNone
+	// mode.
+	Consent Consent `json:"consent,omitempty"`
 	// PixelRatio is the device pixel ratio of the followed tab's screen;
 	// absent until the visitor's script reported it.
 	PixelRatio float64 `json:"pixelRatio,omitempty"`
@@ -236,6 +250,7 @@ func (h *Hub) sessionFor(id string) (*Session, error) {
 			lastActivity: now,
 			tabs:         make(map[string]*tab),
 			subs:         make(map[*Subscriber]struct{}),
+			consent:      ConsentNotAsked,
 		}
 		h.sessions[id] = s
 		h.cfg.Logger.Info("session started", "session", id)
@@ -254,17 +269,30 @@ func (h *Hub) Expire(now time.Time) {
 
 	for _, s := range all {
 		if s.expireTabs(now) {
-			h.mu.Lock()
-			if h.sessions[s.id] == s { // not already replaced by sessionFor
-				delete(h.sessions, s.id)
-			}
-			h.mu.Unlock()
-			h.cfg.Logger.Info("session ended", "session", s.id, "reason", "visitor gone")
-			h.changed()
-			if h.cfg.OnSessionEnd != nil {
-				h.cfg.OnSessionEnd(s.id)
-			}
+			h.removeEnded(s, "visitor gone")
 		}
+	}
+}
+
+// removeEnded forgets a session that ended, for reason.
+func (h *Hub) removeEnded(s *Session, reason string) {
+	h.mu.Lock()
+	if h.sessions[s.id] == s { // not already replaced by sessionFor
+		delete(h.sessions, s.id)
+	}
+	h.mu.Unlock()
+	h.cfg.Logger.Info("session ended", "session", s.id, "reason", reason)
+	h.record("session.ended", "session", s.id, "reason", reason)
+	h.changed()
+	if h.cfg.OnSessionEnd != nil {
+		h.cfg.OnSessionEnd(s.id)
+	}
+}
+
+// record passes an audit event to Config.Record.
+func (h *Hub) record(event string, fields ...any) {
+	if h.cfg.Record != nil {
+		h.cfg.Record(event, fields...)
 	}
 }
 

@@ -13,8 +13,14 @@ import (
 	"github.com/cobrowse/cobrowse/internal/rrwebtest"
 )
 
+// quietHub is a hub that logs nothing. Its agents see sessions without the
+// visitor's consent unless cfg asks for it: most tests are about the stream,
+// collab_test.go about consent.
 func quietHub(cfg Config) *Hub {
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if cfg.Join == "" {
+		cfg.Join = JoinNone
+	}
 	return NewHub(cfg)
 }
 
@@ -129,7 +135,7 @@ func TestLateJoinGetsSnapshotAndTailAtOnce(t *testing.T) {
 		mustBatch(t, v, uint64(i+1), events[i:i+1])
 	}
 	s, _ := hub.Session("session-1")
-	sub, err := s.Subscribe()
+	sub, err := s.Subscribe("Test agent")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +162,7 @@ func TestNavigationStartsANewPageInTheSameSession(t *testing.T) {
 	v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
 	mustBatch(t, v, 1, rrwebtest.Page(1000, "https://shop.test/", 3))
 	s, _ := hub.Session("session-1")
-	sub, _ := s.Subscribe()
+	sub, _ := s.Subscribe("Test agent")
 	defer sub.Close()
 	next(t, sub) // initial reset
 
@@ -186,9 +192,9 @@ func TestSlowAgentIsResyncedWithoutSlowingOthers(t *testing.T) {
 	v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
 	mustBatch(t, v, 1, rrwebtest.Page(1000, "https://shop.test/", 0))
 	s, _ := hub.Session("session-1")
-	slow, _ := s.Subscribe()
+	slow, _ := s.Subscribe("Test agent")
 	defer slow.Close()
-	fast, _ := s.Subscribe()
+	fast, _ := s.Subscribe("Test agent")
 	defer fast.Close()
 	next(t, fast)
 
@@ -279,7 +285,7 @@ func TestFocusSwitchesTheFollowedTab(t *testing.T) {
 	bEvents := rrwebtest.Page(1000, "https://shop.test/b", 0)
 	mustBatch(t, b, 1, bEvents)
 	s, _ := hub.Session("session-1")
-	sub, _ := s.Subscribe()
+	sub, _ := s.Subscribe("Test agent")
 	defer sub.Close()
 	if msgs := next(t, sub); msgs[0].Session.URL != "https://shop.test/b" {
 		t.Fatalf("agents follow %q, want the tab that loaded last", msgs[0].Session.URL)
@@ -304,7 +310,7 @@ func TestIdleSessionEndsAndTellsItsAgents(t *testing.T) {
 	v, _ := mustAttach(t, hub, "session-1", "tab-0001", "page-0001")
 	mustBatch(t, v, 1, rrwebtest.Page(1000, "https://shop.test/", 0))
 	s, _ := hub.Session("session-1")
-	sub, _ := s.Subscribe()
+	sub, _ := s.Subscribe("Test agent")
 	next(t, sub)
 	v.Detach()
 

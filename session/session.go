@@ -28,6 +28,12 @@ type Session struct {
 	// page or got the visitor's focus. Nil until a tab sends a page.
 	active *tab
 	subs   map[*Subscriber]struct{}
+	// consent is the visitor's answer in JoinConsent mode; agentSeq
+	// numbers the agents who joined (collab.go).
+	consent         Consent
+	consentAnswered time.Time
+	agentSeq        int
+	chat            []ChatMessage // the latest maxChatLog messages
 	// ended is set, under mu, when the last tab expired; it is atomic so that
 	// the hub can read it without taking mu (see the lock order above).
 	ended atomic.Bool
@@ -86,16 +92,19 @@ func (s *Session) infoLocked() Info {
 	if s.active != nil {
 		info.URL, info.Title, info.PixelRatio = s.active.url, s.active.title, s.active.pixelRatio
 	}
+	if s.hub.cfg.Join == JoinConsent {
+		info.Consent = s.consent
+	}
 	return info
 }
 
 // Events returns the agent-visible events of the page the session's agents
 // follow: the latest full snapshot and everything after it. It is empty while
-// no snapshot is available.
+// no snapshot is available, and until the visitor accepted agents.
 func (s *Session) Events() []json.RawMessage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.active == nil {
+	if s.active == nil || !s.visibleLocked() {
 		return []json.RawMessage{}
 	}
 	return append([]json.RawMessage{}, s.active.log...)
@@ -139,8 +148,9 @@ func (h *Hub) Attach(sessionID, tabID, pageID string) (v *Visitor, ack uint64, e
 		// arrives, so agents keep seeing something meanwhile.
 		t.page, t.lastSeq = pageID, 0
 	}
-	v = &Visitor{session: s, tab: t, downlink: make(chan []byte, 16)}
+	v = &Visitor{session: s, tab: t, downlink: make(chan []byte, 64)}
 	t.conn = v
+	s.greetLocked(v)
 	now := time.Now()
 	t.lastActivity, s.lastActivity = now, now
 	ack = t.lastSeq
@@ -218,7 +228,10 @@ func (v *Visitor) detachLocked() {
 }
 
 // sendLocked queues a message for the visitor, dropping it if the visitor is
-// not reading (every downlink message is a request that can be repeated).
+// not reading: the hub never waits for a visitor. What is dropped is
+// repeated or superseded (a snapshot request, presence, a pointer position),
+// or comes again when the tab reconnects (the consent question, the chat:
+// see greetLocked).
 func (v *Visitor) sendLocked(msg []byte) {
 	if v.detached {
 		return
@@ -319,7 +332,7 @@ func (v *Visitor) batchLocked(seq uint64, events []json.RawMessage) (BatchResult
 	if res.Dropped > 0 {
 		s.hub.cfg.Logger.Warn("dropped malformed visitor events", "session", s.id, "tab", t.id, "count", res.Dropped)
 	}
-	if s.active == t {
+	if s.active == t && s.visibleLocked() {
 		switch {
 		case reset:
 			s.broadcastLocked(s.resetMessageLocked())
@@ -428,6 +441,12 @@ func (s *Session) expireTabs(now time.Time) (ended bool) {
 	if len(s.tabs) > 0 {
 		return false
 	}
+	s.endLocked()
+	return true
+}
+
+// endLocked marks the session ended and gives each agent its last message.
+func (s *Session) endLocked() {
 	s.ended.Store(true)
 	subs := s.subs
 	s.subs = map[*Subscriber]struct{}{}
@@ -435,7 +454,6 @@ func (s *Session) expireTabs(now time.Time) (ended bool) {
 	for sub := range subs {
 		sub.end(end)
 	}
-	return true
 }
 
 func (s *Session) mostRecentTabLocked() *tab {
@@ -460,9 +478,12 @@ func (s *Session) broadcastLocked(msg []byte) {
 func (s *Session) resetMessageLocked() []byte {
 	header := map[string]any{"session": s.infoLocked()}
 	var log []json.RawMessage
-	if t := s.active; t != nil {
+	if t := s.active; t != nil && s.visibleLocked() {
 		header["tab"] = t.id
 		log = t.log
+	}
+	if s.visibleLocked() && len(s.chat) > 0 {
+		header["chat"] = s.chat
 	}
 	return eventsMessage("reset", header, log)
 }

@@ -19,6 +19,7 @@ var errSubscriberClosed = errors.New("subscriber closed")
 // its queue and its next read returns a fresh "reset" built from the log.
 type Subscriber struct {
 	session *Session
+	agent   Agent         // zero for a feed that is not a person (the renderer)
 	wake    chan struct{} // capacity 1: "the queue changed"
 
 	mu          sync.Mutex
@@ -30,21 +31,44 @@ type Subscriber struct {
 	closed      bool // Close was called
 }
 
-// Subscribe returns a feed of the session whose first message is a "reset"
-// with the page the session's agents follow.
-func (s *Session) Subscribe() (*Subscriber, error) {
+// Subscribe returns an agent's feed of the session whose first message is a
+// "reset" with the page the session's agents follow. agentName is how the
+// visitor is told who watches; in JoinConsent mode, the first agent makes
+// the visitor's tabs ask for consent, and the feed holds no page until the
+// visitor accepts.
+func (s *Session) Subscribe(agentName string) (*Subscriber, error) {
+	return s.subscribe(func() Agent { return s.newAgentLocked(agentName) })
+}
+
+// SubscribeFeed returns a feed like Subscribe's for a consumer that is not a
+// person (the renderer): the visitor is not told about it and is not asked
+// for consent because of it; it sees the pages once agents may.
+func (s *Session) SubscribeFeed() (*Subscriber, error) {
+	return s.subscribe(func() Agent { return Agent{} })
+}
+
+func (s *Session) subscribe(newAgent func() Agent) (*Subscriber, error) {
 	s.mu.Lock()
 	if s.ended.Load() {
 		s.mu.Unlock()
 		return nil, ErrSessionEnded
 	}
-	sub := &Subscriber{session: s, wake: make(chan struct{}, 1)}
+	sub := &Subscriber{session: s, agent: newAgent(), wake: make(chan struct{}, 1)}
+	if sub.agent.ID != "" {
+		s.askConsentLocked(sub.agent) // first, so that the reset says so
+	}
 	s.subs[sub] = struct{}{}
 	sub.push(s.resetMessageLocked(), s.hub.cfg.MaxQueueBytes)
+	if sub.agent.ID != "" {
+		s.presenceLocked()
+	}
 	s.mu.Unlock()
 	s.hub.changed()
 	return sub, nil
 }
+
+// Agent returns who the feed's agent is to the visitor.
+func (sub *Subscriber) Agent() Agent { return sub.agent }
 
 // push queues msg. It is called with the session's lock held, so the order
 // of messages is the order of the session's changes.
@@ -147,6 +171,9 @@ func (sub *Subscriber) Close() {
 	s.mu.Lock()
 	_, present := s.subs[sub]
 	delete(s.subs, sub)
+	if present && sub.agent.ID != "" {
+		s.presenceLocked()
+	}
 	s.mu.Unlock()
 	sub.mu.Lock()
 	sub.closed = true

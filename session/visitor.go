@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 )
@@ -56,9 +57,9 @@ func (h *VisitorHandler) SessionOf(r *http.Request) (id string, ok bool) {
 // Identify returns the session of the visitor that sent r. A request
 // without a valid cookie starts a new session: Identify adds to w's header
 // the Set-Cookie that makes the browser send its id from now on, so call it
-// before the response is written. The cmd wires it in front of the proxy
-// when the renderer needs to know whose cookies a request carries from the
-// visitor's first page load on.
+// before the response is written. cmd wires it in front of the proxy, so
+// that the server-side asset fetcher knows whose cookies each request
+// carries from the visitor's first page load on.
 func (h *VisitorHandler) Identify(w http.ResponseWriter, r *http.Request) string {
 	return h.identify(w.Header(), r)
 }
@@ -89,6 +90,10 @@ type visitorMessage struct {
 	Title  string            `json:"title"`
 	// PixelRatio is window.devicePixelRatio, sent with "page".
 	PixelRatio float64 `json:"pixelRatio"`
+	// Allow is the visitor's answer in "consent".
+	Allow bool `json:"allow"`
+	// Text of a "chat" message.
+	Text string `json:"text"`
 }
 
 func (h *VisitorHandler) logger() *slog.Logger {
@@ -228,6 +233,12 @@ func (r *refusal) Error() string { return r.reason }
 // handleMessage applies one visitor message to the hub and returns the reply
 // to send, if any. A *refusal error means the connection must be closed.
 func (h *VisitorHandler) handleMessage(v *Visitor, data []byte) ([]byte, error) {
+	// Parts of events reach agents byte for byte (policies passes what it
+	// need not change), and a browser drops a WebSocket on a text message
+	// that is not UTF-8: checked once here, for everything.
+	if !utf8.Valid(data) {
+		return nil, &refusal{websocket.CloseInvalidFramePayloadData, "message is not valid UTF-8"}
+	}
 	var msg visitorMessage
 	if err := json.Unmarshal(data, &msg); err != nil {
 		return nil, &refusal{websocket.CloseUnsupportedData, "message is not valid JSON"}
@@ -243,6 +254,14 @@ func (h *VisitorHandler) handleMessage(v *Visitor, data []byte) ([]byte, error) 
 		v.SetPixelRatio(msg.PixelRatio)
 	case "focus":
 		v.Focus()
+	case "consent":
+		v.Consent(msg.Allow)
+	case "end":
+		v.End()
+	case "chat":
+		if err := v.Chat(msg.Text); err != nil {
+			h.logger().Debug("visitor chat refused", "err", err)
+		}
 	default:
 		h.logger().Debug("ignoring unknown visitor message", "type", truncate(msg.Type, 64))
 	}

@@ -163,18 +163,29 @@ func TestVisitorMessageBoundIsEnforcedAfterInflation(t *testing.T) {
 	}
 }
 
-func TestVisitorMalformedJSONClosesWithAReason(t *testing.T) {
-	vs := newVisitorServer(t, 0)
-	conn, _, _, err := vs.dial(t, "tab-0001", "page-0001", "", vs.srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn.WriteMessage(websocket.TextMessage, []byte(`{"seq":1,"events":[`))
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, _, err = conn.ReadMessage()
-	var closeErr *websocket.CloseError
-	if !errors.As(err, &closeErr) || closeErr.Code != websocket.CloseUnsupportedData {
-		t.Fatalf("err = %v, want close 1003", err)
+func TestVisitorMalformedMessagesCloseWithAReason(t *testing.T) {
+	for _, tt := range []struct {
+		name, msg string
+		code      int
+	}{
+		{"not JSON", `{"seq":1,"events":[`, websocket.CloseUnsupportedData},
+		// A browser would drop an agent's socket on such bytes passed on.
+		{"not UTF-8", "{\"seq\":1,\"events\":[{\"type\":3,\"data\":{\"x\":\"\xff\xfe\"}}]}", websocket.CloseInvalidFramePayloadData},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			vs := newVisitorServer(t, 0)
+			conn, _, _, err := vs.dial(t, "tab-0001", "page-0001", "", vs.srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn.WriteMessage(websocket.TextMessage, []byte(tt.msg))
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, _, err = conn.ReadMessage()
+			var closeErr *websocket.CloseError
+			if !errors.As(err, &closeErr) || closeErr.Code != tt.code {
+				t.Fatalf("err = %v, want close %d", err, tt.code)
+			}
+		})
 	}
 }
 

@@ -232,9 +232,23 @@ func checkSecurityHeaders(t *testing.T, resp *http.Response) {
 		"default-src":     "'self'",
 		"frame-ancestors": "'none'",
 		"base-uri":        "'none'",
+		// The replayed page loads its assets from the asset route only:
+		// the agent's browser never contacts the visitor's site.
+		"style-src":   "'self' 'unsafe-inline'",
+		"img-src":     "'self' data: blob:",
+		"font-src":    "'self' data:",
+		"media-src":   "'self' data: blob:",
+		"connect-src": "'self'",
 	} {
 		if got, ok := directives[name]; !ok || got != want {
 			t.Errorf("%s %s: CSP %s is %q, want %q (CSP %q)", resp.Request.Method, resp.Request.URL.Path, name, got, want, csp)
+		}
+	}
+	for name, sources := range directives {
+		for src := range strings.FieldsSeq(sources) {
+			if src == "http:" || src == "https:" || strings.Contains(src, "*") || strings.Contains(src, "://") {
+				t.Errorf("%s %s: CSP %s allows %s, another origin (CSP %q)", resp.Request.Method, resp.Request.URL.Path, name, src, csp)
+			}
 		}
 	}
 	for k, want := range map[string]string{

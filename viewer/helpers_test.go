@@ -39,11 +39,19 @@ type fixture struct {
 	client *http.Client
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture starts a fixture; each setup may change the hub's and the
+// server's configuration first.
+func newFixture(t *testing.T, setup ...func(*session.Config, *Config)) *fixture {
 	t.Helper()
 	logger := quietLogger()
-	hub := session.NewHub(session.Config{Logger: logger})
-	srv, err := New(Config{Hub: hub, Token: testToken, Logger: logger})
+	hubConfig := session.Config{Logger: logger, Join: session.JoinNone}
+	config := Config{Token: testToken, Logger: logger}
+	for _, f := range setup {
+		f(&hubConfig, &config)
+	}
+	hub := session.NewHub(hubConfig)
+	config.Hub = hub
+	srv, err := New(config)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

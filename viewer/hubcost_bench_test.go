@@ -105,7 +105,7 @@ func BenchmarkHubCost(b *testing.B) {
 // cmd/cobrowse wires them (without the proxy and the audit log).
 func startHubCostServer(b *testing.B, redactor func(sessionID, tabID string) session.Redactor) hubCostServerAddr {
 	logger := slog.New(slog.DiscardHandler)
-	hub := session.NewHub(session.Config{Logger: logger, NewRedactor: redactor})
+	hub := session.NewHub(session.Config{Logger: logger, NewRedactor: redactor, Join: session.JoinNone})
 	identity, err := session.NewIdentity(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
 		b.Fatal(err)

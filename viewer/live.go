@@ -2,6 +2,7 @@ package viewer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -40,26 +41,37 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) error {
 	sess, err := s.hub.Session(r.PathValue("id"))
 	var sub *session.Subscriber
 	if err == nil {
-		sub, err = sess.Subscribe()
+		sub, err = sess.Subscribe(r.URL.Query().Get("name"))
 	}
 	if err != nil {
 		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeNoSession, "no such session"), time.Now().Add(agentWriteWait))
 		return nil
 	}
 	defer sub.Close()
-	log := s.log.With("session", sess.ID(), "agent", r.RemoteAddr)
+	agent := sub.Agent()
+	log := s.log.With("session", sess.ID(), "agent", r.RemoteAddr, "agent_id", agent.ID)
 	log.Info("agent joined")
 	joined := time.Now()
-	s.audit.Record("agent.join", "session", sess.ID(), "remote", r.RemoteAddr)
+	s.audit.Record("agent.join", "session", sess.ID(), "remote", r.RemoteAddr, "agent", agent.Name, "agent_id", agent.ID)
 	defer func() {
-		s.audit.Record("agent.leave", "session", sess.ID(), "remote", r.RemoteAddr, "seconds", int(time.Since(joined).Seconds()))
+		s.audit.Record("agent.leave", "session", sess.ID(), "remote", r.RemoteAddr, "agent", agent.Name, "agent_id", agent.ID,
+			"seconds", int(time.Since(joined).Seconds()))
 	}()
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	// Agent → server messages come with the collaboration features; until
-	// then the read loop only notices when the agent goes away.
-	keepAlive(ctx, cancel, conn)
+	// The agent's messages (pointer, asking again) go to the hub; one the
+	// hub refuses is logged, not fatal: the console may race the visitor.
+	keepAlive(ctx, cancel, conn, func(data []byte) {
+		var msg session.AgentMessage
+		if err := json.Unmarshal(data, &msg); err != nil {
+			log.Debug("agent message is not JSON", "err", err)
+			return
+		}
+		if err := sub.Send(msg); err != nil {
+			log.Debug("agent message refused", "type", msg.Type, "err", err)
+		}
+	})
 
 	for {
 		msgs, err := sub.Next(ctx)
@@ -80,18 +92,23 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) error {
 	}
 }
 
-// keepAlive reads the agent's socket (discarding what it sends) and pings it,
-// on goroutines of its own, and calls cancel when the agent goes away or
-// stops answering pings. They end with ctx.
-func keepAlive(ctx context.Context, cancel context.CancelFunc, conn *websocket.Conn) {
+// keepAlive reads the agent's socket, handing each text message to
+// onMessage (nil discards them), and pings it, on goroutines of its own; it
+// calls cancel when the agent goes away or stops answering pings. They end
+// with ctx.
+func keepAlive(ctx context.Context, cancel context.CancelFunc, conn *websocket.Conn, onMessage func([]byte)) {
 	go func() {
 		defer cancel()
 		conn.SetReadLimit(64 << 10)
 		conn.SetReadDeadline(time.Now().Add(agentPongWait))
 		conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(agentPongWait)) })
 		for {
-			if _, _, err := conn.NextReader(); err != nil {
+			kind, data, err := conn.ReadMessage()
+			if err != nil {
 				return
+			}
+			if kind == websocket.TextMessage && onMessage != nil {
+				onMessage(data)
 			}
 		}
 	}()

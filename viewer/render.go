@@ -71,7 +71,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request) error {
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	keepAlive(ctx, cancel, conn)
+	keepAlive(ctx, cancel, conn, nil)
 	for {
 		u, err := view.Next(ctx)
 		if err != nil {

@@ -37,9 +37,13 @@ type Config struct {
 	// Renderer gives the Rendered mode of the session view and screenshots;
 	// nil means this server renders nothing and says so to agents.
 	Renderer *browserpool.Renderer
-	// Assets serves the asset cache under /assets/ (assets.Cache.Handler);
-	// nil serves nothing there.
-	Assets http.Handler
+	// Assets answers GET /api/sessions/{id}/asset, from which DOM mode
+	// loads the replayed page's images, fonts, stylesheets and media; nil
+	// answers 503 there, and those do not load in DOM mode.
+	Assets AssetSource
+	// AssetCache serves the asset cache by hash under /assets/
+	// (assets.Cache.Handler); nil serves nothing there.
+	AssetCache http.Handler
 }
 
 // MinTokenLength is the shortest agent token New accepts.
@@ -52,6 +56,7 @@ type Server struct {
 	log      *slog.Logger
 	audit    *audit.Log
 	renderer *browserpool.Renderer
+	assets   AssetSource
 	mux      *http.ServeMux
 	static   http.Handler
 }
@@ -73,6 +78,7 @@ func New(cfg Config) (*Server, error) {
 		log:      cfg.Logger,
 		audit:    cfg.Audit,
 		renderer: cfg.Renderer,
+		assets:   cfg.Assets,
 		mux:      http.NewServeMux(),
 		static:   http.StripPrefix("/static/", http.FileServerFS(filesOnly{web.Agent()})),
 	}
@@ -80,9 +86,9 @@ func New(cfg Config) (*Server, error) {
 		s.log = slog.Default()
 	}
 	s.routes()
-	if cfg.Assets != nil {
+	if cfg.AssetCache != nil {
 		s.mux.Handle("GET /assets/", s.api(func(w http.ResponseWriter, r *http.Request) error {
-			http.StripPrefix("/assets", cfg.Assets).ServeHTTP(w, r)
+			http.StripPrefix("/assets", cfg.AssetCache).ServeHTTP(w, r)
 			return nil
 		}))
 	}
@@ -106,15 +112,20 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /api/sessions/{id}/live", s.api(s.live))
 	s.mux.Handle("GET /api/sessions/{id}/render", s.api(s.render))
 	s.mux.Handle("GET /api/sessions/{id}/screenshot.png", s.api(s.screenshot))
+	s.mux.Handle("GET /api/sessions/{id}/asset", s.api(s.asset))
 }
 
 // contentSecurityPolicy confines the agent console. The replayed page lives
-// in an about:blank iframe that inherits this policy: its styles are inline
-// (rrweb inlines stylesheets) and its images and fonts still load from the
-// visitor's site, hence those sources; scripts only ever come from here.
+// in an about:blank iframe that inherits this policy. Its styles are inline
+// (rrweb inlines stylesheets); the player points its stylesheets, images,
+// fonts and media at the asset route, and the asset route points a
+// stylesheet's url()s at itself, so everything loads from here or from data:
+// and blob: URLs. A URL the player missed does not load: the agent's browser
+// never contacts the visitor's site or another origin. Scripts only ever
+// come from here.
 const contentSecurityPolicy = "default-src 'self'; script-src 'self'; " +
-	"style-src 'self' 'unsafe-inline' http: https:; img-src 'self' data: blob: http: https:; " +
-	"font-src 'self' data: http: https:; media-src 'self' http: https:; connect-src 'self'; " +
+	"style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; " +
+	"font-src 'self' data:; media-src 'self' data: blob:; connect-src 'self'; " +
 	"frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -102,14 +102,19 @@ func (f fileFS) Open(name string) (fs.File, error) {
 }
 
 // VisitorScript returns the script served at /__cobrowse/visitor.js: the
-// rrweb record bundle and visitor/visitor.js in one function scope, so that
-// neither rrweb nor our code touches the page's globals (rrweb's UMD wrapper
-// would otherwise register itself with a page's AMD loader or window).
+// rrweb record bundle, visitor/ui.js and visitor/visitor.js in one function
+// scope, so that neither rrweb nor our code touches the page's globals
+// (rrweb's UMD wrapper would otherwise register itself with a page's AMD
+// loader or window).
 func VisitorScript() ([]byte, error) {
 	if err := Check(); err != nil {
 		return nil, err
 	}
 	record, err := files.ReadFile("dist/rrweb-record.min.js")
+	if err != nil {
+		return nil, err
+	}
+	ui, err := files.ReadFile("visitor/ui.js")
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +126,8 @@ func VisitorScript() ([]byte, error) {
 	b.WriteString("/* cobrowse visitor script; includes rrweb (MIT) */\n")
 	b.WriteString("(function (define, exports, module) {\n")
 	b.Write(record)
+	b.WriteString("\n;")
+	b.Write(ui)
 	b.WriteString("\n;")
 	b.Write(bytes.TrimSpace(visitor))
 	b.WriteString("(this.rrwebRecord.record);\n}).call({});\n")

@@ -16,16 +16,21 @@ import (
 	"github.com/cobrowse/cobrowse/session"
 )
 
-// renderOptions are the flags of Rendered mode: the Chromium pool, the
-// screencast, and the server-side fetching of the replayed pages' assets.
+// renderOptions are the flags of Rendered mode: the Chromium pool and the
+// screencast.
 type renderOptions struct {
-	enabled      bool
-	chrome       string
-	browsers     int
-	tabs         int
-	queue        int
-	wait         time.Duration
-	quality      int
+	enabled  bool
+	chrome   string
+	browsers int
+	tabs     int
+	queue    int
+	wait     time.Duration
+	quality  int
+}
+
+// assetOptions are the flags of the server-side fetching of the replayed
+// pages' assets, which both modes use.
+type assetOptions struct {
 	allow        listFlag
 	deny         listFlag
 	allowPrivate listFlag
@@ -54,28 +59,29 @@ func (o *renderOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.queue, "render-queue", 8, "rendered views that may wait for a free tab when all are busy (`n`)")
 	fs.DurationVar(&o.wait, "render-wait", 5*time.Second, "how long a rendered view waits for a free tab before the agent is told that capacity is full (`duration`)")
 	fs.IntVar(&o.quality, "render-quality", 70, "JPEG `quality` (1-100) of the rendered view's frames")
-	fs.Var(&o.allow, "render-allow", "`hosts` (globs, comma-separated, repeatable) whose assets the renderer may fetch for a replayed page besides the fronted site; default any public host")
-	fs.Var(&o.deny, "render-deny", "`hosts` (globs, comma-separated, repeatable) whose assets the renderer never fetches")
-	fs.Var(&o.allowPrivate, "render-allow-private", "`host:port` destinations (comma-separated, repeatable) at loopback or private addresses that the renderer may fetch assets from anyway (intranet CDNs); cloud metadata addresses never")
-	fs.IntVar(&o.cacheMiB, "asset-cache-mib", 256, "size of the asset cache shared by all rendered sessions, in `MiB`")
 }
 
-// renderService is what Rendered mode runs: nil when --render is off.
-type renderService struct {
-	pool     *browserpool.Pool
-	renderer *browserpool.Renderer
-	cache    *assets.Cache
-	cookies  *assets.Cookies
-	visitors *session.VisitorHandler
+func (o *assetOptions) register(fs *flag.FlagSet) {
+	fs.Var(&o.allow, "asset-allow", "`hosts` (globs, comma-separated, repeatable) whose assets the server may fetch for a replayed page besides the fronted site, in DOM and Rendered mode; default any public host")
+	fs.Var(&o.deny, "asset-deny", "`hosts` (globs, comma-separated, repeatable) whose assets the server never fetches")
+	fs.Var(&o.allowPrivate, "asset-allow-private", "`host:port` destinations (comma-separated, repeatable) at loopback or private addresses that the server may fetch assets from anyway (intranet CDNs); cloud metadata addresses never")
+	fs.IntVar(&o.cacheMiB, "asset-cache-mib", 256, "size of the asset cache shared by all sessions, in `MiB`")
 }
 
-// startRendering starts the Chromium pool and the renderer. site is the
-// fronting handler (the proxy): the renderer fetches a page's same-origin
-// assets through it, as the visitor's browser did.
-func startRendering(ctx context.Context, o renderOptions, site http.Handler, hub *session.Hub, visitors *session.VisitorHandler, logger *slog.Logger) (*renderService, error) {
-	if !o.enabled {
-		return nil, nil
-	}
+// assetService fetches the replayed pages' subresources on the server, as
+// each session's visitor gets them: for agents' browsers in DOM mode
+// (viewer.AssetSource) and for the renderer's tabs (browserpool.Resolver).
+// It always runs: neither mode lets an agent's browser contact the site.
+type assetService struct {
+	fetcher *assets.Fetcher
+	cache   *assets.Cache
+	cookies *assets.Cookies
+}
+
+// newAssetService starts the asset fetcher. site is the fronting handler
+// (the proxy): a page's same-origin assets are fetched through it, as the
+// visitor's browser did.
+func newAssetService(o assetOptions, site http.Handler, logger *slog.Logger) (*assetService, error) {
 	if o.cacheMiB <= 0 {
 		return nil, fmt.Errorf("--asset-cache-mib is %d; it must be 1 or more", o.cacheMiB)
 	}
@@ -89,7 +95,66 @@ func startRendering(ctx context.Context, o renderOptions, site http.Handler, hub
 		Logger:       logger.With("component", "assets"),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("--render-allow/--render-deny/--render-allow-private: %w", err)
+		return nil, fmt.Errorf("--asset-allow/--asset-deny/--asset-allow-private: %w", err)
+	}
+	return &assetService{fetcher: fetcher, cache: cache, cookies: assets.NewCookies(0)}, nil
+}
+
+// Forget drops what the service keeps for a session that ended: the
+// visitor's cookies and the session's cache index (and the bodies only it
+// used).
+func (s *assetService) Forget(sessionID string) {
+	s.cookies.Forget(sessionID)
+	s.cache.ForgetSession(sessionID)
+}
+
+// RememberCookies wraps the fronting handler: it remembers, in memory, the
+// Cookie header each visitor's browser sends to the fronted site, so that
+// the visitor's assets are fetched as that visitor. visitors identifies a
+// visitor from its very first request (the page that loads the visitor
+// script, and that page's images, come before the script's socket), and
+// sets the visitor cookie on that response.
+func (s *assetService) RememberCookies(site http.Handler, visitors *session.VisitorHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.cookies.Remember(visitors.Identify(w, r), r.Host, r.Header.Get("Cookie"))
+		site.ServeHTTP(w, r)
+	})
+}
+
+// Asset fetches req with the visitor's remembered Cookie header for the
+// URL's host (sent only to the visitor's own site; see assets.Request).
+func (s *assetService) Asset(ctx context.Context, req assets.Request) (*assets.Asset, error) {
+	if u, err := url.Parse(req.URL); err == nil {
+		req.Cookie = s.cookies.Lookup(req.SessionID, u.Host)
+	}
+	return s.fetcher.Fetch(ctx, req)
+}
+
+// Resolve answers the renderer's subresource requests.
+func (s *assetService) Resolve(ctx context.Context, req browserpool.Subresource) (*browserpool.Resource, error) {
+	a, err := s.Asset(ctx, assets.Request{
+		URL:       req.URL,
+		PageURL:   req.PageURL,
+		Header:    req.Header,
+		SessionID: req.SessionID,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &browserpool.Resource{Status: a.Status, Header: a.Header, Body: a.Body}, nil
+}
+
+// renderService is what Rendered mode runs: nil when --render is off.
+type renderService struct {
+	pool     *browserpool.Pool
+	renderer *browserpool.Renderer
+}
+
+// startRendering starts the Chromium pool and the renderer, whose tabs get
+// their subresources from resolver.
+func startRendering(ctx context.Context, o renderOptions, hub *session.Hub, resolver browserpool.Resolver, logger *slog.Logger) (*renderService, error) {
+	if !o.enabled {
+		return nil, nil
 	}
 	pool, err := browserpool.New(ctx, browserpool.Config{
 		ChromePath:     o.chrome,
@@ -102,7 +167,6 @@ func startRendering(ctx context.Context, o renderOptions, site http.Handler, hub
 	if err != nil {
 		return nil, fmt.Errorf("--render: %w", err)
 	}
-	cookies := assets.NewCookies(0)
 	renderer, err := browserpool.NewRenderer(browserpool.RenderConfig{
 		Pool: pool,
 		Open: func(sessionID string) (browserpool.Feed, error) {
@@ -110,9 +174,9 @@ func startRendering(ctx context.Context, o renderOptions, site http.Handler, hub
 			if err != nil {
 				return nil, err
 			}
-			return sess.Subscribe()
+			return sess.SubscribeFeed()
 		},
-		Resolver: assetResolver{fetcher: fetcher, cookies: cookies},
+		Resolver: resolver,
 		SessionEnded: func(err error) bool {
 			return errors.Is(err, session.ErrSessionEnded) || errors.Is(err, session.ErrNoSession)
 		},
@@ -123,7 +187,7 @@ func startRendering(ctx context.Context, o renderOptions, site http.Handler, hub
 		pool.Close()
 		return nil, fmt.Errorf("--render: %w", err)
 	}
-	return &renderService{pool: pool, renderer: renderer, cache: cache, cookies: cookies, visitors: visitors}, nil
+	return &renderService{pool: pool, renderer: renderer}, nil
 }
 
 // Close stops every rendering and the browsers.
@@ -135,69 +199,10 @@ func (s *renderService) Close() error {
 	return s.pool.Close()
 }
 
-// Forget drops what the service keeps for a session that ended: the
-// visitor's cookies and the session's cache index (and the bodies only it
-// used).
-func (s *renderService) Forget(sessionID string) {
-	if s == nil {
-		return
-	}
-	s.cookies.Forget(sessionID)
-	s.cache.ForgetSession(sessionID)
-}
-
 // Renderer is the renderer, or nil when Rendered mode is off.
 func (s *renderService) Renderer() *browserpool.Renderer {
 	if s == nil {
 		return nil
 	}
 	return s.renderer
-}
-
-// AssetHandler serves the asset cache, or is nil when Rendered mode is off.
-func (s *renderService) AssetHandler() http.Handler {
-	if s == nil {
-		return nil
-	}
-	return s.cache.Handler()
-}
-
-// RememberCookies wraps the fronting handler: it remembers, in memory, the
-// Cookie header each visitor's browser sends to the fronted site, so that
-// the renderer fetches that visitor's assets as that visitor. A visitor is
-// identified from its very first request (the page that loads the visitor
-// script, and that page's images, come before the script's socket).
-func (s *renderService) RememberCookies(site http.Handler) http.Handler {
-	if s == nil {
-		return site
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.cookies.Remember(s.visitors.Identify(w, r), r.Host, r.Header.Get("Cookie"))
-		site.ServeHTTP(w, r)
-	})
-}
-
-// assetResolver answers the renderer's subresource requests with the asset
-// fetcher, with the visitor's cookies for the page's own site.
-type assetResolver struct {
-	fetcher *assets.Fetcher
-	cookies *assets.Cookies
-}
-
-func (a assetResolver) Resolve(ctx context.Context, req browserpool.Subresource) (*browserpool.Resource, error) {
-	u, err := url.Parse(req.URL)
-	if err != nil {
-		return nil, err
-	}
-	asset, err := a.fetcher.Fetch(ctx, assets.Request{
-		URL:       req.URL,
-		PageURL:   req.PageURL,
-		Header:    req.Header,
-		SessionID: req.SessionID,
-		Cookie:    a.cookies.Lookup(req.SessionID, u.Host),
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &browserpool.Resource{Status: asset.Status, Header: asset.Header, Body: asset.Body}, nil
 }

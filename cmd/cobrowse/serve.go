@@ -47,7 +47,9 @@ type options struct {
 	policy      string
 	auditFile   string
 	logLevel    slog.Level
+	join        session.JoinMode
 	render      renderOptions
+	assets      assetOptions
 }
 
 // route is one --route host=URL: requests for host go to URL.
@@ -65,7 +67,14 @@ func (o *options) register(fs *flag.FlagSet, defaultListen string) {
 	fs.StringVar(&o.auditFile, "audit", "", "audit log `file` (JSON lines, appended; see docs/audit.md): sign-ins, agents joining and leaving, the policy in force, what it hid on each page")
 	fs.StringVar(&o.policy, "policy", "", "redaction policy `file` (YAML, see docs/policies.md), reloaded when it changes or on SIGHUP; default: the built-in policy (passwords, card and one-time-code fields masked, detectors on)")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
+	o.join = session.JoinConsent
+	fs.Func("join", "what it takes for agents to see a session (`mode`): consent (the visitor accepts each session; default) or none (no prompt: for internal tools whose users agreed beforehand)", func(v string) error {
+		m, err := session.ParseJoinMode(v)
+		o.join = m
+		return err
+	})
 	o.render.register(fs)
+	o.assets.register(fs)
 }
 
 func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
@@ -149,8 +158,15 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 		auditLog.Record("policy.loaded", "file", o.policy, "version", p.Version(), "rules", p.Rules())
 	}
 	recordPolicy()
-	var rendering *renderService // nil without --render; set below, once the hub exists
-	hub := session.NewHub(session.Config{Logger: logger, OnSessionEnd: func(id string) { rendering.Forget(id) }, NewRedactor: func(sessionID, tabID string) session.Redactor {
+	front, sites, err := fronting(o, logger)
+	if err != nil {
+		return err
+	}
+	assetService, err := newAssetService(o.assets, front, logger)
+	if err != nil {
+		return err
+	}
+	hub := session.NewHub(session.Config{Logger: logger, Join: o.join, Record: auditLog.Record, OnSessionEnd: assetService.Forget, NewRedactor: func(sessionID, tabID string) session.Redactor {
 		r := policies.NewRedactor(policy.Policy)
 		r.OnPageEnd(func(page policies.PageReport) {
 			auditLog.Record("page.redactions", "session", sessionID, "tab", tabID, "url", page.URL,
@@ -162,27 +178,24 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 	if err != nil {
 		return err
 	}
-	front, sites, err := fronting(o, logger)
-	if err != nil {
-		return err
-	}
 	visitorScript, err := web.VisitorScriptHandler()
 	if err != nil {
 		return err
 	}
 	visitors := &session.VisitorHandler{Hub: hub, Identity: identity, Logger: logger}
-	rendering, err = startRendering(ctx, o.render, front, hub, visitors, logger)
+	rendering, err := startRendering(ctx, o.render, hub, assetService, logger)
 	if err != nil {
 		return err
 	}
 	defer rendering.Close()
 	agents, err := viewer.New(viewer.Config{
-		Hub:      hub,
-		Token:    o.agentToken,
-		Logger:   logger,
-		Audit:    auditLog,
-		Renderer: rendering.Renderer(),
-		Assets:   rendering.AssetHandler(),
+		Hub:        hub,
+		Token:      o.agentToken,
+		Logger:     logger,
+		Audit:      auditLog,
+		Renderer:   rendering.Renderer(),
+		Assets:     assetService,
+		AssetCache: assetService.cache.Handler(),
 	})
 	if err != nil {
 		return err
@@ -193,7 +206,7 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 	visitorMux.Handle("GET "+session.VisitorPath, visitors)
 	visitorMux.Handle("GET "+policies.ClientPath, policies.ClientHandler(policy.Policy))
 	visitorMux.Handle("/__cobrowse/", http.NotFoundHandler())
-	visitorMux.Handle("/", rendering.RememberCookies(front))
+	visitorMux.Handle("/", assetService.RememberCookies(front, visitors))
 
 	visitorServer := &http.Server{Handler: visitorMux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	scheme := "http"

@@ -15,7 +15,15 @@
   var titleEl = document.getElementById('page-title');
   var urlEl = document.getElementById('page-url');
   var pageSize = null;
-  var player = cobrowsePlayer(stage, function (size) { pageSize = size; fit(); });
+  // The replayed page loads its images, fonts, stylesheets and media through
+  // the asset route: the server fetches them as the visitor would, and this
+  // browser never contacts the visitor's site (the console's CSP would not
+  // let it).
+  var player = cobrowsePlayer(stage, function (size) { pageSize = size; fit(); }, {
+    assetURL: function (u) {
+      return location.origin + '/api/sessions/' + encodeURIComponent(sessionId) + '/asset?url=' + encodeURIComponent(u);
+    }
+  });
   var ended = false;
   var retryMs = 500;
   var rendered = document.getElementById('rendered');

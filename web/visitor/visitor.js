@@ -68,6 +68,10 @@
   var pending = [], unacked = [];
   var policy = null; // the page's masking options (see loadPolicy), once known
   var ws = null, connected = false, backoff = MIN_BACKOFF_MS, flushTimer = 0, reconnectTimer = 0;
+  var ended = false; // the session ended (docs/protocol.md "ended"): this page stops
+  // What the visitor sees of the session: consent, banner, agents' pointers
+  // (ui.js, in the same scope).
+  var ui = cobrowseUI(document, window, send);
 
   // Fields whose value must never be sent, whatever else is masked.
   function sensitive(el) {
@@ -224,7 +228,7 @@
   // The old socket is disowned first: its late acks belong to the old page
   // and must not remove the new page's batches.
   function restart() {
-    if (!policy) return; // still loading: the page starts once it is known
+    if (!policy || ended) return; // still loading: the page starts once it is known
     var old = ws;
     ws = null;
     connected = false;
@@ -262,6 +266,10 @@
         acknowledge(msg.seq);
       } else if (msg.type === 'snapshot') {
         record.takeFullSnapshot(true);
+      } else if (msg.type === 'ended') {
+        end();
+      } else if (Object.prototype.hasOwnProperty.call(ui, msg.type)) {
+        ui[msg.type](msg);
       }
     };
     socket.onclose = function () {
@@ -272,9 +280,25 @@
     };
   }
 
+  // end stops this page for good: the session ended (the visitor pressed
+  // End, in this tab or another). The next page load starts a new session,
+  // which agents cannot see unless the visitor accepts again.
+  function end() {
+    ended = true;
+    ui.ended();
+    if (stopRecording) stopRecording();
+    clearTimeout(flushTimer);
+    clearTimeout(reconnectTimer);
+    var old = ws;
+    ws = null;
+    connected = false;
+    if (old) old.close();
+  }
+
   // reconnectLater schedules the next connection attempt with jittered
   // exponential backoff.
   function reconnectLater() {
+    if (ended) return;
     var delay = backoff * (0.5 + Math.random());
     backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
     reconnectTimer = setTimeout(connect, delay);

@@ -167,6 +167,17 @@ function visitor({ storage = makeStorage(), title = 'Shop', href = 'https://shop
     addEventListener: (type, fn) => { (windowListeners[type] ||= []).push(fn); },
     console: { warn: (...args) => warnings.push(args.join(' ')) },
   };
+  // The visitor UI (ui.js) is a fake that records what the script asks of
+  // it; ui.send is how the fake answers, as the visitor's clicks would.
+  const ui = { calls: [], send: null };
+  ctx.cobrowseUI = (doc, win, send) => {
+    ui.send = send;
+    const call = (name) => (msg) => ui.calls.push([name, msg]);
+    return {
+      consent: call('consent'), 'consent.closed': call('consent.closed'), agents: call('agents'), pointer: call('pointer'),
+      chat: call('chat'), 'chat.history': call('chat.history'), ended: call('ended'),
+    };
+  };
   ctx.window = ctx;
   vm.createContext(ctx);
   const rand = { value: random };
@@ -174,7 +185,7 @@ function visitor({ storage = makeStorage(), title = 'Shop', href = 'https://shop
 
   const record = makeRecord(log);
   const h = {
-    ctx, clock, log, sockets, storage, document, location, record, rand, warnings, fetches,
+    ctx, clock, log, sockets, storage, document, location, record, rand, warnings, fetches, ui,
     windowListeners, documentListeners,
     get ws() { return sockets[sockets.length - 1]; },
     get opts() { return record.calls[record.calls.length - 1]; },
@@ -778,4 +789,36 @@ test('without a policy (error or no answer) the built-in masking applies, and re
   assert.equal(slow.record.calls.length, 1, 'after 3 s, with the built-in masking');
   assert.equal(slow.sockets.length, 1);
   assert.match(slow.warnings.join('\n'), /no answer in 3000 ms/);
+});
+
+test('the hub\'s session messages go to the visitor UI; its answers go back', () => {
+  const h = visitor();
+  h.ws.welcome(0);
+  h.ws.receive({ type: 'consent', agent: { id: 'a001', name: 'Alice', color: '#4f46e5' } });
+  h.ws.receive({ type: 'agents', agents: [{ id: 'a001', name: 'Alice', color: '#4f46e5' }] });
+  h.ws.receive({ type: 'pointer', agent: 'a001', x: 3, y: 4 });
+  h.ws.receive({ type: 'consent.closed' });
+  // Names that are not handlers, also inherited ones, are ignored.
+  h.ws.receive({ type: 'toString' });
+  h.ws.receive({ type: '__proto__' });
+  assert.deepEqual(h.ui.calls.map((c) => c[0]), ['consent', 'agents', 'pointer', 'consent.closed']);
+  assert.equal(h.ui.calls[2][1].x, 3);
+
+  h.ui.send({ type: 'consent', allow: true });
+  assert.deepEqual(h.ws.messages().pop(), { type: 'consent', allow: true });
+});
+
+test('"ended" stops the page: no recording, no socket, no reconnect', () => {
+  const h = visitor();
+  h.ws.welcome(0);
+  h.clock.advance(100); // the page's first batch goes out
+  h.ws.receive({ type: 'ended' });
+  assert.deepEqual(h.ui.calls.map((c) => c[0]), ['ended']);
+  assert.equal(h.record.stops, 1, 'recording stopped');
+  assert.ok(h.ws.closed, 'socket closed');
+  h.clock.advance(60000);
+  assert.equal(h.sockets.length, 1, 'no reconnect after the end');
+  h.emit(ev('after'));
+  h.clock.advance(1000);
+  assert.equal(h.sockets[0].batches().length, 1, 'nothing sent after the end (only the first page batch)');
 });

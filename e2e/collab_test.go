@@ -1,0 +1,215 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"image/png"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-rod/rod"
+	"github.com/go-rod/rod/lib/input"
+	"github.com/gorilla/websocket"
+)
+
+// liveAgent is an agent's live socket, read by a test.
+type liveAgent struct {
+	conn *websocket.Conn
+	msgs chan map[string]any
+}
+
+func dialLive(t *testing.T, c *cobrowse, id, name string) *liveAgent {
+	t.Helper()
+	ws := "ws" + strings.TrimPrefix(c.agentURL, "http") + "/api/sessions/" + id + "/live?name=" + name
+	conn, _, err := websocket.DefaultDialer.Dial(ws, http.Header{"Authorization": {"Bearer " + c.token}})
+	if err != nil {
+		t.Fatalf("live socket: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	a := &liveAgent{conn: conn, msgs: make(chan map[string]any, 256)}
+	go func() {
+		defer close(a.msgs)
+		for {
+			var m map[string]any
+			if err := conn.ReadJSON(&m); err != nil {
+				return
+			}
+			a.msgs <- m
+		}
+	}()
+	return a
+}
+
+// until reads messages until one satisfies ok, and returns it; every message
+// read is passed to seen (may be nil).
+func (a *liveAgent) until(t *testing.T, what string, ok func(map[string]any) bool, seen func(map[string]any)) map[string]any {
+	t.Helper()
+	deadline := time.After(15 * time.Second)
+	for {
+		select {
+		case m, open := <-a.msgs:
+			if !open {
+				t.Fatalf("%s: the live socket closed", what)
+			}
+			if seen != nil {
+				seen(m)
+			}
+			if ok(m) {
+				return m
+			}
+		case <-deadline:
+			t.Fatalf("%s: not within 15s", what)
+		}
+	}
+}
+
+func consentIs(state string) func(map[string]any) bool {
+	return func(m map[string]any) bool {
+		s, _ := m["session"].(map[string]any)
+		return s != nil && s["consent"] == state
+	}
+}
+
+// visitorPixel returns the colour at (x, y) of the visitor's viewport.
+func visitorPixel(t *testing.T, page *rod.Page, x, y int) (r, g, b uint8) {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(page.MustScreenshot()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, cg, cb, _ := img.At(x, y).RGBA()
+	return uint8(cr >> 8), uint8(cg >> 8), uint8(cb >> 8)
+}
+
+func absDiff(a, b uint8) int { return max(int(a), int(b)) - min(int(a), int(b)) }
+
+func TestConsent(t *testing.T) {
+	c := startCobrowse(t, "demo", "--join", "consent")
+	visitor := visitorBrowser(t)
+	page := visitor.MustPage("").Timeout(60 * time.Second)
+	sent := captureVisitorTraffic(t, page)
+	page.MustNavigate(c.visitorURL).MustWaitLoad()
+	page.MustElement("#products")
+	id := waitForSession(t, c)
+	defer func() {
+		if t.Failed() {
+			t.Logf("visitor sent:\n%s", sent.all())
+		}
+	}()
+
+	// Declined: the agent receives nothing of the page.
+	alice := dialLive(t, c, id, "Alice")
+	var received []string
+	collect := func(m map[string]any) {
+		b, _ := json.Marshal(m)
+		received = append(received, string(b))
+	}
+	alice.until(t, "the visitor is being asked", consentIs("pending"), collect)
+	eventually(t, 10*time.Second, "the consent question on the visitor's page", func() string {
+		if !page.MustHas("cobrowse-ui") {
+			return "no cobrowse-ui element"
+		}
+		return ""
+	})
+	shot := page.MustScreenshot()
+	saveArtifact(t, "consent-question.png", shot)
+	page.Keyboard.MustType(input.Escape)
+	alice.until(t, "the decline reaches the agent", consentIs("declined"), collect)
+	page.MustElement(`button.add-to-cart[data-product="mug"]`).MustClick()
+	time.Sleep(500 * time.Millisecond) // what the click would send has arrived by now
+	status, events := c.agentGET(t, "/api/sessions/"+id+"/events")
+	if status != http.StatusOK || string(bytes.TrimSpace(events)) != "[]" {
+		t.Errorf("/events after a decline: %d %s", status, events)
+	}
+	for _, m := range received {
+		if strings.Contains(m, "Add to cart") || strings.Contains(m, `"events":[{`) {
+			t.Fatalf("after a decline the agent received page content: %.300s", m)
+		}
+	}
+
+	// A new agent, later: asked again, accepted with Enter (the focused
+	// "Allow"), then the page arrives.
+	alice.conn.Close()
+	time.Sleep(10 * time.Second) // a visitor who declined is not asked again for 10 s
+	bob := dialLive(t, c, id, "Bob")
+	bob.until(t, "the visitor is asked again", consentIs("pending"), nil)
+	eventually(t, 5*time.Second, "the question shows again", func() string {
+		if !page.MustHas("cobrowse-ui") {
+			return "no cobrowse-ui element"
+		}
+		return ""
+	})
+	time.Sleep(200 * time.Millisecond) // the question takes focus
+	page.Keyboard.MustType(input.Enter)
+	reset := bob.until(t, "the page after consent", func(m map[string]any) bool {
+		ev, _ := m["events"].([]any)
+		return m["type"] == "reset" && len(ev) > 0
+	}, nil)
+	if b, _ := json.Marshal(reset); !strings.Contains(string(b), "Add to cart") {
+		t.Errorf("the reset after consent lacks the page: %.300s", b)
+	}
+
+	// The visitor sees who watches (the banner, bottom right) and Bob's
+	// pointer where Bob points.
+	br, bg, bb := visitorPixel(t, page, 303, 208)
+	bob.conn.WriteJSON(map[string]any{"type": "pointer", "x": 300, "y": 200})
+	defer func() {
+		if t.Failed() {
+			saveArtifact(t, "consent-failed.png", page.MustScreenshot())
+		}
+	}()
+	eventually(t, 5*time.Second, "Bob's pointer on the visitor's page", func() string {
+		// The pointer's arrow is drawn in the agent's colour just right of
+		// and below its tip, where the page was plain.
+		r, g, b := visitorPixel(t, page, 303, 208)
+		if d := max(absDiff(r, br), absDiff(g, bg), absDiff(b, bb)); d < 80 {
+			return fmt.Sprintf("pixel at the pointer is %d,%d,%d, the page's was %d,%d,%d", r, g, b, br, bg, bb)
+		}
+		return ""
+	})
+	saveArtifact(t, "consent-banner-pointer.png", page.MustScreenshot())
+
+	// Chat: Bob writes, the visitor's panel opens; the visitor answers in it
+	// and Bob gets the answer, as chat, never as recorded page content.
+	bob.conn.WriteJSON(map[string]any{"type": "chat", "text": "Hello from Bob"})
+	bob.until(t, "Bob's line echoed", func(m map[string]any) bool { return m["type"] == "chat" }, nil)
+	time.Sleep(300 * time.Millisecond) // the panel opens
+	size := page.MustEval(`() => [innerWidth, innerHeight]`).Arr()
+	w, h := size[0].Num(), size[1].Num()
+	page.Mouse.MustMoveTo(w-16-130, h-64-25) // the panel's message field
+	page.Mouse.MustClick("left")
+	page.Keyboard.MustType([]input.Key("Thanks")...)
+	page.Keyboard.MustType(input.Enter)
+	var recorded []string
+	reply := bob.until(t, "the visitor's answer", func(m map[string]any) bool {
+		msg, _ := m["message"].(map[string]any)
+		return m["type"] == "chat" && msg["text"] == "Thanks"
+	}, func(m map[string]any) {
+		if m["type"] == "events" {
+			b, _ := json.Marshal(m)
+			recorded = append(recorded, string(b))
+		}
+	})
+	if from := reply["message"].(map[string]any)["from"].(map[string]any); from["id"] != "" {
+		t.Errorf("the visitor's line comes from %v", from)
+	}
+	saveArtifact(t, "consent-chat.png", page.MustScreenshot())
+	time.Sleep(300 * time.Millisecond)
+	for _, r := range recorded {
+		if strings.Contains(r, "Thanks") || strings.Contains(r, "Hello from Bob") {
+			t.Errorf("the chat panel was recorded into the page's events: %.300s", r)
+		}
+	}
+
+	// The visitor ends the session from the banner: Bob is told, and the
+	// session is gone.
+	page.Mouse.MustMoveTo(w-50, h-38) // the banner's End button
+	page.Mouse.MustClick("left")
+	bob.until(t, "the end reaches the agent", func(m map[string]any) bool {
+		s, _ := m["session"].(map[string]any)
+		return s != nil && s["ended"] == true
+	}, nil)
+}

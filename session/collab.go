@@ -1,0 +1,328 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// JoinMode says what it takes for agents to see a session (Config.Join).
+type JoinMode string
+
+const (
+	// JoinConsent: the visitor is asked when an agent first joins, and
+	// agents see nothing of the page until the visitor accepts. The default.
+	JoinConsent JoinMode = "consent"
+	// JoinNone: agents see a session as soon as they open it, without a
+	// prompt. For internal tools whose users agreed beforehand; an explicit
+	// opt-in.
+	JoinNone JoinMode = "none"
+)
+
+// ParseJoinMode returns the JoinMode named s, or an error that lists them.
+func ParseJoinMode(s string) (JoinMode, error) {
+	switch m := JoinMode(s); m {
+	case JoinConsent, JoinNone:
+		return m, nil
+	}
+	return "", fmt.Errorf("join mode %q: want %q (the visitor accepts each session) or %q (no prompt, for internal tools)", s, JoinConsent, JoinNone)
+}
+
+// Consent is the state of a session's consent in JoinConsent mode.
+type Consent string
+
+const (
+	ConsentNotAsked Consent = "not asked" // no agent has joined yet
+	ConsentPending  Consent = "pending"   // the visitor is being asked
+	ConsentGranted  Consent = "granted"   // agents see the session
+	ConsentDeclined Consent = "declined"  // agents see nothing; they may ask again
+)
+
+// askAgainAfter is how soon an agent may ask a visitor who declined again.
+const askAgainAfter = 10 * time.Second
+
+// Agent is a person watching a session, as the visitor is told about them.
+type Agent struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Color string `json:"color"`
+}
+
+// agentColors are the colours agents of one session get, in joining order:
+// distinct, and readable as white text's background.
+var agentColors = []string{"#4f46e5", "#db2777", "#0891b2", "#ca8a04", "#16a34a", "#9333ea", "#ea580c", "#475569"}
+
+// maxAgentName bounds an agent's display name.
+const maxAgentName = 64
+
+// ErrNotWatching is returned for an agent action that needs the visitor's
+// consent before it is given.
+var ErrNotWatching = errors.New("the visitor has not accepted this session")
+
+// Visible reports whether agents may see the session's pages now: the
+// visitor accepted, or the hub needs no consent (JoinNone).
+func (s *Session) Visible() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.visibleLocked()
+}
+
+// visibleLocked reports whether agents may see the session's pages.
+func (s *Session) visibleLocked() bool {
+	return s.hub.cfg.Join == JoinNone || s.consent == ConsentGranted
+}
+
+// agentsLocked returns the agents watching, in joining order.
+func (s *Session) agentsLocked() []Agent {
+	agents := make([]Agent, 0, len(s.subs))
+	for sub := range s.subs {
+		if sub.agent.ID != "" {
+			agents = append(agents, sub.agent)
+		}
+	}
+	sortAgents(agents)
+	return agents
+}
+
+func sortAgents(agents []Agent) {
+	for i := 1; i < len(agents); i++ {
+		for j := i; j > 0 && agents[j].ID < agents[j-1].ID; j-- {
+			agents[j], agents[j-1] = agents[j-1], agents[j]
+		}
+	}
+}
+
+// newAgentLocked names the next agent of the session.
+func (s *Session) newAgentLocked(name string) Agent {
+	s.agentSeq++
+	name = truncate(name, maxAgentName)
+	if name == "" {
+		name = "Support agent"
+	}
+	return Agent{
+		ID:    fmt.Sprintf("a%03d", s.agentSeq), // sorts in joining order
+		Name:  name,
+		Color: agentColors[(s.agentSeq-1)%len(agentColors)],
+	}
+}
+
+// toVisitorsLocked sends msg to every connected tab of the visitor.
+func (s *Session) toVisitorsLocked(msg []byte) {
+	for _, t := range s.tabs {
+		if t.conn != nil {
+			t.conn.sendLocked(msg)
+		}
+	}
+}
+
+// presenceLocked tells the visitor's tabs who is watching now: the visitor
+// always sees that agents are there (the banner), and that nobody is any
+// more.
+func (s *Session) presenceLocked() {
+	if !s.visibleLocked() {
+		return
+	}
+	s.toVisitorsLocked(mustJSON(map[string]any{"type": "agents", "agents": s.agentsLocked()}))
+}
+
+// askConsentLocked asks the visitor's tabs to accept agent, unless the
+// visitor already answered or is being asked.
+func (s *Session) askConsentLocked(agent Agent) {
+	if s.hub.cfg.Join != JoinConsent {
+		return
+	}
+	switch s.consent {
+	case ConsentGranted, ConsentPending:
+		return
+	case ConsentDeclined:
+		if time.Since(s.consentAnswered) < askAgainAfter {
+			return
+		}
+	}
+	s.consent = ConsentPending
+	s.toVisitorsLocked(mustJSON(map[string]any{"type": "consent", "agent": agent}))
+	s.broadcastLocked(s.infoMessageLocked())
+	s.hub.record("visitor.consent.asked", "session", s.id, "agent", agent.Name)
+}
+
+// Consent records the visitor's answer to the pending request: agents see
+// the session from now on (allow), or nothing (deny). An answer nobody asked
+// for is ignored.
+func (v *Visitor) Consent(allow bool) {
+	s := v.session
+	s.mu.Lock()
+	if s.consent != ConsentPending || v.detached {
+		s.mu.Unlock()
+		return
+	}
+	s.consentAnswered = time.Now()
+	// Every tab that shows the question closes it.
+	s.toVisitorsLocked([]byte(`{"type":"consent.closed"}`))
+	if allow {
+		s.consent = ConsentGranted
+		s.broadcastLocked(s.resetMessageLocked())
+		s.presenceLocked()
+	} else {
+		s.consent = ConsentDeclined
+		s.broadcastLocked(s.infoMessageLocked())
+	}
+	s.mu.Unlock()
+	s.hub.record("visitor.consent", "session", s.id, "granted", allow)
+	s.hub.changed()
+}
+
+// ChatMessage is one line of a session's chat.
+type ChatMessage struct {
+	// From is the agent who wrote it; zero (ID "") for the visitor.
+	From Agent     `json:"from"`
+	Text string    `json:"text"`
+	At   time.Time `json:"at"`
+}
+
+const (
+	// maxChatText bounds one chat message, in bytes.
+	maxChatText = 2000
+	// maxChatLog bounds the messages a session keeps; older ones go.
+	maxChatLog = 200
+)
+
+// chatLocked adds a message to the session's chat and gives it to every
+// agent and every tab of the visitor.
+func (s *Session) chatLocked(from Agent, text string) error {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return errors.New("chat: empty message")
+	}
+	if len(text) > maxChatText {
+		return fmt.Errorf("chat: a message is at most %d bytes", maxChatText)
+	}
+	m := ChatMessage{From: from, Text: text, At: time.Now().UTC()}
+	if len(s.chat) == maxChatLog {
+		s.chat = append(s.chat[:0], s.chat[1:]...)
+	}
+	s.chat = append(s.chat, m)
+	msg := mustJSON(map[string]any{"type": "chat", "message": m})
+	s.broadcastLocked(msg)
+	s.toVisitorsLocked(msg)
+	return nil
+}
+
+// greetLocked tells a tab that just connected where the session stands: the
+// pending consent question, who is watching, and the chat so far. A
+// navigation reloads the visitor's UI, which starts from nothing.
+func (s *Session) greetLocked(v *Visitor) {
+	if s.consent == ConsentPending {
+		for sub := range s.subs {
+			if sub.agent.ID != "" {
+				v.sendLocked(mustJSON(map[string]any{"type": "consent", "agent": sub.agent}))
+				break
+			}
+		}
+	}
+	if !s.visibleLocked() {
+		return
+	}
+	if agents := s.agentsLocked(); len(agents) > 0 {
+		v.sendLocked(mustJSON(map[string]any{"type": "agents", "agents": agents}))
+	}
+	if len(s.chat) > 0 {
+		v.sendLocked(mustJSON(map[string]any{"type": "chat.history", "messages": s.chat}))
+	}
+}
+
+// Chat adds the visitor's message to the session's chat. Before the visitor
+// accepted agents there is nobody to talk to.
+func (v *Visitor) Chat(text string) error {
+	s := v.session
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.visibleLocked() || v.detached {
+		return ErrNotWatching
+	}
+	return s.chatLocked(Agent{}, text)
+}
+
+// AgentMessage is what an agent's console sends about the visitor's page
+// (docs/protocol.md, "Agent → server").
+type AgentMessage struct {
+	Type string `json:"type"`
+	// Pointer position in the visitor's viewport, in CSS pixels.
+	X, Y float64
+	// Text of a chat message.
+	Text string
+}
+
+// Send handles one message of the subscriber's agent: "pointer" moves the
+// agent's pointer on the visitor's page (the tab agents follow), "chat" says
+// something to the visitor (and the other agents), "ask" asks a visitor who
+// declined again, "end" ends the session for everyone. Other types are an
+// error.
+func (sub *Subscriber) Send(msg AgentMessage) error {
+	s := sub.session
+	if msg.Type == "end" {
+		s.mu.Lock()
+		ended := s.ended.Load()
+		if !ended {
+			s.endByLocked()
+		}
+		s.mu.Unlock()
+		if !ended {
+			s.hub.removeEnded(s, "agent "+sub.agent.Name+" ended it")
+		}
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch msg.Type {
+	case "ask":
+		s.askConsentLocked(sub.agent)
+		return nil
+	case "chat":
+		if !s.visibleLocked() {
+			return ErrNotWatching
+		}
+		return s.chatLocked(sub.agent, msg.Text)
+	case "pointer":
+		if !s.visibleLocked() {
+			return ErrNotWatching
+		}
+		if !finite(msg.X) || !finite(msg.Y) {
+			return errors.New("pointer: x and y must be numbers")
+		}
+		if t := s.active; t != nil && t.conn != nil {
+			t.conn.sendLocked(mustJSON(map[string]any{"type": "pointer", "agent": sub.agent.ID, "x": msg.X, "y": msg.Y}))
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown agent message type %q", truncate(msg.Type, 32))
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) && math.Abs(f) < 1e7 }
+
+// End ends the session at the visitor's request: agents are told and
+// dropped, and nothing more of this visitor reaches them.
+func (v *Visitor) End() {
+	s := v.session
+	s.mu.Lock()
+	if v.detached {
+		s.mu.Unlock()
+		return
+	}
+	s.endByLocked()
+	s.mu.Unlock()
+	s.hub.removeEnded(s, "the visitor ended it")
+}
+
+// endByLocked ends the session for both sides: every tab of the visitor is
+// told ("ended") and disconnected, every agent gets its last message.
+func (s *Session) endByLocked() {
+	for _, t := range s.tabs {
+		if t.conn != nil {
+			t.conn.sendLocked([]byte(`{"type":"ended"}`))
+			t.conn.detachLocked()
+		}
+	}
+	s.endLocked()
+}

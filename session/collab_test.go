@@ -1,0 +1,321 @@
+package session
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/cobrowse/cobrowse/internal/rrwebtest"
+)
+
+// downlink returns the messages queued for the visitor's connection now.
+func downlink(t *testing.T, v *Visitor) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for {
+		select {
+		case raw, ok := <-v.Downlink():
+			if !ok {
+				return append(out, map[string]any{"type": "(closed)"})
+			}
+			var m map[string]any
+			if err := json.Unmarshal(raw, &m); err != nil {
+				t.Fatalf("downlink message is not JSON: %s", raw)
+			}
+			out = append(out, m)
+		default:
+			return out
+		}
+	}
+}
+
+func types(msgs []map[string]any) string {
+	var ts []string
+	for _, m := range msgs {
+		ts = append(ts, fmt.Sprint(m["type"]))
+	}
+	return strings.Join(ts, ",")
+}
+
+// recorder collects Config.Record events.
+type recorder struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (r *recorder) record(event string, fields ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, event+fmt.Sprintf("%v", fields))
+}
+
+func (r *recorder) all() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.events, "\n")
+}
+
+func TestConsentGatesEverythingAgentsSee(t *testing.T) {
+	rec := &recorder{}
+	hub := quietHub(Config{Join: JoinConsent, Record: rec.record})
+	v, _ := mustAttach(t, hub, "s1", "tab-0001", "page-0001")
+	page := rrwebtest.Page(1000, "https://shop.test/", 2)
+	mustBatch(t, v, 1, page)
+	s, _ := hub.Session("s1")
+	if got := s.Info().Consent; got != ConsentNotAsked {
+		t.Errorf("consent before any agent: %q", got)
+	}
+
+	// The renderer's feed neither asks nor sees.
+	feed, err := s.SubscribeFeed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msgs := next(t, feed); len(msgs) != 1 || msgs[0].Type != "reset" || len(msgs[0].Events) != 0 {
+		t.Fatalf("feed before consent: %+v", msgs)
+	}
+	if got := downlink(t, v); len(got) != 0 {
+		t.Fatalf("the renderer's feed made the visitor see %v", got)
+	}
+
+	// An agent joins: the visitor is asked, the agent sees no page.
+	sub, err := s.Subscribe("Alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := next(t, sub)
+	if len(msgs) != 1 || msgs[0].Type != "reset" || len(msgs[0].Events) != 0 {
+		t.Fatalf("agent before consent: %+v", msgs)
+	}
+	asked := downlink(t, v)
+	if types(asked) != "consent" || asked[0]["agent"].(map[string]any)["name"] != "Alice" {
+		t.Fatalf("visitor got %v, want a consent request naming Alice", asked)
+	}
+	if got := s.Info().Consent; got != ConsentPending {
+		t.Errorf("consent while asking: %q", got)
+	}
+	mustBatch(t, v, 2, []json.RawMessage{rrwebtest.MouseMove(2000, 7)})
+	if len(s.Events()) != 0 {
+		t.Errorf("the REST events show %d events before consent", len(s.Events()))
+	}
+	if err := sub.Send(AgentMessage{Type: "pointer", X: 1, Y: 2}); !errors.Is(err, ErrNotWatching) {
+		t.Errorf("pointer before consent: %v", err)
+	}
+
+	// The visitor accepts: the page, with what happened meanwhile.
+	v.Consent(true)
+	msgs = next(t, sub)
+	last := msgs[len(msgs)-1]
+	if last.Type != "reset" || len(last.Events) != len(page)+1 || last.Session.Consent != ConsentGranted {
+		t.Fatalf("agent after consent: %+v", msgs)
+	}
+	if msgs := next(t, feed); msgs[len(msgs)-1].Type != "reset" || len(msgs[len(msgs)-1].Events) == 0 {
+		t.Errorf("the renderer's feed after consent: %+v", msgs)
+	}
+	got := downlink(t, v)
+	if types(got) != "consent.closed,agents" {
+		t.Fatalf("visitor after accepting got %v", got)
+	}
+	agents := got[1]["agents"].([]any)
+	if len(agents) != 1 || agents[0].(map[string]any)["name"] != "Alice" || agents[0].(map[string]any)["color"] == "" {
+		t.Errorf("presence %v, want Alice with a colour (not the renderer)", agents)
+	}
+
+	// The agent's pointer reaches the visitor.
+	if err := sub.Send(AgentMessage{Type: "pointer", X: 10, Y: 20}); err != nil {
+		t.Fatal(err)
+	}
+	if got := downlink(t, v); types(got) != "pointer" || got[0]["x"] != 10.0 || got[0]["agent"] != sub.Agent().ID {
+		t.Errorf("visitor got %v, want Alice's pointer at 10,20", got)
+	}
+	for _, bad := range []AgentMessage{{Type: "pointer", X: 1e300}, {Type: "teleport"}} {
+		if err := sub.Send(bad); err == nil {
+			t.Errorf("Send(%+v) accepted", bad)
+		}
+	}
+
+	// A second agent: the visitor is not asked again, and sees both.
+	bob, _ := s.Subscribe("Bob")
+	if msgs := next(t, bob); len(msgs[0].Events) == 0 {
+		t.Errorf("a second agent after consent sees no page")
+	}
+	if got := downlink(t, v); types(got) != "agents" || len(got[0]["agents"].([]any)) != 2 {
+		t.Errorf("visitor after Bob joined: %v", got)
+	}
+	bob.Close()
+	if got := downlink(t, v); types(got) != "agents" || len(got[0]["agents"].([]any)) != 1 {
+		t.Errorf("visitor after Bob left: %v", got)
+	}
+	if r := rec.all(); !strings.Contains(r, "visitor.consent.asked[session s1 agent Alice]") || !strings.Contains(r, "visitor.consent[session s1 granted true]") {
+		t.Errorf("recorded:\n%s", r)
+	}
+}
+
+func TestDeclinedConsent(t *testing.T) {
+	hub := quietHub(Config{Join: JoinConsent})
+	v, _ := mustAttach(t, hub, "s1", "tab-0001", "page-0001")
+	other, _ := mustAttach(t, hub, "s1", "tab-0002", "page-0002")
+	mustBatch(t, v, 1, rrwebtest.Page(1000, "https://shop.test/", 1))
+	s, _ := hub.Session("s1")
+	sub, _ := s.Subscribe("Alice")
+	next(t, sub)
+	if types(downlink(t, v)) != "consent" || types(downlink(t, other)) != "consent" {
+		t.Fatal("not every tab of the visitor was asked")
+	}
+
+	other.Consent(false)
+	msgs := next(t, sub)
+	if last := msgs[len(msgs)-1]; last.Type != "info" || last.Session.Consent != ConsentDeclined || len(last.Events) != 0 {
+		t.Fatalf("agent after the visitor declined: %+v", msgs)
+	}
+	if types(downlink(t, v)) != "consent.closed" {
+		t.Error("the other tab's question was not closed")
+	}
+	mustBatch(t, v, 2, []json.RawMessage{rrwebtest.MouseMove(2000, 1)})
+	v.Consent(true) // nobody asked: ignored
+	if s.Info().Consent != ConsentDeclined || len(s.Events()) != 0 {
+		t.Errorf("an unasked 'yes' changed the answer: %q, %d events", s.Info().Consent, len(s.Events()))
+	}
+	// Asking again at once does not nag the visitor.
+	if err := sub.Send(AgentMessage{Type: "ask"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := downlink(t, v); len(got) != 0 {
+		t.Errorf("visitor asked again at once: %v", got)
+	}
+}
+
+func TestVisitorEndsTheSession(t *testing.T) {
+	var ended []string
+	hub := quietHub(Config{Join: JoinConsent, OnSessionEnd: func(id string) { ended = append(ended, id) }})
+	v, _ := mustAttach(t, hub, "s1", "tab-0001", "page-0001")
+	mustBatch(t, v, 1, rrwebtest.Page(1000, "https://shop.test/", 1))
+	s, _ := hub.Session("s1")
+	sub, _ := s.Subscribe("Alice")
+	next(t, sub)
+	v.Consent(true)
+	next(t, sub)
+	downlink(t, v)
+
+	v.End()
+	msgs := next(t, sub)
+	if last := msgs[len(msgs)-1]; last.Type != "info" || !last.Session.Ended {
+		t.Fatalf("agent after the visitor ended: %+v", msgs)
+	}
+	if got := types(downlink(t, v)); got != "ended,(closed)" {
+		t.Errorf("visitor connection got %s, want ended, then closed", got)
+	}
+	if _, err := hub.Session("s1"); !errors.Is(err, ErrNoSession) || len(ended) != 1 {
+		t.Errorf("session after End: %v; OnSessionEnd %v", err, ended)
+	}
+	if _, err := v.Batch(2, []json.RawMessage{rrwebtest.MouseMove(2000, 1)}); err == nil {
+		t.Error("the ended connection still takes batches")
+	}
+	// The visitor's next page starts a new session, which asks again.
+	v2, _ := mustAttach(t, hub, "s1", "tab-0001", "page-0002")
+	mustBatch(t, v2, 1, rrwebtest.Page(3000, "https://shop.test/next", 0))
+	s2, _ := hub.Session("s1")
+	if s2 == s || s2.Info().Consent != ConsentNotAsked {
+		t.Errorf("after the end: same session %v, consent %q", s2 == s, s2.Info().Consent)
+	}
+}
+
+func TestParseJoinMode(t *testing.T) {
+	for _, ok := range []string{"consent", "none"} {
+		if m, err := ParseJoinMode(ok); err != nil || string(m) != ok {
+			t.Errorf("ParseJoinMode(%q) = %q, %v", ok, m, err)
+		}
+	}
+	if _, err := ParseJoinMode("code"); err == nil || !strings.Contains(err.Error(), `"consent"`) {
+		t.Errorf("ParseJoinMode(code): %v", err)
+	}
+}
+
+func TestChatAndWhatANewPageIsTold(t *testing.T) {
+	hub := quietHub(Config{Join: JoinConsent})
+	v, _ := mustAttach(t, hub, "s1", "tab-0001", "page-0001")
+	mustBatch(t, v, 1, rrwebtest.Page(1000, "https://shop.test/", 1))
+	s, _ := hub.Session("s1")
+	alice, _ := s.Subscribe("Alice")
+	next(t, alice)
+	if err := alice.Send(AgentMessage{Type: "chat", Text: "hello?"}); !errors.Is(err, ErrNotWatching) {
+		t.Errorf("chat before consent: %v", err)
+	}
+	// A navigation while the question is open asks again on the new page.
+	v2, _ := mustAttach(t, hub, "s1", "tab-0001", "page-0002")
+	if got := types(downlink(t, v2)); got != "consent" {
+		t.Errorf("a new page while asking got %q, want the question again", got)
+	}
+	v2.Consent(true)
+	next(t, alice)
+	downlink(t, v2)
+
+	if err := alice.Send(AgentMessage{Type: "chat", Text: "  Hi, I am Alice  "}); err != nil {
+		t.Fatal(err)
+	}
+	if err := v2.Chat("Hello!"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"", "   ", strings.Repeat("x", maxChatText+1)} {
+		if err := v2.Chat(bad); err == nil {
+			t.Errorf("Chat(%.20q…) accepted", bad)
+		}
+	}
+	var lines []string
+	for _, m := range next(t, alice) {
+		lines = append(lines, m.Type)
+	}
+	if strings.Join(lines, ",") != "chat,chat" {
+		t.Errorf("agent got %v, want two chat messages", lines)
+	}
+	got := downlink(t, v2)
+	if types(got) != "chat,chat" || got[0]["message"].(map[string]any)["text"] != "Hi, I am Alice" ||
+		got[1]["message"].(map[string]any)["from"].(map[string]any)["id"] != "" {
+		t.Errorf("visitor got %v", got)
+	}
+
+	// The next page gets who watches and the chat so far; a late agent gets
+	// the chat with its reset.
+	v3, _ := mustAttach(t, hub, "s1", "tab-0001", "page-0003")
+	if got := types(downlink(t, v3)); got != "agents,chat.history" {
+		t.Errorf("a new page after consent got %q, want the presence and the chat", got)
+	}
+	bob, _ := s.Subscribe("Bob")
+	raws, _ := bob.Next(t.Context())
+	var reset struct{ Chat []ChatMessage }
+	json.Unmarshal(raws[0], &reset)
+	if len(reset.Chat) != 2 || reset.Chat[0].From.Name != "Alice" {
+		t.Errorf("a late agent's reset has chat %+v", reset.Chat)
+	}
+}
+
+func TestAgentEndsTheSession(t *testing.T) {
+	var ended []string
+	hub := quietHub(Config{OnSessionEnd: func(id string) { ended = append(ended, id) }})
+	v, _ := mustAttach(t, hub, "s1", "tab-0001", "page-0001")
+	mustBatch(t, v, 1, rrwebtest.Page(1000, "https://shop.test/", 1))
+	s, _ := hub.Session("s1")
+	alice, _ := s.Subscribe("Alice")
+	bob, _ := s.Subscribe("Bob")
+	next(t, bob)
+	downlink(t, v)
+	if err := alice.Send(AgentMessage{Type: "end"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := types(downlink(t, v)); got != "ended,(closed)" {
+		t.Errorf("visitor got %s", got)
+	}
+	msgs := next(t, bob)
+	if last := msgs[len(msgs)-1]; !last.Session.Ended {
+		t.Errorf("Bob's last message: %+v", last)
+	}
+	if _, err := hub.Session("s1"); !errors.Is(err, ErrNoSession) || len(ended) != 1 {
+		t.Errorf("after the agent ended it: %v, OnSessionEnd %v", err, ended)
+	}
+	if err := bob.Send(AgentMessage{Type: "end"}); err != nil {
+		t.Errorf("ending an ended session: %v", err)
+	}
+}

@@ -1,0 +1,50 @@
+package viewer
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// The live socket carries the agent's pointer to the visitor's tab, under
+// the name given in ?name=.
+func TestLiveAgentPointerReachesTheVisitor(t *testing.T) {
+	f := newFixture(t)
+	v := f.visit(t, "s1", "https://shop.example/", "Shop", 0)
+	conn, _, body, err := f.dial(t, livePath("s1")+"?name=Alice", bearer(testToken))
+	if err != nil {
+		t.Fatalf("live socket: %v %s", err, body)
+	}
+	readLive(t, conn) // the reset
+
+	var presence struct {
+		Type   string
+		Agents []struct{ ID, Name, Color string }
+	}
+	select {
+	case raw := <-v.Downlink():
+		if err := json.Unmarshal(raw, &presence); err != nil || presence.Type != "agents" || len(presence.Agents) != 1 || presence.Agents[0].Name != "Alice" {
+			t.Fatalf("visitor got %s; want the presence of Alice", raw)
+		}
+	case <-time.After(hangGuard):
+		t.Fatal("the visitor was not told an agent joined")
+	}
+
+	conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"bogus"}`))
+	conn.WriteMessage(websocket.TextMessage, []byte(`not json`))
+	conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"pointer","x":12.5,"y":40}`))
+	select {
+	case raw := <-v.Downlink():
+		var p struct {
+			Type, Agent string
+			X, Y        float64
+		}
+		if err := json.Unmarshal(raw, &p); err != nil || p.Type != "pointer" || p.Agent != presence.Agents[0].ID || p.X != 12.5 || p.Y != 40 {
+			t.Errorf("visitor got %s; want Alice's pointer at 12.5,40", raw)
+		}
+	case <-time.After(hangGuard):
+		t.Fatal("the pointer did not reach the visitor")
+	}
+}
