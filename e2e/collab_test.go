@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"image"
 	"image/png"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	cdpinput "github.com/chromedp/cdproto/input"
+	"github.com/chromedp/chromedp"
 	"github.com/go-rod/rod"
 	"github.com/go-rod/rod/lib/input"
 	"github.com/gorilla/websocket"
@@ -85,6 +88,31 @@ func visitorPixel(t *testing.T, page *rod.Page, x, y int) (r, g, b uint8) {
 }
 
 func absDiff(a, b uint8) int { return max(int(a), int(b)) - min(int(a), int(b)) }
+
+// changedPixels counts the pixels of area that differ clearly between two
+// screenshots.
+func changedPixels(t *testing.T, before, after []byte, area image.Rectangle) int {
+	t.Helper()
+	a, err := png.Decode(bytes.NewReader(before))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := png.Decode(bytes.NewReader(after))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for y := area.Min.Y; y < area.Max.Y; y++ {
+		for x := area.Min.X; x < area.Max.X; x++ {
+			r1, g1, b1, _ := a.At(x, y).RGBA()
+			r2, g2, b2, _ := b.At(x, y).RGBA()
+			if max(absDiff(uint8(r1>>8), uint8(r2>>8)), absDiff(uint8(g1>>8), uint8(g2>>8)), absDiff(uint8(b1>>8), uint8(b2>>8))) > 80 {
+				n++
+			}
+		}
+	}
+	return n
+}
 
 func TestConsent(t *testing.T) {
 	c := startCobrowse(t, "demo", "--join", "consent")
@@ -212,4 +240,102 @@ func TestConsent(t *testing.T) {
 		s, _ := m["session"].(map[string]any)
 		return s != nil && s["ended"] == true
 	}, nil)
+}
+
+// The agent's console, in a real browser: waiting for consent, the agent's
+// pointer on the visitor's page, chat, and ending the session.
+func TestAgentConsoleWorksWithTheVisitor(t *testing.T) {
+	c := startCobrowse(t, "demo", "--join", "consent")
+	page := visitorBrowser(t).MustPage("").Timeout(60 * time.Second)
+	page.MustNavigate(c.visitorURL).MustWaitLoad()
+	page.MustElement("#products")
+	id := waitForSession(t, c)
+
+	agent := agentBrowser(t)
+	if err := chromedp.Do(agent,
+		chromedp.Navigate(c.agentURL+"/login?token="+c.token),
+		chromedp.Evaluate[chromedp.Void](`localStorage.setItem('cobrowse.agentName', 'Carol')`),
+		chromedp.Navigate(c.agentURL+"/sessions/"+id),
+		chromedp.WaitVisible(chromedp.CSS(`#consent-note`)),
+	); err != nil {
+		t.Fatalf("agent console: %v", err)
+	}
+	note, _ := chromedp.Run(agent, chromedp.Text(chromedp.CSS(`#consent-note`)))
+	if !strings.Contains(note, "Waiting for the visitor") {
+		t.Errorf("consent note %q", note)
+	}
+	eventually(t, 10*time.Second, "the question on the visitor's page", func() string {
+		if !page.MustHas("cobrowse-ui") {
+			return "no cobrowse-ui"
+		}
+		return ""
+	})
+	time.Sleep(200 * time.Millisecond)
+	page.Keyboard.MustType(input.Enter)
+	eventually(t, 10*time.Second, "the agent sees the shop after consent", func() string {
+		text, err := inReplay[string](agent, `doc => doc.body.innerText`)
+		if err != nil || !strings.Contains(text, "Add to cart") {
+			return fmt.Sprintf("replayed text %.80q (%v)", text, err)
+		}
+		return ""
+	})
+	if hidden, _ := chromedp.Run(agent, chromedp.Evaluate[bool](`document.getElementById('consent-note').hidden`)); !hidden {
+		t.Error("the consent note stays after the visitor accepted")
+	}
+
+	// Carol points at the middle of her view: her pointer shows in the
+	// middle of the visitor's viewport.
+	size := page.MustEval(`() => [innerWidth, innerHeight]`).Arr()
+	vx, vy := int(size[0].Num()/2), int(size[1].Num()/2)
+	before := page.MustScreenshot()
+	box, err := chromedp.Run(agent, chromedp.Evaluate[[]float64](`(() => { const r = document.getElementById('stage').getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; })()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "Carol's pointer in the middle of the visitor's page", func() string {
+		chromedp.Do(agent, chromedp.MouseEvent(cdpinput.DispatchMouseEventTypeMouseMoved, box[0]+1, box[1]), chromedp.MouseEvent(cdpinput.DispatchMouseEventTypeMouseMoved, box[0], box[1]))
+		// The arrow's tip is at the middle, give or take the scrollbar's
+		// share of the scale: look for it around there.
+		if n := changedPixels(t, before, page.MustScreenshot(), image.Rect(vx-30, vy-20, vx+30, vy+30)); n < 20 {
+			return fmt.Sprintf("%d pixels changed around the middle", n)
+		}
+		return ""
+	})
+
+	// Chat from the console reaches the visitor's panel.
+	if err := chromedp.Do(agent,
+		chromedp.SendKeys(chromedp.CSS(`#chat-input`), "Hi, Carol here\n"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the line in the console's chat", func() string {
+		text, _ := chromedp.Run(agent, chromedp.Text(chromedp.CSS(`#chat-list`)))
+		if !strings.Contains(text, "Hi, Carol here") {
+			return fmt.Sprintf("chat list %q", text)
+		}
+		return ""
+	})
+	time.Sleep(300 * time.Millisecond)
+	saveArtifact(t, "collab-visitor.png", page.MustScreenshot())
+	if shot, err := chromedp.Run(agent, chromedp.CaptureScreenshot()); err == nil {
+		saveArtifact(t, "collab-agent.png", shot)
+	}
+
+	// Carol ends the session: the visitor's UI goes, the console says so.
+	if err := chromedp.Do(agent, chromedp.Click(chromedp.CSS(`#end-session`))); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the visitor's UI gone", func() string {
+		if page.MustHas("cobrowse-ui") {
+			return "cobrowse-ui still there"
+		}
+		return ""
+	})
+	eventually(t, 5*time.Second, "the console says the session ended", func() string {
+		status, _ := chromedp.Run(agent, chromedp.Text(chromedp.CSS(`#status`)))
+		if status != "session ended" {
+			return fmt.Sprintf("status %q", status)
+		}
+		return ""
+	})
 }

@@ -4,7 +4,8 @@
 // - Rendered mode: JPEG frames of the server's headless render of the same
 //   stream, from /api/sessions/{id}/render.
 // The live socket stays open in both modes: it carries the page's title,
-// URL and presence, and keeps DOM mode ready for a switch back.
+// URL and presence, keeps DOM mode ready for a switch back, and carries the
+// agent's pointer and chat (collab.js).
 'use strict';
 (function () {
   var sessionId = decodeURIComponent(location.pathname.split('/').pop());
@@ -31,6 +32,23 @@
   var modeButtons = { dom: document.getElementById('mode-dom'), rendered: document.getElementById('mode-rendered') };
   var mode = 'dom';
   var render = { ws: null, state: null, reason: '', frameURL: null, retryMs: 500 };
+  var live = null; // the live socket, while open
+  var collab = cobrowseCollab({
+    send: function (msg) {
+      if (live && live.readyState === WebSocket.OPEN) live.send(JSON.stringify(msg));
+    },
+    // toVisitor maps a point of this page onto the visitor's viewport,
+    // through whichever view is on screen (both show the whole viewport).
+    toVisitor: function (x, y) {
+      var shown = rendered.hidden ? stage : rendered;
+      var box = shown.getBoundingClientRect();
+      if (!pageSize || !box.width || x < box.left || y < box.top || x > box.right || y > box.bottom) return null;
+      var scale = box.width / pageSize.width;
+      return { x: (x - box.left) / scale, y: (y - box.top) / scale };
+    },
+    // A new name: join again under it (the visitor's banner follows).
+    onNameChange: function () { if (live) live.close(); }
+  });
 
   function setStatus(text, state) {
     statusEl.textContent = text;
@@ -61,12 +79,15 @@
 
   function reset(msg) {
     showInfo(msg.session);
+    collab.reset(msg);
     waiting.hidden = player.reset(msg.events || []);
   }
 
   function connect() {
     var proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    var ws = new WebSocket(proto + '//' + location.host + '/api/sessions/' + encodeURIComponent(sessionId) + '/live');
+    var ws = new WebSocket(proto + '//' + location.host + '/api/sessions/' + encodeURIComponent(sessionId) +
+      '/live?name=' + encodeURIComponent(collab.name()));
+    live = ws;
     ws.onopen = function () { retryMs = 500; };
     ws.onmessage = function (e) {
       var msg = JSON.parse(e.data);
@@ -76,9 +97,13 @@
         player.add(msg.events);
       } else if (msg.type === 'info') {
         showInfo(msg.session);
+        collab.info(msg.session);
+      } else if (msg.type === 'chat') {
+        collab.chat(msg.message);
       }
     };
     ws.onclose = function (e) {
+      if (live === ws) live = null;
       if (ended) return;
       if (e.code === 4404) {
         setStatus('no such session', 'ended');
