@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -142,6 +143,22 @@ type Renderer struct {
 	renderings map[string]*rendering
 	closed     bool
 	wg         sync.WaitGroup
+
+	started atomic.Uint64 // renderings started
+	frames  atomic.Uint64 // screencast frames received, all renderings
+}
+
+// RenderStats are the Renderer's counters since NewRenderer, and its
+// renderings now.
+type RenderStats struct {
+	Sessions int    // sessions rendering now (watched, or lingering after the last viewer)
+	Started  uint64 // renderings started
+	Frames   uint64 // screencast frames received from the tabs (rate() of it is the fps)
+}
+
+// Stats returns the Renderer's counters.
+func (r *Renderer) Stats() RenderStats {
+	return RenderStats{Sessions: r.Sessions(), Started: r.started.Load(), Frames: r.frames.Load()}
 }
 
 // NewRenderer returns a Renderer that leases its tabs from cfg.Pool.
@@ -203,6 +220,7 @@ func (r *Renderer) startLocked(sessionID string) *rendering {
 		taken:   make(chan struct{}, 1),
 	}
 	r.renderings[sessionID] = rd
+	r.started.Add(1)
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()

@@ -202,6 +202,7 @@ func (rd *rendering) setStatus(s Status) {
 }
 
 func (rd *rendering) publish(f *Frame) {
+	rd.r.frames.Add(1)
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
 	rd.frame = f

@@ -410,6 +410,7 @@ func TestNoSecretReachesAnAgent(t *testing.T) {
 	lt.checkCorpus()
 	lt.checkVisitorSentSecrets()
 	lt.checkPublicTextArrived()
+	lt.checkServerLog()
 	// The renderer's requests are a channel only if it made some: the
 	// profile page's images, whose query strings carry masked secrets.
 	fetched := lt.serverFetches.list()

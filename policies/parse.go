@@ -18,6 +18,8 @@ import (
 	"github.com/andybalholm/cascadia"
 	"github.com/bmatcuk/doublestar/v4"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cobrowse/cobrowse/internal/editdistance"
 )
 
 // MaxFileSize is the size of the largest policy file Parse and Load accept.
@@ -355,37 +357,11 @@ func (c *checker) fields(n *yaml.Node, what string, known []string) map[string]f
 
 // suggest tells the closest name in known to name, or lists them all.
 func suggest(name string, known []string, kind string) string {
-	best, dist := "", len(name)
-	for _, k := range known {
-		if d := editDistance(strings.ToLower(name), k); d < dist {
-			best, dist = k, d
-		}
-	}
-	if best != "" && dist <= max(2, len(best)/3) {
+	best, dist := editdistance.Closest(strings.ToLower(name), known)
+	if best != "" && dist < len(name) && dist <= max(2, len(best)/3) {
 		return fmt.Sprintf("did you mean %q? (valid %ss: %s)", best, kind, strings.Join(known, ", "))
 	}
 	return fmt.Sprintf("valid %ss: %s", kind, strings.Join(known, ", "))
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // str returns the text of a string scalar, recording a problem for anything

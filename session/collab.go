@@ -244,14 +244,171 @@ func (v *Visitor) Chat(text string) error {
 	return s.chatLocked(Agent{}, text)
 }
 
+// control is who may act on the visitor's page. At most one agent holds it,
+// after the visitor accepted that agent's request; the visitor can take it
+// back at any time.
+type control struct {
+	holder  Agent // zero when nobody controls
+	asking  Agent // zero when no request is pending
+	askedAt time.Time
+}
+
+// ControlInfo is the control part of a session's Info.
+type ControlInfo struct {
+	State string `json:"state"` // "requested" or "granted"
+	Agent Agent  `json:"agent"`
+}
+
+func (c control) info() *ControlInfo {
+	switch {
+	case c.holder.ID != "":
+		return &ControlInfo{State: "granted", Agent: c.holder}
+	case c.asking.ID != "":
+		return &ControlInfo{State: "requested", Agent: c.asking}
+	}
+	return nil
+}
+
+// inputActions are the input actions an agent in control may send, as the
+// visitor script applies them (web/visitor/control.js).
+var inputActions = map[string]bool{"click": true, "text": true, "key": true, "scroll": true, "select": true}
+
+const (
+	// maxInputText bounds the text of one "text" input action.
+	maxInputText = 1000
+	// maxInputValue bounds a "key" name or a "select" value.
+	maxInputValue = 256
+)
+
+// requestControlLocked asks the visitor whether sub's agent may control the
+// page.
+func (s *Session) requestControlLocked(sub *Subscriber) error {
+	c := &s.control
+	switch {
+	case !s.visibleLocked():
+		return ErrNotWatching
+	case c.holder.ID == sub.agent.ID:
+		return nil
+	case c.holder.ID != "":
+		return fmt.Errorf("%s has control of the visitor's page", c.holder.Name)
+	case c.asking.ID != "" && c.asking.ID != sub.agent.ID && time.Since(c.askedAt) < askAgainAfter:
+		return fmt.Errorf("%s is asking for control already", c.asking.Name)
+	}
+	c.asking, c.askedAt = sub.agent, time.Now()
+	s.toVisitorsLocked(mustJSON(map[string]any{"type": "control.request", "agent": sub.agent}))
+	s.broadcastLocked(s.infoMessageLocked())
+	s.hub.record("control.requested", "session", s.id, "agent", sub.agent.Name, "agent_id", sub.agent.ID)
+	return nil
+}
+
+// ControlAnswer records the visitor's answer to the pending control
+// request. An answer nobody asked for is ignored.
+func (v *Visitor) ControlAnswer(allow bool) {
+	s := v.session
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := &s.control
+	if c.asking.ID == "" || v.detached {
+		return
+	}
+	agent := c.asking
+	c.asking = Agent{}
+	s.toVisitorsLocked([]byte(`{"type":"control.closed"}`))
+	if allow {
+		c.holder = agent
+		s.toVisitorsLocked(mustJSON(map[string]any{"type": "control", "agent": agent}))
+		s.hub.record("control.granted", "session", s.id, "agent", agent.Name, "agent_id", agent.ID)
+	} else {
+		s.hub.record("control.declined", "session", s.id, "agent", agent.Name, "agent_id", agent.ID)
+	}
+	s.broadcastLocked(s.infoMessageLocked())
+}
+
+// RevokeControl takes control back from the agent who holds it (the
+// visitor's Stop button or Escape). It takes effect at once: the visitor
+// script applies no input after it.
+func (v *Visitor) RevokeControl() {
+	s := v.session
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.endControlLocked("the visitor")
+}
+
+// endControlLocked ends the current control, if any, and says who ended it.
+func (s *Session) endControlLocked(by string) {
+	c := &s.control
+	if c.holder.ID == "" {
+		return
+	}
+	agent := c.holder
+	c.holder = Agent{}
+	s.toVisitorsLocked([]byte(`{"type":"control.ended"}`))
+	s.broadcastLocked(s.infoMessageLocked())
+	s.hub.record("control.revoked", "session", s.id, "agent", agent.Name, "agent_id", agent.ID, "by", by)
+}
+
+// inputLocked passes one input action of the agent in control to the tab
+// agents follow. Only the action's kind is recorded in the audit log, never
+// typed text or values.
+func (s *Session) inputLocked(sub *Subscriber, msg AgentMessage) error {
+	if s.control.holder.ID != sub.agent.ID || sub.agent.ID == "" {
+		return errors.New("you do not have control of the visitor's page: request it first")
+	}
+	if !inputActions[msg.Action] {
+		return fmt.Errorf("unknown input action %q", truncate(msg.Action, 32))
+	}
+	if !finite(msg.X) || !finite(msg.Y) || !finite(msg.DX) || !finite(msg.DY) {
+		return errors.New("input: coordinates must be numbers")
+	}
+	if len(msg.Text) > maxInputText || len(msg.Key) > maxInputValue || len(msg.Value) > maxInputValue {
+		return errors.New("input: text, key or value too long")
+	}
+	t := s.active
+	if t == nil || t.conn == nil {
+		return errors.New("the visitor's page is not connected")
+	}
+	t.conn.sendLocked(mustJSON(map[string]any{
+		"type": "input", "agent": sub.agent.ID, "seq": msg.Seq, "action": msg.Action,
+		"x": msg.X, "y": msg.Y, "dx": msg.DX, "dy": msg.DY, "text": msg.Text, "key": msg.Key, "value": msg.Value,
+	}))
+	s.hub.record("control.input", "session", s.id, "agent", sub.agent.Name, "agent_id", sub.agent.ID, "action", msg.Action)
+	return nil
+}
+
+// InputResult passes the visitor script's answer to an input action on to
+// the agent who sent it: a refusal carries the reason the agent is shown
+// (a masked field, a no_control element).
+func (v *Visitor) InputResult(agentID string, seq int64, ok bool, reason string) {
+	s := v.session
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ok || agentID == "" {
+		return
+	}
+	for sub := range s.subs {
+		if sub.agent.ID == agentID {
+			sub.push(mustJSON(map[string]any{"type": "refused", "seq": seq, "reason": truncate(reason, 200)}), time.Time{}, s.hub.cfg.MaxQueueBytes)
+		}
+	}
+}
+
 // AgentMessage is what an agent's console sends about the visitor's page
 // (docs/protocol.md, "Agent → server").
 type AgentMessage struct {
 	Type string `json:"type"`
-	// Pointer position in the visitor's viewport, in CSS pixels.
+	// Pointer position (and an input action's point) in the visitor's
+	// viewport, in CSS pixels.
 	X, Y float64
-	// Text of a chat message.
+	// Text of a chat message or of a "text" input action.
 	Text string
+	// Input action ("input" messages): its kind, a sequence number the
+	// agent chooses (refusals name it), a key name, a select's value, and a
+	// scroll's distance.
+	Action string
+	Seq    int64
+	Key    string
+	Value  string
+	DX, DY float64
 }
 
 // Send handles one message of the subscriber's agent: "pointer" moves the
@@ -284,6 +441,15 @@ func (sub *Subscriber) Send(msg AgentMessage) error {
 			return ErrNotWatching
 		}
 		return s.chatLocked(sub.agent, msg.Text)
+	case "control.request":
+		return s.requestControlLocked(sub)
+	case "control.release":
+		if s.control.holder.ID == sub.agent.ID {
+			s.endControlLocked("the agent")
+		}
+		return nil
+	case "input":
+		return s.inputLocked(sub, msg)
 	case "pointer":
 		if !s.visibleLocked() {
 			return ErrNotWatching

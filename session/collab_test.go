@@ -319,3 +319,90 @@ func TestAgentEndsTheSession(t *testing.T) {
 		t.Errorf("ending an ended session: %v", err)
 	}
 }
+
+func TestRemoteControl(t *testing.T) {
+	rec := &recorder{}
+	hub := quietHub(Config{Record: rec.record})
+	v, _ := mustAttach(t, hub, "s1", "tab-0001", "page-0001")
+	mustBatch(t, v, 1, rrwebtest.Page(1000, "https://shop.test/", 1))
+	s, _ := hub.Session("s1")
+	alice, _ := s.Subscribe("Alice")
+	bob, _ := s.Subscribe("Bob")
+	next(t, alice)
+	next(t, bob)
+	downlink(t, v)
+
+	click := AgentMessage{Type: "input", Action: "click", X: 10, Y: 20, Seq: 1}
+	if err := alice.Send(click); err == nil {
+		t.Fatal("input without control accepted")
+	}
+	if err := alice.Send(AgentMessage{Type: "control.request"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := downlink(t, v); types(got) != "control.request" || got[0]["agent"].(map[string]any)["name"] != "Alice" {
+		t.Fatalf("visitor got %v", got)
+	}
+	if err := bob.Send(AgentMessage{Type: "control.request"}); err == nil || !strings.Contains(err.Error(), "Alice is asking") {
+		t.Errorf("a second request meanwhile: %v", err)
+	}
+	if info := s.Info().Control; info == nil || info.State != "requested" {
+		t.Errorf("Info.Control while asking: %+v", info)
+	}
+	v.ControlAnswer(true)
+	if got := types(downlink(t, v)); got != "control.closed,control" {
+		t.Errorf("visitor after allowing: %s", got)
+	}
+	if info := s.Info().Control; info == nil || info.State != "granted" || info.Agent.Name != "Alice" {
+		t.Errorf("Info.Control: %+v", info)
+	}
+
+	// Alice's input reaches the page; Bob's does not; bad input is refused.
+	if err := alice.Send(click); err != nil {
+		t.Fatal(err)
+	}
+	got := downlink(t, v)
+	if types(got) != "input" || got[0]["action"] != "click" || got[0]["x"] != 10.0 || got[0]["agent"] != alice.Agent().ID {
+		t.Errorf("visitor got %v", got)
+	}
+	if err := bob.Send(click); err == nil {
+		t.Error("Bob's input accepted while Alice has control")
+	}
+	for _, bad := range []AgentMessage{
+		{Type: "input", Action: "teleport"},
+		{Type: "input", Action: "text", Text: strings.Repeat("x", maxInputText+1)},
+		{Type: "input", Action: "click", X: 1e300},
+	} {
+		if err := alice.Send(bad); err == nil {
+			t.Errorf("Send(%+v) accepted", bad.Action)
+		}
+	}
+
+	// The visitor script refuses an action (a masked field): Alice, and
+	// only Alice, is told.
+	next(t, alice)
+	next(t, bob)
+	v.InputResult(alice.Agent().ID, 7, false, "this field is masked by policy")
+	raws, err := alice.Next(t.Context())
+	var refused struct {
+		Type   string
+		Seq    int64
+		Reason string
+	}
+	if err != nil || len(raws) != 1 || json.Unmarshal(raws[0], &refused) != nil ||
+		refused.Type != "refused" || refused.Seq != 7 || refused.Reason != "this field is masked by policy" {
+		t.Errorf("Alice got %q (%v), want the refusal of input 7", raws, err)
+	}
+
+	// The visitor takes control back: input stops at once.
+	v.RevokeControl()
+	if got := types(downlink(t, v)); got != "control.ended" {
+		t.Errorf("visitor after revoking: %s", got)
+	}
+	if err := alice.Send(click); err == nil {
+		t.Error("input accepted after the visitor took control back")
+	}
+	if r := rec.all(); !strings.Contains(r, "control.requested") || !strings.Contains(r, "control.granted") ||
+		!strings.Contains(r, "control.input[session s1 agent Alice agent_id a001 action click]") || !strings.Contains(r, "control.revoked") {
+		t.Errorf("recorded:\n%s", r)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -62,6 +63,14 @@ type Config struct {
 	// locks) after a session ended, so that what other parts keep for it
 	// can go too.
 	OnSessionEnd func(sessionID string)
+	// OnDeliver, if set, is called for every message that carries a
+	// visitor batch's events ("events", or the "reset" a snapshot starts)
+	// when Subscriber.Next hands it to an agent's connection, with the time
+	// since the batch arrived at the hub (Visitor.Batch was called): the
+	// hub's fan-out latency, redaction and the agent's queue included. The
+	// renderer's feeds and resyncs are not observed. It is called on the
+	// agent's goroutine and must not block.
+	OnDeliver func(latency time.Duration)
 }
 
 // Redactor turns one tab's stream into what agents may see. It is called
@@ -120,6 +129,8 @@ var (
 	ErrNoSession       = errors.New("no such session")
 	ErrTooManySessions = errors.New("too many live sessions (MaxSessions)")
 	ErrTooManyTabs     = errors.New("too many connected tabs in this session (MaxTabsPerSession)")
+	// ErrShuttingDown refuses a visitor connection after Shutdown.
+	ErrShuttingDown = errors.New("the server is shutting down; reconnect to another instance or retry shortly")
 )
 
 // Info describes a session for dashboards and the REST API.
@@ -137,6 +148,9 @@ type Info struct {
 	// "not asked", "pending", "granted" or "declined". Absent in JoinNone
 	// mode.
 	Consent Consent `json:"consent,omitempty"`
+	// Control is who controls the visitor's page, or asks to (absent when
+	// nobody does).
+	Control *ControlInfo `json:"control,omitempty"`
 	// PixelRatio is the device pixel ratio of the followed tab's screen;
 	// absent until the visitor's script reported it.
 	PixelRatio float64 `json:"pixelRatio,omitempty"`
@@ -151,7 +165,84 @@ type Hub struct {
 	mu       sync.Mutex
 	sessions map[string]*Session
 	watchers map[chan struct{}]struct{}
+
+	// stopping is set by Shutdown: visitors are refused and told to
+	// reconnect elsewhere.
+	stopping atomic.Bool
+	counters counters
 }
+
+// counters are the hub's running totals (Stats). They are atomic: the hot
+// paths update them without a lock.
+type counters struct {
+	batches       atomic.Uint64
+	events        atomic.Uint64
+	agentMessages atomic.Uint64
+	resyncs       atomic.Uint64
+}
+
+// Stats are the hub's counters since NewHub, and its occupancy now.
+type Stats struct {
+	Sessions int // live sessions
+	Tabs     int // visitor tabs of those sessions, connected or not
+	Visitors int // visitor tabs connected now
+	Agents   int // agents watching now (the renderer's feeds not counted)
+
+	Batches       uint64 // visitor batches taken (duplicates after a reconnect not counted)
+	Events        uint64 // rrweb events in those batches, before redaction
+	AgentMessages uint64 // messages handed to agents' connections by Subscriber.Next
+	Resyncs       uint64 // times a subscriber's queue overflowed and it restarted from the log
+}
+
+// Stats returns the hub's counters and occupancy. It takes every session's
+// lock in turn: call it at a scrape's pace, not per event.
+func (h *Hub) Stats() Stats {
+	st := Stats{
+		Batches:       h.counters.batches.Load(),
+		Events:        h.counters.events.Load(),
+		AgentMessages: h.counters.agentMessages.Load(),
+		Resyncs:       h.counters.resyncs.Load(),
+	}
+	for _, s := range h.all() {
+		s.mu.Lock()
+		st.Sessions++
+		st.Tabs += len(s.tabs)
+		for _, t := range s.tabs {
+			if t.conn != nil {
+				st.Visitors++
+			}
+		}
+		for sub := range s.subs {
+			if sub.agent.ID != "" {
+				st.Agents++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return st
+}
+
+// Shutdown tells every connected visitor to reconnect (their sockets close
+// with code 1012, "service restart"; the visitor script reconnects with
+// backoff and resends what was not acknowledged) and refuses new visitor
+// connections with ErrShuttingDown. Sessions stay, so agents still get
+// what they were sent; the process is expected to exit soon after.
+func (h *Hub) Shutdown() {
+	h.stopping.Store(true)
+	for _, s := range h.all() {
+		s.mu.Lock()
+		for _, t := range s.tabs {
+			if t.conn != nil {
+				t.conn.detachLocked()
+			}
+		}
+		s.mu.Unlock()
+	}
+	h.changed()
+}
+
+// ShuttingDown reports whether Shutdown was called.
+func (h *Hub) ShuttingDown() bool { return h.stopping.Load() }
 
 // NewHub returns an empty hub. Call Run to expire idle sessions.
 func NewHub(cfg Config) *Hub {

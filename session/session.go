@@ -34,6 +34,7 @@ type Session struct {
 	consentAnswered time.Time
 	agentSeq        int
 	chat            []ChatMessage // the latest maxChatLog messages
+	control         control       // remote control (collab.go)
 	// ended is set, under mu, when the last tab expired; it is atomic so that
 	// the hub can read it without taking mu (see the lock order above).
 	ended atomic.Bool
@@ -95,6 +96,7 @@ func (s *Session) infoLocked() Info {
 	if s.hub.cfg.Join == JoinConsent {
 		info.Consent = s.consent
 	}
+	info.Control = s.control.info()
 	return info
 }
 
@@ -116,7 +118,7 @@ func (s *Session) Events() []json.RawMessage {
 // load (0 for a page it has not seen), so the visitor resends only what comes
 // after. An earlier connection of the same tab is superseded: its Downlink is
 // closed. Attach fails only at the hub's bounds (ErrTooManySessions,
-// ErrTooManyTabs).
+// ErrTooManyTabs) and after Shutdown (ErrShuttingDown).
 func (h *Hub) Attach(sessionID, tabID, pageID string) (v *Visitor, ack uint64, err error) {
 	var s *Session
 	for {
@@ -130,6 +132,12 @@ func (h *Hub) Attach(sessionID, tabID, pageID string) (v *Visitor, ack uint64, e
 		// The session expired between the lookup and the lock: sessionFor
 		// now replaces it with a new one.
 		s.mu.Unlock()
+	}
+	// Checked under the session's lock, which Shutdown takes after setting
+	// the flag: a tab attached here is either refused or detached by it.
+	if h.stopping.Load() {
+		s.mu.Unlock()
+		return nil, 0, ErrShuttingDown
 	}
 	t, ok := s.tabs[tabID]
 	if !ok {
@@ -258,17 +266,20 @@ type BatchResult struct {
 // per batch within a page load; a seq the hub already holds is a duplicate
 // (after a reconnect) and is ignored.
 func (v *Visitor) Batch(seq uint64, events []json.RawMessage) (BatchResult, error) {
+	arrived := time.Now()
 	s := v.session
 	s.mu.Lock()
-	res, err := v.batchLocked(seq, events)
+	res, err := v.batchLocked(seq, events, arrived)
 	s.mu.Unlock()
 	if err == nil && !res.Duplicate {
+		s.hub.counters.batches.Add(1)
+		s.hub.counters.events.Add(uint64(len(events)))
 		s.hub.changed()
 	}
 	return res, err
 }
 
-func (v *Visitor) batchLocked(seq uint64, events []json.RawMessage) (BatchResult, error) {
+func (v *Visitor) batchLocked(seq uint64, events []json.RawMessage, arrived time.Time) (BatchResult, error) {
 	s, t := v.session, v.tab
 	if v.detached {
 		return BatchResult{}, ErrDetached
@@ -287,8 +298,7 @@ func (v *Visitor) batchLocked(seq uint64, events []json.RawMessage) (BatchResult
 		v.dropLogLocked()
 	}
 	t.lastSeq = seq
-	now := time.Now()
-	t.lastActivity, s.lastActivity = now, now
+	t.lastActivity, s.lastActivity = arrived, arrived
 
 	var res BatchResult
 	var forward []json.RawMessage // events for agents already in sync
@@ -335,9 +345,9 @@ func (v *Visitor) batchLocked(seq uint64, events []json.RawMessage) (BatchResult
 	if s.active == t && s.visibleLocked() {
 		switch {
 		case reset:
-			s.broadcastLocked(s.resetMessageLocked())
+			s.broadcastSinceLocked(s.resetMessageLocked(), arrived)
 		case len(forward) > 0:
-			s.broadcastLocked(eventsMessage("events", nil, forward))
+			s.broadcastSinceLocked(eventsMessage("events", nil, forward), arrived)
 		}
 	}
 	return res, nil
@@ -467,9 +477,13 @@ func (s *Session) mostRecentTabLocked() *tab {
 }
 
 // broadcastLocked queues msg for every agent of the session.
-func (s *Session) broadcastLocked(msg []byte) {
+func (s *Session) broadcastLocked(msg []byte) { s.broadcastSinceLocked(msg, time.Time{}) }
+
+// broadcastSinceLocked queues msg, caused by a visitor batch that reached
+// the hub at arrived (zero if none), for every agent of the session.
+func (s *Session) broadcastSinceLocked(msg []byte, arrived time.Time) {
 	for sub := range s.subs {
-		sub.push(msg, s.hub.cfg.MaxQueueBytes)
+		sub.push(msg, arrived, s.hub.cfg.MaxQueueBytes)
 	}
 }
 

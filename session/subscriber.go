@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 )
 
 // ErrSessionEnded is returned by Subscriber.Next after the last message of a
@@ -22,8 +23,11 @@ type Subscriber struct {
 	agent   Agent         // zero for a feed that is not a person (the renderer)
 	wake    chan struct{} // capacity 1: "the queue changed"
 
-	mu          sync.Mutex
-	queue       [][]byte
+	mu    sync.Mutex
+	queue [][]byte
+	// arrived[i] is when the visitor batch behind queue[i] reached the hub,
+	// zero for a message no batch caused (Config.OnDeliver).
+	arrived     []time.Time
 	queuedBytes int
 	resync      bool // the queue overflowed; the next read starts from a reset
 	resyncs     int
@@ -58,7 +62,7 @@ func (s *Session) subscribe(newAgent func() Agent) (*Subscriber, error) {
 		s.askConsentLocked(sub.agent) // first, so that the reset says so
 	}
 	s.subs[sub] = struct{}{}
-	sub.push(s.resetMessageLocked(), s.hub.cfg.MaxQueueBytes)
+	sub.push(s.resetMessageLocked(), time.Time{}, s.hub.cfg.MaxQueueBytes)
 	if sub.agent.ID != "" {
 		s.presenceLocked()
 	}
@@ -70,9 +74,10 @@ func (s *Session) subscribe(newAgent func() Agent) (*Subscriber, error) {
 // Agent returns who the feed's agent is to the visitor.
 func (sub *Subscriber) Agent() Agent { return sub.agent }
 
-// push queues msg. It is called with the session's lock held, so the order
+// push queues msg; arrived is when the visitor batch that caused it reached
+// the hub, or zero. It is called with the session's lock held, so the order
 // of messages is the order of the session's changes.
-func (sub *Subscriber) push(msg []byte, maxQueueBytes int) {
+func (sub *Subscriber) push(msg []byte, arrived time.Time, maxQueueBytes int) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
 	if sub.closed || sub.ended || sub.resync {
@@ -81,9 +86,10 @@ func (sub *Subscriber) push(msg []byte, maxQueueBytes int) {
 		return
 	}
 	if len(sub.queue) > 0 && sub.queuedBytes+len(msg) > maxQueueBytes {
-		sub.queue, sub.queuedBytes, sub.resync = nil, 0, true
+		sub.queue, sub.arrived, sub.queuedBytes, sub.resync = nil, nil, 0, true
 	} else {
 		sub.queue = append(sub.queue, msg)
+		sub.arrived = append(sub.arrived, arrived)
 		sub.queuedBytes += len(msg)
 	}
 	sub.signal()
@@ -94,9 +100,10 @@ func (sub *Subscriber) end(last []byte) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
 	if sub.resync {
-		sub.queue, sub.resync = nil, false
+		sub.queue, sub.arrived, sub.resync = nil, nil, false
 	}
 	sub.queue = append(sub.queue, last)
+	sub.arrived = append(sub.arrived, time.Time{})
 	sub.ended = true
 	sub.signal()
 }
@@ -122,9 +129,10 @@ func (sub *Subscriber) Next(ctx context.Context) ([][]byte, error) {
 			sub.mu.Unlock()
 			return sub.resyncFromLog(), nil
 		case len(sub.queue) > 0:
-			msgs := sub.queue
-			sub.queue, sub.queuedBytes = nil, 0
+			msgs, arrived := sub.queue, sub.arrived
+			sub.queue, sub.arrived, sub.queuedBytes = nil, nil, 0
 			sub.mu.Unlock()
+			sub.delivered(len(msgs), arrived)
 			return msgs, nil
 		case sub.ended:
 			sub.mu.Unlock()
@@ -149,13 +157,40 @@ func (sub *Subscriber) resyncFromLog() [][]byte {
 	defer sub.mu.Unlock()
 	if !sub.resync { // the session ended meanwhile; its last message is queued
 		msgs := sub.queue
-		sub.queue, sub.queuedBytes = nil, 0
+		sub.queue, sub.arrived, sub.queuedBytes = nil, nil, 0
+		sub.delivered(len(msgs), nil)
 		return msgs
 	}
 	sub.resync = false
 	sub.resyncs++
+	s.hub.counters.resyncs.Add(1)
+	sub.delivered(1, nil)
 	s.hub.cfg.Logger.Info("agent fell behind; resynced from the log", "session", s.id, "resyncs", sub.resyncs)
 	return [][]byte{s.resetMessageLocked()}
+}
+
+// delivered counts n messages handed to an agent and observes the fan-out
+// latency of those a batch caused (Config.OnDeliver). The renderer's feeds
+// are not counted.
+func (sub *Subscriber) delivered(n int, arrived []time.Time) {
+	if sub.agent.ID == "" {
+		return
+	}
+	h := sub.session.hub
+	h.counters.agentMessages.Add(uint64(n))
+	if h.cfg.OnDeliver == nil {
+		return
+	}
+	var now time.Time
+	for _, at := range arrived {
+		if at.IsZero() {
+			continue
+		}
+		if now.IsZero() {
+			now = time.Now()
+		}
+		h.cfg.OnDeliver(now.Sub(at))
+	}
 }
 
 // Resyncs reports how many times the subscriber fell behind and was resynced.
@@ -172,6 +207,13 @@ func (sub *Subscriber) Close() {
 	_, present := s.subs[sub]
 	delete(s.subs, sub)
 	if present && sub.agent.ID != "" {
+		if s.control.holder.ID == sub.agent.ID {
+			s.endControlLocked("the agent left")
+		}
+		if s.control.asking.ID == sub.agent.ID {
+			s.control.asking = Agent{}
+			s.toVisitorsLocked([]byte(`{"type":"control.closed"}`))
+		}
 		s.presenceLocked()
 	}
 	s.mu.Unlock()

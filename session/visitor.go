@@ -92,8 +92,13 @@ type visitorMessage struct {
 	PixelRatio float64 `json:"pixelRatio"`
 	// Allow is the visitor's answer in "consent".
 	Allow bool `json:"allow"`
-	// Text of a "chat" message.
+	// Text of a "chat" message; the refusal's reason in "input.result".
 	Text string `json:"text"`
+	// "input.result": the agent and sequence number of the input action
+	// it answers, and whether it was applied.
+	Agent    string `json:"agent"`
+	InputSeq int64  `json:"inputSeq"`
+	OK       bool   `json:"ok"`
 }
 
 func (h *VisitorHandler) logger() *slog.Logger {
@@ -148,7 +153,7 @@ func (h *VisitorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v, ack, err := h.Hub.Attach(sessionID, tabID, pageID)
 	if err != nil {
 		h.logger().Warn("visitor refused", "session", sessionID, "err", err)
-		http.Error(w, "cobrowse is at capacity: "+err.Error(), http.StatusServiceUnavailable)
+		http.Error(w, "cobrowse cannot take this visitor now: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	defer v.Detach()
@@ -246,6 +251,9 @@ func (h *VisitorHandler) handleMessage(v *Visitor, data []byte) ([]byte, error) 
 	switch msg.Type {
 	case "":
 		if _, err := v.Batch(msg.Seq, msg.Events); err != nil {
+			if errors.Is(err, ErrDetached) && h.Hub.ShuttingDown() {
+				return nil, &refusal{websocket.CloseServiceRestart, "service restart"}
+			}
 			return nil, &refusal{websocket.ClosePolicyViolation, err.Error()}
 		}
 		return mustJSON(map[string]any{"type": "ack", "seq": msg.Seq}), nil
@@ -262,6 +270,12 @@ func (h *VisitorHandler) handleMessage(v *Visitor, data []byte) ([]byte, error) 
 		if err := v.Chat(msg.Text); err != nil {
 			h.logger().Debug("visitor chat refused", "err", err)
 		}
+	case "control":
+		v.ControlAnswer(msg.Allow)
+	case "control.revoke":
+		v.RevokeControl()
+	case "input.result":
+		v.InputResult(msg.Agent, msg.InputSeq, msg.OK, msg.Text)
 	default:
 		h.logger().Debug("ignoring unknown visitor message", "type", truncate(msg.Type, 64))
 	}
@@ -289,8 +303,12 @@ func (h *VisitorHandler) writeLoop(conn *websocket.Conn, downlink <-chan []byte,
 				return
 			}
 		case msg, ok = <-downlink:
-			if !ok {
-				closeWith(conn, websocket.CloseNormalClosure, "replaced by a newer connection of this tab")
+			if !ok { // detached by the hub
+				if h.Hub.ShuttingDown() {
+					closeWith(conn, websocket.CloseServiceRestart, "service restart")
+				} else {
+					closeWith(conn, websocket.CloseNormalClosure, "replaced by a newer connection of this tab")
+				}
 				return
 			}
 		case <-ping.C:

@@ -95,7 +95,7 @@ func (s *Server) asset(w http.ResponseWriter, r *http.Request) error {
 	case r.Context().Err() != nil:
 		return nil // the agent's browser no longer wants it
 	case err != nil:
-		s.log.Info("asset fetch for an agent failed", "session", sess.ID(), "err", err)
+		s.logFor(r).Info("asset fetch for an agent failed", "session", sess.ID(), "err", err)
 		writeError(w, http.StatusBadGateway, "fetching the asset failed: "+err.Error())
 		return nil
 	case a.Status < 200 || a.Status > 299:

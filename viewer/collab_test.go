@@ -48,3 +48,24 @@ func TestLiveAgentPointerReachesTheVisitor(t *testing.T) {
 		t.Fatal("the pointer did not reach the visitor")
 	}
 }
+
+// Every live socket starts by telling the agent who it is to the visitor.
+func TestLiveHello(t *testing.T) {
+	f := newFixture(t)
+	f.visit(t, "s1", "https://shop.example/", "Shop", 0)
+	conn, _, body, err := f.dial(t, livePath("s1")+"?name=Dana", bearer(testToken))
+	if err != nil {
+		t.Fatalf("live socket: %v %s", err, body)
+	}
+	var hello struct {
+		Type  string
+		Agent struct{ ID, Name, Color string }
+	}
+	conn.SetReadDeadline(time.Now().Add(hangGuard))
+	if err := conn.ReadJSON(&hello); err != nil || hello.Type != "hello" || hello.Agent.Name != "Dana" || hello.Agent.ID == "" || hello.Agent.Color == "" {
+		t.Errorf("first message %+v (%v), want hello with Dana's id and colour", hello, err)
+	}
+	if m := readLive(t, conn); m.Type != "reset" {
+		t.Errorf("after the hello: %q, want reset", m.Type)
+	}
+}

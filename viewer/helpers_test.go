@@ -234,21 +234,27 @@ func (f *fixture) mustDial(t *testing.T, id string) *websocket.Conn {
 	return conn
 }
 
+// readLive reads the next live message, skipping the "hello" that opens
+// every live socket (TestLiveHello checks it).
 func readLive(t *testing.T, conn *websocket.Conn) liveMessage {
 	t.Helper()
-	conn.SetReadDeadline(time.Now().Add(hangGuard))
-	kind, raw, err := conn.ReadMessage()
-	if err != nil {
-		t.Fatalf("reading a live message: %v", err)
+	for {
+		conn.SetReadDeadline(time.Now().Add(hangGuard))
+		kind, raw, err := conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("reading a live message: %v", err)
+		}
+		if kind != websocket.TextMessage {
+			t.Fatalf("live message of WebSocket type %d, want text", kind)
+		}
+		var m liveMessage
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatalf("live message is not JSON: %v\n%s", err, raw)
+		}
+		if m.Type != "hello" {
+			return m
+		}
 	}
-	if kind != websocket.TextMessage {
-		t.Fatalf("live message of WebSocket type %d, want text", kind)
-	}
-	var m liveMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatalf("live message is not JSON: %v\n%s", err, raw)
-	}
-	return m
 }
 
 // closeCode reads until the connection fails and returns the close code the

@@ -32,7 +32,7 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) error {
 		EnableCompression: true,
 		CheckOrigin:       sameOriginOrNone,
 	}
-	conn, err := upgrader.Upgrade(w, r, nil)
+	conn, err := s.upgrade(&upgrader, w, r)
 	if err != nil {
 		return nil // Upgrade has replied with an HTTP error
 	}
@@ -49,7 +49,7 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer sub.Close()
 	agent := sub.Agent()
-	log := s.log.With("session", sess.ID(), "agent", r.RemoteAddr, "agent_id", agent.ID)
+	log := s.logFor(r).With("session", sess.ID(), "agent", r.RemoteAddr, "agent_id", agent.ID)
 	log.Info("agent joined")
 	joined := time.Now()
 	s.audit.Record("agent.join", "session", sess.ID(), "remote", r.RemoteAddr, "agent", agent.Name, "agent_id", agent.ID)
@@ -57,6 +57,14 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) error {
 		s.audit.Record("agent.leave", "session", sess.ID(), "remote", r.RemoteAddr, "agent", agent.Name, "agent_id", agent.ID,
 			"seconds", int(time.Since(joined).Seconds()))
 	}()
+
+	// First, who the agent is to the visitor (its id names it in the
+	// session's Info, e.g. as the agent in control).
+	hello, _ := json.Marshal(map[string]any{"type": "hello", "agent": agent}) // plain struct: cannot fail
+	conn.SetWriteDeadline(time.Now().Add(agentWriteWait))
+	if err := conn.WriteMessage(websocket.TextMessage, hello); err != nil {
+		return nil
+	}
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()

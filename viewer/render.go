@@ -33,7 +33,7 @@ type renderStatus struct {
 func (s *Server) render(w http.ResponseWriter, r *http.Request) error {
 	// JPEG does not deflate; the status messages are tiny.
 	upgrader := websocket.Upgrader{CheckOrigin: sameOriginOrNone}
-	conn, err := upgrader.Upgrade(w, r, nil)
+	conn, err := s.upgrade(&upgrader, w, r)
 	if err != nil {
 		return nil // Upgrade has replied with an HTTP error
 	}
@@ -60,7 +60,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	defer view.Close()
-	log := s.log.With("session", sess.ID(), "agent", r.RemoteAddr)
+	log := s.logFor(r).With("session", sess.ID(), "agent", r.RemoteAddr)
 	log.Info("agent switched to Rendered mode")
 	started := time.Now()
 	s.audit.Record("agent.mode", "session", sess.ID(), "remote", r.RemoteAddr, "mode", "rendered")

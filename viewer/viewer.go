@@ -44,6 +44,14 @@ type Config struct {
 	// AssetCache serves the asset cache by hash under /assets/
 	// (assets.Cache.Handler); nil serves nothing there.
 	AssetCache http.Handler
+	// Metrics serves GET /metrics (the Prometheus exposition) to callers
+	// holding the agent token, like the API; nil serves nothing there.
+	Metrics http.Handler
+	// Ready reports whether the server takes traffic: GET /readyz answers
+	// 200 when it returns nil and 503 with the error otherwise (and always
+	// after Shutdown). Nil means ready. /readyz and /healthz need no token,
+	// for load balancers and orchestrators.
+	Ready func() error
 }
 
 // MinTokenLength is the shortest agent token New accepts.
@@ -59,6 +67,8 @@ type Server struct {
 	assets   AssetSource
 	mux      *http.ServeMux
 	static   http.Handler
+	ready    func() error
+	sockets  *sockets
 }
 
 // New returns the agent listener's handler.
@@ -81,6 +91,8 @@ func New(cfg Config) (*Server, error) {
 		assets:   cfg.Assets,
 		mux:      http.NewServeMux(),
 		static:   http.StripPrefix("/static/", http.FileServerFS(filesOnly{web.Agent()})),
+		ready:    cfg.Ready,
+		sockets:  newSockets(),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -92,11 +104,18 @@ func New(cfg Config) (*Server, error) {
 			return nil
 		}))
 	}
+	if cfg.Metrics != nil {
+		s.mux.Handle("GET /metrics", s.api(func(w http.ResponseWriter, r *http.Request) error {
+			cfg.Metrics.ServeHTTP(w, r)
+			return nil
+		}))
+	}
 	return s, nil
 }
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("GET /login", s.login)
 	s.mux.HandleFunc("POST /login", s.login)
 	s.mux.HandleFunc("POST /logout", s.logout)
@@ -128,13 +147,39 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; " +
 	"font-src 'self' data:; media-src 'self' data: blob:; connect-src 'self'; " +
 	"frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
+// ServeHTTP gives each request an id (RequestIDHeader), which its log
+// lines carry, and logs it at debug level when it is answered.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	began := time.Now()
 	h := w.Header()
 	h.Set("Content-Security-Policy", contentSecurityPolicy)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
-	s.mux.ServeHTTP(w, r)
+	r = withRequestID(w, r)
+	rec := &statusRecorder{ResponseWriter: w}
+	defer s.logRequest(r, rec, began)
+	s.mux.ServeHTTP(rec, r)
+}
+
+// readyz answers 200 while the server takes traffic, and 503 before it is
+// ready and once it shuts down, so that a load balancer sends new agents
+// and visitors elsewhere.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	select {
+	case <-s.sockets.stopping:
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	default:
+	}
+	if s.ready != nil {
+		if err := s.ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
+	w.Write([]byte("ok\n"))
 }
 
 // filesOnly hides directories, so /static/ serves files but lists nothing.
@@ -168,7 +213,7 @@ func (s *Server) page(name string) http.Handler {
 func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, name string) {
 	content, err := fs.ReadFile(web.Agent(), name)
 	if err != nil {
-		s.log.Error("agent page missing from the binary", "page", name, "err", err)
+		s.logFor(r).Error("agent page missing from the binary", "page", name, "err", err)
 		http.Error(w, "page missing from this build", http.StatusInternalServerError)
 		return
 	}
@@ -196,7 +241,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.auth.tokenOK(token) {
-		s.log.Warn("agent sign-in with a wrong token", "remote", r.RemoteAddr)
+		s.logFor(r).Warn("agent sign-in with a wrong token", "remote", r.RemoteAddr)
 		s.audit.Record("agent.login", "remote", r.RemoteAddr, "ok", false)
 		http.Redirect(w, r, loginURL(next, true), http.StatusSeeOther)
 		return
@@ -252,7 +297,7 @@ func (s *Server) api(h func(http.ResponseWriter, *http.Request) error) http.Hand
 			case errors.Is(err, session.ErrNoSession):
 				writeError(w, http.StatusNotFound, err.Error())
 			default:
-				s.log.Error("API request failed", "path", r.URL.Path, "err", err)
+				s.logFor(r).Error("API request failed", "path", r.URL.Path, "err", err)
 				writeError(w, http.StatusInternalServerError, "internal error; see the server log")
 			}
 		}
@@ -314,7 +359,8 @@ const sessionsStreamInterval = 250 * time.Millisecond
 
 // streamSessions sends the session list as a server-sent event named
 // "sessions" at once and after every change, at most once per
-// sessionsStreamInterval.
+// sessionsStreamInterval, until the dashboard goes away or the server shuts
+// down (the browser's EventSource reconnects).
 func (s *Server) streamSessions(w http.ResponseWriter, r *http.Request) error {
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -337,6 +383,8 @@ func (s *Server) streamSessions(w http.ResponseWriter, r *http.Request) error {
 			select {
 			case <-r.Context().Done():
 				return nil
+			case <-s.sockets.stopping:
+				return nil
 			case <-keepAlive.C:
 				if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
 					return nil
@@ -347,6 +395,8 @@ func (s *Server) streamSessions(w http.ResponseWriter, r *http.Request) error {
 		}
 		select { // a change came: send it, but not sooner than the interval allows
 		case <-r.Context().Done():
+			return nil
+		case <-s.sockets.stopping:
 			return nil
 		case <-earliestNext:
 		}

@@ -102,7 +102,8 @@ func (f fileFS) Open(name string) (fs.File, error) {
 }
 
 // VisitorScript returns the script served at /__cobrowse/visitor.js: the
-// rrweb record bundle, visitor/ui.js and visitor/visitor.js in one function
+// rrweb record bundle, visitor/ui.js, visitor/control.js and
+// visitor/visitor.js in one function
 // scope, so that neither rrweb nor our code touches the page's globals
 // (rrweb's UMD wrapper would otherwise register itself with a page's AMD
 // loader or window).
@@ -118,6 +119,10 @@ func VisitorScript() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	control, err := files.ReadFile("visitor/control.js")
+	if err != nil {
+		return nil, err
+	}
 	visitor, err := files.ReadFile("visitor/visitor.js")
 	if err != nil {
 		return nil, err
@@ -128,6 +133,8 @@ func VisitorScript() ([]byte, error) {
 	b.Write(record)
 	b.WriteString("\n;")
 	b.Write(ui)
+	b.WriteString("\n;")
+	b.Write(control)
 	b.WriteString("\n;")
 	b.Write(bytes.TrimSpace(visitor))
 	b.WriteString("(this.rrwebRecord.record);\n}).call({});\n")

@@ -25,6 +25,8 @@ func TestCommandLineErrorsSayWhatToDo(t *testing.T) {
 		{"relative upstream", []string{"serve", "--upstream", "example.com", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, "upstream"},
 		{"short agent token", []string{"serve", "--upstream", "http://127.0.0.1:1", "--agent-token", "short", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, "at least 16 characters"},
 		{"bad log level", []string{"demo", "--log-level", "loud"}, "log-level"},
+		{"bad log format", []string{"demo", "--log-format", "xml"}, `"xml" is neither text nor json`},
+		{"zero shutdown timeout", []string{"demo", "--shutdown-timeout", "0s", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, "--shutdown-timeout is 0s"},
 		{"bad policy file", []string{"serve", "--upstream", "http://127.0.0.1:1", "--policy", "testdata/bad-policy.yaml", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, `bad-policy.yaml:3:5: unknown key "maks"`},
 		{"missing policy file", []string{"serve", "--upstream", "http://127.0.0.1:1", "--policy", "/nonexistent/policy.yaml", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, "--policy"},
 		{"policy check without file", []string{"policy", "check"}, "give exactly one FILE"},

@@ -40,6 +40,8 @@ type assetOptions struct {
 // listFlag is a flag that may be repeated and takes comma-separated values.
 type listFlag []string
 
+func (*listFlag) repeatable() {}
+
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
 
 func (l *listFlag) Set(v string) error {

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 
 	"github.com/cobrowse/cobrowse/audit"
 	"github.com/cobrowse/cobrowse/demo"
+	"github.com/cobrowse/cobrowse/metrics"
 	"github.com/cobrowse/cobrowse/policies"
 	"github.com/cobrowse/cobrowse/proxy"
 	"github.com/cobrowse/cobrowse/session"
@@ -37,8 +39,9 @@ const visitorScriptPath = "/__cobrowse/visitor.js"
 
 // options are the flags shared by serve and demo.
 type options struct {
+	configFile  *string // --config
 	upstream    string
-	routes      []route
+	routes      routes
 	listen      string
 	agentListen string
 	agentToken  string
@@ -47,9 +50,12 @@ type options struct {
 	policy      string
 	auditFile   string
 	logLevel    slog.Level
+	logFormat   string
 	join        session.JoinMode
-	render      renderOptions
-	assets      assetOptions
+	// shutdownTimeout bounds a graceful shutdown (SIGTERM, SIGINT).
+	shutdownTimeout time.Duration
+	render          renderOptions
+	assets          assetOptions
 }
 
 // route is one --route host=URL: requests for host go to URL.
@@ -58,15 +64,51 @@ type route struct {
 	upstream string
 }
 
+// routes are the --route flags.
+type routes []route
+
+func (r *routes) String() string {
+	var s []string
+	for _, rt := range *r {
+		s = append(s, rt.host+"="+rt.upstream)
+	}
+	return strings.Join(s, ",")
+}
+
+// Set adds one host=URL, or several separated by commas.
+func (r *routes) Set(v string) error {
+	for item := range strings.SplitSeq(v, ",") {
+		host, upstream, ok := strings.Cut(strings.TrimSpace(item), "=")
+		if !ok || host == "" || upstream == "" {
+			return fmt.Errorf("%q is not host=URL", item)
+		}
+		*r = append(*r, route{host: host, upstream: upstream})
+	}
+	return nil
+}
+
+func (*routes) repeatable() {}
+
+// register adds the flags of serve and demo to fs, --config included.
 func (o *options) register(fs *flag.FlagSet, defaultListen string) {
+	o.configFile = registerConfig(fs)
 	fs.StringVar(&o.listen, "listen", defaultListen, "visitor listener `address`: the fronted site, the visitor script and its WebSocket")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate `file` for the visitor listener (with --tls-key): serves HTTPS and HTTP/2")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key `file` for --tls-cert")
 	fs.StringVar(&o.agentListen, "agent-listen", "127.0.0.1:8081", "agent listener `address`: console, REST API (keep it private)")
-	fs.StringVar(&o.agentToken, "agent-token", os.Getenv("COBROWSE_AGENT_TOKEN"), "agent `token` for sign-in and the API (default $COBROWSE_AGENT_TOKEN; generated and printed if empty)")
+	fs.StringVar(&o.agentToken, "agent-token", "", "agent `token` for sign-in and the API, 16 characters or more (better given as $COBROWSE_AGENT_TOKEN, which other users cannot see; generated and printed if empty)")
 	fs.StringVar(&o.auditFile, "audit", "", "audit log `file` (JSON lines, appended; see docs/audit.md): sign-ins, agents joining and leaving, the policy in force, what it hid on each page")
 	fs.StringVar(&o.policy, "policy", "", "redaction policy `file` (YAML, see docs/policies.md), reloaded when it changes or on SIGHUP; default: the built-in policy (passwords, card and one-time-code fields masked, detectors on)")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
+	o.logFormat = "text"
+	fs.Func("log-format", "log `format` on stderr: text (logfmt-style key=value; default) or json (one JSON object a line, for log collectors)", func(v string) error {
+		if v != "text" && v != "json" {
+			return fmt.Errorf("%q is neither text nor json", v)
+		}
+		o.logFormat = v
+		return nil
+	})
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "on SIGTERM or SIGINT, how long to drain requests and close sockets and browsers before exiting (`duration`)")
 	o.join = session.JoinConsent
 	fs.Func("join", "what it takes for agents to see a session (`mode`): consent (the visitor accepts each session; default) or none (no prompt: for internal tools whose users agreed beforehand)", func(v string) error {
 		m, err := session.ParseJoinMode(v)
@@ -89,18 +131,11 @@ func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o options
-	fs := newFlagSet("serve", "Usage: cobrowse serve --upstream URL [flags]\n\nFronts the site at URL: visitors browse it through --listen, agents watch them on --agent-listen.", stderr)
+	fs := newFlagSet("serve", "Usage: cobrowse serve --upstream URL [flags]\n\nFronts the site at URL: visitors browse it through --listen, agents watch them on --agent-listen.\n\n"+configHelp, stderr)
 	fs.StringVar(&o.upstream, "upstream", "", "`URL` of the site to front, e.g. https://www.example.com (for every host without a --route)")
-	fs.Func("route", "front several sites: `host=URL` sends requests for host to URL (repeatable), e.g. shop.example.com=https://shop-backend.internal", func(v string) error {
-		host, upstream, ok := strings.Cut(v, "=")
-		if !ok || host == "" || upstream == "" {
-			return fmt.Errorf("%q is not host=URL", v)
-		}
-		o.routes = append(o.routes, route{host: host, upstream: upstream})
-		return nil
-	})
+	fs.Var(&o.routes, "route", "front several sites: `host=URL` sends requests for host to URL (repeatable, or comma-separated), e.g. shop.example.com=https://shop-backend.internal")
 	o.register(fs, ":8080")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, o.configFile, os.LookupEnv); err != nil {
 		return err
 	}
 	if o.upstream == "" && len(o.routes) == 0 {
@@ -112,9 +147,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o options
-	fs := newFlagSet("demo", "Usage: cobrowse demo [flags]\n\nStarts the built-in demo shop on a loopback port and fronts it.", stderr)
+	fs := newFlagSet("demo", "Usage: cobrowse demo [flags]\n\nStarts the built-in demo shop on a loopback port and fronts it.\n\n"+configHelp, stderr)
 	o.register(fs, "127.0.0.1:8080")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, o.configFile, os.LookupEnv); err != nil {
 		return err
 	}
 	shop, err := net.Listen("tcp", "127.0.0.1:0")
@@ -123,16 +158,31 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	o.upstream = "http://" + shop.Addr().String()
 	shopServer := &http.Server{Handler: demo.New(), ReadHeaderTimeout: 10 * time.Second}
-	return start(ctx, o, stdout, stderr, func(g *errgroup.Group) {
-		g.Go(func() error { return serveUntilDone(ctx, shopServer, shop) })
-	})
+	return start(ctx, o, stdout, stderr, &listening{name: "demo shop", srv: shopServer, ln: shop})
+}
+
+// newLogger returns the server's logger: format is "text" or "json".
+func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // start wires the hub, the proxy and the agent console, listens, prints
-// where to go, and serves until ctx is done. extra adds servers to run
-// alongside (the demo shop).
-func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(*errgroup.Group)) error {
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
+// where to go, and serves until ctx is done; then it shuts down within
+// o.shutdownTimeout (shutdown.go). upstream, if not nil, is a server to run
+// alongside that the proxy fronts (the demo shop): it stops after the
+// visitor listener drained.
+func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *listening) error {
+	logger := newLogger(stderr, o.logFormat, o.logLevel)
+	if upstream != nil {
+		defer upstream.ln.Close() // if start fails before serving it
+	}
+	if o.shutdownTimeout <= 0 {
+		return fmt.Errorf("--shutdown-timeout is %v; give a positive duration such as 20s", o.shutdownTimeout)
+	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together: give both, or neither for plain HTTP")
 	}
@@ -147,7 +197,7 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 		if auditLog, err = audit.Open(o.auditFile, logger); err != nil {
 			return fmt.Errorf("--audit: %w", err)
 		}
-		defer auditLog.Close()
+		defer auditLog.Close() // also on the way out of a shutdown, after everything that records
 	}
 	policy, err := policies.NewSource(o.policy, logger)
 	if err != nil {
@@ -166,14 +216,18 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 	if err != nil {
 		return err
 	}
-	hub := session.NewHub(session.Config{Logger: logger, Join: o.join, Record: auditLog.Record, OnSessionEnd: assetService.Forget, NewRedactor: func(sessionID, tabID string) session.Redactor {
+	stats := metrics.New()
+	stats.AddAssetCache(assetService.cache)
+	hub := session.NewHub(session.Config{Logger: logger, Join: o.join, Record: auditLog.Record, OnSessionEnd: assetService.Forget, OnDeliver: stats.ObserveFanout, NewRedactor: func(sessionID, tabID string) session.Redactor {
 		r := policies.NewRedactor(policy.Policy)
 		r.OnPageEnd(func(page policies.PageReport) {
+			stats.CountRedactions(page.Counts)
 			auditLog.Record("page.redactions", "session", sessionID, "tab", tabID, "url", page.URL,
 				"policy_version", page.PolicyVersion, "rules", page.Rules, "counts", page.Counts)
 		})
 		return r
 	}})
+	stats.AddHub(hub)
 	identity, err := session.NewIdentity(randomKey())
 	if err != nil {
 		return err
@@ -187,7 +241,15 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 	if err != nil {
 		return err
 	}
-	defer rendering.Close()
+	defer rendering.Close() // if start fails before serving; a shutdown closes it in order
+	if rendering != nil {
+		stats.AddPool(rendering.pool)
+		stats.AddRenderer(rendering.renderer)
+	}
+	// ready says whether /readyz answers 200: from when both listeners
+	// are up (the policy is loaded by then) until the shutdown starts,
+	// which the viewer knows of itself.
+	var ready atomic.Bool
 	agents, err := viewer.New(viewer.Config{
 		Hub:        hub,
 		Token:      o.agentToken,
@@ -196,6 +258,13 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 		Renderer:   rendering.Renderer(),
 		Assets:     assetService,
 		AssetCache: assetService.cache.Handler(),
+		Metrics:    stats.Handler(logger),
+		Ready: func() error {
+			if !ready.Load() {
+				return errors.New("starting")
+			}
+			return nil
+		},
 	})
 	if err != nil {
 		return err
@@ -239,6 +308,18 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 		fmt.Fprintf(stdout, "  agent sign-in: %s/login   (with your --agent-token)\n", agentURL)
 	}
 
+	stop := &shutdown{
+		timeout: o.shutdownTimeout,
+		logger:  logger,
+		servers: []*listening{
+			{name: "visitor listener", srv: visitorServer, ln: visitorLn},
+			{name: "agent listener", srv: &http.Server{Handler: agents, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}, ln: agentLn},
+		},
+		upstream:  upstream,
+		agents:    agents,
+		hub:       hub,
+		rendering: rendering,
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { hub.Run(gctx); return nil })
 	policy.OnReload(func() {
@@ -246,16 +327,17 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, extra func(
 		hub.Resnapshot() // the new policy decides from now on
 	})
 	g.Go(func() error { return reloadPolicy(gctx, policy) })
-	g.Go(func() error { return serveUntilDone(gctx, visitorServer, visitorLn) })
-	g.Go(func() error {
-		return serveUntilDone(gctx, &http.Server{Handler: agents, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}, agentLn)
-	})
-	if extra != nil {
-		extra(g)
+	for _, l := range stop.listening() {
+		g.Go(l.serve)
 	}
-	err = g.Wait()
-	logger.Info("stopped")
-	return err
+	ready.Store(true)
+	logger.Info("serving", "visitor_listener", visitorLn.Addr().String(), "agent_listener", agentLn.Addr().String())
+	// A signal, or a listener that failed, starts the shutdown.
+	g.Go(func() error {
+		<-gctx.Done()
+		return stop.run()
+	})
+	return g.Wait()
 }
 
 // reloadPolicy reloads the policy file when it changes and on SIGHUP, until
@@ -320,31 +402,6 @@ func fronting(o options, logger *slog.Logger) (http.Handler, []string, error) {
 		return nil, nil, fmt.Errorf("--route: %w", err)
 	}
 	return router, sites, nil
-}
-
-// serveUntilDone serves on ln (with TLS if srv.TLSConfig is set) until ctx
-// is done, then shuts down gracefully: requests in flight get a few seconds;
-// hijacked WebSockets are closed with the listener's process.
-func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener) error {
-	errc := make(chan error, 1)
-	go func() {
-		if srv.TLSConfig != nil {
-			errc <- srv.ServeTLS(ln, "", "")
-		} else {
-			errc <- srv.Serve(ln)
-		}
-	}()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		srv.Close()
-	}
-	return nil
 }
 
 // displayAddr turns a listener address into one a browser can open:

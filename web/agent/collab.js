@@ -1,13 +1,17 @@
 // The agent's side of working together with the visitor (docs/protocol.md,
 // "Agent → server"): the name the visitor is shown, where the visitor's
 // consent stands (and asking again), the agent's pointer on the visitor's
-// page, the chat, and ending the session.
+// page, remote control (asking for it; then clicks, typing, keys, scrolling
+// and choosing in lists on the visitor's page), the chat, and ending the
+// session.
 //
 // cobrowseCollab(opts) wires the page's controls; opts.send(msg) sends a
 // message on the live socket, opts.toVisitor(clientX, clientY) maps a point
 // of this page to the visitor's viewport (or returns null when the point is
-// not over the view). session.js calls the returned object's info(), reset()
-// and chat() with what the live socket brings.
+// not over the view), opts.elementAt(x, y) returns the replayed element at a
+// point of the visitor's viewport (DOM mode; null otherwise). session.js
+// calls the returned object's hello(), info(), reset(), chat() and refused()
+// with what the live socket brings.
 'use strict';
 window.cobrowseCollab = function (opts) {
   var NAME_KEY = 'cobrowse.agentName';
@@ -18,7 +22,13 @@ window.cobrowseCollab = function (opts) {
   var chatForm = document.getElementById('chat-form');
   var chatInput = document.getElementById('chat-input');
   var endButton = document.getElementById('end-session');
+  var controlButton = document.getElementById('control');
+  var refusedNote = document.getElementById('refused-note');
   var view = document.getElementById('viewport');
+  var me = null;        // this agent, as the hub named it (hello)
+  var control = null;   // the session's Info.control
+  var inputSeq = 0;
+  var refusedTimer = 0;
   var lastPointer = 0;
   var consent = '';
 
@@ -76,6 +86,100 @@ window.cobrowseCollab = function (opts) {
 
   endButton.addEventListener('click', function () { opts.send({ type: 'end' }); });
 
+  // inControl: the visitor let this agent control the page.
+  function inControl() {
+    return !!(me && control && control.state === 'granted' && control.agent.id === me.id);
+  }
+
+  function showControl() {
+    var mine = control && me && control.agent.id === me.id;
+    controlButton.disabled = !visible() || !!(control && !mine);
+    if (inControl()) {
+      controlButton.textContent = 'Release control';
+    } else if (mine && control.state === 'requested') {
+      controlButton.textContent = 'Waiting for the visitor…';
+      controlButton.disabled = true;
+    } else if (control) {
+      controlButton.textContent = control.agent.name + (control.state === 'granted' ? ' has control' : ' asked for control');
+    } else {
+      controlButton.textContent = 'Request control';
+    }
+    document.body.classList.toggle('controlling', inControl());
+  }
+
+  controlButton.addEventListener('click', function () {
+    opts.send({ type: inControl() ? 'control.release' : 'control.request' });
+  });
+
+  function input(action, fields) {
+    var msg = { type: 'input', action: action, seq: ++inputSeq };
+    for (var k in fields) msg[k] = fields[k];
+    opts.send(msg);
+  }
+
+  // chooseFrom shows the options of a replayed <select> under the agent's
+  // click and sends the one picked (a select's own list cannot be opened
+  // from here).
+  function chooseFrom(select, p, clientX, clientY) {
+    var menu = document.createElement('ul');
+    menu.className = 'choose';
+    menu.setAttribute('role', 'listbox');
+    menu.style.left = clientX + 'px';
+    menu.style.top = clientY + 'px';
+    Array.prototype.forEach.call(select.options, function (o) {
+      var li = document.createElement('li');
+      li.setAttribute('role', 'option');
+      li.tabIndex = 0;
+      li.textContent = o.text;
+      li.addEventListener('click', function (e) {
+        e.stopPropagation();
+        menu.remove();
+        input('select', { x: p.x, y: p.y, value: o.value });
+      });
+      menu.appendChild(li);
+    });
+    document.body.appendChild(menu);
+    setTimeout(function () {
+      document.addEventListener('click', function close() { menu.remove(); document.removeEventListener('click', close); });
+    }, 0);
+  }
+
+  view.addEventListener('click', function (e) {
+    if (!inControl()) return;
+    var p = opts.toVisitor(e.clientX, e.clientY);
+    if (!p) return;
+    var el = opts.elementAt ? opts.elementAt(p.x, p.y) : null;
+    if (el && el.tagName === 'SELECT') {
+      chooseFrom(el, p, e.clientX, e.clientY);
+      return;
+    }
+    input('click', { x: p.x, y: p.y });
+  });
+
+  view.addEventListener('wheel', function (e) {
+    if (!inControl()) return;
+    e.preventDefault();
+    var p = opts.toVisitor(e.clientX, e.clientY) || { x: 0, y: 0 };
+    input('scroll', { x: p.x, y: p.y, dx: e.deltaX, dy: e.deltaY });
+  }, { passive: false });
+
+  // Keys typed while in control go to the visitor's focused element, unless
+  // this console's own fields have the focus.
+  var KEYS = { Backspace: 1, Enter: 1, Tab: 1, ArrowUp: 1, ArrowDown: 1, ArrowLeft: 1, ArrowRight: 1, Delete: 1, Home: 1, End: 1 };
+  document.addEventListener('keydown', function (e) {
+    if (!inControl() || e.ctrlKey || e.metaKey || e.altKey) return;
+    var t = e.target;
+    if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable)) return;
+    if (e.key.length === 1) {
+      input('text', { text: e.key });
+    } else if (KEYS[e.key]) {
+      input('key', { key: e.key });
+    } else {
+      return;
+    }
+    e.preventDefault();
+  });
+
   // The pointer goes out at most every POINTER_EVERY_MS, and the last
   // position of a movement always goes out (a trailing send), so the
   // visitor sees where the agent's mouse came to rest.
@@ -101,9 +205,25 @@ window.cobrowseCollab = function (opts) {
 
   return {
     name: function () { return nameInput.value.trim() || storedName(); },
+    hello: function (agent) {
+      me = agent;
+      showControl();
+    },
     info: function (info) {
-      if (info) showConsent(info.consent);
-      if (info && info.ended) endButton.disabled = chatInput.disabled = true;
+      if (info) {
+        showConsent(info.consent);
+        control = info.control || null;
+        showControl();
+      }
+      if (info && info.ended) endButton.disabled = chatInput.disabled = controlButton.disabled = true;
+    },
+    // refused shows, for a while, why the visitor's page did not take an
+    // input action (a masked field, a no_control element).
+    refused: function (msg) {
+      refusedNote.textContent = 'Not done on the visitor\'s page: ' + msg.reason;
+      refusedNote.hidden = false;
+      clearTimeout(refusedTimer);
+      refusedTimer = setTimeout(function () { refusedNote.hidden = true; }, 5000);
     },
     // reset starts from the session's state: its consent and chat so far.
     reset: function (msg) {

@@ -46,6 +46,14 @@
       var scale = box.width / pageSize.width;
       return { x: (x - box.left) / scale, y: (y - box.top) / scale };
     },
+    // elementAt returns the replayed element at a point of the visitor's
+    // viewport, in DOM mode (the replay's document is the visitor's
+    // viewport at 1:1).
+    elementAt: function (x, y) {
+      var frame = stage.querySelector('iframe');
+      if (stage.hidden || !frame || !frame.contentDocument) return null;
+      return frame.contentDocument.elementFromPoint(x, y);
+    },
     // A new name: join again under it (the visitor's banner follows).
     onNameChange: function () { if (live) live.close(); }
   });
@@ -100,6 +108,10 @@
         collab.info(msg.session);
       } else if (msg.type === 'chat') {
         collab.chat(msg.message);
+      } else if (msg.type === 'hello') {
+        collab.hello(msg.agent);
+      } else if (msg.type === 'refused') {
+        collab.refused(msg);
       }
     };
     ws.onclose = function (e) {

@@ -1,8 +1,8 @@
 // cobrowse visitor UI: what the visitor sees of a co-browsing session.
 //
-// The consent question, the banner that says which agents are watching (with
-// the buttons that open the chat and end the session), the chat, and the
-// agents' pointers. It lives in a
+// The consent and control questions, the banner that says which agents are
+// watching and who is in control (with the buttons that stop control, open
+// the chat and end the session), the chat, and the agents' pointers. It lives in a
 // closed shadow root on one element, <cobrowse-ui>, so that:
 // - the page's styles and scripts cannot reach into it, nor it into the page;
 // - rrweb, which cannot see into a closed shadow root, records only the empty
@@ -40,7 +40,8 @@ function cobrowseUI(doc, win, send) {
     '[hidden] { display: none !important; }';
 
   var host = null, root = null;
-  var ask = null, banner = null;
+  var ask = null, askControl = null, banner = null;
+  var controller = null; // the agent in control, or null
   var chat = null, chatList = null, unread = 0, chatButton = null;
   var agents = {};   // id → {name, color}
   var pointers = {}; // id → {el, timer}
@@ -78,9 +79,36 @@ function cobrowseUI(doc, win, send) {
     ask = null;
   }
 
-  function answer(allow) {
-    closeAsk();
-    send({ type: 'consent', allow: allow });
+  // question shows a dialog with Allow (focused: Enter accepts) and
+  // Decline (Escape too), and calls answer(allow) once.
+  function question(label, text, fine, answer) {
+    ensure();
+    var box = el('div', 'panel ask');
+    box.setAttribute('role', 'dialog');
+    box.setAttribute('aria-label', label);
+    box.appendChild(el('p', '', text));
+    box.appendChild(el('p', 'fine', fine));
+    var yes = el('button', 'yes', 'Allow');
+    var no = el('button', 'no', 'Decline');
+    yes.type = no.type = 'button';
+    yes.addEventListener('click', function () { answer(true); });
+    no.addEventListener('click', function () { answer(false); });
+    box.addEventListener('keydown', function (e) { if (e.key === 'Escape') answer(false); });
+    box.appendChild(yes);
+    box.appendChild(no);
+    root.appendChild(box);
+    yes.focus();
+    return box;
+  }
+
+  function closeControlAsk() {
+    if (askControl) askControl.remove();
+    askControl = null;
+  }
+
+  // onEscape takes control back: the visitor's way out that always works.
+  function onEscape(e) {
+    if (e.key === 'Escape' && controller) send({ type: 'control.revoke' });
   }
 
   function showBanner() {
@@ -104,7 +132,8 @@ function cobrowseUI(doc, win, send) {
       text.appendChild(dot);
     });
     text.appendChild(doc.createTextNode(names(ids.map(function (id) { return agents[id].name; })) +
-      (ids.length === 1 ? ' is' : ' are') + ' viewing this page'));
+      (ids.length === 1 ? ' is' : ' are') + ' viewing this page' +
+      (controller ? ' · ' + controller.name + ' is in control (Esc to stop)' : '')));
     chatButton = el('button', 'open');
     chatButton.type = 'button';
     chatButton.addEventListener('click', function () { showChat(chat ? chat.hidden : true, true); });
@@ -113,6 +142,12 @@ function cobrowseUI(doc, win, send) {
     end.title = 'Stop sharing this page';
     end.addEventListener('click', function () { send({ type: 'end' }); });
     banner.appendChild(text);
+    if (controller) {
+      var stop = el('button', 'end', 'Stop control');
+      stop.type = 'button';
+      stop.addEventListener('click', function () { send({ type: 'control.revoke' }); });
+      banner.appendChild(stop);
+    }
     banner.appendChild(chatButton);
     banner.appendChild(end);
     banner.hidden = false;
@@ -184,26 +219,37 @@ function cobrowseUI(doc, win, send) {
     // consent asks the visitor whether msg.agent may see the page. Enter
     // (on the focused "Allow") accepts; Escape declines.
     consent: function (msg) {
-      ensure();
       closeAsk();
       var who = (msg.agent && msg.agent.name) || 'A support agent';
-      ask = el('div', 'panel ask');
-      ask.setAttribute('role', 'dialog');
-      ask.setAttribute('aria-label', 'Screen sharing request');
-      ask.appendChild(el('p', '', who + ' would like to see this page with you.'));
-      ask.appendChild(el('p', 'fine', 'Passwords and payment details stay hidden. You can stop at any time.'));
-      var yes = el('button', 'yes', 'Allow');
-      var no = el('button', 'no', 'Decline');
-      yes.type = no.type = 'button';
-      yes.addEventListener('click', function () { answer(true); });
-      no.addEventListener('click', function () { answer(false); });
-      ask.addEventListener('keydown', function (e) { if (e.key === 'Escape') answer(false); });
-      ask.appendChild(yes);
-      ask.appendChild(no);
-      root.appendChild(ask);
-      yes.focus();
+      ask = question('Screen sharing request', who + ' would like to see this page with you.',
+        'Passwords and payment details stay hidden. You can stop at any time.', function (allow) {
+          closeAsk();
+          send({ type: 'consent', allow: allow });
+        });
     },
     'consent.closed': closeAsk,
+    // control.request asks the visitor whether msg.agent may click and type
+    // on the page.
+    'control.request': function (msg) {
+      closeControlAsk();
+      var who = (msg.agent && msg.agent.name) || 'A support agent';
+      askControl = question('Control request', who + ' asks to control this page: to click and type for you.',
+        'They cannot type into passwords or payment fields. Press Esc to stop at any time.', function (allow) {
+          closeControlAsk();
+          send({ type: 'control', allow: allow });
+        });
+    },
+    'control.closed': closeControlAsk,
+    control: function (msg) {
+      controller = msg.agent || { name: 'An agent' };
+      doc.addEventListener('keydown', onEscape, true);
+      showBanner();
+    },
+    'control.ended': function () {
+      controller = null;
+      doc.removeEventListener('keydown', onEscape, true);
+      showBanner();
+    },
     // agents shows who is watching, or nothing when nobody is.
     agents: function (msg) {
       agents = {};
@@ -261,6 +307,9 @@ function cobrowseUI(doc, win, send) {
     // ended removes everything: the session is over.
     ended: function () {
       closeAsk();
+      closeControlAsk();
+      controller = null;
+      doc.removeEventListener('keydown', onEscape, true);
       agents = {};
       Object.keys(pointers).forEach(removePointer);
       if (host) host.remove();

@@ -72,6 +72,10 @@
   // What the visitor sees of the session: consent, banner, agents' pointers
   // (ui.js, in the same scope).
   var ui = cobrowseUI(document, window, send);
+  // Remote control (control.js): applies the agent's input while the
+  // visitor lets an agent control the page.
+  var applyInput = cobrowseControl(document, window, controlRefusal);
+  var controller = ''; // the id of the agent in control, or ''
 
   // Fields whose value must never be sent, whatever else is masked.
   function sensitive(el) {
@@ -129,9 +133,11 @@
       blockSelector: valid(p.blockSelector),
       maskInputSelector: valid(p.maskInputSelector),
       maskAllInputs: p.maskAllInputs === true,
+      noControlSelector: valid(p.noControlSelector),
       blockPage: p.blockPage === true
     };
     if (out.maskTextSelector === null) out.maskTextSelector = '*';
+    if (out.noControlSelector === null) out.noControlSelector = '*';
     if (out.maskInputSelector === null) { out.maskInputSelector = ''; out.maskAllInputs = true; }
     if (out.blockSelector === null) { out.blockSelector = ''; out.blockPage = true; }
     return out;
@@ -145,6 +151,22 @@
     } catch (err) {
       return true;
     }
+  }
+
+  // controlRefusal says why an agent may not act on el, or "": the policy's
+  // no_control elements, and fields whose value agents may not read.
+  function controlRefusal(el) {
+    try {
+      if (policy.noControlSelector && el.closest(policy.noControlSelector)) {
+        return "the site's policy does not let agents use this";
+      }
+    } catch (err) {
+      return "the site's policy could not be checked here";
+    }
+    if (/^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName) && masked(el)) {
+      return 'this field is masked: agents cannot use it';
+    }
+    return '';
   }
 
   function startPage() {
@@ -268,7 +290,14 @@
         record.takeFullSnapshot(true);
       } else if (msg.type === 'ended') {
         end();
+      } else if (msg.type === 'input') {
+        // An action that arrives after the visitor took control back (it
+        // crossed the Stop on the way) is not applied.
+        var why = msg.agent && msg.agent === controller ? applyInput(msg) : 'the visitor has taken control back';
+        if (why) send({ type: 'input.result', agent: msg.agent, inputSeq: msg.seq, ok: false, text: why });
       } else if (Object.prototype.hasOwnProperty.call(ui, msg.type)) {
+        if (msg.type === 'control') controller = (msg.agent && msg.agent.id) || '';
+        if (msg.type === 'control.ended') controller = '';
         ui[msg.type](msg);
       }
     };

@@ -176,6 +176,18 @@ function visitor({ storage = makeStorage(), title = 'Shop', href = 'https://shop
     return {
       consent: call('consent'), 'consent.closed': call('consent.closed'), agents: call('agents'), pointer: call('pointer'),
       chat: call('chat'), 'chat.history': call('chat.history'), ended: call('ended'),
+      'control.request': call('control.request'), 'control.closed': call('control.closed'),
+      control: call('control'), 'control.ended': call('control.ended'),
+    };
+  };
+  // Remote control (control.js) is a fake that records the actions it is
+  // asked to apply and refuses those whose text says "refuse".
+  ui.applied = [];
+  ctx.cobrowseControl = (doc, win, refusal) => {
+    ui.refusal = refusal;
+    return (msg) => {
+      ui.applied.push(msg);
+      return msg.text === 'refuse' ? 'refused by the fake' : '';
     };
   };
   ctx.window = ctx;
@@ -821,4 +833,34 @@ test('"ended" stops the page: no recording, no socket, no reconnect', () => {
   h.emit(ev('after'));
   h.clock.advance(1000);
   assert.equal(h.sockets[0].batches().length, 1, 'nothing sent after the end (only the first page batch)');
+});
+
+test('remote control: input is applied only for the agent in control, refusals go back', () => {
+  const h = visitor();
+  h.ws.welcome(0);
+  const input = (agent, seq, text) => h.ws.receive({ type: 'input', agent, seq, action: 'text', text, x: 0, y: 0 });
+  input('a001', 1, 'before');
+  assert.deepEqual(h.ui.applied, [], 'nothing applied before control is granted');
+  assert.deepEqual(h.ws.messages().pop(), { type: 'input.result', agent: 'a001', inputSeq: 1, ok: false, text: 'the visitor has taken control back' });
+
+  h.ws.receive({ type: 'control', agent: { id: 'a001', name: 'Alice' } });
+  input('a001', 2, 'hello');
+  input('a002', 3, 'bob');
+  input('a001', 4, 'refuse');
+  assert.deepEqual(h.ui.applied.map((m) => m.text), ['hello', 'refuse'], "only Alice's input is applied");
+  const results = h.ws.messages().filter((m) => m.type === 'input.result');
+  assert.deepEqual(results.slice(1).map((m) => [m.inputSeq, m.text]), [[3, 'the visitor has taken control back'], [4, 'refused by the fake']]);
+
+  h.ws.receive({ type: 'control.ended' });
+  input('a001', 5, 'after');
+  assert.equal(h.ui.applied.length, 2, 'nothing applied after control ended');
+  assert.deepEqual(h.ui.calls.map((c) => c[0]), ['control', 'control.ended']);
+});
+
+test('the policy\'s no_control elements and masked fields are refused to agents', () => {
+  const h = visitor({ policy: { noControlSelector: 'button.pay', maskInputSelector: '#holder' } });
+  const el = (tagName, matches) => ({ tagName, type: 'text', getAttribute: () => null, matches: (sel) => matches.includes(sel), closest: (sel) => (matches.includes(sel) ? {} : null) });
+  assert.match(h.ui.refusal(el('BUTTON', ['button.pay'])), /policy does not let agents/);
+  assert.match(h.ui.refusal(el('INPUT', ['#holder'])), /masked/);
+  assert.equal(h.ui.refusal(el('BUTTON', [])), '');
 });
