@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +27,23 @@ type renderOptions struct {
 	queue    int
 	wait     time.Duration
 	quality  int
+	maxSize  frameSize
+}
+
+// frameSize is a --render-max-size WIDTHxHEIGHT.
+type frameSize struct{ width, height int }
+
+func (f *frameSize) String() string { return fmt.Sprintf("%dx%d", f.width, f.height) }
+
+func (f *frameSize) Set(v string) error {
+	w, h, ok := strings.Cut(strings.ToLower(v), "x")
+	width, errW := strconv.Atoi(w)
+	height, errH := strconv.Atoi(h)
+	if !ok || errW != nil || errH != nil || width < 16 || height < 16 || width > 7680 || height > 4320 {
+		return fmt.Errorf("%q is not WIDTHxHEIGHT in pixels (16x16 to 7680x4320), e.g. 1280x720", v)
+	}
+	f.width, f.height = width, height
+	return nil
 }
 
 // assetOptions are the flags of the server-side fetching of the replayed
@@ -61,6 +79,8 @@ func (o *renderOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.queue, "render-queue", 8, "rendered views that may wait for a free tab when all are busy (`n`)")
 	fs.DurationVar(&o.wait, "render-wait", 5*time.Second, "how long a rendered view waits for a free tab before the agent is told that capacity is full (`duration`)")
 	fs.IntVar(&o.quality, "render-quality", 70, "JPEG `quality` (1-100) of the rendered view's frames")
+	o.maxSize = frameSize{1920, 1080}
+	fs.Var(&o.maxSize, "render-max-size", "largest rendered frame, `WIDTHxHEIGHT` in pixels; larger viewports are scaled down to fit")
 }
 
 func (o *assetOptions) register(fs *flag.FlagSet) {
@@ -183,6 +203,8 @@ func startRendering(ctx context.Context, o renderOptions, hub *session.Hub, reso
 			return errors.Is(err, session.ErrSessionEnded) || errors.Is(err, session.ErrNoSession)
 		},
 		JPEGQuality: o.quality,
+		MaxWidth:    o.maxSize.width,
+		MaxHeight:   o.maxSize.height,
 		Logger:      logger.With("component", "renderer"),
 	})
 	if err != nil {
