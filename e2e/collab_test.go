@@ -302,6 +302,50 @@ func TestAgentConsoleWorksWithTheVisitor(t *testing.T) {
 		return ""
 	})
 
+	// Highlight: Carol clicks the mug's card, the visitor sees it outlined
+	// in her colour. Draw: a stroke across the page shows, then fades.
+	time.Sleep(4500 * time.Millisecond) // the pointer fades first, out of the way
+	before = page.MustScreenshot()
+	if err := chromedp.Do(agent, chromedp.Click(chromedp.CSS(`[data-tool="highlight"]`))); err != nil {
+		t.Fatal(err)
+	}
+	clickReplayed(t, agent, `[data-product="mug"]`)
+	mug := page.MustElement(`[data-product="mug"]`).MustShape().Box()
+	eventually(t, 5*time.Second, "the mug outlined on the visitor's page", func() string {
+		// The outline runs along the top edge of the element.
+		edge := image.Rect(int(mug.X), int(mug.Y)-6, int(mug.X+mug.Width), int(mug.Y)+2)
+		if n := changedPixels(t, before, page.MustScreenshot(), edge); n < int(mug.Width) {
+			return fmt.Sprintf("%d pixels changed along the top edge", n)
+		}
+		return ""
+	})
+	if err := chromedp.Do(agent, chromedp.Click(chromedp.CSS(`[data-tool="draw"]`))); err != nil {
+		t.Fatal(err)
+	}
+	from, err := chromedp.Run(agent, chromedp.Evaluate[[]float64](`(() => { const r = document.getElementById('stage').getBoundingClientRect(); return [r.left + r.width * 0.3, r.top + r.height * 0.25, r.width * 0.4]; })()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []chromedp.Action[chromedp.Void]{chromedp.MouseEvent(cdpinput.DispatchMouseEventTypeMousePressed, from[0], from[1], chromedp.ButtonLeft)}
+	for i := 1; i <= 20; i++ {
+		steps = append(steps, chromedp.MouseEvent(cdpinput.DispatchMouseEventTypeMouseMoved, from[0]+from[2]*float64(i)/20, from[1], chromedp.ButtonLeft))
+	}
+	steps = append(steps, chromedp.MouseEvent(cdpinput.DispatchMouseEventTypeMouseReleased, from[0]+from[2], from[1], chromedp.ButtonLeft))
+	if err := chromedp.Do(agent, steps...); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "the drawing on the visitor's page", func() string {
+		line := image.Rect(int(size[0].Num()*0.3)+10, int(size[1].Num()*0.25)-8, int(size[0].Num()*0.7)-10, int(size[1].Num()*0.25)+8)
+		if n := changedPixels(t, before, page.MustScreenshot(), line); n < 100 {
+			return fmt.Sprintf("%d pixels changed along the stroke", n)
+		}
+		return ""
+	})
+	saveArtifact(t, "collab-highlight-draw.png", page.MustScreenshot())
+	if err := chromedp.Do(agent, chromedp.Click(chromedp.CSS(`[data-tool="point"]`))); err != nil {
+		t.Fatal(err)
+	}
+
 	// Chat from the console reaches the visitor's panel.
 	if err := chromedp.Do(agent,
 		chromedp.SendKeys(chromedp.CSS(`#chat-input`), "Hi, Carol here\n"),

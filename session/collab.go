@@ -108,6 +108,14 @@ func (s *Session) newAgentLocked(name string) Agent {
 	}
 }
 
+// toActiveLocked sends msg to the tab agents follow, if it is connected:
+// what the agent points at, highlights or draws is on that page.
+func (s *Session) toActiveLocked(msg []byte) {
+	if t := s.active; t != nil && t.conn != nil {
+		t.conn.sendLocked(msg)
+	}
+}
+
 // toVisitorsLocked sends msg to every connected tab of the visitor.
 func (s *Session) toVisitorsLocked(msg []byte) {
 	for _, t := range s.tabs {
@@ -409,10 +417,19 @@ type AgentMessage struct {
 	Key    string
 	Value  string
 	DX, DY float64
+	// Drawing ("draw"): the stroke it continues (the agent's numbering)
+	// and its next points, in the visitor's viewport.
+	Stroke int64
+	Points [][2]float64
 }
 
+// maxDrawPoints bounds the points of one "draw" message.
+const maxDrawPoints = 256
+
 // Send handles one message of the subscriber's agent: "pointer" moves the
-// agent's pointer on the visitor's page (the tab agents follow), "chat" says
+// agent's pointer on the visitor's page (the tab agents follow),
+// "highlight" outlines the element at a point there, "draw" adds to a
+// freehand stroke that fades, "chat" says
 // something to the visitor (and the other agents), "ask" asks a visitor who
 // declined again, "end" ends the session for everyone. Other types are an
 // error.
@@ -450,16 +467,28 @@ func (sub *Subscriber) Send(msg AgentMessage) error {
 		return nil
 	case "input":
 		return s.inputLocked(sub, msg)
-	case "pointer":
+	case "pointer", "highlight":
 		if !s.visibleLocked() {
 			return ErrNotWatching
 		}
 		if !finite(msg.X) || !finite(msg.Y) {
-			return errors.New("pointer: x and y must be numbers")
+			return fmt.Errorf("%s: x and y must be numbers", msg.Type)
 		}
-		if t := s.active; t != nil && t.conn != nil {
-			t.conn.sendLocked(mustJSON(map[string]any{"type": "pointer", "agent": sub.agent.ID, "x": msg.X, "y": msg.Y}))
+		s.toActiveLocked(mustJSON(map[string]any{"type": msg.Type, "agent": sub.agent.ID, "x": msg.X, "y": msg.Y}))
+		return nil
+	case "draw":
+		if !s.visibleLocked() {
+			return ErrNotWatching
 		}
+		if len(msg.Points) == 0 || len(msg.Points) > maxDrawPoints {
+			return fmt.Errorf("draw: 1 to %d points", maxDrawPoints)
+		}
+		for _, p := range msg.Points {
+			if !finite(p[0]) || !finite(p[1]) {
+				return errors.New("draw: points must be numbers")
+			}
+		}
+		s.toActiveLocked(mustJSON(map[string]any{"type": "draw", "agent": sub.agent.ID, "stroke": msg.Stroke, "points": msg.Points}))
 		return nil
 	}
 	return fmt.Errorf("unknown agent message type %q", truncate(msg.Type, 32))

@@ -406,3 +406,32 @@ func TestRemoteControl(t *testing.T) {
 		t.Errorf("recorded:\n%s", r)
 	}
 }
+
+func TestHighlightAndDraw(t *testing.T) {
+	hub := quietHub(Config{})
+	v, _ := mustAttach(t, hub, "s1", "tab-0001", "page-0001")
+	mustBatch(t, v, 1, rrwebtest.Page(1000, "https://shop.test/", 1))
+	s, _ := hub.Session("s1")
+	alice, _ := s.Subscribe("Alice")
+	downlink(t, v)
+	if err := alice.Send(AgentMessage{Type: "highlight", X: 5, Y: 6}); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Send(AgentMessage{Type: "draw", Stroke: 1, Points: [][2]float64{{1, 2}, {3, 4}}}); err != nil {
+		t.Fatal(err)
+	}
+	got := downlink(t, v)
+	if types(got) != "highlight,draw" || got[0]["x"] != 5.0 || len(got[1]["points"].([]any)) != 2 || got[1]["stroke"] != 1.0 {
+		t.Errorf("visitor got %v", got)
+	}
+	for _, bad := range []AgentMessage{
+		{Type: "draw"},
+		{Type: "draw", Points: make([][2]float64, maxDrawPoints+1)},
+		{Type: "draw", Points: [][2]float64{{1e300, 0}}},
+		{Type: "highlight", X: 1e300},
+	} {
+		if err := alice.Send(bad); err == nil {
+			t.Errorf("Send(%s with %d points) accepted", bad.Type, len(bad.Points))
+		}
+	}
+}

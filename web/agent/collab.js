@@ -144,8 +144,52 @@ window.cobrowseCollab = function (opts) {
     }, 0);
   }
 
+  // Tools, when not in control: the pointer always shows; Highlight
+  // outlines what the agent clicks; Draw draws freehand lines that fade.
+  var tool = 'point';
+  var toolButtons = document.querySelectorAll('[data-tool]');
+  Array.prototype.forEach.call(toolButtons, function (b) {
+    b.addEventListener('click', function () {
+      tool = b.getAttribute('data-tool');
+      Array.prototype.forEach.call(toolButtons, function (o) { o.setAttribute('aria-pressed', String(o === b)); });
+      document.body.setAttribute('data-tool', tool);
+    });
+  });
+
+  var stroke = 0, drawing = false, inkBuffer = [], inkTimer = 0;
+  function flushInk() {
+    inkTimer = 0;
+    if (!inkBuffer.length) return;
+    opts.send({ type: 'draw', stroke: stroke, points: inkBuffer });
+    inkBuffer = [];
+  }
+  function inkAt(e) {
+    var p = opts.toVisitor(e.clientX, e.clientY);
+    if (!p) return;
+    inkBuffer.push([Math.round(p.x), Math.round(p.y)]);
+    if (inkBuffer.length >= 200) flushInk();
+    else if (!inkTimer) inkTimer = setTimeout(flushInk, 40);
+  }
+  view.addEventListener('mousedown', function (e) {
+    if (inControl() || tool !== 'draw' || !visible()) return;
+    e.preventDefault();
+    drawing = true;
+    stroke++;
+    inkAt(e);
+  });
+  view.addEventListener('mousemove', function (e) { if (drawing) inkAt(e); });
+  document.addEventListener('mouseup', function () {
+    if (!drawing) return;
+    drawing = false;
+    flushInk();
+  });
+
   view.addEventListener('click', function (e) {
-    if (!inControl()) return;
+    if (!inControl()) {
+      var at = tool === 'highlight' && visible() ? opts.toVisitor(e.clientX, e.clientY) : null;
+      if (at) opts.send({ type: 'highlight', x: Math.round(at.x), y: Math.round(at.y) });
+      return;
+    }
     var p = opts.toVisitor(e.clientX, e.clientY);
     if (!p) return;
     var el = opts.elementAt ? opts.elementAt(p.x, p.y) : null;

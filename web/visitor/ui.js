@@ -2,7 +2,8 @@
 //
 // The consent and control questions, the banner that says which agents are
 // watching and who is in control (with the buttons that stop control, open
-// the chat and end the session), the chat, and the agents' pointers. It lives in a
+// the chat and end the session), the chat, and what agents show on the page:
+// their pointers, highlighted elements and freehand drawing. It lives in a
 // closed shadow root on one element, <cobrowse-ui>, so that:
 // - the page's styles and scripts cannot reach into it, nor it into the page;
 // - rrweb, which cannot see into a closed shadow root, records only the empty
@@ -34,6 +35,9 @@ function cobrowseUI(doc, win, send) {
     '.chat form { display: flex; gap: 6px; padding: 8px; border-top: 1px solid #e5e7eb; }' +
     '.chat input { flex: 1; font: inherit; padding: 6px 8px; border: 1px solid #d1d5db; border-radius: 6px; min-width: 0; }' +
     '.open { background: #eef2ff; color: #3730a3; } .send { background: #4f46e5; color: #fff; }' +
+    '.highlight { position: fixed; z-index: 2147483646; pointer-events: none; border: 3px solid; border-radius: 6px;' +
+    '  box-shadow: 0 0 0 4px rgba(255,255,255,.6); transition: opacity .6s; }' +
+    '.ink { position: fixed; inset: 0; z-index: 2147483646; pointer-events: none; }' +
     '.pointer { position: fixed; z-index: 2147483647; pointer-events: none; transition: left .08s linear, top .08s linear; }' +
     '.pointer svg { display: block; } .pointer span { display: inline-block; margin: 2px 0 0 12px; padding: 1px 6px;' +
     '  border-radius: 4px; color: #fff; font: 12px system-ui, sans-serif; white-space: nowrap; }' +
@@ -45,6 +49,8 @@ function cobrowseUI(doc, win, send) {
   var chat = null, chatList = null, unread = 0, chatButton = null;
   var agents = {};   // id → {name, color}
   var pointers = {}; // id → {el, timer}
+  var HIGHLIGHT_MS = 5000, INK_FADE_MS = 3000;
+  var ink = null, strokes = {}, inkFrame = 0; // agent drawing: "agent stroke" → {color, points, last}
 
   function el(tag, className, text) {
     var e = doc.createElement(tag);
@@ -207,6 +213,47 @@ function cobrowseUI(doc, win, send) {
     chatList.scrollTop = chatList.scrollHeight;
   }
 
+  // paintInk draws the strokes on the ink layer, and keeps repainting while
+  // one is still fading.
+  function paintInk() {
+    ensure();
+    if (!ink) {
+      ink = doc.createElement('canvas');
+      ink.className = 'ink';
+      root.appendChild(ink);
+    }
+    if (inkFrame) return;
+    inkFrame = win.requestAnimationFrame(function frame() {
+      inkFrame = 0;
+      var ratio = win.devicePixelRatio || 1;
+      var w = win.innerWidth, h = win.innerHeight;
+      if (ink.width !== Math.round(w * ratio) || ink.height !== Math.round(h * ratio)) {
+        ink.width = Math.round(w * ratio);
+        ink.height = Math.round(h * ratio);
+        ink.style.width = w + 'px';
+        ink.style.height = h + 'px';
+      }
+      var g = ink.getContext('2d');
+      g.setTransform(ratio, 0, 0, ratio, 0, 0);
+      g.clearRect(0, 0, w, h);
+      var now = Date.now(), live = false;
+      Object.keys(strokes).forEach(function (key) {
+        var s = strokes[key];
+        var alpha = 1 - (now - s.last) / INK_FADE_MS;
+        if (alpha <= 0) { delete strokes[key]; return; }
+        live = true;
+        g.globalAlpha = alpha;
+        g.strokeStyle = s.color;
+        g.lineWidth = 4;
+        g.lineCap = g.lineJoin = 'round';
+        g.beginPath();
+        s.points.forEach(function (p, i) { if (i) g.lineTo(p[0], p[1]); else g.moveTo(p[0], p[1]); });
+        g.stroke();
+      });
+      if (live) inkFrame = win.requestAnimationFrame(frame);
+    });
+  }
+
   function removePointer(id) {
     var p = pointers[id];
     if (!p) return;
@@ -304,6 +351,46 @@ function cobrowseUI(doc, win, send) {
         labelChatButton();
       }
     },
+    // highlight outlines, for a few seconds, the element at (x, y) in the
+    // agent's colour, following it through scrolling and layout changes,
+    // and scrolls it into view if it is not all there.
+    highlight: function (msg) {
+      var a = agents[msg.agent];
+      var target = doc.elementFromPoint(msg.x, msg.y);
+      if (!a || !target || target === host) return;
+      ensure();
+      var box = el('div', 'highlight');
+      box.style.borderColor = a.color;
+      root.appendChild(box);
+      var r0 = target.getBoundingClientRect();
+      if (r0.top < 0 || r0.bottom > win.innerHeight) target.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+      var until = Date.now() + HIGHLIGHT_MS;
+      (function follow() {
+        if (!box.isConnected) return;
+        var r = target.getBoundingClientRect();
+        box.style.left = (r.left - 4) + 'px';
+        box.style.top = (r.top - 4) + 'px';
+        box.style.width = (r.width + 2) + 'px';
+        box.style.height = (r.height + 2) + 'px';
+        if (Date.now() < until) {
+          win.requestAnimationFrame(follow);
+        } else {
+          box.style.opacity = '0';
+          setTimeout(function () { box.remove(); }, 700);
+        }
+      })();
+    },
+    // draw adds points to an agent's freehand stroke, drawn in its colour
+    // on a transparent layer; each stroke fades once it stops growing.
+    draw: function (msg) {
+      var a = agents[msg.agent];
+      if (!a) return;
+      var key = msg.agent + ' ' + msg.stroke;
+      var s = strokes[key] || (strokes[key] = { color: a.color, points: [] });
+      (msg.points || []).forEach(function (p) { s.points.push(p); });
+      s.last = Date.now();
+      paintInk();
+    },
     // ended removes everything: the session is over.
     ended: function () {
       closeAsk();
@@ -312,8 +399,11 @@ function cobrowseUI(doc, win, send) {
       doc.removeEventListener('keydown', onEscape, true);
       agents = {};
       Object.keys(pointers).forEach(removePointer);
+      if (inkFrame) win.cancelAnimationFrame(inkFrame);
+      strokes = {};
+      inkFrame = 0;
       if (host) host.remove();
-      host = root = banner = chat = chatList = chatButton = null;
+      host = root = banner = chat = chatList = chatButton = ink = null;
     }
   };
 }

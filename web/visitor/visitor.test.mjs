@@ -178,6 +178,7 @@ function visitor({ storage = makeStorage(), title = 'Shop', href = 'https://shop
       chat: call('chat'), 'chat.history': call('chat.history'), ended: call('ended'),
       'control.request': call('control.request'), 'control.closed': call('control.closed'),
       control: call('control'), 'control.ended': call('control.ended'),
+      highlight: call('highlight'), draw: call('draw'),
     };
   };
   // Remote control (control.js) is a fake that records the actions it is
