@@ -533,7 +533,9 @@ func TestRecycleAfterLeases(t *testing.T) {
 		t.Fatal("the draining browser stopped before its last lease was released")
 	}
 	inFlight.Release()
-	eventually(t, 5*time.Second, "the drained browser stops", func() bool { return gone(dir) })
+	// The browser's files and processes go first; the pool forgets it when
+	// its supervisor returns, a moment later.
+	eventually(t, 5*time.Second, "the drained browser stops", func() bool { return gone(dir) && p.Stats().Browsers == 1 })
 	if s := p.Stats(); s.BrowsersRecycled != 1 || s.BrowsersLost != 0 || s.Browsers != 1 {
 		t.Errorf("stats: %+v", s)
 	}
