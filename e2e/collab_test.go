@@ -383,3 +383,51 @@ func TestAgentConsoleWorksWithTheVisitor(t *testing.T) {
 		return ""
 	})
 }
+
+// A visitor with two tabs: the view follows the tab the visitor is on, and
+// the agent can show the other one.
+func TestAgentFollowsTheVisitorsTabs(t *testing.T) {
+	c := startDemo(t)
+	visitor := visitorBrowser(t)
+	first := visitor.MustPage(c.visitorURL).Timeout(60 * time.Second)
+	first.MustElement("#products")
+	id := waitForSession(t, c)
+	second := visitor.MustPage(c.visitorURL + "checkout").Timeout(60 * time.Second)
+	second.MustElement("#checkout-form")
+
+	agent := agentBrowser(t)
+	if err := chromedp.Do(agent,
+		chromedp.Navigate(c.agentURL+"/login?token="+c.token),
+		chromedp.Navigate(c.agentURL+"/sessions/"+id),
+		chromedp.WaitVisible(chromedp.CSS(`#tab-select`)),
+	); err != nil {
+		t.Fatalf("agent console: %v", err)
+	}
+	shows := func(sel string) func() string {
+		return func() string {
+			found, err := inReplay[bool](agent, `doc => !!doc.querySelector('`+sel+`')`)
+			if err != nil || !found {
+				return fmt.Sprintf("no %s in the replay (%v)", sel, err)
+			}
+			return ""
+		}
+	}
+	eventually(t, 10*time.Second, "the view follows the visitor's newest tab", shows("#checkout-form"))
+
+	// The agent picks the other tab.
+	if err := chromedp.Do(agent, chromedp.Evaluate[chromedp.Void](`(() => {
+		const s = document.getElementById('tab-select');
+		const other = [...s.options].find(o => o.value && !o.textContent.includes('visitor is here'));
+		s.value = other.value;
+		s.dispatchEvent(new Event('change'));
+	})()`)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the view shows the tab the agent chose", shows("#products"))
+	// ... and keeps showing it while the visitor works in the other tab.
+	second.MustElement("#checkout-form").MustClick()
+	time.Sleep(500 * time.Millisecond)
+	if msg := shows("#products")(); msg != "" {
+		t.Errorf("the agent's choice did not hold: %s", msg)
+	}
+}

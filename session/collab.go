@@ -170,7 +170,7 @@ func (v *Visitor) Consent(allow bool) {
 	s.toVisitorsLocked([]byte(`{"type":"consent.closed"}`))
 	if allow {
 		s.consent = ConsentGranted
-		s.broadcastLocked(s.resetMessageLocked())
+		s.broadcastResetLocked()
 		s.presenceLocked()
 	} else {
 		s.consent = ConsentDeclined
@@ -421,6 +421,9 @@ type AgentMessage struct {
 	// and its next points, in the visitor's viewport.
 	Stroke int64
 	Points [][2]float64
+	// Tab to show ("follow"): one of Info.TabList's ids, or "" to follow
+	// the visitor's active tab.
+	Tab string
 }
 
 // maxDrawPoints bounds the points of one "draw" message.
@@ -429,7 +432,8 @@ const maxDrawPoints = 256
 // Send handles one message of the subscriber's agent: "pointer" moves the
 // agent's pointer on the visitor's page (the tab agents follow),
 // "highlight" outlines the element at a point there, "draw" adds to a
-// freehand stroke that fades, "chat" says
+// freehand stroke that fades, "follow" chooses the tab the agent sees,
+// "chat" says
 // something to the visitor (and the other agents), "ask" asks a visitor who
 // declined again, "end" ends the session for everyone. Other types are an
 // error.
@@ -458,6 +462,13 @@ func (sub *Subscriber) Send(msg AgentMessage) error {
 			return ErrNotWatching
 		}
 		return s.chatLocked(sub.agent, msg.Text)
+	case "follow":
+		if msg.Tab != "" && s.tabs[msg.Tab] == nil {
+			return fmt.Errorf("follow: the visitor has no tab %q", truncate(msg.Tab, 64))
+		}
+		sub.pin = msg.Tab
+		sub.push(s.resetMessageLocked(sub), time.Time{}, s.hub.cfg.MaxQueueBytes)
+		return nil
 	case "control.request":
 		return s.requestControlLocked(sub)
 	case "control.release":

@@ -435,3 +435,49 @@ func TestHighlightAndDraw(t *testing.T) {
 		}
 	}
 }
+
+// An agent can show another tab of the visitor than the one the visitor is
+// on, and go back to following the visitor.
+func TestAgentFollowsATab(t *testing.T) {
+	hub := quietHub(Config{})
+	a, _ := mustAttach(t, hub, "s1", "tab-000a", "page-000a")
+	mustBatch(t, a, 1, rrwebtest.Page(1000, "https://shop.test/a", 0))
+	b, _ := mustAttach(t, hub, "s1", "tab-000b", "page-000b")
+	mustBatch(t, b, 1, rrwebtest.Page(2000, "https://shop.test/b", 0)) // b is active now
+	s, _ := hub.Session("s1")
+	alice, _ := s.Subscribe("Alice")
+	bob, _ := s.Subscribe("Bob")
+	next(t, alice)
+	next(t, bob)
+	if list := s.Info().TabList; len(list) != 2 || !list[1].Active || list[0].URL != "https://shop.test/a" {
+		t.Errorf("TabList %+v", list)
+	}
+
+	if err := alice.Send(AgentMessage{Type: "follow", Tab: "tab-000a"}); err != nil {
+		t.Fatal(err)
+	}
+	raws, _ := alice.Next(t.Context())
+	var reset struct{ Type, Tab string }
+	if json.Unmarshal(raws[len(raws)-1], &reset); reset.Type != "reset" || reset.Tab != "tab-000a" {
+		t.Fatalf("Alice after following tab a: %s", raws[len(raws)-1])
+	}
+	// Events of tab a go to Alice only, tab b's to Bob only.
+	mustBatch(t, a, 2, []json.RawMessage{rrwebtest.MouseMove(3000, 1)})
+	mustBatch(t, b, 2, []json.RawMessage{rrwebtest.MouseMove(3001, 2)})
+	if msgs := next(t, alice); len(msgs) != 1 || string(msgs[0].Events[0]) != string(rrwebtest.MouseMove(3000, 1)) {
+		t.Errorf("Alice got %+v, want tab a's move", msgs)
+	}
+	if msgs := next(t, bob); len(msgs) != 1 || string(msgs[0].Events[0]) != string(rrwebtest.MouseMove(3001, 2)) {
+		t.Errorf("Bob got %+v, want tab b's move", msgs)
+	}
+	if err := alice.Send(AgentMessage{Type: "follow", Tab: "nope"}); err == nil {
+		t.Error("following an unknown tab accepted")
+	}
+	if err := alice.Send(AgentMessage{Type: "follow"}); err != nil {
+		t.Fatal(err)
+	}
+	raws, _ = alice.Next(t.Context())
+	if json.Unmarshal(raws[len(raws)-1], &reset); reset.Tab != "tab-000b" {
+		t.Errorf("Alice back to following the visitor shows %q, want tab b", reset.Tab)
+	}
+}

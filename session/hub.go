@@ -133,6 +133,15 @@ var (
 	ErrShuttingDown = errors.New("the server is shutting down; reconnect to another instance or retry shortly")
 )
 
+// TabInfo describes one tab of a session.
+type TabInfo struct {
+	ID        string `json:"id"`
+	URL       string `json:"url"`
+	Title     string `json:"title"`
+	Connected bool   `json:"connected"`
+	Active    bool   `json:"active"`
+}
+
 // Info describes a session for dashboards and the REST API.
 type Info struct {
 	ID           string    `json:"id"`
@@ -143,7 +152,10 @@ type Info struct {
 	// Connected is true while at least one of the visitor's tabs is connected.
 	Connected bool `json:"connected"`
 	Tabs      int  `json:"tabs"`
-	Agents    int  `json:"agents"`
+	// TabList describes each tab; the active one is the tab the visitor
+	// is on, which agents follow unless they chose another.
+	TabList []TabInfo `json:"tabList,omitempty"`
+	Agents  int       `json:"agents"`
 	// Consent is, in JoinConsent mode, where the visitor's consent stands:
 	// "not asked", "pending", "granted" or "declined". Absent in JoinNone
 	// mode.

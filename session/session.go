@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,7 +91,9 @@ func (s *Session) infoLocked() Info {
 		if t.conn != nil {
 			info.Connected = true
 		}
+		info.TabList = append(info.TabList, TabInfo{ID: t.id, URL: t.url, Title: t.title, Connected: t.conn != nil, Active: t == s.active})
 	}
+	slices.SortFunc(info.TabList, func(a, b TabInfo) int { return strings.Compare(a.ID, b.ID) })
 	if s.active != nil {
 		info.URL, info.Title, info.PixelRatio = s.active.url, s.active.title, s.active.pixelRatio
 	}
@@ -187,13 +191,18 @@ func (s *Session) evictDisconnectedTabLocked() bool {
 // most recently active remaining tab.
 func (s *Session) removeTabLocked(t *tab) {
 	delete(s.tabs, t.id)
+	for sub := range s.subs {
+		if sub.pin == t.id {
+			sub.pin = "" // back to following the visitor
+		}
+	}
 	t.redactor.Close()
 	if s.active != t {
 		return
 	}
 	s.active = s.mostRecentTabLocked()
 	if s.active != nil {
-		s.broadcastLocked(s.resetMessageLocked())
+		s.broadcastResetLocked()
 	}
 }
 
@@ -342,12 +351,20 @@ func (v *Visitor) batchLocked(seq uint64, events []json.RawMessage, arrived time
 	if res.Dropped > 0 {
 		s.hub.cfg.Logger.Warn("dropped malformed visitor events", "session", s.id, "tab", t.id, "count", res.Dropped)
 	}
-	if s.active == t && s.visibleLocked() {
-		switch {
-		case reset:
-			s.broadcastSinceLocked(s.resetMessageLocked(), arrived)
-		case len(forward) > 0:
-			s.broadcastSinceLocked(eventsMessage("events", nil, forward), arrived)
+	if s.visibleLocked() && (reset || len(forward) > 0) {
+		var events []byte // built once, for the agents who show this tab
+		for sub := range s.subs {
+			if s.followedLocked(sub) != t {
+				continue
+			}
+			if reset {
+				sub.push(s.resetMessageLocked(sub), arrived, s.hub.cfg.MaxQueueBytes)
+				continue
+			}
+			if events == nil {
+				events = eventsMessage("events", nil, forward)
+			}
+			sub.push(events, arrived, s.hub.cfg.MaxQueueBytes)
 		}
 	}
 	return res, nil
@@ -431,7 +448,7 @@ func (v *Visitor) Focus() {
 	s.mu.Lock()
 	if s.active != v.tab && !v.detached {
 		s.active = v.tab
-		s.broadcastLocked(s.resetMessageLocked())
+		s.broadcastResetLocked()
 	}
 	s.mu.Unlock()
 	s.hub.changed()
@@ -477,22 +494,37 @@ func (s *Session) mostRecentTabLocked() *tab {
 }
 
 // broadcastLocked queues msg for every agent of the session.
-func (s *Session) broadcastLocked(msg []byte) { s.broadcastSinceLocked(msg, time.Time{}) }
-
-// broadcastSinceLocked queues msg, caused by a visitor batch that reached
-// the hub at arrived (zero if none), for every agent of the session.
-func (s *Session) broadcastSinceLocked(msg []byte, arrived time.Time) {
+func (s *Session) broadcastLocked(msg []byte) {
 	for sub := range s.subs {
-		sub.push(msg, arrived, s.hub.cfg.MaxQueueBytes)
+		sub.push(msg, time.Time{}, s.hub.cfg.MaxQueueBytes)
+	}
+}
+
+// followedLocked returns the tab sub shows: the one its agent chose
+// ("follow"), or else the one the visitor is on (active). Nil sub means an
+// agent who follows the visitor.
+func (s *Session) followedLocked(sub *Subscriber) *tab {
+	if sub != nil && sub.pin != "" {
+		if t := s.tabs[sub.pin]; t != nil {
+			return t
+		}
+	}
+	return s.active
+}
+
+// broadcastResetLocked gives every agent a fresh start of the tab it shows.
+func (s *Session) broadcastResetLocked() {
+	for sub := range s.subs {
+		sub.push(s.resetMessageLocked(sub), time.Time{}, s.hub.cfg.MaxQueueBytes)
 	}
 }
 
 // resetMessageLocked is what an agent needs to (re)start its view: the
-// followed tab's page and log.
-func (s *Session) resetMessageLocked() []byte {
+// page and log of the tab it shows (followedLocked).
+func (s *Session) resetMessageLocked(sub *Subscriber) []byte {
 	header := map[string]any{"session": s.infoLocked()}
 	var log []json.RawMessage
-	if t := s.active; t != nil && s.visibleLocked() {
+	if t := s.followedLocked(sub); t != nil && s.visibleLocked() {
 		header["tab"] = t.id
 		log = t.log
 	}

@@ -22,6 +22,9 @@ type Subscriber struct {
 	session *Session
 	agent   Agent         // zero for a feed that is not a person (the renderer)
 	wake    chan struct{} // capacity 1: "the queue changed"
+	// pin is the tab the agent chose to show ("follow"), or "" to follow
+	// the visitor's active tab. Guarded by the session's lock.
+	pin string
 
 	mu    sync.Mutex
 	queue [][]byte
@@ -62,7 +65,7 @@ func (s *Session) subscribe(newAgent func() Agent) (*Subscriber, error) {
 		s.askConsentLocked(sub.agent) // first, so that the reset says so
 	}
 	s.subs[sub] = struct{}{}
-	sub.push(s.resetMessageLocked(), time.Time{}, s.hub.cfg.MaxQueueBytes)
+	sub.push(s.resetMessageLocked(sub), time.Time{}, s.hub.cfg.MaxQueueBytes)
 	if sub.agent.ID != "" {
 		s.presenceLocked()
 	}
@@ -166,7 +169,7 @@ func (sub *Subscriber) resyncFromLog() [][]byte {
 	s.hub.counters.resyncs.Add(1)
 	sub.delivered(1, nil)
 	s.hub.cfg.Logger.Info("agent fell behind; resynced from the log", "session", s.id, "resyncs", sub.resyncs)
-	return [][]byte{s.resetMessageLocked()}
+	return [][]byte{s.resetMessageLocked(sub)}
 }
 
 // delivered counts n messages handed to an agent and observes the fan-out

@@ -23,6 +23,7 @@ window.cobrowseCollab = function (opts) {
   var chatInput = document.getElementById('chat-input');
   var endButton = document.getElementById('end-session');
   var controlButton = document.getElementById('control');
+  var tabSelect = document.getElementById('tab-select');
   var refusedNote = document.getElementById('refused-note');
   var view = document.getElementById('viewport');
   var me = null;        // this agent, as the hub named it (hello)
@@ -85,6 +86,27 @@ window.cobrowseCollab = function (opts) {
   });
 
   endButton.addEventListener('click', function () { opts.send({ type: 'end' }); });
+
+  // The visitor's tabs: the view follows the one the visitor is on, unless
+  // the agent picks another (only shown when there are several).
+  tabSelect.addEventListener('change', function () { opts.send({ type: 'follow', tab: tabSelect.value }); });
+  function showTabs(list) {
+    list = list || [];
+    tabSelect.hidden = list.length < 2;
+    var chosen = tabSelect.value;
+    tabSelect.textContent = '';
+    var follow = document.createElement('option');
+    follow.value = '';
+    follow.textContent = 'The visitor\'s tab';
+    tabSelect.appendChild(follow);
+    list.forEach(function (t, i) {
+      var o = document.createElement('option');
+      o.value = t.id;
+      o.textContent = 'Tab ' + (i + 1) + ': ' + (t.title || t.url || 'untitled') + (t.active ? ' (visitor is here)' : '');
+      tabSelect.appendChild(o);
+    });
+    tabSelect.value = list.some(function (t) { return t.id === chosen; }) ? chosen : '';
+  }
 
   // inControl: the visitor let this agent control the page.
   function inControl() {
@@ -255,6 +277,7 @@ window.cobrowseCollab = function (opts) {
     },
     info: function (info) {
       if (info) {
+        showTabs(info.tabList);
         showConsent(info.consent);
         control = info.control || null;
         showControl();
