@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/go-rod/rod"
 	"github.com/go-rod/rod/lib/input"
+	"github.com/go-rod/rod/lib/proto"
 	"github.com/gorilla/websocket"
 )
 
@@ -430,4 +431,65 @@ func TestAgentFollowsTheVisitorsTabs(t *testing.T) {
 	if msg := shows("#products")(); msg != "" {
 		t.Errorf("the agent's choice did not hold: %s", msg)
 	}
+}
+
+// --join code: the visitor asks for a support code, the agent enters it on
+// the dashboard and sees the page.
+func TestSupportCodeFlow(t *testing.T) {
+	c := startCobrowse(t, "demo", "--join", "code")
+	page := visitorBrowser(t).MustPage("").Timeout(60 * time.Second)
+	if err := (proto.NetworkEnable{}).Call(page); err != nil {
+		t.Fatal(err)
+	}
+	codes := make(chan string, 4)
+	go page.EachEvent(func(e *proto.NetworkWebSocketFrameReceived) {
+		var m struct{ Type, Code string }
+		if json.Unmarshal([]byte(e.Response.PayloadData), &m) == nil && m.Type == "code" {
+			codes <- m.Code
+		}
+	})()
+	page.MustNavigate(c.visitorURL).MustWaitLoad()
+	page.MustElement("#products")
+	id := waitForSession(t, c)
+
+	agent := agentBrowser(t)
+	if err := chromedp.Do(agent,
+		chromedp.Navigate(c.agentURL+"/login?token="+c.token),
+		chromedp.WaitVisible(chromedp.CSS(`#join-code`)),
+		chromedp.SendKeys(chromedp.CSS(`#code`), "000000\n"),
+		chromedp.WaitVisible(chromedp.CSS(`#code-error`)),
+	); err != nil {
+		t.Fatalf("agent dashboard: %v", err)
+	}
+	eventually(t, 5*time.Second, "a wrong code is refused", func() string {
+		msg, _ := chromedp.Run(agent, chromedp.Text(chromedp.CSS(`#code-error`)))
+		if !strings.Contains(msg, "no session has this support code") {
+			return fmt.Sprintf("error %q", msg)
+		}
+		return ""
+	})
+
+	// The site's own help link calls window.cobrowse.showCode().
+	page.MustEval(`() => window.cobrowse.showCode()`)
+	var code string
+	select {
+	case code = <-codes:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the visitor got no support code")
+	}
+	saveArtifact(t, "code-visitor.png", page.MustScreenshot())
+	if err := chromedp.Do(agent,
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('code').value = ''`),
+		chromedp.SendKeys(chromedp.CSS(`#code`), code[:3]+" "+code[3:]+"\n"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the agent sees the visitor's page", func() string {
+		loc, _ := chromedp.Run(agent, chromedp.Location())
+		text, err := inReplay[string](agent, `doc => doc.body.innerText`)
+		if !strings.HasSuffix(loc, "/sessions/"+id) || err != nil || !strings.Contains(text, "Add to cart") {
+			return fmt.Sprintf("at %s, replay %.60q (%v)", loc, text, err)
+		}
+		return ""
+	})
 }

@@ -1,9 +1,11 @@
 package session
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"strings"
 	"time"
 )
@@ -19,15 +21,19 @@ const (
 	// prompt. For internal tools whose users agreed beforehand; an explicit
 	// opt-in.
 	JoinNone JoinMode = "none"
+	// JoinCode: the visitor asks for a 6-digit support code (the help
+	// button, or window.cobrowse.showCode()) and reads it out; agents see
+	// the session once one of them enters it (Hub.Redeem).
+	JoinCode JoinMode = "code"
 )
 
 // ParseJoinMode returns the JoinMode named s, or an error that lists them.
 func ParseJoinMode(s string) (JoinMode, error) {
 	switch m := JoinMode(s); m {
-	case JoinConsent, JoinNone:
+	case JoinConsent, JoinNone, JoinCode:
 		return m, nil
 	}
-	return "", fmt.Errorf("join mode %q: want %q (the visitor accepts each session) or %q (no prompt, for internal tools)", s, JoinConsent, JoinNone)
+	return "", fmt.Errorf("join mode %q: want %q (the visitor accepts each session), %q (the visitor reads out a support code) or %q (no prompt, for internal tools)", s, JoinConsent, JoinCode, JoinNone)
 }
 
 // Consent is the state of a session's consent in JoinConsent mode.
@@ -179,6 +185,88 @@ func (v *Visitor) Consent(allow bool) {
 	s.mu.Unlock()
 	s.hub.record("visitor.consent", "session", s.id, "granted", allow)
 	s.hub.changed()
+}
+
+// supportCode is a live JoinCode code and the session it opens.
+type supportCode struct {
+	session string
+	expires time.Time
+}
+
+// randomBelow returns a uniform random number in [0, n) from crypto/rand: a
+// support code must not be guessable from earlier ones.
+func randomBelow(n int64) int64 {
+	v, err := rand.Int(rand.Reader, big.NewInt(n))
+	if err != nil {
+		panic(fmt.Sprintf("session: crypto/rand failed: %v", err)) // documented never to fail
+	}
+	return v.Int64()
+}
+
+// codeLifetime is how long a support code can be redeemed.
+const codeLifetime = 10 * time.Minute
+
+// ErrBadCode is returned by Redeem for a code that opens no session.
+var ErrBadCode = errors.New("no session has this support code (codes last 10 minutes; ask the visitor for a new one)")
+
+// RequestCode gives the visitor's tab a support code for its session (the
+// same one while it is valid): the visitor reads it to an agent, who
+// enters it (Hub.Redeem). Only in JoinCode mode.
+func (v *Visitor) RequestCode() {
+	s, h := v.session, v.session.hub
+	if h.cfg.Join != JoinCode {
+		return
+	}
+	now := time.Now()
+	h.mu.Lock()
+	code := ""
+	for c, sc := range h.codes {
+		if now.After(sc.expires) {
+			delete(h.codes, c)
+		} else if sc.session == s.id {
+			code = c
+		}
+	}
+	for code == "" {
+		c := fmt.Sprintf("%06d", randomBelow(1_000_000))
+		if _, taken := h.codes[c]; !taken {
+			code = c
+			h.codes[c] = supportCode{session: s.id, expires: now.Add(codeLifetime)}
+		}
+	}
+	expires := h.codes[code].expires
+	h.mu.Unlock()
+	s.mu.Lock()
+	v.sendLocked(mustJSON(map[string]any{"type": "code", "code": code, "expires": expires.UTC()}))
+	s.mu.Unlock()
+	h.record("visitor.code", "session", s.id)
+}
+
+// Redeem opens the session whose support code an agent entered: its agents
+// see it from now on, as if the visitor had accepted (reading the code out
+// is the visitor's consent). The code is used up.
+func (h *Hub) Redeem(code string) (string, error) {
+	h.mu.Lock()
+	sc, ok := h.codes[code]
+	if ok {
+		delete(h.codes, code)
+	}
+	s := h.sessions[sc.session]
+	h.mu.Unlock()
+	if !ok || time.Now().After(sc.expires) || s == nil {
+		return "", ErrBadCode
+	}
+	s.mu.Lock()
+	if s.consent != ConsentGranted {
+		s.consent, s.consentAnswered = ConsentGranted, time.Now()
+		s.toVisitorsLocked([]byte(`{"type":"code.used"}`))
+		s.broadcastResetLocked()
+		s.presenceLocked()
+	}
+	s.mu.Unlock()
+	h.record("visitor.consent", "session", s.id, "granted", true, "by", "support code")
+	h.changed()
+	return s.id, nil
 }
 
 // ChatMessage is one line of a session's chat.

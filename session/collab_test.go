@@ -224,13 +224,13 @@ func TestVisitorEndsTheSession(t *testing.T) {
 }
 
 func TestParseJoinMode(t *testing.T) {
-	for _, ok := range []string{"consent", "none"} {
+	for _, ok := range []string{"consent", "none", "code"} {
 		if m, err := ParseJoinMode(ok); err != nil || string(m) != ok {
 			t.Errorf("ParseJoinMode(%q) = %q, %v", ok, m, err)
 		}
 	}
-	if _, err := ParseJoinMode("code"); err == nil || !strings.Contains(err.Error(), `"consent"`) {
-		t.Errorf("ParseJoinMode(code): %v", err)
+	if _, err := ParseJoinMode("pin"); err == nil || !strings.Contains(err.Error(), `"consent"`) {
+		t.Errorf("ParseJoinMode(pin): %v", err)
 	}
 }
 
@@ -479,5 +479,57 @@ func TestAgentFollowsATab(t *testing.T) {
 	raws, _ = alice.Next(t.Context())
 	if json.Unmarshal(raws[len(raws)-1], &reset); reset.Tab != "tab-000b" {
 		t.Errorf("Alice back to following the visitor shows %q, want tab b", reset.Tab)
+	}
+}
+
+func TestSupportCode(t *testing.T) {
+	hub := quietHub(Config{Join: JoinCode})
+	v, _ := mustAttach(t, hub, "s1", "tab-0001", "page-0001")
+	mustBatch(t, v, 1, rrwebtest.Page(1000, "https://shop.test/", 1))
+	s, _ := hub.Session("s1")
+	alice, _ := s.Subscribe("Alice")
+	if msgs := next(t, alice); len(msgs[0].Events) != 0 {
+		t.Fatal("an agent sees a code-mode session before the code")
+	}
+	if got := downlink(t, v); len(got) != 0 {
+		t.Errorf("the visitor was asked something in code mode: %v", got)
+	}
+	v.RequestCode()
+	got := downlink(t, v)
+	code, _ := got[0]["code"].(string)
+	if types(got) != "code" || len(code) != 6 || strings.Trim(code, "0123456789") != "" {
+		t.Fatalf("visitor got %v, want a 6-digit code", got)
+	}
+	v.RequestCode()
+	if again := downlink(t, v); again[0]["code"] != code {
+		t.Errorf("a second request gave %v, want the same code %s", again[0]["code"], code)
+	}
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	if _, err := hub.Redeem(wrong); !errors.Is(err, ErrBadCode) {
+		t.Errorf("a wrong code: %v", err)
+	}
+	id, err := hub.Redeem(code)
+	if err != nil || id != "s1" {
+		t.Fatalf("Redeem = %q, %v", id, err)
+	}
+	msgs := next(t, alice)
+	if last := msgs[len(msgs)-1]; last.Type != "reset" || len(last.Events) == 0 {
+		t.Errorf("Alice after the code: %+v", msgs)
+	}
+	if got := types(downlink(t, v)); got != "code.used,agents" {
+		t.Errorf("visitor after the code was used: %s", got)
+	}
+	if _, err := hub.Redeem(code); !errors.Is(err, ErrBadCode) {
+		t.Errorf("a used code again: %v", err)
+	}
+	// Not in the other modes.
+	other := quietHub(Config{Join: JoinConsent})
+	w, _ := mustAttach(t, other, "s2", "tab-0001", "page-0001")
+	w.RequestCode()
+	if got := downlink(t, w); len(got) != 0 {
+		t.Errorf("a code in consent mode: %v", got)
 	}
 }

@@ -177,6 +177,7 @@ type Hub struct {
 	mu       sync.Mutex
 	sessions map[string]*Session
 	watchers map[chan struct{}]struct{}
+	codes    map[string]supportCode // JoinCode: live support codes (collab.go)
 
 	// stopping is set by Shutdown: visitors are refused and told to
 	// reconnect elsewhere.
@@ -261,6 +262,7 @@ func NewHub(cfg Config) *Hub {
 	return &Hub{
 		cfg:      cfg.withDefaults(),
 		sessions: make(map[string]*Session),
+		codes:    make(map[string]supportCode),
 		watchers: make(map[chan struct{}]struct{}),
 	}
 }

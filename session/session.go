@@ -97,7 +97,7 @@ func (s *Session) infoLocked() Info {
 	if s.active != nil {
 		info.URL, info.Title, info.PixelRatio = s.active.url, s.active.title, s.active.pixelRatio
 	}
-	if s.hub.cfg.Join == JoinConsent {
+	if s.hub.cfg.Join != JoinNone {
 		info.Consent = s.consent
 	}
 	info.Control = s.control.info()

@@ -176,7 +176,7 @@ func (h *VisitorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer close(writerDone)
 		h.writeLoop(conn, v.Downlink(), replies)
 	}()
-	replies <- mustJSON(map[string]any{"type": "welcome", "session": sessionID, "ack": ack})
+	replies <- mustJSON(map[string]any{"type": "welcome", "session": sessionID, "ack": ack, "join": h.Hub.cfg.Join})
 
 	err = h.readLoop(conn, v, replies)
 	close(replies)
@@ -274,6 +274,8 @@ func (h *VisitorHandler) handleMessage(v *Visitor, data []byte) ([]byte, error) 
 		v.ControlAnswer(msg.Allow)
 	case "control.revoke":
 		v.RevokeControl()
+	case "code.request":
+		v.RequestCode()
 	case "input.result":
 		v.InputResult(msg.Agent, msg.InputSeq, msg.OK, msg.Text)
 	default:

@@ -2,10 +2,14 @@ package viewer
 
 import (
 	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/cobrowse/cobrowse/session"
 )
 
 // The live socket carries the agent's pointer to the visitor's tab, under
@@ -67,5 +71,37 @@ func TestLiveHello(t *testing.T) {
 	}
 	if m := readLive(t, conn); m.Type != "reset" {
 		t.Errorf("after the hello: %q, want reset", m.Type)
+	}
+}
+
+func TestJoinByCode(t *testing.T) {
+	f := newFixture(t, func(c *session.Config, _ *Config) { c.Join = session.JoinCode })
+	v := f.visit(t, "s1", "https://shop.example/", "Shop", 0)
+	v.RequestCode()
+	var code struct{ Code string }
+	select {
+	case raw := <-v.Downlink():
+		json.Unmarshal(raw, &code)
+	case <-time.After(hangGuard):
+		t.Fatal("no code for the visitor")
+	}
+	for _, tt := range []struct {
+		body   string
+		status int
+	}{
+		{`{"code":"` + code.Code + `"}`, http.StatusOK},
+		{`{"code":"` + code.Code + `"}`, http.StatusNotFound}, // used up
+		{`not json`, http.StatusBadRequest},
+	} {
+		resp, body := f.do(t, request{method: http.MethodPost, path: "/api/join", header: bearer(testToken), form: tt.body})
+		if resp.StatusCode != tt.status {
+			t.Errorf("POST /api/join %s: %s %s, want %d", tt.body, resp.Status, body, tt.status)
+		}
+		if tt.status == http.StatusOK && !strings.Contains(string(body), `"id":"s1"`) {
+			t.Errorf("joined %s, want session s1", body)
+		}
+	}
+	if resp, _ := f.do(t, request{method: http.MethodPost, path: "/api/join", form: `{"code":"1"}`}); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("without credentials: %s", resp.Status)
 	}
 }

@@ -129,6 +129,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /api/sessions/{id}", s.api(s.getSession))
 	s.mux.Handle("GET /api/sessions/{id}/events", s.api(s.sessionEvents))
 	s.mux.Handle("GET /api/sessions/{id}/live", s.api(s.live))
+	s.mux.Handle("POST /api/join", s.api(s.joinByCode))
 	s.mux.Handle("GET /api/sessions/{id}/render", s.api(s.render))
 	s.mux.Handle("GET /api/sessions/{id}/screenshot.png", s.api(s.screenshot))
 	s.mux.Handle("GET /api/sessions/{id}/asset", s.api(s.asset))

@@ -110,7 +110,7 @@ func (o *options) register(fs *flag.FlagSet, defaultListen string) {
 	})
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "on SIGTERM or SIGINT, how long to drain requests and close sockets and browsers before exiting (`duration`)")
 	o.join = session.JoinConsent
-	fs.Func("join", "what it takes for agents to see a session (`mode`): consent (the visitor accepts each session; default) or none (no prompt: for internal tools whose users agreed beforehand)", func(v string) error {
+	fs.Func("join", "what it takes for agents to see a session (`mode`): consent (the visitor accepts each session; default), code (the visitor reads a 6-digit support code to the agent) or none (no prompt: for internal tools whose users agreed beforehand)", func(v string) error {
 		m, err := session.ParseJoinMode(v)
 		o.join = m
 		return err

@@ -46,8 +46,10 @@ window.cobrowseCollab = function (opts) {
     consent = state || '';
     consentNote.textContent = '';
     consentNote.hidden = !(consent === 'pending' || consent === 'declined' || consent === 'not asked');
-    if (consent === 'pending' || consent === 'not asked') {
+    if (consent === 'pending') {
       consentNote.textContent = 'Waiting for the visitor to accept…';
+    } else if (consent === 'not asked') {
+      consentNote.textContent = 'Not visible yet: the visitor has not accepted, nor given a support code for this session.';
     } else if (consent === 'declined') {
       consentNote.appendChild(document.createTextNode('The visitor declined. '));
       var again = document.createElement('button');

@@ -37,6 +37,21 @@
     empty.hidden = sessions.length > 0;
   }
 
+  // A support code the visitor read out (--join code) opens that session.
+  var joinForm = document.getElementById('join-code');
+  var codeError = document.getElementById('code-error');
+  joinForm.addEventListener('submit', function (e) {
+    e.preventDefault();
+    codeError.textContent = '';
+    var code = joinForm.code.value.replace(/\s+/g, '');
+    fetch('/api/join', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ code: code }) })
+      .then(function (r) { return r.json().then(function (body) { return { ok: r.ok, body: body }; }); })
+      .then(function (res) {
+        if (res.ok) location.href = '/sessions/' + encodeURIComponent(res.body.id);
+        else codeError.textContent = res.body.error || 'That code did not work.';
+      }, function () { codeError.textContent = 'The server could not be reached.'; });
+  });
+
   var stream = new EventSource('/api/sessions/stream');
   stream.addEventListener('sessions', function (e) {
     sessions = JSON.parse(e.data);

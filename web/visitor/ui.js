@@ -47,6 +47,7 @@ function cobrowseUI(doc, win, send) {
   var ask = null, askControl = null, banner = null;
   var controller = null; // the agent in control, or null
   var chat = null, chatList = null, unread = 0, chatButton = null;
+  var help = null, codePanel = null; // --join code: the help button, the code shown
   var agents = {};   // id → {name, color}
   var pointers = {}; // id → {el, timer}
   var HIGHLIGHT_MS = 5000, INK_FADE_MS = 3000;
@@ -254,6 +255,11 @@ function cobrowseUI(doc, win, send) {
     });
   }
 
+  function closeCode() {
+    if (codePanel) codePanel.remove();
+    codePanel = null;
+  }
+
   function removePointer(id) {
     var p = pointers[id];
     if (!p) return;
@@ -391,6 +397,44 @@ function cobrowseUI(doc, win, send) {
       s.last = Date.now();
       paintInk();
     },
+    // offerCode shows the help button of --join code: it asks the server for
+    // a support code (as window.cobrowse.showCode() does).
+    offerCode: function () {
+      if (help) return;
+      ensure();
+      help = el('button', 'panel banner open', 'Get a support code');
+      help.type = 'button';
+      help.title = 'A code to read to a support agent, who can then see this page with you';
+      help.addEventListener('click', function () { send({ type: 'code.request' }); });
+      root.appendChild(help);
+    },
+    // code shows the support code to read out.
+    code: function (msg) {
+      ensure();
+      closeCode();
+      codePanel = el('div', 'panel ask');
+      codePanel.setAttribute('role', 'dialog');
+      codePanel.setAttribute('aria-label', 'Support code');
+      codePanel.appendChild(el('p', '', 'Your support code:'));
+      var digits = String(msg.code || '');
+      var big = el('p', 'code', digits.slice(0, 3) + ' ' + digits.slice(3));
+      big.style.font = '600 32px ui-monospace, monospace';
+      big.style.letterSpacing = '4px';
+      codePanel.appendChild(big);
+      codePanel.appendChild(el('p', 'fine', 'Read it to the support agent: they can then see this page with you (not passwords or payment details). It works for 10 minutes.'));
+      var close = el('button', 'no', 'Close');
+      close.type = 'button';
+      close.addEventListener('click', closeCode);
+      codePanel.appendChild(close);
+      root.appendChild(codePanel);
+      close.focus();
+    },
+    // code.used: an agent entered the code; the banner takes over.
+    'code.used': function () {
+      closeCode();
+      if (help) help.remove();
+      help = null;
+    },
     // ended removes everything: the session is over.
     ended: function () {
       closeAsk();
@@ -403,7 +447,7 @@ function cobrowseUI(doc, win, send) {
       strokes = {};
       inkFrame = 0;
       if (host) host.remove();
-      host = root = banner = chat = chatList = chatButton = ink = null;
+      host = root = banner = chat = chatList = chatButton = ink = help = codePanel = null;
     }
   };
 }

@@ -4,7 +4,8 @@
 // one WebSocket per tab (docs/protocol.md). It is served as
 // /__cobrowse/visitor.js, wrapped by the Go server together with the rrweb
 // record bundle, which is passed in as `record`. Nothing is left on `window`
-// but one flag that stops a second copy from running.
+// but one flag that stops a second copy from running, and window.cobrowse
+// (showCode(), for --join code).
 //
 // Delivery: events are grouped into batches {seq, events}; every batch stays
 // in `unacked` until the server acknowledges its seq, and is resent after a
@@ -25,6 +26,9 @@
   'use strict';
   if (window.__cobrowseVisitor) return;
   window.__cobrowseVisitor = true;
+  // The page's one API (docs/protocol.md): with --join code, a site can
+  // offer its own "get help" button that shows the visitor a support code.
+  window.cobrowse = { showCode: function () { send({ type: 'code.request' }); } };
 
   var WS_PATH = '/__cobrowse/ws';
   var FLUSH_MS = 40;                     // batch window
@@ -283,6 +287,7 @@
         for (var i = 0; i < unacked.length; i++) socket.send(unacked[i].data);
         lastPage = '';
         reportPage();
+        if (msg.join === 'code') ui.offerCode();
         if (document.visibilityState === 'visible' && document.hasFocus()) send({ type: 'focus' });
       } else if (msg.type === 'ack') {
         acknowledge(msg.seq);

@@ -179,6 +179,7 @@ function visitor({ storage = makeStorage(), title = 'Shop', href = 'https://shop
       'control.request': call('control.request'), 'control.closed': call('control.closed'),
       control: call('control'), 'control.ended': call('control.ended'),
       highlight: call('highlight'), draw: call('draw'),
+      offerCode: call('offerCode'), code: call('code'), 'code.used': call('code.used'),
     };
   };
   // Remote control (control.js) is a fake that records the actions it is
@@ -864,4 +865,14 @@ test('the policy\'s no_control elements and masked fields are refused to agents'
   assert.match(h.ui.refusal(el('BUTTON', ['button.pay'])), /policy does not let agents/);
   assert.match(h.ui.refusal(el('INPUT', ['#holder'])), /masked/);
   assert.equal(h.ui.refusal(el('BUTTON', [])), '');
+});
+
+test('--join code: the help button is offered, and window.cobrowse.showCode asks for a code', () => {
+  const h = visitor();
+  h.ws.receive({ type: 'welcome', session: 'S1', ack: 0, join: 'code' });
+  assert.deepEqual(h.ui.calls.map((c) => c[0]), ['offerCode']);
+  h.ctx.cobrowse.showCode();
+  assert.deepEqual(h.ws.messages().pop(), { type: 'code.request' });
+  h.ws.receive({ type: 'code', code: '123456' });
+  assert.equal(h.ui.calls.pop()[1].code, '123456');
 });
