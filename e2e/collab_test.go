@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +21,8 @@ import (
 	"github.com/go-rod/rod/lib/input"
 	"github.com/go-rod/rod/lib/proto"
 	"github.com/gorilla/websocket"
+
+	"github.com/cobrowse/cobrowse/session"
 )
 
 // liveAgent is an agent's live socket, read by a test.
@@ -492,4 +498,116 @@ func TestSupportCodeFlow(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// forwarder is a TCP relay in front of the visitor listener whose network
+// can be cut: the visitor's browser talks to cobrowse through it.
+type forwarder struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	down   time.Time // connections are refused until then
+}
+
+func newForwarder(t *testing.T, target string) *forwarder {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &forwarder{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	t.Cleanup(func() { ln.Close(); f.cut(0) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go f.relay(c)
+		}
+	}()
+	return f
+}
+
+func (f *forwarder) relay(c net.Conn) {
+	f.mu.Lock()
+	if time.Now().Before(f.down) {
+		f.mu.Unlock()
+		c.Close()
+		return
+	}
+	f.mu.Unlock()
+	up, err := net.Dial("tcp", f.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	f.mu.Lock()
+	f.conns[c], f.conns[up] = struct{}{}, struct{}{}
+	f.mu.Unlock()
+	go func() { io.Copy(up, c); up.Close() }()
+	io.Copy(c, up)
+	c.Close()
+}
+
+// cut closes every relayed connection and refuses new ones for d.
+func (f *forwarder) cut(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = time.Now().Add(d)
+	for c := range f.conns {
+		c.Close()
+	}
+	f.conns = map[net.Conn]struct{}{}
+}
+
+// The visitor's network drops for 5 s while the visitor keeps shopping: the
+// session resumes when it is back, and the agent gets everything.
+func TestNetworkDropResumes(t *testing.T) {
+	c := startDemo(t)
+	u, _ := url.Parse(c.visitorURL)
+	net5 := newForwarder(t, u.Host)
+	page := visitorBrowser(t).MustPage("").Timeout(60 * time.Second)
+	page.MustNavigate("http://" + net5.ln.Addr().String() + "/").MustWaitLoad()
+	page.MustElement("#products")
+	id := waitForSession(t, c)
+	agent := dialLive(t, c, id, "Frank")
+	agent.until(t, "the page", func(m map[string]any) bool { ev, _ := m["events"].([]any); return m["type"] == "reset" && len(ev) > 0 }, nil)
+
+	net5.cut(5 * time.Second)
+	var info session.Info
+	eventually(t, 5*time.Second, "the server sees the visitor gone", func() string {
+		c.api(t, "/api/sessions/"+id, &info)
+		if info.Connected {
+			return "still connected"
+		}
+		return ""
+	})
+	// The page keeps changing while offline (the demo's cart needs the
+	// network, so the page is changed directly): three edits.
+	for i := 1; i <= 3; i++ {
+		page.MustEval(fmt.Sprintf(`() => { document.querySelector('h1').textContent = 'Offline edit %d'; }`, i))
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Everything done offline reaches the agent, in the same session, once
+	// the network is back.
+	var seen strings.Builder
+	agent.until(t, "the offline clicks reach the agent", func(m map[string]any) bool {
+		b, _ := json.Marshal(m)
+		seen.Write(b)
+		return strings.Contains(seen.String(), "Offline edit 3")
+	}, nil)
+	for i := 1; i <= 2; i++ {
+		if !strings.Contains(seen.String(), fmt.Sprintf("Offline edit %d", i)) {
+			t.Errorf("edit %d made offline never reached the agent", i)
+		}
+	}
+	if id2 := waitForSession(t, c); id2 != id {
+		t.Errorf("the session changed from %s to %s", id, id2)
+	}
+	c.api(t, "/api/sessions/"+id, &info)
+	if !info.Connected {
+		t.Error("the visitor is not connected again")
+	}
 }

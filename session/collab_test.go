@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cobrowse/cobrowse/internal/rrwebtest"
 )
@@ -531,5 +532,30 @@ func TestSupportCode(t *testing.T) {
 	w.RequestCode()
 	if got := downlink(t, w); len(got) != 0 {
 		t.Errorf("a code in consent mode: %v", got)
+	}
+}
+
+func TestIdleSessionEnds(t *testing.T) {
+	var ended []string
+	hub := quietHub(Config{SessionIdle: 30 * time.Minute, OnSessionEnd: func(id string) { ended = append(ended, id) }})
+	v, _ := mustAttach(t, hub, "s1", "tab-0001", "page-0001")
+	mustBatch(t, v, 1, rrwebtest.Page(1000, "https://shop.test/", 1))
+	s, _ := hub.Session("s1")
+	alice, _ := s.Subscribe("Alice")
+	next(t, alice)
+	downlink(t, v)
+	hub.Expire(time.Now().Add(29 * time.Minute))
+	if len(ended) != 0 {
+		t.Fatal("ended before SessionIdle")
+	}
+	hub.Expire(time.Now().Add(31 * time.Minute))
+	if len(ended) != 1 {
+		t.Fatal("an idle session did not end")
+	}
+	if got := types(downlink(t, v)); got != "ended,(closed)" {
+		t.Errorf("visitor of the idle session got %s", got)
+	}
+	if msgs := next(t, alice); !msgs[len(msgs)-1].Session.Ended {
+		t.Errorf("agent got %+v", msgs)
 	}
 }

@@ -35,8 +35,13 @@ type Config struct {
 	MaxQueueBytes int
 	// IdleTimeout is how long a tab or a session survives with no visitor
 	// connection (a navigation reconnects within a second; a closed browser does
-	// not). Default 60 s.
+	// not). A network drop shorter than it resumes with nothing lost; a
+	// longer one ends the session. Default 30 s.
 	IdleTimeout time.Duration
+	// SessionIdle ends a session with no activity (no batch, no
+	// connection) for this long, even though its tabs are still open:
+	// both sides are told. Zero means never.
+	SessionIdle time.Duration
 	// MaxSessions bounds the live sessions of the hub; a visitor beyond it is
 	// refused (ErrTooManySessions). Default 10,000.
 	MaxSessions int
@@ -101,7 +106,7 @@ func (c Config) withDefaults() Config {
 		c.MaxQueueBytes = 8 << 20
 	}
 	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = 60 * time.Second
+		c.IdleTimeout = 30 * time.Second
 	}
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 10000
@@ -368,13 +373,14 @@ func (h *Hub) sessionFor(id string) (*Session, error) {
 }
 
 // Expire ends the tabs and sessions that have had no visitor connection for
-// longer than the configured IdleTimeout. Run calls it periodically.
+// longer than the configured IdleTimeout, and the sessions idle for longer
+// than SessionIdle. Run calls it periodically.
 func (h *Hub) Expire(now time.Time) {
 	all := h.all()
 
 	for _, s := range all {
-		if s.expireTabs(now) {
-			h.removeEnded(s, "visitor gone")
+		if reason := s.expireTabs(now); reason != "" {
+			h.removeEnded(s, reason)
 		}
 	}
 }

@@ -455,10 +455,16 @@ func (v *Visitor) Focus() {
 }
 
 // expireTabs removes tabs disconnected for longer than the idle timeout and
-// reports whether the session has ended (no tab left).
-func (s *Session) expireTabs(now time.Time) (ended bool) {
+// reports why the session ended: no tab left ("visitor gone"), or no
+// activity for SessionIdle ("idle"; the visitor's tabs are told). "" means
+// it goes on.
+func (s *Session) expireTabs(now time.Time) (ended string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if max := s.hub.cfg.SessionIdle; max > 0 && now.Sub(s.lastActivity) > max {
+		s.endByLocked()
+		return "idle"
+	}
 	idle := s.hub.cfg.IdleTimeout
 	for _, t := range s.tabs {
 		if t.conn == nil && now.Sub(t.disconnectedAt) > idle {
@@ -466,10 +472,10 @@ func (s *Session) expireTabs(now time.Time) (ended bool) {
 		}
 	}
 	if len(s.tabs) > 0 {
-		return false
+		return ""
 	}
 	s.endLocked()
-	return true
+	return "visitor gone"
 }
 
 // endLocked marks the session ended and gives each agent its last message.

@@ -52,6 +52,7 @@ type options struct {
 	logLevel    slog.Level
 	logFormat   string
 	join        session.JoinMode
+	sessionIdle time.Duration
 	// shutdownTimeout bounds a graceful shutdown (SIGTERM, SIGINT).
 	shutdownTimeout time.Duration
 	render          renderOptions
@@ -115,6 +116,7 @@ func (o *options) register(fs *flag.FlagSet, defaultListen string) {
 		o.join = m
 		return err
 	})
+	fs.DurationVar(&o.sessionIdle, "session-idle", 30*time.Minute, "end a session after this long without any activity of the visitor (`duration`; 0: never); both sides are told")
 	o.render.register(fs)
 	o.assets.register(fs)
 }
@@ -218,7 +220,7 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 	}
 	stats := metrics.New()
 	stats.AddAssetCache(assetService.cache)
-	hub := session.NewHub(session.Config{Logger: logger, Join: o.join, Record: auditLog.Record, OnSessionEnd: assetService.Forget, OnDeliver: stats.ObserveFanout, NewRedactor: func(sessionID, tabID string) session.Redactor {
+	hub := session.NewHub(session.Config{Logger: logger, Join: o.join, SessionIdle: o.sessionIdle, Record: auditLog.Record, OnSessionEnd: assetService.Forget, OnDeliver: stats.ObserveFanout, NewRedactor: func(sessionID, tabID string) session.Redactor {
 		r := policies.NewRedactor(policy.Policy)
 		r.OnPageEnd(func(page policies.PageReport) {
 			stats.CountRedactions(page.Counts)

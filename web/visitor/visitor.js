@@ -73,6 +73,7 @@
   var policy = null; // the page's masking options (see loadPolicy), once known
   var ws = null, connected = false, backoff = MIN_BACKOFF_MS, flushTimer = 0, reconnectTimer = 0;
   var ended = false; // the session ended (docs/protocol.md "ended"): this page stops
+  var sessionId = ''; // the session of the last welcome
   // What the visitor sees of the session: consent, banner, agents' pointers
   // (ui.js, in the same scope).
   var ui = cobrowseUI(document, window, send);
@@ -280,6 +281,13 @@
       var msg;
       try { msg = JSON.parse(e.data); } catch (err) { return; }
       if (msg.type === 'welcome') {
+        // Back after the session ended (offline too long, or the server
+        // restarted): what the panel showed belongs to the old one.
+        if (sessionId && msg.session !== sessionId) {
+          ui.ended();
+          controller = '';
+        }
+        sessionId = msg.session;
         if (msg.ack < lastAcked) { restart(); return; } // the server lost this page
         acknowledge(msg.ack);
         connected = true;

@@ -876,3 +876,16 @@ test('--join code: the help button is offered, and window.cobrowse.showCode asks
   h.ws.receive({ type: 'code', code: '123456' });
   assert.equal(h.ui.calls.pop()[1].code, '123456');
 });
+
+test('a welcome into another session clears the visitor UI of the old one', () => {
+  const h = visitor();
+  h.ws.welcome(0); // session S1
+  h.ws.receive({ type: 'control', agent: { id: 'a001', name: 'Alice' } });
+  h.ws.serverClose();
+  h.clock.advance(300);
+  h.ws.receive({ type: 'welcome', session: 'S2', ack: 0 });
+  assert.deepEqual(h.ui.calls.map((c) => c[0]), ['control', 'ended']);
+  // Alice controlled S1, not S2: her input is refused now.
+  h.ws.receive({ type: 'input', agent: 'a001', seq: 1, action: 'click', x: 0, y: 0 });
+  assert.equal(h.ui.applied.length, 0);
+});
