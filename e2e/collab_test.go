@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/cobrowse/cobrowse/session"
+	"github.com/cobrowse/cobrowse/webhook"
 )
 
 // liveAgent is an agent's live socket, read by a test.
@@ -609,5 +611,77 @@ func TestNetworkDropResumes(t *testing.T) {
 	c.api(t, "/api/sessions/"+id, &info)
 	if !info.Connected {
 		t.Error("the visitor is not connected again")
+	}
+}
+
+// The visitor's label comes from the site's response header; the dashboard
+// shows it and finds the visitor by it; a signed webhook tells a helpdesk
+// when the session starts and ends.
+func TestVisitorLabelAndWebhook(t *testing.T) {
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-User-Id", "user-42")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, `<!doctype html><title>Account</title><h1>Account of user 42</h1>`)
+	}))
+	defer site.Close()
+	secret := "webhook-secret-0123456789"
+	events := make(chan webhook.Event, 8)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Header.Get(webhook.SignatureHeader) != webhook.Sign([]byte(secret), r.Header.Get(webhook.TimestampHeader), body) {
+			t.Errorf("webhook delivery with a bad signature: %s", body)
+		}
+		var e webhook.Event
+		json.Unmarshal(body, &e)
+		events <- e
+	}))
+	defer hook.Close()
+	c := startCobrowse(t, "serve", "--upstream", site.URL, "--visitor-label-header", "X-User-Id",
+		"--webhook", hook.URL, "--webhook-secret", secret)
+	page := visitorBrowser(t).MustPage("").Timeout(60 * time.Second)
+	page.MustNavigate(c.visitorURL).MustWaitLoad()
+	id := waitForSession(t, c)
+	select {
+	case e := <-events:
+		if e.Event != "session.started" || e.Session != id || e.Fields["label"] != "user-42" {
+			t.Errorf("first webhook event %+v", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no session.started webhook")
+	}
+
+	agent := agentBrowser(t)
+	if err := chromedp.Do(agent,
+		chromedp.Navigate(c.agentURL+"/login?token="+c.token),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-session="`+id+`"]`)),
+		chromedp.SendKeys(chromedp.CSS(`#search`), "user-4"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	row, _ := chromedp.Run(agent, chromedp.Text(chromedp.CSS(`tr[data-session="`+id+`"]`)))
+	if !strings.Contains(row, "user-42") {
+		t.Errorf("dashboard row %q lacks the label", row)
+	}
+	if err := chromedp.Do(agent, chromedp.SendKeys(chromedp.CSS(`#search`), "x")); err != nil { // "user-4x": no match
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the search hides the visitor", func() string {
+		n, _ := chromedp.Run(agent, chromedp.Evaluate[int](`document.querySelectorAll('#sessions tr').length`))
+		if n != 0 {
+			return fmt.Sprintf("%d rows", n)
+		}
+		return ""
+	})
+
+	// An agent ends the session: the helpdesk hears of it.
+	live := dialLive(t, c, id, "Gus")
+	live.conn.WriteJSON(map[string]any{"type": "end"})
+	select {
+	case e := <-events:
+		if e.Event != "session.ended" || e.Session != id || !strings.Contains(fmt.Sprint(e.Fields["reason"]), "Gus") {
+			t.Errorf("webhook event after the end %+v", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no session.ended webhook")
 	}
 }

@@ -269,6 +269,42 @@ func (h *Hub) Redeem(code string) (string, error) {
 	return s.id, nil
 }
 
+// maxLabel bounds a visitor label, in bytes.
+const maxLabel = 128
+
+// SetLabel labels a session's visitor for the dashboard (Info.Label; cmd
+// takes it from a cookie or response header of the fronted site). The
+// visitor's first page comes before its session starts in the hub, so a
+// label for an unknown session waits for it (at most MaxSessions labels
+// wait).
+func (h *Hub) SetLabel(sessionID, label string) {
+	label = truncate(strings.TrimSpace(label), maxLabel)
+	h.mu.Lock()
+	s := h.sessions[sessionID]
+	if s == nil {
+		if len(h.labels) >= h.cfg.MaxSessions {
+			for k := range h.labels { // forget one; any will do
+				delete(h.labels, k)
+				break
+			}
+		}
+		h.labels[sessionID] = label
+		h.mu.Unlock()
+		return
+	}
+	h.mu.Unlock()
+	s.mu.Lock()
+	changed := s.label != label
+	s.label = label
+	if changed {
+		s.broadcastLocked(s.infoMessageLocked())
+	}
+	s.mu.Unlock()
+	if changed {
+		h.changed()
+	}
+}
+
 // ChatMessage is one line of a session's chat.
 type ChatMessage struct {
 	// From is the agent who wrote it; zero (ID "") for the visitor.

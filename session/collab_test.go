@@ -559,3 +559,24 @@ func TestIdleSessionEnds(t *testing.T) {
 		t.Errorf("agent got %+v", msgs)
 	}
 }
+
+func TestVisitorLabel(t *testing.T) {
+	rec := &recorder{}
+	hub := quietHub(Config{Record: rec.record})
+	hub.SetLabel("s1", "  user-42  ") // the first page comes before the session
+	v, _ := mustAttach(t, hub, "s1", "tab-0001", "page-0001")
+	mustBatch(t, v, 1, rrwebtest.Page(1000, "https://shop.test/", 0))
+	s, _ := hub.Session("s1")
+	if got := s.Info().Label; got != "user-42" {
+		t.Errorf("label %q, want user-42", got)
+	}
+	if !strings.Contains(rec.all(), "session.started[session s1 label user-42]") {
+		t.Errorf("recorded:\n%s", rec.all())
+	}
+	alice, _ := s.Subscribe("Alice")
+	next(t, alice)
+	hub.SetLabel("s1", strings.Repeat("x", 500))
+	if msgs := next(t, alice); msgs[0].Type != "info" || len(msgs[0].Session.Label) != maxLabel {
+		t.Errorf("after a new label the agent got %+v", msgs)
+	}
+}

@@ -149,9 +149,12 @@ type TabInfo struct {
 
 // Info describes a session for dashboards and the REST API.
 type Info struct {
-	ID           string    `json:"id"`
-	URL          string    `json:"url"`
-	Title        string    `json:"title"`
+	ID    string `json:"id"`
+	URL   string `json:"url"`
+	Title string `json:"title"`
+	// Label names the visitor for agents (--visitor-label-cookie/-header),
+	// when the fronted site gives one.
+	Label        string    `json:"label,omitempty"`
 	Started      time.Time `json:"started"`
 	LastActivity time.Time `json:"lastActivity"`
 	// Connected is true while at least one of the visitor's tabs is connected.
@@ -183,6 +186,7 @@ type Hub struct {
 	sessions map[string]*Session
 	watchers map[chan struct{}]struct{}
 	codes    map[string]supportCode // JoinCode: live support codes (collab.go)
+	labels   map[string]string      // labels of sessions not started yet (SetLabel)
 
 	// stopping is set by Shutdown: visitors are refused and told to
 	// reconnect elsewhere.
@@ -268,6 +272,7 @@ func NewHub(cfg Config) *Hub {
 		cfg:      cfg.withDefaults(),
 		sessions: make(map[string]*Session),
 		codes:    make(map[string]supportCode),
+		labels:   make(map[string]string),
 		watchers: make(map[chan struct{}]struct{}),
 	}
 }
@@ -343,6 +348,7 @@ func (h *Hub) changed() {
 func (h *Hub) sessionFor(id string) (*Session, error) {
 	h.mu.Lock()
 	s, ok := h.sessions[id]
+	label := h.labels[id] // for a new session: SetLabel may have come first
 	if ok && s.ended.Load() {
 		ok = false
 		delete(h.sessions, id)
@@ -361,12 +367,15 @@ func (h *Hub) sessionFor(id string) (*Session, error) {
 			tabs:         make(map[string]*tab),
 			subs:         make(map[*Subscriber]struct{}),
 			consent:      ConsentNotAsked,
+			label:        label,
 		}
+		delete(h.labels, id)
 		h.sessions[id] = s
 		h.cfg.Logger.Info("session started", "session", id)
 	}
 	h.mu.Unlock()
 	if !ok {
+		h.record("session.started", "session", id, "label", label)
 		h.changed()
 	}
 	return s, nil

@@ -36,6 +36,7 @@ type Session struct {
 	consentAnswered time.Time
 	agentSeq        int
 	chat            []ChatMessage // the latest maxChatLog messages
+	label           string        // the visitor's label (Hub.SetLabel)
 	control         control       // remote control (collab.go)
 	// ended is set, under mu, when the last tab expired; it is atomic so that
 	// the hub can read it without taking mu (see the lock order above).
@@ -86,6 +87,7 @@ func (s *Session) infoLocked() Info {
 		Tabs:         len(s.tabs),
 		Agents:       len(s.subs),
 		Ended:        s.ended.Load(),
+		Label:        s.label,
 	}
 	for _, t := range s.tabs {
 		if t.conn != nil {

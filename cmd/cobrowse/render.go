@@ -130,17 +130,11 @@ func (s *assetService) Forget(sessionID string) {
 	s.cache.ForgetSession(sessionID)
 }
 
-// RememberCookies wraps the fronting handler: it remembers, in memory, the
-// Cookie header each visitor's browser sends to the fronted site, so that
-// the visitor's assets are fetched as that visitor. visitors identifies a
-// visitor from its very first request (the page that loads the visitor
-// script, and that page's images, come before the script's socket), and
-// sets the visitor cookie on that response.
-func (s *assetService) RememberCookies(site http.Handler, visitors *session.VisitorHandler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.cookies.Remember(visitors.Identify(w, r), r.Host, r.Header.Get("Cookie"))
-		site.ServeHTTP(w, r)
-	})
+// RememberCookie records the Cookie header a visitor's browser sent to the
+// fronted site host, so that the visitor's assets are fetched as that
+// visitor (frontVisitors calls it for every request).
+func (s *assetService) RememberCookie(sessionID, host, cookieHeader string) {
+	s.cookies.Remember(sessionID, host, cookieHeader)
 }
 
 // Asset fetches req with the visitor's remembered Cookie header for the

@@ -53,6 +53,8 @@ type options struct {
 	logFormat   string
 	join        session.JoinMode
 	sessionIdle time.Duration
+	labels      visitorLabels
+	webhook     webhookOptions
 	// shutdownTimeout bounds a graceful shutdown (SIGTERM, SIGINT).
 	shutdownTimeout time.Duration
 	render          renderOptions
@@ -117,6 +119,8 @@ func (o *options) register(fs *flag.FlagSet, defaultListen string) {
 		return err
 	})
 	fs.DurationVar(&o.sessionIdle, "session-idle", 30*time.Minute, "end a session after this long without any activity of the visitor (`duration`; 0: never); both sides are told")
+	o.labels.register(fs)
+	o.webhook.register(fs)
 	o.render.register(fs)
 	o.assets.register(fs)
 }
@@ -220,7 +224,17 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 	}
 	stats := metrics.New()
 	stats.AddAssetCache(assetService.cache)
-	hub := session.NewHub(session.Config{Logger: logger, Join: o.join, SessionIdle: o.sessionIdle, Record: auditLog.Record, OnSessionEnd: assetService.Forget, OnDeliver: stats.ObserveFanout, NewRedactor: func(sessionID, tabID string) session.Redactor {
+	hook, err := startWebhook(o.webhook, logger)
+	if err != nil {
+		return err
+	}
+	defer closeWebhook(hook)
+	toWebhook := sessionEvents(hook)
+	record := func(event string, fields ...any) {
+		auditLog.Record(event, fields...)
+		toWebhook(event, fields...)
+	}
+	hub := session.NewHub(session.Config{Logger: logger, Join: o.join, SessionIdle: o.sessionIdle, Record: record, OnSessionEnd: assetService.Forget, OnDeliver: stats.ObserveFanout, NewRedactor: func(sessionID, tabID string) session.Redactor {
 		r := policies.NewRedactor(policy.Policy)
 		r.OnPageEnd(func(page policies.PageReport) {
 			stats.CountRedactions(page.Counts)
@@ -277,7 +291,7 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 	visitorMux.Handle("GET "+session.VisitorPath, visitors)
 	visitorMux.Handle("GET "+policies.ClientPath, policies.ClientHandler(policy.Policy))
 	visitorMux.Handle("/__cobrowse/", http.NotFoundHandler())
-	visitorMux.Handle("/", assetService.RememberCookies(front, visitors))
+	visitorMux.Handle("/", frontVisitors(front, visitors, assetService, o.labels, hub))
 
 	visitorServer := &http.Server{Handler: visitorMux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	scheme := "http"

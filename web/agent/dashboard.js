@@ -5,16 +5,27 @@
   var empty = document.getElementById('empty');
   var count = document.getElementById('session-count');
   var liveState = document.getElementById('live-state');
+  var search = document.getElementById('search');
   var sessions = [];
+
+  // matches reports whether a session fits the search: its visitor's label
+  // (--visitor-label-cookie/-header), page title or URL, or id.
+  function matches(s, q) {
+    if (!q) return true;
+    return [s.label, s.title, s.url, s.id].some(function (f) { return f && f.toLowerCase().indexOf(q) >= 0; });
+  }
 
   function render() {
     body.textContent = '';
-    sessions.forEach(function (s) {
+    var q = search.value.trim().toLowerCase();
+    var shown = sessions.filter(function (s) { return matches(s, q); });
+    shown.forEach(function (s) {
       var row = document.createElement('tr');
       row.dataset.session = s.id;
       var id = cobrowse.el('td', s.id.slice(0, 8), 'mono');
       id.title = s.id;
       row.appendChild(id);
+      row.appendChild(cobrowse.el('td', s.label || '—', s.label ? 'label' : 'muted'));
       var page = cobrowse.el('td');
       page.appendChild(cobrowse.el('div', s.title || '(untitled)', 'title'));
       page.appendChild(cobrowse.el('div', s.url || '', 'muted url'));
@@ -34,8 +45,11 @@
       body.appendChild(row);
     });
     count.textContent = sessions.length;
-    empty.hidden = sessions.length > 0;
+    empty.hidden = shown.length > 0;
+    empty.textContent = sessions.length ? 'No visitor matches the search.' :
+      'No visitors right now. Sessions appear here as soon as someone opens a page of the fronted site.';
   }
+  search.addEventListener('input', render);
 
   // A support code the visitor read out (--join code) opens that session.
   var joinForm = document.getElementById('join-code');
