@@ -107,20 +107,9 @@ func TestDOMModeLoadsAssetsThroughTheAgentListener(t *testing.T) {
 	})
 
 	// The agent sees what the visitor saw.
-	var ratio float64
-	var shown []byte
-	defer func() { saveArtifact(t, "domassets-agent-dom.png", shown) }()
-	eventually(t, 10*time.Second, "the agent's DOM view matches the visitor's", func() string {
-		var err error
-		if shown, err = chromedp.Run(agent, chromedp.Screenshot(chromedp.CSS(`#stage iframe`))); err != nil {
-			return err.Error()
-		}
-		if ratio = pixelDiff(t, seen, shown); ratio > 0.01 {
-			return fmt.Sprintf("%.2f%% of the pixels differ", 100*ratio)
-		}
-		return ""
+	sameView(t, "the agent's DOM view", "domassets-agent-dom.png", seen, func() ([]byte, error) {
+		return chromedp.Run(agent, chromedp.Screenshot(chromedp.CSS(`#stage iframe`)))
 	})
-	t.Logf("visitor vs agent DOM view: %.3f%% of the pixels differ", 100*ratio)
 
 	// The server fetched them: the image with the visitor's login, the
 	// font, the stylesheet and the image it names; never the intranet.

@@ -14,9 +14,9 @@ import (
 // navigation to checkout and typing. It runs only when COBROWSE_RECORD names
 // the file to write (gzipped JSON: the batches of rrweb events, in the order
 // sent). policies' BenchmarkHubEvent
-// replays policies/testdata/demo-session.json.gz, made with:
+// replays internal/rrwebtest/demo-session.json.gz, made with:
 //
-//	COBROWSE_RECORD=$PWD/policies/testdata/demo-session.json.gz go test -run TestRecordDemoSession ./e2e/
+//	COBROWSE_RECORD=$PWD/internal/rrwebtest/demo-session.json.gz go test -run TestRecordDemoSession ./e2e/
 func TestRecordDemoSession(t *testing.T) {
 	out := os.Getenv("COBROWSE_RECORD")
 	if out == "" {

@@ -169,6 +169,27 @@ func waitForSession(t testing.TB, c *cobrowse) string {
 	return sessions[0].ID
 }
 
+// sameView waits until the view that shot takes looks like want (at most
+// 1 % of the pixels differ), logs the share that differs, and keeps the
+// last shot as an artifact.
+func sameView(t *testing.T, what, artifact string, want []byte, shot func() ([]byte, error)) {
+	t.Helper()
+	var got []byte
+	var ratio float64
+	defer func() { saveArtifact(t, artifact, got) }()
+	eventually(t, 10*time.Second, what+" matches the visitor's", func() string {
+		var err error
+		if got, err = shot(); err != nil {
+			return err.Error()
+		}
+		if ratio = pixelDiff(t, want, got); ratio > 0.01 {
+			return fmt.Sprintf("%.2f%% of the pixels differ", 100*ratio)
+		}
+		return ""
+	})
+	t.Logf("visitor vs %s: %.3f%% of the pixels differ", what, 100*ratio)
+}
+
 // agentGET returns the status and body of an agent API path.
 func (c *cobrowse) agentGET(t *testing.T, path string) (int, []byte) {
 	t.Helper()
@@ -221,27 +242,22 @@ func TestRenderedModeResolvesAssetsOnTheServer(t *testing.T) {
 	// The canonical render, as a ticket would get it, matches what the
 	// visitor sees: stylesheet and image behind the login, font from the
 	// other origin.
-	var rendered []byte
+	// (The first answer may take a rendering start.)
 	eventually(t, 30*time.Second, "the screenshot of the rendered view", func() string {
-		status, body := c.agentGET(t, "/api/sessions/"+id+"/screenshot.png")
-		if status != http.StatusOK {
+		if status, body := c.agentGET(t, "/api/sessions/"+id+"/screenshot.png"); status != http.StatusOK {
 			return fmt.Sprintf("%d %s", status, body)
 		}
-		rendered = body
 		return ""
 	})
 	seen := page.MustScreenshot()
-	var ratio float64
 	saveArtifact(t, "render-visitor.png", seen)
-	defer func() { saveArtifact(t, "render-screenshot.png", rendered) }()
-	eventually(t, 10*time.Second, "the rendered view matches the visitor's", func() string {
-		_, rendered = c.agentGET(t, "/api/sessions/"+id+"/screenshot.png")
-		if ratio = pixelDiff(t, seen, rendered); ratio > 0.01 {
-			return fmt.Sprintf("%.2f%% of the pixels differ", 100*ratio)
+	sameView(t, "the rendered view", "render-screenshot.png", seen, func() ([]byte, error) {
+		status, shot := c.agentGET(t, "/api/sessions/"+id+"/screenshot.png")
+		if status != http.StatusOK {
+			return nil, fmt.Errorf("%d %s", status, shot)
 		}
-		return ""
+		return shot, nil
 	})
-	t.Logf("visitor vs rendered view: %.3f%% of the pixels differ", 100*ratio)
 	// (The visitor's rrweb inlines the same-origin stylesheet it can read;
 	// the image is fetched by the server, with the visitor's cookie, or it
 	// would not show.)

@@ -1,15 +1,13 @@
 package policies
 
 import (
-	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/cobrowse/cobrowse/internal/rrwebtest"
 	"github.com/cobrowse/cobrowse/session"
 )
 
@@ -92,32 +90,13 @@ func BenchmarkHubEvent(b *testing.B) {
 	}
 }
 
-// recordedSession returns the batches of rrweb events of the recorded demo
-// session, testdata/demo-session.json.gz (see e2e/record_test.go).
-func recordedSession(t testing.TB) [][]json.RawMessage {
-	f, err := os.Open(filepath.Join("testdata", "demo-session.json.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var batches [][]json.RawMessage
-	if err := json.NewDecoder(zr).Decode(&batches); err != nil {
-		t.Fatal(err)
-	}
-	return batches
-}
-
 // BenchmarkHubRecordedSession replays a recorded demo session (see
 // e2e/record_test.go: two pages, pointer moves, scrolls, clicks, cart
 // updates, typing) through a fresh hub tab per iteration, without and with
 // the Redactor and the built-in policy: the difference is what redaction
 // adds to the hub's work for a real visitor's stream.
 func BenchmarkHubRecordedSession(b *testing.B) {
-	batches := recordedSession(b)
+	batches := rrwebtest.DemoSession(b)
 	events, bytes := 0, 0
 	for _, batch := range batches {
 		events += len(batch)

@@ -3,13 +3,15 @@ package policies
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/cobrowse/cobrowse/internal/rrwebtest"
 )
 
 // recordedSnapshots returns the data of the full snapshots in the recorded
 // demo session.
 func recordedSnapshots(t testing.TB) [][]byte {
 	var out [][]byte
-	for _, b := range recordedSession(t) {
+	for _, b := range rrwebtest.DemoSession(t) {
 		for _, raw := range b {
 			if ev, _, ok := parseEnvelope(raw); ok && ev.Type == eventFullSnapshot {
 				out = append(out, ev.Data)

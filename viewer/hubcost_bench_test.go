@@ -3,7 +3,6 @@ package viewer_test
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/cobrowse/cobrowse/internal/rrwebtest"
 	"github.com/cobrowse/cobrowse/policies"
 	"github.com/cobrowse/cobrowse/session"
 	"github.com/cobrowse/cobrowse/viewer"
@@ -74,7 +73,7 @@ func BenchmarkHubCost(b *testing.B) {
 	}
 	client := startHubCostClient(b, cfg)
 	events := 0
-	for _, batch := range recordedDemoSession(b) {
+	for _, batch := range rrwebtest.DemoSession(b) {
 		events += len(batch)
 	}
 
@@ -192,7 +191,7 @@ func TestHubCostClient(t *testing.T) {
 	if err := json.Unmarshal([]byte(conf), &cfg); err != nil {
 		t.Fatal(err)
 	}
-	batches := recordedDemoSession(t)
+	batches := rrwebtest.DemoSession(t)
 	var tabs []*hubCostTab
 	for _, srv := range cfg.Servers {
 		tabs = append(tabs, openHubCostTab(t, srv))
@@ -308,23 +307,4 @@ func withTimestamp(event json.RawMessage, ts string) (json.RawMessage, error) {
 	}
 	fields["timestamp"] = json.RawMessage(ts)
 	return json.Marshal(fields)
-}
-
-// recordedDemoSession returns the batches of the recorded demo session
-// (policies/testdata/demo-session.json.gz, see e2e/record_test.go).
-func recordedDemoSession(t testing.TB) [][]json.RawMessage {
-	f, err := os.Open(filepath.Join("..", "policies", "testdata", "demo-session.json.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var batches [][]json.RawMessage
-	if err := json.NewDecoder(zr).Decode(&batches); err != nil {
-		t.Fatal(err)
-	}
-	return batches
 }

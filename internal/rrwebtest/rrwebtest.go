@@ -4,8 +4,12 @@
 package rrwebtest
 
 import (
+	"bytes"
+	"compress/gzip"
+	_ "embed"
 	"encoding/json"
 	"fmt"
+	"testing"
 )
 
 // Meta is the event rrweb emits before every full snapshot.
@@ -32,4 +36,28 @@ func Page(ts int, href string, n int) []json.RawMessage {
 		events = append(events, MouseMove(ts+2+i, i))
 	}
 	return events
+}
+
+// demoSession is what a visitor's browser sent while shopping on the demo
+// (two pages, clicks, pointer moves, scrolls, typed values), as recorded by
+// e2e's TestRecordDemoSession:
+//
+//	COBROWSE_RECORD=$PWD/internal/rrwebtest/demo-session.json.gz go test -run TestRecordDemoSession ./e2e/
+//
+//go:embed demo-session.json.gz
+var demoSession []byte
+
+// DemoSession returns the recorded demo session's batches of rrweb events,
+// for benchmarks that replay a real visitor.
+func DemoSession(tb testing.TB) [][]json.RawMessage {
+	tb.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(demoSession))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var batches [][]json.RawMessage
+	if err := json.NewDecoder(zr).Decode(&batches); err != nil {
+		tb.Fatal(err)
+	}
+	return batches
 }
