@@ -28,6 +28,7 @@ Usage:
   cobrowse demo [flags]                   front the built-in demo shop (try this first)
   cobrowse policy check FILE              validate a redaction policy file
   cobrowse policy test [flags] PAGE|URL   show a page as an agent would see it under a policy
+  cobrowse loadtest [flags]               simulate visitors and agents against a running server
   cobrowse version                        print the version
 
 Run "cobrowse serve -h" or "cobrowse demo -h" for their flags.
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDemo(ctx, args[1:], stdout, stderr)
 	case "policy":
 		return policyCommand(args[1:], stdout, stderr)
+	case "loadtest":
+		return loadtest(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "cobrowse", version)
 		return nil

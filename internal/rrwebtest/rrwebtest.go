@@ -1,6 +1,7 @@
 // Package rrwebtest makes rrweb events for tests: small, valid events of the
 // types the server classifies (Meta, FullSnapshot, incremental), shaped as
-// rrweb 2 emits them.
+// rrweb 2 emits them, and a recorded real session of the demo shop (for
+// benchmarks and cobrowse loadtest).
 package rrwebtest
 
 import (
@@ -51,13 +52,22 @@ var demoSession []byte
 // for benchmarks that replay a real visitor.
 func DemoSession(tb testing.TB) [][]json.RawMessage {
 	tb.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(demoSession))
+	batches, err := DemoBatches()
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return batches
+}
+
+// DemoBatches is DemoSession for programs (cobrowse loadtest).
+func DemoBatches() ([][]json.RawMessage, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(demoSession))
+	if err != nil {
+		return nil, err
+	}
 	var batches [][]json.RawMessage
 	if err := json.NewDecoder(zr).Decode(&batches); err != nil {
-		tb.Fatal(err)
+		return nil, fmt.Errorf("the recorded demo session: %w", err)
 	}
-	return batches
+	return batches, nil
 }
