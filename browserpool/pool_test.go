@@ -747,11 +747,14 @@ func TestProcParsing(t *testing.T) {
 		}
 	}
 	status := "Name:\tchromium\nVmPeak:\t  999 kB\nVmRSS:\t  2048 kB\nThreads: 3\n"
-	if got := vmRSS([]byte(status)); got != 2048<<10 {
-		t.Errorf("vmRSS = %d", got)
+	if got := kBField([]byte(status), "VmRSS:"); got != 2048<<10 {
+		t.Errorf("VmRSS = %d", got)
 	}
 	if rss, err := groupRSS(syscall.Getpgrp()); err != nil || rss <= 0 {
 		t.Errorf("groupRSS of the test's own group: %d, %v", rss, err)
+	}
+	if pss, err := groupPSS(syscall.Getpgrp()); err != nil || pss <= 0 {
+		t.Errorf("groupPSS of the test's own group: %d, %v", pss, err)
 	}
 }
 

@@ -138,8 +138,21 @@ func processesUsing(dir string) []int {
 }
 
 // groupRSS returns the resident memory of the process group pgid in bytes:
-// the sum of VmRSS over its processes.
+// the sum of VmRSS over its processes. Shared pages count once per process.
 func groupRSS(pgid int) (int64, error) {
+	return groupMemory(pgid, "status", "VmRSS:")
+}
+
+// groupPSS returns the proportional set size of the process group pgid in
+// bytes: the sum of Pss over its processes, so that shared pages count once
+// in all.
+func groupPSS(pgid int) (int64, error) {
+	return groupMemory(pgid, "smaps_rollup", "Pss:")
+}
+
+// groupMemory sums, over the processes of group pgid, the "field NNN kB"
+// line of /proc/<pid>/file, in bytes.
+func groupMemory(pgid int, file, field string) (int64, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0, err
@@ -154,12 +167,12 @@ func groupRSS(pgid int) (int64, error) {
 		if err != nil || statPgrp(stat) != pgid {
 			continue
 		}
-		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		content, err := os.ReadFile(filepath.Join("/proc", e.Name(), file))
 		if err != nil {
 			continue // the process ended between the two reads
 		}
 		found = true
-		total += vmRSS(status)
+		total += kBField(content, field)
 	}
 	if !found {
 		return 0, errors.New("no process in the browser's process group")
@@ -187,10 +200,11 @@ func statPgrp(stat []byte) int {
 	return pgrp
 }
 
-// vmRSS returns the VmRSS line of /proc/<pid>/status in bytes, or 0.
-func vmRSS(status []byte) int64 {
-	for line := range bytes.SplitSeq(status, []byte{'\n'}) {
-		rest, ok := bytes.CutPrefix(line, []byte("VmRSS:"))
+// kBField returns the value of a "field  NNN kB" line (as in
+// /proc/<pid>/status and smaps_rollup) in bytes, or 0.
+func kBField(content []byte, field string) int64 {
+	for line := range bytes.SplitSeq(content, []byte{'\n'}) {
+		rest, ok := bytes.CutPrefix(line, []byte(field))
 		if !ok {
 			continue
 		}

@@ -21,3 +21,4 @@ func killGroup(int)               {}
 func killLeftovers(string) int    { return 0 }
 func processesUsing(string) []int { return nil }
 func groupRSS(int) (int64, error) { return 0, errors.ErrUnsupported }
+func groupPSS(int) (int64, error) { return 0, errors.ErrUnsupported }

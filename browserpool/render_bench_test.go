@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"image/color"
 	"image/jpeg"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -81,7 +79,11 @@ func BenchmarkRenderLatency(b *testing.B) {
 			p.mu.Lock()
 			pid := p.browsers[0].pid
 			p.mu.Unlock()
-			b.ReportMetric(float64(groupPSS(b, pid))/float64(n)/(1<<20), "PSS-MiB/session")
+			pss, err := groupPSS(pid)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(pss)/float64(n)/(1<<20), "PSS-MiB/session")
 		})
 	}
 }
@@ -111,36 +113,4 @@ func mutationToFrame(b *testing.B, s *testSession, v *Viewer, ts int, c color.RG
 			return u.Frame.At.Sub(start)
 		}
 	}
-}
-
-// groupPSS returns the proportional set size of the process group pgid in
-// bytes: the sum of Pss in /proc/<pid>/smaps_rollup over its processes.
-func groupPSS(b *testing.B, pgid int) int64 {
-	entries, _ := os.ReadDir("/proc")
-	var total int64
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil || statPgrp(stat) != pgid {
-			continue
-		}
-		rollup, err := os.ReadFile(filepath.Join("/proc", e.Name(), "smaps_rollup"))
-		if err != nil {
-			continue
-		}
-		for line := range bytes.SplitSeq(rollup, []byte{'\n'}) {
-			if rest, ok := bytes.CutPrefix(line, []byte("Pss:")); ok {
-				if f := bytes.Fields(rest); len(f) > 0 {
-					kb, _ := strconv.ParseInt(string(f[0]), 10, 64)
-					total += kb << 10
-				}
-			}
-		}
-	}
-	if total == 0 {
-		b.Errorf("no memory found for process group %d", pgid)
-	}
-	return total
 }

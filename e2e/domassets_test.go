@@ -133,19 +133,7 @@ func TestDOMModeLoadsAssetsThroughTheAgentListener(t *testing.T) {
 	}
 
 	// Rendered mode: frames come, and still nothing but the agent listener.
-	if err := chromedp.Do(agent,
-		chromedp.Click(chromedp.CSS(`#mode-rendered`)),
-		chromedp.WaitVisible(chromedp.CSS(`#rendered`)),
-	); err != nil {
-		t.Fatalf("agent switching to Rendered mode: %v", err)
-	}
-	eventually(t, 15*time.Second, "a frame in the agent's Rendered view", func() string {
-		w, err := chromedp.Run(agent, chromedp.Evaluate[int](`document.getElementById('rendered').naturalWidth`))
-		if err != nil || w == 0 {
-			return fmt.Sprintf("naturalWidth %d (%v)", w, err)
-		}
-		return ""
-	})
+	switchToRendered(t, agent)
 
 	all := requests.list()
 	for _, r := range all {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"image"
 	"image/color"
@@ -285,21 +286,32 @@ func TestRenderedModeResolvesAssetsOnTheServer(t *testing.T) {
 		chromedp.Navigate(c.agentURL+"/login?token="+c.token),
 		chromedp.Navigate(c.agentURL+"/sessions/"+id),
 		chromedp.WaitVisible(chromedp.CSS(`#stage iframe`)),
+	); err != nil {
+		t.Fatalf("agent console: %v", err)
+	}
+	switchToRendered(t, agent)
+	if shot, err := chromedp.Run(agent, chromedp.CaptureScreenshot()); err == nil {
+		saveArtifact(t, "agent-rendered-mode.png", shot)
+	}
+}
+
+// switchToRendered clicks the console's Rendered button and waits for a
+// frame in the rendered view.
+func switchToRendered(t *testing.T, agent context.Context) {
+	t.Helper()
+	if err := chromedp.Do(agent,
 		chromedp.Click(chromedp.CSS(`#mode-rendered`)),
 		chromedp.WaitVisible(chromedp.CSS(`#rendered`)),
 	); err != nil {
 		t.Fatalf("agent switching to Rendered mode: %v", err)
 	}
-	eventually(t, 10*time.Second, "a frame in the agent's Rendered view", func() string {
+	eventually(t, 15*time.Second, "a frame in the agent's Rendered view", func() string {
 		w, err := chromedp.Run(agent, chromedp.Evaluate[int](`document.getElementById('rendered').naturalWidth`))
 		if err != nil || w == 0 {
 			return fmt.Sprintf("naturalWidth %d (%v)", w, err)
 		}
 		return ""
 	})
-	if shot, err := chromedp.Run(agent, chromedp.CaptureScreenshot()); err == nil {
-		saveArtifact(t, "agent-rendered-mode.png", shot)
-	}
 }
 
 // renderWatcher reads a session's render socket as an agent would and
