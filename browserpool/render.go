@@ -239,18 +239,42 @@ func (r *Renderer) startLocked(sessionID string) *rendering {
 // rendering if none runs and waiting (within ctx) for its first frame. It
 // fails at once, with the reason, when no tab is available.
 func (r *Renderer) Screenshot(ctx context.Context, sessionID string) ([]byte, error) {
-	v, err := r.Watch(sessionID)
+	tab, done, err := r.shownTab(ctx, sessionID)
 	if err != nil {
 		return nil, err
 	}
-	defer v.Close()
+	defer done()
+	return tab.screenshot(ctx)
+}
+
+// Document returns the document the session's rendered view shows (the
+// replayed page, as HTML), like Screenshot: what the server's Chromium
+// built from the redacted events, for an export or a check.
+func (r *Renderer) Document(ctx context.Context, sessionID string) (string, error) {
+	tab, done, err := r.shownTab(ctx, sessionID)
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	return tab.document(ctx)
+}
+
+// shownTab watches the session until its rendering shows a frame, and
+// returns its tab and the func that stops watching.
+func (r *Renderer) shownTab(ctx context.Context, sessionID string) (*replayTab, func(), error) {
+	v, err := r.Watch(sessionID)
+	if err != nil {
+		return nil, nil, err
+	}
 	for {
 		u, err := v.Next(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("waiting for the rendered view: %w", err)
+			v.Close()
+			return nil, nil, fmt.Errorf("waiting for the rendered view: %w", err)
 		}
 		if s := u.Status; s != nil && (s.State == StateUnavailable || s.State == StateEnded) {
-			return nil, &RenderError{Status: *s}
+			v.Close()
+			return nil, nil, &RenderError{Status: *s}
 		}
 		if u.Frame == nil {
 			continue
@@ -258,10 +282,9 @@ func (r *Renderer) Screenshot(ctx context.Context, sessionID string) ([]byte, er
 		v.rd.mu.Lock()
 		tab := v.rd.tab
 		v.rd.mu.Unlock()
-		if tab == nil {
-			continue // the tab was lost meanwhile; the next one sends frames
+		if tab != nil { // else the tab was lost meanwhile; the next one sends frames
+			return tab, v.Close, nil
 		}
-		return tab.screenshot(ctx)
 	}
 }
 

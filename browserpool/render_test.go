@@ -305,6 +305,14 @@ func TestRendererShowsThePageWithServerSideAssets(t *testing.T) {
 	// A mutation reaches the rendered view.
 	s.add(boxStyle(2000, "rgb(255, 0, 0)"))
 	screenshotUntil(t, r, "s1", 50, 50, red, 10*time.Second)
+
+	// The document the view shows: the replayed page, its script inert.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	doc, err := r.Document(ctx, "s1")
+	if err != nil || !strings.Contains(doc, `id="box"`) || !strings.Contains(doc, "<noscript") || strings.Contains(doc, "<script") {
+		t.Errorf("Document = %.300q, %v; want the replayed page with its scripts as noscript", doc, err)
+	}
 }
 
 func TestRendererDrawsAtTheVisitorsPixelRatio(t *testing.T) {

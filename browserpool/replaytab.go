@@ -304,6 +304,24 @@ func (t *replayTab) screenshot(ctx context.Context) ([]byte, error) {
 	return res.Data, nil
 }
 
+// document returns the replayed page's document as HTML.
+func (t *replayTab) document(ctx context.Context) (string, error) {
+	res, err := callTab(ctx, t, runtime.Evaluate, runtime.EvaluateParams{
+		Expression:    "(() => { const f = document.querySelector('#stage iframe'); return f && f.contentDocument ? f.contentDocument.documentElement.outerHTML : ''; })()",
+		ReturnByValue: new(true),
+	})
+	if err != nil {
+		return "", fmt.Errorf("reading the rendered view's document: %w", err)
+	}
+	var html string
+	if res.Result != nil && len(res.Result.Value) > 0 {
+		if err := json.Unmarshal(res.Result.Value, &html); err != nil {
+			return "", fmt.Errorf("reading the rendered view's document: %w", err)
+		}
+	}
+	return html, nil
+}
+
 // answerRequests answers every request the tab makes. Each one is answered
 // (fulfilled or failed), on its own goroutine, at most
 // maxConcurrentAnswers at a time; the iteration ends with ctx.

@@ -418,6 +418,18 @@ func TestNoSecretReachesAnAgent(t *testing.T) {
 		t.Errorf("the rendered view fetched no image from the upstream (requests: %q); the renderer's channel went unchecked", fetched)
 	}
 	t.Logf("the rendered view made %d requests to the upstream, e.g. %q", len(fetched), fetched[:min(3, len(fetched))])
+	// ... and its document was checked only if it shows the page.
+	lt.mu.Lock()
+	renderedProfile := ""
+	for _, src := range lt.snapshots {
+		if src.name == "the rendered view's document (on /account/profile)" {
+			renderedProfile = src.text
+		}
+	}
+	lt.mu.Unlock()
+	if !strings.Contains(renderedProfile, "Public profile heading") {
+		t.Errorf("the rendered view's document of the profile lacks its public heading: %.200q", renderedProfile)
+	}
 	if leaks := lt.leaks(); len(leaks) > 0 {
 		t.Errorf("%d secrets reached the agent:\n%s", len(leaks), strings.Join(leaks, "\n"))
 	}
@@ -640,6 +652,12 @@ func (lt *leakTest) collect(page string) {
 	// whose requests for the page's images are checked like the rest.
 	if status, shot := lt.c.agentGET(t, "/api/sessions/"+lt.sessionID+"/screenshot.png"); status != http.StatusOK {
 		t.Errorf("the rendered view of %s: %d %s", page, status, shot)
+	}
+	// ... and the document the server's Chromium built for it.
+	if status, doc := lt.c.agentGET(t, "/api/sessions/"+lt.sessionID+"/rendered.html"); status == http.StatusOK {
+		add("the rendered view's document", string(doc))
+	} else {
+		t.Errorf("the rendered view's document of %s: %d %s", page, status, doc)
 	}
 	if lt.view != nil {
 		if doc, err := inReplay[string](lt.view, `doc => doc.documentElement.outerHTML`); err == nil {

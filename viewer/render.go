@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -93,6 +94,26 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request) error {
 
 // screenshot answers the session's canonical render as a PNG, for tickets.
 func (s *Server) screenshot(w http.ResponseWriter, r *http.Request) error {
+	return s.exportRendered(w, r, "agent.screenshot", func(ctx context.Context, id string) ([]byte, error) {
+		return s.renderer.Screenshot(ctx, id)
+	}, "image/png", `inline; filename="%s.png"`)
+}
+
+// renderedDocument answers the document the session's rendered view shows,
+// as an HTML file to download: the replayed page as the server's Chromium
+// built it from the redacted events (sandboxed: it runs nothing if opened).
+func (s *Server) renderedDocument(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Security-Policy", "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'")
+	return s.exportRendered(w, r, "agent.export", func(ctx context.Context, id string) ([]byte, error) {
+		doc, err := s.renderer.Document(ctx, id)
+		return []byte("<!doctype html>\n" + doc), err
+	}, "text/html; charset=utf-8", `attachment; filename="%s.html"`)
+}
+
+// exportRendered answers what get takes from the session's rendered view,
+// which it may have to start first; disposition has a %s for the session.
+func (s *Server) exportRendered(w http.ResponseWriter, r *http.Request, event string,
+	get func(ctx context.Context, sessionID string) ([]byte, error), contentType, disposition string) error {
 	sess, err := s.hub.Session(r.PathValue("id"))
 	if err != nil {
 		return err
@@ -103,7 +124,7 @@ func (s *Server) screenshot(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), screenshotTimeout)
 	defer cancel()
-	png, err := s.renderer.Screenshot(ctx, sess.ID())
+	body, err := get(ctx, sess.ID())
 	var unavailable *browserpool.RenderError
 	switch {
 	case errors.As(err, &unavailable):
@@ -115,10 +136,10 @@ func (s *Server) screenshot(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	}
-	s.audit.Record("agent.screenshot", "session", sess.ID(), "remote", r.RemoteAddr)
-	w.Header().Set("Content-Type", "image/png")
+	s.audit.Record(event, "session", sess.ID(), "remote", r.RemoteAddr)
+	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Disposition", `inline; filename="`+sess.ID()+`.png"`)
-	_, err = w.Write(png)
+	w.Header().Set("Content-Disposition", fmt.Sprintf(disposition, sess.ID()))
+	_, err = w.Write(body)
 	return err
 }

@@ -34,15 +34,17 @@ func TestRenderedModeWithoutRenderer(t *testing.T) {
 		t.Errorf("close code %d, want 1000 (nothing to retry)", code)
 	}
 
-	resp, body = f.do(t, request{path: "/api/sessions/s1/screenshot.png", header: bearer(testToken)})
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "--render") {
-		t.Errorf("screenshot: %s %s; want 503 that names --render", resp.Status, body)
+	for _, path := range []string{"/api/sessions/s1/screenshot.png", "/api/sessions/s1/rendered.html"} {
+		resp, body = f.do(t, request{path: path, header: bearer(testToken)})
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "--render") {
+			t.Errorf("%s: %s %s; want 503 that names --render", path, resp.Status, body)
+		}
 	}
 }
 
 func TestRenderedModeRoutes(t *testing.T) {
 	f := newFixture(t)
-	for _, path := range []string{"/api/sessions/s1/screenshot.png", "/api/sessions/s1/render"} {
+	for _, path := range []string{"/api/sessions/s1/screenshot.png", "/api/sessions/s1/rendered.html", "/api/sessions/s1/render"} {
 		if resp, _ := f.do(t, request{path: path}); resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("%s without credentials: %s, want 401", path, resp.Status)
 		}

@@ -132,6 +132,7 @@ func (s *Server) routes() {
 	s.mux.Handle("POST /api/join", s.api(s.joinByCode))
 	s.mux.Handle("GET /api/sessions/{id}/render", s.api(s.render))
 	s.mux.Handle("GET /api/sessions/{id}/screenshot.png", s.api(s.screenshot))
+	s.mux.Handle("GET /api/sessions/{id}/rendered.html", s.api(s.renderedDocument))
 	s.mux.Handle("GET /api/sessions/{id}/asset", s.api(s.asset))
 }
 
