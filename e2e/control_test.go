@@ -119,6 +119,15 @@ func TestRemoteControl(t *testing.T) {
 		}
 		return ""
 	})
+	// A checkbox and a radio button: their change events reach the app.
+	clickReplayed(t, agent, "#news")
+	clickReplayed(t, agent, "#courier")
+	eventually(t, 10*time.Second, "the app took the agent's ticks", func() string {
+		if got := visitorText(page, "#prefs"); got != "News: yes, shipping: courier" {
+			return fmt.Sprintf("prefs %q", got)
+		}
+		return ""
+	})
 	saveArtifact(t, "control-visitor.png", page.MustScreenshot())
 
 	// A no_control element and a masked field are refused, with the reason
