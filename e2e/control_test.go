@@ -128,6 +128,22 @@ func TestRemoteControl(t *testing.T) {
 		}
 		return ""
 	})
+	// A date field: the agent picks the date in the console (the visitor's
+	// own picker cannot be opened remotely), the app gets its change.
+	clickReplayed(t, agent, "#when")
+	if err := chromedp.Do(agent,
+		chromedp.WaitVisible(chromedp.CSS(`form.choose input`)),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('form.choose input').value = '2026-12-24'`),
+		chromedp.Click(chromedp.CSS(`form.choose button`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the app took the agent's date", func() string {
+		if got := visitorText(page, "#date"); got != "Date: 2026-12-24" {
+			return fmt.Sprintf("date %q", got)
+		}
+		return ""
+	})
 	saveArtifact(t, "control-visitor.png", page.MustScreenshot())
 
 	// A no_control element and a masked field are refused, with the reason

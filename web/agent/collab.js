@@ -208,6 +208,37 @@ window.cobrowseCollab = function (opts) {
     flushInk();
   });
 
+  // pickValue shows a field of the same type as a replayed date, time or
+  // colour field under the agent's click, and sends the value chosen in it:
+  // the visitor's own pop-up picker cannot be opened from here.
+  var PICKERS = /^(date|datetime-local|month|week|time|color|range)$/i;
+  function pickValue(field, p, clientX, clientY) {
+    var form = document.createElement('form');
+    form.className = 'choose';
+    form.style.left = clientX + 'px';
+    form.style.top = clientY + 'px';
+    var value = document.createElement('input');
+    value.type = field.type;
+    value.value = field.value;
+    value.setAttribute('aria-label', 'Value for the visitor\'s field');
+    var ok = document.createElement('button');
+    ok.type = 'submit';
+    ok.textContent = 'Set';
+    form.addEventListener('submit', function (e) {
+      e.preventDefault();
+      form.remove();
+      input('select', { x: p.x, y: p.y, value: value.value });
+    });
+    form.addEventListener('click', function (e) { e.stopPropagation(); });
+    form.appendChild(value);
+    form.appendChild(ok);
+    document.body.appendChild(form);
+    value.focus();
+    setTimeout(function () {
+      document.addEventListener('click', function close() { form.remove(); document.removeEventListener('click', close); });
+    }, 0);
+  }
+
   view.addEventListener('click', function (e) {
     if (!inControl()) {
       var at = tool === 'highlight' && visible() ? opts.toVisitor(e.clientX, e.clientY) : null;
@@ -219,6 +250,10 @@ window.cobrowseCollab = function (opts) {
     var el = opts.elementAt ? opts.elementAt(p.x, p.y) : null;
     if (el && el.tagName === 'SELECT') {
       chooseFrom(el, p, e.clientX, e.clientY);
+      return;
+    }
+    if (el && el.tagName === 'INPUT' && PICKERS.test(el.type || '')) {
+      pickValue(el, p, e.clientX, e.clientY);
       return;
     }
     input('click', { x: p.x, y: p.y });

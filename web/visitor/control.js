@@ -6,7 +6,8 @@
 // visitor's: a click is the pointer and mouse events a browser sends, then
 // click(), and moves the focus; typed text goes through the field's native
 // value setter and an "input" event, so React's and Vue's controlled inputs
-// take it; a select's new value fires "input" and "change"; Enter submits
+// take it; a select's new value, or a date, time or colour field's, fires
+// "input" and "change"; Enter submits
 // the field's form as a browser would; scrolling scrolls what is under the
 // pointer.
 //
@@ -20,6 +21,10 @@
 // returns the policy's reason to refuse el, or "".
 function cobrowseControl(doc, win, refusal) {
   'use strict';
+
+  // PICKERS are the input types whose value a browser picks in a pop-up
+  // (date pickers and the like): an agent chooses their value directly.
+  var PICKERS = /^(date|datetime-local|month|week|time|color|range)$/i;
 
   function nativeSetter(el) {
     var proto = el instanceof win.HTMLTextAreaElement ? win.HTMLTextAreaElement.prototype :
@@ -112,11 +117,16 @@ function cobrowseControl(doc, win, refusal) {
         key(el, String(msg.key || ''));
         return '';
       case 'select':
-        if (el.tagName !== 'SELECT') return 'that is not a list to choose from';
-        var ok = Array.prototype.some.call(el.options, function (o) { return o.value === msg.value; });
-        if (!ok) return 'the list has no such option';
+        if (el.tagName === 'SELECT') {
+          var ok = Array.prototype.some.call(el.options, function (o) { return o.value === msg.value; });
+          if (!ok) return 'the list has no such option';
+        } else if (!(el.tagName === 'INPUT' && PICKERS.test(el.type || ''))) {
+          return 'that is not a list or a date, time or colour field';
+        }
         if (el.focus) el.focus();
         setValue(el, msg.value, true);
+        // A value the field does not take (a malformed date) leaves it empty.
+        if (el.tagName === 'INPUT' && el.value !== msg.value) return 'the field does not take "' + msg.value + '"';
         return '';
       case 'scroll':
         for (var n = el; n && n !== doc.documentElement; n = n.parentElement) {
