@@ -107,7 +107,9 @@ function cobrowseControl(doc, win, refusal) {
         if (el.focus) el.focus();
         mouse(el, 'pointerup', msg.x, msg.y);
         mouse(el, 'mouseup', msg.x, msg.y);
-        el.click();
+        // SVG elements have no click(): the event then, without the
+        // default action an HTML element's click() runs.
+        if (typeof el.click === 'function') el.click(); else mouse(el, 'click', msg.x, msg.y);
         return '';
       case 'text':
         if (!editable(el)) return 'the focused element does not take text';

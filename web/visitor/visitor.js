@@ -306,7 +306,12 @@
       } else if (msg.type === 'input') {
         // An action that arrives after the visitor took control back (it
         // crossed the Stop on the way) is not applied.
-        var why = msg.agent && msg.agent === controller ? applyInput(msg) : 'the visitor has taken control back';
+        var why;
+        try {
+          why = msg.agent && msg.agent === controller ? applyInput(msg) : 'the visitor has taken control back';
+        } catch (err) {
+          why = 'it could not be done on this page: ' + String(err).slice(0, 120);
+        }
         if (why) send({ type: 'input.result', agent: msg.agent, inputSeq: msg.seq, ok: false, text: why });
       } else if (Object.prototype.hasOwnProperty.call(ui, msg.type)) {
         if (msg.type === 'control') controller = (msg.agent && msg.agent.id) || '';

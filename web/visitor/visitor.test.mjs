@@ -189,6 +189,7 @@ function visitor({ storage = makeStorage(), title = 'Shop', href = 'https://shop
     ui.refusal = refusal;
     return (msg) => {
       ui.applied.push(msg);
+      if (msg.text === 'throw') throw new Error('boom in a page handler');
       return msg.text === 'refuse' ? 'refused by the fake' : '';
     };
   };
@@ -853,9 +854,13 @@ test('remote control: input is applied only for the agent in control, refusals g
   const results = h.ws.messages().filter((m) => m.type === 'input.result');
   assert.deepEqual(results.slice(1).map((m) => [m.inputSeq, m.text]), [[3, 'the visitor has taken control back'], [4, 'refused by the fake']]);
 
+  // An action that throws is the agent's refusal, not the script's end.
+  input('a001', 6, 'throw');
+  assert.match(h.ws.messages().pop().text, /could not be done on this page: Error: boom/);
+
   h.ws.receive({ type: 'control.ended' });
   input('a001', 5, 'after');
-  assert.equal(h.ui.applied.length, 2, 'nothing applied after control ended');
+  assert.equal(h.ui.applied.length, 3, 'nothing applied after control ended');
   assert.deepEqual(h.ui.calls.map((c) => c[0]), ['control', 'control.ended']);
 });
 
