@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"image/png"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -102,5 +105,31 @@ func TestPolicyTest(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("the output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// policy test --screenshot renders the redacted view in headless Chromium.
+func TestPolicyTestScreenshot(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "view.png")
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"policy", "test", "--policy", "testdata/policy.yaml",
+		"--url", "https://shop.example.com/account/x", "--screenshot", out, "testdata/account.html"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("policy test --screenshot: %v\n%s", err, stderr.String())
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("the screenshot is not a PNG: %v", err)
+	}
+	if b := img.Bounds(); b.Dx() != 1280 || b.Dy() < 100 {
+		t.Errorf("screenshot %v, want 1280 wide", b)
+	}
+	if !strings.Contains(stdout.String(), "the redacted view, rendered: "+out) {
+		t.Errorf("stdout lacks where the screenshot went:\n%s", stdout.String())
 	}
 }

@@ -2,14 +2,23 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/cobrowse/cobrowse/browserpool"
 	"github.com/cobrowse/cobrowse/policies"
 )
 
@@ -17,11 +26,13 @@ const policyUsage = `Usage:
   cobrowse policy check FILE   validate a redaction policy file (docs/policies.md);
                                prints each problem as FILE:LINE:COLUMN: problem,
                                exit status 1 if there is any
-  cobrowse policy test [--policy FILE] [--url URL] PAGE.html|URL
+  cobrowse policy test [--policy FILE] [--url URL] [--screenshot OUT.png] PAGE.html|URL
                                print the page as an agent would see it under the
                                policy (default: the built-in one), then a table of
                                every redaction; a URL is fetched (e.g. through a
-                               running cobrowse), a file is taken as served at --url
+                               running cobrowse), a file is taken as served at --url;
+                               --screenshot also renders that view in headless
+                               Chromium (scripts off) into a PNG
 `
 
 // policyCommand runs "cobrowse policy ...": the tools for the people who
@@ -78,6 +89,7 @@ func testPolicy(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("policy test", "show what an agent would see of a page under a policy", stderr)
 	policyFile := fs.String("policy", "", "policy `file` (default: the built-in policy)")
 	pageURL := fs.String("url", "", "the `URL` the page is served at, which chooses the rules (default: the URL given, or http://localhost/ for a file)")
+	screenshot := fs.String("screenshot", "", "also render the redacted view in headless Chromium (scripts off) into this PNG `file`")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -118,7 +130,65 @@ func testPolicy(args []string, stdout, stderr io.Writer) error {
 	if len(rep.Redactions) == 0 {
 		fmt.Fprintf(stdout, "%7d  nothing redacted\n", 0)
 	}
+	if *screenshot != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		png, err := renderHTML(ctx, rep.HTML)
+		if err != nil {
+			return fmt.Errorf("--screenshot: %w", err)
+		}
+		if err := os.WriteFile(*screenshot, png, 0o644); err != nil {
+			return fmt.Errorf("--screenshot: %w", err)
+		}
+		fmt.Fprintf(stdout, "the redacted view, rendered: %s\n", *screenshot)
+	}
 	return nil
+}
+
+// renderHTML renders a document in a headless Chromium tab (1280×800, its
+// scripts off, its images and styles loaded from where it names them) and
+// returns a PNG of the whole page.
+func renderHTML(ctx context.Context, doc string) ([]byte, error) {
+	pool, err := browserpool.New(ctx, browserpool.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	lease, err := pool.Lease(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer lease.Release()
+	tab := lease.Context()
+	if _, err := chromedp.Call(tab, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+		return nil, err
+	}
+	if _, err := chromedp.Call(tab, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{Width: 1280, Height: 800, DeviceScaleFactor: 1}); err != nil {
+		return nil, err
+	}
+	tree, err := chromedp.Call(tab, page.GetFrameTree, cdp.Empty{})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := chromedp.Call(tab, page.SetDocumentContent, page.SetDocumentContentParams{FrameID: tree.FrameTree.Frame.ID, HTML: doc}); err != nil {
+		return nil, err
+	}
+	// Wait for the images and fonts the page names (at most 5 s: one may
+	// never answer).
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		state, err := chromedp.Call(tab, runtime.Evaluate, runtime.EvaluateParams{Expression: "document.readyState", ReturnByValue: new(true)})
+		if err != nil {
+			return nil, err
+		}
+		if state.Result != nil && string(state.Result.Value) == `"complete"` {
+			break
+		}
+	}
+	shot, err := chromedp.Call(tab, page.CaptureScreenshot, page.CaptureScreenshotParams{Format: page.CaptureScreenshotFormatPng, CaptureBeyondViewport: new(true)})
+	if err != nil {
+		return nil, err
+	}
+	return shot.Data, nil
 }
 
 // maxTestPage bounds the page policy test reads.
