@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"image"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -78,10 +79,30 @@ func TestStrictCSPPageWorksThroughTheProxy(t *testing.T) {
 		return ""
 	})
 	var events []struct{ Type int }
-	c.api(t, "/api/sessions/"+mustSessionID(t, c)+"/events", &events)
+	id := mustSessionID(t, c)
+	c.api(t, "/api/sessions/"+id+"/events", &events)
 	if len(events) < 2 || events[1].Type != 2 {
 		t.Fatalf("no full snapshot reached the hub: %+v", events)
 	}
+
+	// The visitor's panel works on this page too: an agent with its
+	// pointer and a chat line, so the banner, the pointer and the chat panel
+	// are built under the page's CSP and Trusted Types.
+	agent := dialLive(t, c, id, "Ivy")
+	agent.until(t, "the page", func(m map[string]any) bool { ev, _ := m["events"].([]any); return m["type"] == "reset" && len(ev) > 0 }, nil)
+	before := page.MustScreenshot()
+	agent.conn.WriteJSON(map[string]any{"type": "pointer", "x": 300, "y": 200})
+	agent.conn.WriteJSON(map[string]any{"type": "chat", "text": "Hello from Ivy"})
+	eventually(t, 5*time.Second, "the panel on the strict page", func() string {
+		if !page.MustHas("cobrowse-ui") {
+			return "no cobrowse-ui"
+		}
+		if n := changedPixels(t, before, page.MustScreenshot(), image.Rect(280, 180, 340, 240)); n < 20 {
+			return fmt.Sprintf("%d pixels changed where the pointer goes", n)
+		}
+		return ""
+	})
+	saveArtifact(t, "csp-visitor-panel.png", page.MustScreenshot())
 	if v := page.MustEval(`() => window.violations.join('; ')`).String(); v != "" {
 		t.Errorf("the page saw CSP violations: %s", v)
 	}
