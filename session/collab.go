@@ -75,6 +75,9 @@ func (s *Session) Visible() bool {
 	return s.visibleLocked()
 }
 
+// JoinMode returns what it takes for agents to see a session (Config.Join).
+func (h *Hub) JoinMode() JoinMode { return h.cfg.Join }
+
 // visibleLocked reports whether agents may see the session's pages.
 func (s *Session) visibleLocked() bool {
 	return s.hub.cfg.Join == JoinNone || s.consent == ConsentGranted

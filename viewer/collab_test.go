@@ -105,3 +105,15 @@ func TestJoinByCode(t *testing.T) {
 		t.Errorf("without credentials: %s", resp.Status)
 	}
 }
+
+func TestServerInfo(t *testing.T) {
+	f := newFixture(t, func(c *session.Config, _ *Config) { c.Join = session.JoinCode })
+	var info struct {
+		Join   string
+		Render bool
+	}
+	getJSON(t, f, "/api/server", http.StatusOK, &info)
+	if info.Join != "code" || info.Render {
+		t.Errorf("/api/server = %+v, want join code and no rendering", info)
+	}
+}

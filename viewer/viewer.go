@@ -124,6 +124,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /{$}", s.page("dashboard.html"))
 	s.mux.Handle("GET /sessions/{id}", s.page("session.html"))
 
+	s.mux.Handle("GET /api/server", s.api(s.serverInfo))
 	s.mux.Handle("GET /api/sessions", s.api(s.listSessions))
 	s.mux.Handle("GET /api/sessions/stream", s.api(s.streamSessions))
 	s.mux.Handle("GET /api/sessions/{id}", s.api(s.getSession))
@@ -316,6 +317,13 @@ func writeJSON(w http.ResponseWriter, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	return json.NewEncoder(w).Encode(v)
+}
+
+// serverInfo tells the console what this server offers: how agents join
+// sessions (the dashboard shows the support-code field with "code") and
+// whether it renders (the session view's Rendered mode).
+func (s *Server) serverInfo(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, map[string]any{"join": s.hub.JoinMode(), "render": s.renderer != nil})
 }
 
 func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {

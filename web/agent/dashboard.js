@@ -51,8 +51,12 @@
   }
   search.addEventListener('input', render);
 
-  // A support code the visitor read out (--join code) opens that session.
+  // A support code the visitor read out (--join code) opens that session;
+  // the field shows only on a server that gives codes.
   var joinForm = document.getElementById('join-code');
+  fetch('/api/server').then(function (r) { return r.json(); }).then(function (server) {
+    joinForm.hidden = server.join !== 'code';
+  }, function () { /* keep it hidden */ });
   var codeError = document.getElementById('code-error');
   joinForm.addEventListener('submit', function (e) {
     e.preventDefault();
