@@ -96,6 +96,18 @@ func visitorPixel(t *testing.T, page *rod.Page, x, y int) (r, g, b uint8) {
 	return uint8(cr >> 8), uint8(cg >> 8), uint8(cb >> 8)
 }
 
+// waitForPanel waits until the visitor's page shows the cobrowse panel
+// (its closed shadow root cannot be read: the host element is what shows).
+func waitForPanel(t *testing.T, page *rod.Page, within time.Duration, what string) {
+	t.Helper()
+	eventually(t, within, what, func() string {
+		if !page.MustHas("cobrowse-ui") {
+			return "no cobrowse-ui element"
+		}
+		return ""
+	})
+}
+
 func absDiff(a, b uint8) int { return max(int(a), int(b)) - min(int(a), int(b)) }
 
 // changedPixels counts the pixels of area that differ clearly between two
@@ -145,12 +157,7 @@ func TestConsent(t *testing.T) {
 		received = append(received, string(b))
 	}
 	alice.until(t, "the visitor is being asked", consentIs("pending"), collect)
-	eventually(t, 10*time.Second, "the consent question on the visitor's page", func() string {
-		if !page.MustHas("cobrowse-ui") {
-			return "no cobrowse-ui element"
-		}
-		return ""
-	})
+	waitForPanel(t, page, 10*time.Second, "the consent question on the visitor's page")
 	shot := page.MustScreenshot()
 	saveArtifact(t, "consent-question.png", shot)
 	page.Keyboard.MustType(input.Escape)
@@ -173,12 +180,7 @@ func TestConsent(t *testing.T) {
 	time.Sleep(10 * time.Second) // a visitor who declined is not asked again for 10 s
 	bob := dialLive(t, c, id, "Bob")
 	bob.until(t, "the visitor is asked again", consentIs("pending"), nil)
-	eventually(t, 5*time.Second, "the question shows again", func() string {
-		if !page.MustHas("cobrowse-ui") {
-			return "no cobrowse-ui element"
-		}
-		return ""
-	})
+	waitForPanel(t, page, 5*time.Second, "the question shows again")
 	time.Sleep(200 * time.Millisecond) // the question takes focus
 	page.Keyboard.MustType(input.Enter)
 	reset := bob.until(t, "the page after consent", func(m map[string]any) bool {
@@ -273,12 +275,7 @@ func TestAgentConsoleWorksWithTheVisitor(t *testing.T) {
 	if !strings.Contains(note, "Waiting for the visitor") {
 		t.Errorf("consent note %q", note)
 	}
-	eventually(t, 10*time.Second, "the question on the visitor's page", func() string {
-		if !page.MustHas("cobrowse-ui") {
-			return "no cobrowse-ui"
-		}
-		return ""
-	})
+	waitForPanel(t, page, 10*time.Second, "the question on the visitor's page")
 	time.Sleep(200 * time.Millisecond)
 	page.Keyboard.MustType(input.Enter)
 	eventually(t, 10*time.Second, "the agent sees the shop after consent", func() string {

@@ -77,12 +77,7 @@ func TestRemoteControl(t *testing.T) {
 	); err != nil {
 		t.Fatalf("agent asking for control: %v", err)
 	}
-	eventually(t, 10*time.Second, "the control question on the visitor's page", func() string {
-		if !page.MustHas("cobrowse-ui") {
-			return "no cobrowse-ui"
-		}
-		return ""
-	})
+	waitForPanel(t, page, 10*time.Second, "the control question on the visitor's page")
 	time.Sleep(300 * time.Millisecond) // the question takes focus
 	page.Keyboard.MustType(input.Enter)
 	eventually(t, 10*time.Second, "the console in control", func() string {

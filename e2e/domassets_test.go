@@ -52,13 +52,7 @@ func TestDOMModeLoadsAssetsThroughTheAgentListener(t *testing.T) {
 		}
 	}))
 	defer cdn.Close()
-	intranetFetches := &serverSideFetches{}
-	intranet := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		intranetFetches.note(r)
-		w.Header().Set("Content-Type", "image/png")
-		w.Write(solidPNG(1, 1, color.RGBA{255, 0, 0, 255}))
-	}))
-	defer intranet.Close()
+	intranet, intranetFetches := intranetServer(t)
 	site, siteFetches := gatedSite(t, cdn.URL+"/probe.ttf", intranet.URL+"/secret.png",
 		`<link rel="stylesheet" href="`+cdn.URL+`/theme.css">`)
 

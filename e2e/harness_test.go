@@ -186,8 +186,19 @@ func (c *cobrowse) api(t testing.TB, path string, into any) {
 	}
 }
 
-// rawGET returns the body of an agent API path.
+// rawGET returns the body of an agent API path, failing the test unless it
+// answers 200.
 func (c *cobrowse) rawGET(t testing.TB, path string) []byte {
+	t.Helper()
+	status, body := c.agentGET(t, path)
+	if status != http.StatusOK {
+		t.Fatalf("GET %s: %d: %s", path, status, body)
+	}
+	return body
+}
+
+// agentGET returns the status and body of an agent API path.
+func (c *cobrowse) agentGET(t testing.TB, path string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", c.agentURL+path, nil)
 	req.Header.Set("Authorization", "Bearer "+c.token)
@@ -197,10 +208,7 @@ func (c *cobrowse) rawGET(t testing.TB, path string) []byte {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s: %s", path, resp.Status, body)
-	}
-	return body
+	return resp.StatusCode, body
 }
 
 // eventually polls check every 50 ms until it returns "" (success) or the

@@ -7,7 +7,6 @@ import (
 	"image"
 	"image/color"
 	"image/png"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -129,6 +128,21 @@ body { margin: 0; background: rgb(20, 110, 190); color: #fff; }
 	return site, fetches
 }
 
+// intranetServer is a loopback server the server must never fetch from (it
+// is not in --asset-allow-private), and the requests it got from the
+// server itself.
+func intranetServer(t *testing.T) (*httptest.Server, *serverSideFetches) {
+	t.Helper()
+	fetches := &serverSideFetches{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.note(r)
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(solidPNG(1, 1, color.RGBA{255, 0, 0, 255}))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, fetches
+}
+
 // pixelDiff returns the share of pixels, over the area both images cover,
 // whose colour differs by more than a small tolerance in any channel.
 func pixelDiff(t *testing.T, a, b []byte) float64 {
@@ -191,20 +205,6 @@ func sameView(t *testing.T, what, artifact string, want []byte, shot func() ([]b
 	t.Logf("visitor vs %s: %.3f%% of the pixels differ", what, 100*ratio)
 }
 
-// agentGET returns the status and body of an agent API path.
-func (c *cobrowse) agentGET(t *testing.T, path string) (int, []byte) {
-	t.Helper()
-	req, _ := http.NewRequest("GET", c.agentURL+path, nil)
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, body
-}
-
 func TestRenderedModeResolvesAssetsOnTheServer(t *testing.T) {
 	fontFetches := &serverSideFetches{}
 	font := anyFont(t)
@@ -220,15 +220,7 @@ func TestRenderedModeResolvesAssetsOnTheServer(t *testing.T) {
 		w.Write(font)
 	}))
 	defer fontOrigin.Close()
-	// An intranet server the renderer must never reach: loopback, and not
-	// in --asset-allow-private.
-	intranetFetches := &serverSideFetches{}
-	intranet := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		intranetFetches.note(r)
-		w.Header().Set("Content-Type", "image/png")
-		w.Write(solidPNG(1, 1, color.RGBA{255, 0, 0, 255}))
-	}))
-	defer intranet.Close()
+	intranet, intranetFetches := intranetServer(t)
 	site, siteFetches := gatedSite(t, fontOrigin.URL+"/probe.ttf", intranet.URL+"/secret.png", "")
 
 	c := startCobrowse(t, "serve", "--upstream", site.URL, "--render",
