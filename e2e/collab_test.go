@@ -536,8 +536,9 @@ func (f *forwarder) relay(c net.Conn) {
 		c.Close()
 		return
 	}
+	target := f.target
 	f.mu.Unlock()
-	up, err := net.Dial("tcp", f.target)
+	up, err := net.Dial("tcp", target)
 	if err != nil {
 		c.Close()
 		return
@@ -548,6 +549,15 @@ func (f *forwarder) relay(c net.Conn) {
 	go func() { io.Copy(up, c); up.Close() }()
 	io.Copy(c, up)
 	c.Close()
+}
+
+// retarget sends the connections from now on to target (another node
+// behind the same address) and closes those relayed so far.
+func (f *forwarder) retarget(target string) {
+	f.mu.Lock()
+	f.target = target
+	f.mu.Unlock()
+	f.cut(0)
 }
 
 // cut closes every relayed connection and refuses new ones for d.

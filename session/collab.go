@@ -67,12 +67,10 @@ const maxAgentName = 64
 // consent before it is given.
 var ErrNotWatching = errors.New("the visitor has not accepted this session")
 
-// Visible reports whether agents may see the session's pages now: the
-// visitor accepted, or the hub needs no consent (JoinNone).
-func (s *Session) Visible() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.visibleLocked()
+// Viewable reports whether agents may see the pages of the session info
+// describes (Session.Visible for a session of any node).
+func (h *Hub) Viewable(info Info) bool {
+	return h.cfg.Join == JoinNone || info.Consent == ConsentGranted
 }
 
 // JoinMode returns what it takes for agents to see a session (Config.Join).

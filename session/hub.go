@@ -76,6 +76,9 @@ type Config struct {
 	// renderer's feeds and resyncs are not observed. It is called on the
 	// agent's goroutine and must not block.
 	OnDeliver func(latency time.Duration)
+	// Bus shares sessions with the other nodes of a cluster (natsbus);
+	// nil is a single node's in-process bus, which shares nothing.
+	Bus Bus
 }
 
 // Redactor turns one tab's stream into what agents may see. It is called
@@ -119,6 +122,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Join == "" {
 		c.Join = JoinConsent
+	}
+	if c.Bus == nil {
+		c.Bus = localBus{}
 	}
 	if c.NewRedactor == nil {
 		c.NewRedactor = func(string, string) Redactor { return passThrough{} }
@@ -176,6 +182,9 @@ type Info struct {
 	PixelRatio float64 `json:"pixelRatio,omitempty"`
 	// Ended is set in the last message an agent receives about a session.
 	Ended bool `json:"ended,omitempty"`
+	// Node is the cluster node holding a session of another node than
+	// the one asked (Config.Bus); absent for this node's sessions.
+	Node string `json:"node,omitempty"`
 }
 
 // Hub owns the live sessions of this process. It is safe for concurrent use.
@@ -277,13 +286,21 @@ func NewHub(cfg Config) *Hub {
 	}
 }
 
-// Sessions lists the live sessions, most recently active first.
+// Sessions lists the live sessions, this node's and (through the Bus) the
+// cluster's, most recently active first.
 func (h *Hub) Sessions() []Info {
 	all := h.all()
 
 	infos := make([]Info, 0, len(all))
+	held := make(map[string]bool, len(all))
 	for _, s := range all {
 		infos = append(infos, s.Info())
+		held[s.id] = true
+	}
+	for _, info := range h.cfg.Bus.Remote() {
+		if !held[info.ID] {
+			infos = append(infos, info)
+		}
 	}
 	sort.Slice(infos, func(i, j int) bool {
 		if !infos[i].LastActivity.Equal(infos[j].LastActivity) {
@@ -343,11 +360,27 @@ func (h *Hub) changed() {
 	}
 }
 
-// sessionFor returns the live session with the given id, creating it if
-// needed (also in place of one that has just ended).
+// sessionFor returns the live session with the given id: this node's, or
+// one the cluster knows, taken over (Bus.Takeover), or else a new one (also
+// in place of one that has just ended).
 func (h *Hub) sessionFor(id string) (*Session, error) {
 	h.mu.Lock()
 	s, ok := h.sessions[id]
+	if ok && !s.ended.Load() {
+		h.mu.Unlock()
+		return s, nil
+	}
+	full := len(h.sessions) >= h.cfg.MaxSessions
+	h.mu.Unlock()
+	if full {
+		return nil, ErrTooManySessions
+	}
+	if s := h.takeover(id); s != nil {
+		return s, nil
+	}
+
+	h.mu.Lock()
+	s, ok = h.sessions[id]
 	label := h.labels[id] // for a new session: SetLabel may have come first
 	if ok && s.ended.Load() {
 		ok = false
@@ -358,17 +391,8 @@ func (h *Hub) sessionFor(id string) (*Session, error) {
 			h.mu.Unlock()
 			return nil, ErrTooManySessions
 		}
-		now := time.Now()
-		s = &Session{
-			hub:          h,
-			id:           id,
-			started:      now,
-			lastActivity: now,
-			tabs:         make(map[string]*tab),
-			subs:         make(map[*Subscriber]struct{}),
-			consent:      ConsentNotAsked,
-			label:        label,
-		}
+		s = h.newSession(id, time.Now())
+		s.label = label
 		delete(h.labels, id)
 		h.sessions[id] = s
 		h.cfg.Logger.Info("session started", "session", id)
@@ -379,6 +403,19 @@ func (h *Hub) sessionFor(id string) (*Session, error) {
 		h.changed()
 	}
 	return s, nil
+}
+
+// newSession returns a session with no tab, no agent and no consent yet.
+func (h *Hub) newSession(id string, started time.Time) *Session {
+	return &Session{
+		hub:          h,
+		id:           id,
+		started:      started,
+		lastActivity: time.Now(),
+		tabs:         make(map[string]*tab),
+		subs:         make(map[*Subscriber]struct{}),
+		consent:      ConsentNotAsked,
+	}
 }
 
 // Expire ends the tabs and sessions that have had no visitor connection for
@@ -403,6 +440,7 @@ func (h *Hub) removeEnded(s *Session, reason string) {
 	h.mu.Unlock()
 	h.cfg.Logger.Info("session ended", "session", s.id, "reason", reason)
 	h.record("session.ended", "session", s.id, "reason", reason)
+	h.cfg.Bus.Ended(s.id)
 	h.changed()
 	if h.cfg.OnSessionEnd != nil {
 		h.cfg.OnSessionEnd(s.id)
@@ -425,7 +463,7 @@ func (h *Hub) Resnapshot() {
 	for _, s := range all {
 		s.mu.Lock()
 		for _, t := range s.tabs {
-			t.log, t.logBytes = nil, 0
+			t.replaceLog(nil)
 			if t.conn != nil {
 				t.conn.dropLogLocked()
 			}

@@ -60,6 +60,13 @@ type tab struct {
 	// before each full snapshot). It is nil while the hub waits for a snapshot.
 	log      []json.RawMessage
 	logBytes int
+	// logGen counts the times the log started over (replaceLog), so that
+	// a batch can tell its Bus record whether it replaced or appended.
+	logGen uint64
+	// needsSnapshot is set on a tab taken over from another node: its new
+	// Redactor has not seen the page, so the visitor is asked for a
+	// snapshot when it reconnects. The log it had stays meanwhile.
+	needsSnapshot bool
 
 	// redactor sees every event of the tab first (Config.NewRedactor).
 	redactor Redactor
@@ -67,6 +74,16 @@ type tab struct {
 	conn           *Visitor // nil while disconnected
 	disconnectedAt time.Time
 	lastActivity   time.Time
+}
+
+// replaceLog starts the tab's log over with events (nil: none until the
+// next snapshot).
+func (t *tab) replaceLog(events []json.RawMessage) {
+	t.log, t.logBytes = events, 0
+	for _, e := range events {
+		t.logBytes += len(e)
+	}
+	t.logGen++
 }
 
 // ID returns the session id.
@@ -165,6 +182,10 @@ func (h *Hub) Attach(sessionID, tabID, pageID string) (v *Visitor, ack uint64, e
 	v = &Visitor{session: s, tab: t, downlink: make(chan []byte, 64)}
 	t.conn = v
 	s.greetLocked(v)
+	if t.needsSnapshot {
+		t.needsSnapshot = false
+		v.sendLocked(snapshotRequest)
+	}
 	now := time.Now()
 	t.lastActivity, s.lastActivity = now, now
 	ack = t.lastSeq
@@ -215,6 +236,18 @@ type Visitor struct {
 	tab      *tab
 	downlink chan []byte // closed when detached; sends happen under session.mu
 	detached bool        // guarded by session.mu
+	// restart is set, under session.mu, when the connection is detached
+	// because another node takes the session over (Hub.Release): the
+	// visitor is told to reconnect at once.
+	restart bool
+}
+
+// Restart reports whether the connection was detached for the visitor to
+// reconnect at once (to another node): after Hub.Release or Hub.Shutdown.
+func (v *Visitor) Restart() bool {
+	v.session.mu.Lock()
+	defer v.session.mu.Unlock()
+	return v.restart || v.session.hub.ShuttingDown()
 }
 
 // ErrDetached is returned to a visitor connection that was superseded by a
@@ -280,9 +313,14 @@ func (v *Visitor) Batch(seq uint64, events []json.RawMessage) (BatchResult, erro
 	arrived := time.Now()
 	s := v.session
 	s.mu.Lock()
-	res, err := v.batchLocked(seq, events, arrived)
+	res, rec, err := v.batchLocked(seq, events, arrived)
 	s.mu.Unlock()
 	if err == nil && !res.Duplicate {
+		if err := s.hub.cfg.Bus.Store(rec); err != nil {
+			// The hub goes on with the batch; only a takeover of this
+			// session by another node would miss it.
+			s.hub.cfg.Logger.Error("storing a visitor batch in the cluster failed", "session", s.id, "tab", v.tab.id, "seq", seq, "err", err)
+		}
 		s.hub.counters.batches.Add(1)
 		s.hub.counters.events.Add(uint64(len(events)))
 		s.hub.changed()
@@ -290,17 +328,20 @@ func (v *Visitor) Batch(seq uint64, events []json.RawMessage) (BatchResult, erro
 	return res, err
 }
 
-func (v *Visitor) batchLocked(seq uint64, events []json.RawMessage, arrived time.Time) (BatchResult, error) {
+// batchLocked applies a batch to the tab and returns, besides what it did,
+// the record of it for the Bus.
+func (v *Visitor) batchLocked(seq uint64, events []json.RawMessage, arrived time.Time) (BatchResult, BatchRecord, error) {
 	s, t := v.session, v.tab
 	if v.detached {
-		return BatchResult{}, ErrDetached
+		return BatchResult{}, BatchRecord{}, ErrDetached
 	}
 	if seq == 0 {
-		return BatchResult{}, errors.New("batch seq must start at 1")
+		return BatchResult{}, BatchRecord{}, errors.New("batch seq must start at 1")
 	}
 	if seq <= t.lastSeq {
-		return BatchResult{Duplicate: true}, nil
+		return BatchResult{Duplicate: true}, BatchRecord{}, nil
 	}
+	gen, logged := t.logGen, len(t.log)
 	if seq != t.lastSeq+1 {
 		// Batches were lost (the hub restarted, or the visitor misbehaved):
 		// what follows cannot be replayed on top of the log.
@@ -329,7 +370,8 @@ func (v *Visitor) batchLocked(seq uint64, events []json.RawMessage, arrived time
 			continue
 		}
 		if *env.Type == eventMeta {
-			t.log, t.logBytes, forward, reset = nil, 0, nil, true
+			t.replaceLog(nil)
+			forward, reset = nil, true
 			if env.Data.Href != "" {
 				t.url = env.Data.Href
 			}
@@ -353,6 +395,12 @@ func (v *Visitor) batchLocked(seq uint64, events []json.RawMessage, arrived time
 	if res.Dropped > 0 {
 		s.hub.cfg.Logger.Warn("dropped malformed visitor events", "session", s.id, "tab", t.id, "count", res.Dropped)
 	}
+	rec := BatchRecord{SessionID: s.id, TabID: t.id, Page: t.page, Seq: seq, Replace: t.logGen != gen}
+	if rec.Replace {
+		rec.Events = slices.Clip(t.log)
+	} else {
+		rec.Events = slices.Clip(t.log[logged:])
+	}
 	if s.visibleLocked() && (reset || len(forward) > 0) {
 		var events []byte // built once, for the agents who show this tab
 		for sub := range s.subs {
@@ -369,7 +417,7 @@ func (v *Visitor) batchLocked(seq uint64, events []json.RawMessage, arrived time
 			sub.push(events, arrived, s.hub.cfg.MaxQueueBytes)
 		}
 	}
-	return res, nil
+	return res, rec, nil
 }
 
 // redactLocked runs the tab's Redactor on one event. A Redactor that
@@ -407,9 +455,12 @@ func (v *Visitor) pageLocked(url, title string) (shownURL, shownTitle string) {
 // dropLogLocked forgets the tab's log and asks the visitor for a new full
 // snapshot, which starts the next log.
 func (v *Visitor) dropLogLocked() {
-	v.tab.log, v.tab.logBytes = nil, 0
-	v.sendLocked([]byte(`{"type":"snapshot"}`))
+	v.tab.replaceLog(nil)
+	v.sendLocked(snapshotRequest)
 }
+
+// snapshotRequest asks the visitor's tab for a new full snapshot.
+var snapshotRequest = []byte(`{"type":"snapshot"}`)
 
 // SetPage records the URL and title the visitor's tab shows.
 func (v *Visitor) SetPage(url, title string) {

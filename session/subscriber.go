@@ -35,6 +35,7 @@ type Subscriber struct {
 	resync      bool // the queue overflowed; the next read starts from a reset
 	resyncs     int
 	ended       bool // the session ended; no message comes after the queue
+	movedAway   bool // the session moved to another node (Hub.Release)
 	closed      bool // Close was called
 }
 
@@ -111,6 +112,17 @@ func (sub *Subscriber) end(last []byte) {
 	sub.signal()
 }
 
+// moved ends the feed with ErrSessionMoved: the session is held by
+// another node now, and the queue's messages are left behind, since the
+// feed starts over with a "reset" there.
+func (sub *Subscriber) moved() {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	sub.queue, sub.arrived, sub.queuedBytes, sub.resync = nil, nil, 0, false
+	sub.ended, sub.movedAway = true, true
+	sub.signal()
+}
+
 func (sub *Subscriber) signal() {
 	select {
 	case sub.wake <- struct{}{}:
@@ -138,7 +150,11 @@ func (sub *Subscriber) Next(ctx context.Context) ([][]byte, error) {
 			sub.delivered(len(msgs), arrived)
 			return msgs, nil
 		case sub.ended:
+			moved := sub.movedAway
 			sub.mu.Unlock()
+			if moved {
+				return nil, ErrSessionMoved
+			}
 			return nil, ErrSessionEnded
 		}
 		sub.mu.Unlock()
@@ -194,6 +210,18 @@ func (sub *Subscriber) delivered(n int, arrived []time.Time) {
 		}
 		h.cfg.OnDeliver(now.Sub(at))
 	}
+}
+
+// Resync drops the feed's queue and makes its next message a fresh
+// "reset": for a relay that lost messages on the way to the agent.
+func (sub *Subscriber) Resync() {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if sub.closed || sub.ended {
+		return
+	}
+	sub.queue, sub.arrived, sub.queuedBytes, sub.resync = nil, nil, 0, true
+	sub.signal()
 }
 
 // Resyncs reports how many times the subscriber fell behind and was resynced.

@@ -174,7 +174,7 @@ func (h *VisitorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
-		h.writeLoop(conn, v.Downlink(), replies)
+		h.writeLoop(conn, v, replies)
 	}()
 	replies <- mustJSON(map[string]any{"type": "welcome", "session": sessionID, "ack": ack, "join": h.Hub.cfg.Join})
 
@@ -288,7 +288,7 @@ func (h *VisitorHandler) handleMessage(v *Visitor, data []byte) ([]byte, error) 
 // messages from the hub, and keep-alive pings. It returns when replies is
 // closed (the read loop ended) and closes the connection on any failure, which
 // ends the read loop.
-func (h *VisitorHandler) writeLoop(conn *websocket.Conn, downlink <-chan []byte, replies <-chan []byte) {
+func (h *VisitorHandler) writeLoop(conn *websocket.Conn, v *Visitor, replies <-chan []byte) {
 	defer func() {
 		conn.Close()
 		for range replies { // let the read loop finish without blocking
@@ -304,9 +304,9 @@ func (h *VisitorHandler) writeLoop(conn *websocket.Conn, downlink <-chan []byte,
 			if !ok {
 				return
 			}
-		case msg, ok = <-downlink:
+		case msg, ok = <-v.Downlink():
 			if !ok { // detached by the hub
-				if h.Hub.ShuttingDown() {
+				if v.Restart() {
 					closeWith(conn, websocket.CloseServiceRestart, "service restart")
 				} else {
 					closeWith(conn, websocket.CloseNormalClosure, "replaced by a newer connection of this tab")

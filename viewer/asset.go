@@ -56,7 +56,7 @@ func assetPath(sessionID string, u *url.URL) string {
 // Stylesheets come back with their url()s and @imports pointing at this
 // route too.
 func (s *Server) asset(w http.ResponseWriter, r *http.Request) error {
-	sess, err := s.hub.Session(r.PathValue("id"))
+	sess, err := s.hub.Lookup(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -72,8 +72,8 @@ func (s *Server) asset(w http.ResponseWriter, r *http.Request) error {
 	}
 	// The fetch carries the visitor's cookies: not before agents may see
 	// the session at all.
-	if !sess.Visible() {
-		writeError(w, http.StatusForbidden, fmt.Sprintf("the visitor has not accepted this session (consent: %s); its assets load once the visitor does", sess.Info().Consent))
+	if !s.hub.Viewable(sess) {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("the visitor has not accepted this session (consent: %s); its assets load once the visitor does", sess.Consent))
 		return nil
 	}
 	header := http.Header{}
@@ -84,9 +84,9 @@ func (s *Server) asset(w http.ResponseWriter, r *http.Request) error {
 	}
 	a, err := s.assets.Asset(r.Context(), assets.Request{
 		URL:       raw,
-		PageURL:   sess.Info().URL,
+		PageURL:   sess.URL,
 		Header:    header,
-		SessionID: sess.ID(),
+		SessionID: sess.ID,
 	})
 	switch {
 	case errors.Is(err, assets.ErrNotAllowed):
@@ -95,7 +95,7 @@ func (s *Server) asset(w http.ResponseWriter, r *http.Request) error {
 	case r.Context().Err() != nil:
 		return nil // the agent's browser no longer wants it
 	case err != nil:
-		s.logFor(r).Info("asset fetch for an agent failed", "session", sess.ID(), "err", err)
+		s.logFor(r).Info("asset fetch for an agent failed", "session", sess.ID, "err", err)
 		writeError(w, http.StatusBadGateway, "fetching the asset failed: "+err.Error())
 		return nil
 	case a.Status < 200 || a.Status > 299:
@@ -123,7 +123,7 @@ func (s *Server) asset(w http.ResponseWriter, r *http.Request) error {
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				return "", false
 			}
-			return assetPath(sess.ID(), u), true
+			return assetPath(sess.ID, u), true
 		})
 	}
 	h := w.Header()

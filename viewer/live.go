@@ -38,23 +38,20 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer conn.Close()
 
-	sess, err := s.hub.Session(r.PathValue("id"))
-	var sub *session.Subscriber
-	if err == nil {
-		sub, err = sess.Subscribe(r.URL.Query().Get("name"))
-	}
+	sessionID := r.PathValue("id")
+	sub, err := s.hub.Join(r.Context(), sessionID, r.URL.Query().Get("name"), true)
 	if err != nil {
 		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeNoSession, "no such session"), time.Now().Add(agentWriteWait))
 		return nil
 	}
 	defer sub.Close()
 	agent := sub.Agent()
-	log := s.logFor(r).With("session", sess.ID(), "agent", r.RemoteAddr, "agent_id", agent.ID)
+	log := s.logFor(r).With("session", sessionID, "agent", r.RemoteAddr, "agent_id", agent.ID)
 	log.Info("agent joined")
 	joined := time.Now()
-	s.audit.Record("agent.join", "session", sess.ID(), "remote", r.RemoteAddr, "agent", agent.Name, "agent_id", agent.ID)
+	s.audit.Record("agent.join", "session", sessionID, "remote", r.RemoteAddr, "agent", agent.Name, "agent_id", agent.ID)
 	defer func() {
-		s.audit.Record("agent.leave", "session", sess.ID(), "remote", r.RemoteAddr, "agent", agent.Name, "agent_id", agent.ID,
+		s.audit.Record("agent.leave", "session", sessionID, "remote", r.RemoteAddr, "agent", agent.Name, "agent_id", agent.ID,
 			"seconds", int(time.Since(joined).Seconds()))
 	}()
 

@@ -45,7 +45,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request) error {
 		return conn.WriteMessage(websocket.TextMessage, msg)
 	}
 
-	sess, err := s.hub.Session(r.PathValue("id"))
+	sess, err := s.hub.Lookup(r.PathValue("id"))
 	if err != nil {
 		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeNoSession, "no such session"), time.Now().Add(agentWriteWait))
 		return nil
@@ -55,18 +55,18 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request) error {
 		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "no renderer"), time.Now().Add(agentWriteWait))
 		return nil
 	}
-	view, err := s.renderer.Watch(sess.ID())
+	view, err := s.renderer.Watch(sess.ID)
 	if err != nil {
 		writeStatus(browserpool.Status{State: browserpool.StateUnavailable, Reason: err.Error()})
 		return nil
 	}
 	defer view.Close()
-	log := s.logFor(r).With("session", sess.ID(), "agent", r.RemoteAddr)
+	log := s.logFor(r).With("session", sess.ID, "agent", r.RemoteAddr)
 	log.Info("agent switched to Rendered mode")
 	started := time.Now()
-	s.audit.Record("agent.mode", "session", sess.ID(), "remote", r.RemoteAddr, "mode", "rendered")
+	s.audit.Record("agent.mode", "session", sess.ID, "remote", r.RemoteAddr, "mode", "rendered")
 	defer func() {
-		s.audit.Record("agent.mode", "session", sess.ID(), "remote", r.RemoteAddr, "mode", "dom",
+		s.audit.Record("agent.mode", "session", sess.ID, "remote", r.RemoteAddr, "mode", "dom",
 			"seconds", int(time.Since(started).Seconds()))
 	}()
 
@@ -114,7 +114,7 @@ func (s *Server) renderedDocument(w http.ResponseWriter, r *http.Request) error 
 // which it may have to start first; disposition has a %s for the session.
 func (s *Server) exportRendered(w http.ResponseWriter, r *http.Request, event string,
 	get func(ctx context.Context, sessionID string) ([]byte, error), contentType, disposition string) error {
-	sess, err := s.hub.Session(r.PathValue("id"))
+	sess, err := s.hub.Lookup(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -124,7 +124,7 @@ func (s *Server) exportRendered(w http.ResponseWriter, r *http.Request, event st
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), screenshotTimeout)
 	defer cancel()
-	body, err := get(ctx, sess.ID())
+	body, err := get(ctx, sess.ID)
 	var unavailable *browserpool.RenderError
 	switch {
 	case errors.As(err, &unavailable):
@@ -136,10 +136,10 @@ func (s *Server) exportRendered(w http.ResponseWriter, r *http.Request, event st
 	case err != nil:
 		return err
 	}
-	s.audit.Record(event, "session", sess.ID(), "remote", r.RemoteAddr)
+	s.audit.Record(event, "session", sess.ID, "remote", r.RemoteAddr)
 	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(disposition, sess.ID()))
+	w.Header().Set("Content-Disposition", fmt.Sprintf(disposition, sess.ID))
 	_, err = w.Write(body)
 	return err
 }

@@ -331,11 +331,11 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
-	sess, err := s.hub.Session(r.PathValue("id"))
+	info, err := s.hub.Lookup(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, sess.Info())
+	return writeJSON(w, info)
 }
 
 // sessionEvents returns the agent-visible events of the page the session's

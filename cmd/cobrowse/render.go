@@ -186,11 +186,7 @@ func startRendering(ctx context.Context, o renderOptions, hub *session.Hub, reso
 	renderer, err := browserpool.NewRenderer(browserpool.RenderConfig{
 		Pool: pool,
 		Open: func(sessionID string) (browserpool.Feed, error) {
-			sess, err := hub.Session(sessionID)
-			if err != nil {
-				return nil, err
-			}
-			return sess.SubscribeFeed()
+			return hub.Join(ctx, sessionID, "", false)
 		},
 		Resolver: resolver,
 		SessionEnded: func(err error) bool {

@@ -59,6 +59,7 @@ type options struct {
 	shutdownTimeout time.Duration
 	render          renderOptions
 	assets          assetOptions
+	cluster         clusterOptions
 }
 
 // route is one --route host=URL: requests for host go to URL.
@@ -123,6 +124,7 @@ func (o *options) register(fs *flag.FlagSet, defaultListen string) {
 	o.webhook.register(fs)
 	o.render.register(fs)
 	o.assets.register(fs)
+	o.cluster.register(fs)
 }
 
 func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
@@ -234,7 +236,16 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 		auditLog.Record(event, fields...)
 		toWebhook(event, fields...)
 	}
-	hub := session.NewHub(session.Config{Logger: logger, Join: o.join, SessionIdle: o.sessionIdle, Record: record, OnSessionEnd: assetService.Forget, OnDeliver: stats.ObserveFanout, NewRedactor: func(sessionID, tabID string) session.Redactor {
+	identityKey, err := o.cluster.identityKey()
+	if err != nil {
+		return err
+	}
+	cl, err := joinCluster(ctx, o.cluster, logger)
+	if err != nil {
+		return err
+	}
+	defer cl.Close() // if start fails before serving; a shutdown closes it in order
+	hub := session.NewHub(session.Config{Logger: logger, Bus: cl.Bus(), Join: o.join, SessionIdle: o.sessionIdle, Record: record, OnSessionEnd: assetService.Forget, OnDeliver: stats.ObserveFanout, NewRedactor: func(sessionID, tabID string) session.Redactor {
 		r := policies.NewRedactor(policy.Policy)
 		r.OnPageEnd(func(page policies.PageReport) {
 			stats.CountRedactions(page.Counts)
@@ -244,7 +255,10 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 		return r
 	}})
 	stats.AddHub(hub)
-	identity, err := session.NewIdentity(randomKey())
+	if err := cl.serve(ctx, hub); err != nil {
+		return fmt.Errorf("--nats: %w", err)
+	}
+	identity, err := session.NewIdentity(identityKey)
 	if err != nil {
 		return err
 	}
@@ -335,6 +349,7 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 		agents:    agents,
 		hub:       hub,
 		rendering: rendering,
+		cluster:   cl,
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { hub.Run(gctx); return nil })

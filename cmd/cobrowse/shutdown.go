@@ -56,6 +56,7 @@ type shutdown struct {
 	agents    *viewer.Server
 	hub       *session.Hub
 	rendering *renderService // nil without --render
+	cluster   *cluster       // nil for a single node
 }
 
 // listening returns every server the process runs.
@@ -80,7 +81,9 @@ func closeReserve(timeout time.Duration) time.Duration {
 //     did not acknowledge), and so do the agents' (the console
 //     reconnects); the dashboards' event streams end;
 //  2. requests in flight drain, until the deadline less closeReserve;
-//  3. the renderer and the Chromium pool close (every browser killed, its
+//  3. the node leaves the cluster (--nats), and its embedded NATS server
+//     stops (--nats-embed);
+//  4. the renderer and the Chromium pool close (every browser killed, its
 //     profile deleted);
 //
 // and the caller closes the audit log on its way out, after everything
@@ -106,6 +109,10 @@ func (s *shutdown) run() error {
 	if s.upstream != nil {
 		s.upstream.drain(drainBy, s.logger)
 	}
+	// The visitors have reconnected to other nodes, which took their
+	// sessions over (this node answered their release requests while it
+	// drained); now the node leaves the cluster.
+	s.cluster.Close()
 
 	closed := make(chan error, 1)
 	go func() { closed <- s.rendering.Close() }()
