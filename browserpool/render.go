@@ -294,3 +294,45 @@ type RenderError struct{ Status Status }
 func (e *RenderError) Error() string {
 	return "rendered view " + string(e.Status.State) + ": " + e.Status.Reason
 }
+
+// Rendering is the Rendered mode as the agent listener uses it: a
+// Renderer in this process (Renderer.Rendering), or the render workers of
+// a cluster (natsbus.RenderClient).
+type Rendering interface {
+	// Watch returns a view of the session's rendering, starting it if
+	// none runs; its first update says how the rendering stands.
+	Watch(sessionID string) (View, error)
+	Screenshot(ctx context.Context, sessionID string) ([]byte, error)
+	Document(ctx context.Context, sessionID string) (string, error)
+}
+
+// View is one agent's view of a session's rendering (*Viewer in this
+// process): every change of status, and the newest frame.
+type View interface {
+	Next(ctx context.Context) (Update, error)
+	Close()
+}
+
+// Rendering returns r as a Rendering.
+func (r *Renderer) Rendering() Rendering { return localRendering{r} }
+
+type localRendering struct{ *Renderer }
+
+func (l localRendering) Watch(sessionID string) (View, error) {
+	v, err := l.Renderer.Watch(sessionID)
+	if err != nil {
+		return nil, err // not a nil *Viewer in a non-nil View
+	}
+	return v, nil
+}
+
+// SessionIDs returns the sessions rendering now, watched or lingering.
+func (r *Renderer) SessionIDs() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := make([]string, 0, len(r.renderings))
+	for id := range r.renderings {
+		ids = append(ids, id)
+	}
+	return ids
+}

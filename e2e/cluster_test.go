@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -20,17 +21,31 @@ import (
 )
 
 // clusterPage is the fronted site of the cluster test: one page whose
-// heading the test changes.
+// heading the test changes, and its stylesheet, which the site serves only
+// to a visitor with the cookie the page set.
 func clusterPage(t *testing.T) *httptest.Server {
 	t.Helper()
 	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/style.css" {
+			if c, err := r.Cookie("shop_login"); err != nil || c.Value != "yes" {
+				http.Error(w, "sign in first", http.StatusForbidden)
+				return
+			}
+			w.Header().Set("Content-Type", "text/css")
+			fmt.Fprint(w, clusterStyle)
+			return
+		}
+		http.SetCookie(w, &http.Cookie{Name: "shop_login", Value: "yes", Path: "/"})
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprint(w, `<!doctype html><html><head><title>Cluster shop</title></head>
+		fmt.Fprint(w, `<!doctype html><html><head><title>Cluster shop</title><link rel="stylesheet" href="/style.css"></head>
 <body><h1>Welcome</h1><p>One page, two nodes.</p></body></html>`)
 	}))
 	t.Cleanup(site.Close)
 	return site
 }
+
+// clusterStyle is the page's login-gated stylesheet.
+const clusterStyle = `h1 { color: rgb(200, 30, 30); }`
 
 // freeAddr returns a loopback address no one listens on now.
 func freeAddr(t *testing.T) string {
@@ -48,6 +63,7 @@ func freeAddr(t *testing.T) string {
 // forwarder (the load balancer), an agent watches from B.
 type clusterPair struct {
 	a, b     *cobrowse
+	natsURL  string
 	front    *forwarder
 	page     *rod.Page
 	received *frameLog // WebSocket frames the visitor's page received
@@ -61,7 +77,7 @@ func startClusterPair(t *testing.T) *clusterPair {
 	natsAddr := freeAddr(t)
 	key := base64.StdEncoding.EncodeToString([]byte("e2e cluster visitor key, 32 bytes!"))
 	common := []string{"--upstream", site.URL, "--visitor-key", key}
-	cp := &clusterPair{received: &frameLog{}}
+	cp := &clusterPair{received: &frameLog{}, natsURL: "nats://" + natsAddr}
 	cp.b = startCobrowse(t, append([]string{"serve", "--node", "node-b", "--nats-embed", natsAddr}, common...)...)
 	cp.a = startCobrowse(t, append([]string{"serve", "--node", "node-a", "--nats", "nats://" + natsAddr}, common...)...)
 
@@ -128,6 +144,12 @@ func TestClusterVisitorOnOneNodeAgentOnAnother(t *testing.T) {
 	// the visitor on A.
 	cp.page.MustEval(`() => { document.querySelector('h1').textContent = 'Edit on A'; }`)
 	cp.agent.until(t, "the visitor's edit", containsText("Edit on A"), nil)
+	// The page's login-gated stylesheet reaches the agent's node from node
+	// A, which fetched it with the visitor's cookie.
+	style := cp.b.rawGET(t, "/api/sessions/"+cp.id+"/asset?url="+url.QueryEscape("http://"+cp.front.ln.Addr().String()+"/style.css"))
+	if string(style) != clusterStyle {
+		t.Errorf("the stylesheet through node B: %q, want %q", style, clusterStyle)
+	}
 	if err := cp.agent.conn.WriteJSON(map[string]any{"type": "pointer", "x": 40, "y": 30}); err != nil {
 		t.Fatal(err)
 	}
@@ -181,6 +203,78 @@ func TestClusterGracefulShutdownLosesNothing(t *testing.T) {
 	cp.heldByB(t)
 	if strings.Contains(cp.b.stderr.String(), "gap in visitor batches") {
 		t.Error("node B saw a gap in the visitor's batches: some were lost in the move")
+	}
+}
+
+// startRenderWorker runs `cobrowse render-worker` for the cluster at
+// natsURL.
+func startRenderWorker(t *testing.T, natsURL, name string) *cobrowse {
+	t.Helper()
+	return launch(t, []string{"render-worker", "--nats", natsURL, "--node", name, "--log-level", "debug"},
+		func(_ *cobrowse, line string) bool { return strings.Contains(line, "render worker "+name) })
+}
+
+// Node B runs no browsers: two render workers render the Rendered mode of
+// its agents. The agent on B watches the session node A holds, rendered
+// by a worker (its feed and assets come from A); that worker is killed,
+// and the other one takes over.
+func TestClusterRenderWorkers(t *testing.T) {
+	cp := startClusterPair(t)
+	workers := map[string]*cobrowse{
+		"worker-1": startRenderWorker(t, cp.natsURL, "worker-1"),
+		"worker-2": startRenderWorker(t, cp.natsURL, "worker-2"),
+	}
+	w := watchRender(t, cp.b, cp.id)
+	eventually(t, 30*time.Second, "the rendered view is live on node B", func() string {
+		last, frames, _ := w.state()
+		if !strings.Contains(last, `"live"`) || frames == 0 {
+			return fmt.Sprintf("state %s, %d frames", last, frames)
+		}
+		return ""
+	})
+	var rendering string
+	for name, wk := range workers {
+		if strings.Contains(wk.stderr.String(), cp.id) {
+			rendering = name
+		}
+	}
+	if rendering == "" {
+		t.Fatal("no worker's log names the session")
+	}
+
+	killed := time.Now()
+	if err := workers[rendering].proc.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	back := eventually(t, 15*time.Second, "frames from the other worker", func() string {
+		last, _, lastFrame := w.state()
+		if !lastFrame.After(killed) || !strings.Contains(last, `"live"`) {
+			return fmt.Sprintf("state %s, last frame %s before the kill", last, killed.Sub(lastFrame).Round(time.Millisecond))
+		}
+		return ""
+	})
+	t.Logf("%s killed; the rendered view was back %v later (goal ≤ 5 s)", rendering, back.Round(10*time.Millisecond))
+	if back > 5*time.Second {
+		t.Errorf("the view took %v to come back from another worker; the goal is 5 s", back)
+	}
+	// The new worker follows the visitor.
+	_, before, _ := w.state()
+	cp.page.MustEval(`() => { document.querySelector('h1').textContent = 'After the worker died'; }`)
+	eventually(t, 10*time.Second, "a frame for the visitor's change", func() string {
+		if _, frames, _ := w.state(); frames <= before {
+			return "no new frame"
+		}
+		return ""
+	})
+	// Exports come from the workers too.
+	png := cp.b.rawGET(t, "/api/sessions/"+cp.id+"/screenshot.png")
+	if !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Fatalf("the screenshot is not a PNG: %.40q", png)
+	}
+	saveArtifact(t, "cluster-worker-screenshot.png", png)
+	doc := cp.b.rawGET(t, "/api/sessions/"+cp.id+"/rendered.html")
+	if !bytes.Contains(doc, []byte("After the worker died")) {
+		t.Errorf("the rendered document lacks the visitor's change: %.300s", doc)
 	}
 }
 

@@ -120,20 +120,42 @@ func startDemo(t *testing.T) *cobrowse {
 	return startCobrowse(t, "demo")
 }
 
+// agentToken is the agent token of the servers the tests start.
+const agentToken = "e2e-agent-token-0123456789"
+
 // startCobrowse runs the cobrowse binary with args (a subcommand and its
 // flags) on loopback ports it chooses, with a known agent token.
 func startCobrowse(t testing.TB, args ...string) *cobrowse {
 	t.Helper()
-	c := &cobrowse{token: "e2e-agent-token-0123456789", stderr: &logtest.Buffer{}}
-	c.tmpDir = filepath.Join(run.serverRoot, strconv.FormatInt(run.servers.Add(1), 10))
-	if err := os.Mkdir(c.tmpDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	// Agents see sessions without the visitor's consent unless a test asks
 	// for it (a later --join wins): most tests are not about consent.
 	args = append([]string{args[0], "--join", "none"}, args[1:]...)
 	args = append(args, "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0",
-		"--agent-token", c.token, "--log-level", "debug")
+		"--agent-token", agentToken, "--log-level", "debug")
+	c := launch(t, args, func(c *cobrowse, line string) bool {
+		if m := visitorURLLine.FindStringSubmatch(line); m != nil {
+			c.visitorURL = m[1]
+		}
+		if m := agentURLLine.FindStringSubmatch(line); m != nil {
+			c.agentURL = m[1]
+		}
+		return c.visitorURL != "" && c.agentURL != ""
+	})
+	c.token = agentToken
+	return c
+}
+
+// launch runs the cobrowse binary with args, in a temporary directory of
+// its own, until the test ends (SIGINT, then SIGKILL after 10 s), and
+// reads its standard output until ready says it has printed what the
+// test needs.
+func launch(t testing.TB, args []string, ready func(c *cobrowse, line string) bool) *cobrowse {
+	t.Helper()
+	c := &cobrowse{stderr: &logtest.Buffer{}}
+	c.tmpDir = filepath.Join(run.serverRoot, strconv.FormatInt(run.servers.Add(1), 10))
+	if err := os.Mkdir(c.tmpDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(run.binary, args...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+c.tmpDir)
 	stdout, err := cmd.StdoutPipe()
@@ -162,16 +184,12 @@ func startCobrowse(t testing.TB, args ...string) *cobrowse {
 	lines := bufio.NewScanner(stdout)
 	deadline := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
 	defer deadline.Stop()
-	for (c.visitorURL == "" || c.agentURL == "") && lines.Scan() {
-		if m := visitorURLLine.FindStringSubmatch(lines.Text()); m != nil {
-			c.visitorURL = m[1]
-		}
-		if m := agentURLLine.FindStringSubmatch(lines.Text()); m != nil {
-			c.agentURL = m[1]
-		}
+	started := false
+	for !started && lines.Scan() {
+		started = ready(c, lines.Text())
 	}
-	if c.visitorURL == "" || c.agentURL == "" {
-		t.Fatalf("cobrowse %s printed no URLs; log:\n%s", args[0], c.stderr.String())
+	if !started {
+		t.Fatalf("cobrowse %s did not say it started; log:\n%s", args[0], c.stderr.String())
 	}
 	go io.Copy(io.Discard, stdout)
 	return c

@@ -33,6 +33,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cobrowse/cobrowse/assets"
 	"github.com/cobrowse/cobrowse/session"
 )
 
@@ -104,8 +105,11 @@ type Bus struct {
 	// held is what this node last wrote for each session it holds.
 	held map[string]*heldSession
 
-	relays relays // agents of this node's sessions on other nodes (relay.go)
-	feeds  feeds  // this node's agents of other nodes' sessions (relay.go)
+	// fetchAsset answers other nodes' asset requests (ServeAssets).
+	fetchAsset func(ctx context.Context, req assets.Request) (*assets.Asset, error)
+
+	relays *leases[*relay] // agents of this node's sessions on other nodes (relay.go)
+	feeds  feeds           // this node's agents of other nodes' sessions (relay.go)
 }
 
 // entry is a session's registry entry: the state of session.Bus.Takeover,
@@ -147,7 +151,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		remote: make(map[string]entry),
 		held:   make(map[string]*heldSession),
 	}
-	b.relays.init()
+	b.relays = newLeases[*relay]()
 	b.feeds.init()
 	opts := append([]nats.Option{
 		nats.Name("cobrowse " + cfg.Node),
@@ -261,7 +265,7 @@ func (b *Bus) run(ctx context.Context) {
 				b.log.Warn("NATS: announcing this node failed", "err", err)
 			}
 			b.removeAbandoned(ctx)
-			b.relays.expire()
+			b.relays.expire(relayTimeout)
 		}
 	}
 }

@@ -79,8 +79,10 @@ func (b *Bus) handleNodeRequest(m *nats.Msg) {
 		b.serveJoin(m)
 	case what == "release":
 		b.serveRelease(m)
+	case what == "asset":
+		b.serveAsset(m)
 	case strings.HasPrefix(what, "relay."):
-		b.relays.handle(strings.TrimPrefix(what, "relay."), m)
+		b.handleRelay(strings.TrimPrefix(what, "relay."), m)
 	}
 }
 
@@ -107,7 +109,6 @@ func (b *Bus) serveJoin(m *nats.Msg) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &relay{feed: feed, to: feedSubject(req.From, req.Feed), cancel: cancel}
-	r.pinged.Store(time.Now().UnixNano())
 	b.relays.add(req.Feed, r)
 	respond(m, joinReply{Agent: feed.Agent()})
 	go b.pump(ctx, req.Feed, r)
@@ -183,61 +184,34 @@ func respond(m *nats.Msg, reply joinReply) {
 	m.Respond(data)
 }
 
-// relays are the relays of this node's sessions to agents elsewhere.
-type relays struct {
-	mu sync.Mutex
-	m  map[string]*relay
-}
-
 // relay is one agent's feed of a session of this node, relayed to the
-// agent's node.
+// agent's node (a lease).
 type relay struct {
-	feed   *session.Subscriber
-	to     string
-	cancel context.CancelFunc
-	pinged atomic.Int64 // unix nanoseconds of the last ping
+	feed     *session.Subscriber
+	to       string
+	cancel   context.CancelFunc
+	lastPing atomic.Int64
 }
 
-func (rs *relays) init() { rs.m = make(map[string]*relay) }
-
-func (rs *relays) add(id string, r *relay) {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	rs.m[id] = r
+func (r *relay) end() {
+	r.cancel()
+	r.feed.Close()
 }
 
-func (rs *relays) get(id string) *relay {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	return rs.m[id]
-}
+func (r *relay) pinged() *atomic.Int64 { return &r.lastPing }
 
-// remove closes a relay and its feed.
-func (rs *relays) remove(id string) {
-	rs.mu.Lock()
-	r := rs.m[id]
-	delete(rs.m, id)
-	rs.mu.Unlock()
-	if r != nil {
-		r.cancel()
-		r.feed.Close()
-	}
-}
-
-// handle takes one message of an agent's node for relay id.
-func (rs *relays) handle(id string, m *nats.Msg) {
-	r := rs.get(id)
+// handleRelay takes one message of an agent's node for relay id.
+func (b *Bus) handleRelay(id string, m *nats.Msg) {
 	kind := m.Header.Get(hdrKind)
-	if r == nil {
-		if kind == "ping" {
-			m.Respond([]byte("gone"))
-		}
+	if kind == "ping" {
+		b.relays.answerPing(id, m)
+		return
+	}
+	r, ok := b.relays.get(id)
+	if !ok {
 		return
 	}
 	switch kind {
-	case "ping":
-		r.pinged.Store(time.Now().UnixNano())
-		m.Respond([]byte("ok"))
 	case "send":
 		var msg session.AgentMessage
 		if json.Unmarshal(m.Data, &msg) == nil {
@@ -246,24 +220,34 @@ func (rs *relays) handle(id string, m *nats.Msg) {
 	case "resync":
 		r.feed.Resync()
 	case "close":
-		rs.remove(id)
+		b.relays.remove(id)
 	}
 }
 
-// expire closes the relays whose agent's node stopped pinging.
-func (rs *relays) expire() {
-	limit := time.Now().Add(-relayTimeout).UnixNano()
-	rs.mu.Lock()
-	var stale []string
-	for id, r := range rs.m {
-		if r.pinged.Load() < limit {
-			stale = append(stale, id)
-		}
+// pinger pings the peer of a relay or a view, and tells when it is lost:
+// gone from NATS (no responders), answering that it no longer knows the
+// relay, or silent for two pings in a row.
+type pinger struct {
+	nc      *nats.Conn
+	subject string
+	timeout time.Duration
+	missed  int
+}
+
+// lost sends one ping and reports whether the peer is lost.
+func (p *pinger) lost() bool {
+	m := &nats.Msg{Subject: p.subject, Header: nats.Header{}}
+	m.Header.Set(hdrKind, "ping")
+	resp, err := p.nc.RequestMsg(m, p.timeout)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders) || (err == nil && string(resp.Data) != "ok"):
+		return true
+	case err != nil:
+		p.missed++
+		return p.missed >= 2
 	}
-	rs.mu.Unlock()
-	for _, id := range stale {
-		rs.remove(id)
-	}
+	p.missed = 0
+	return false
 }
 
 // Join subscribes an agent of this node (person) or the renderer to a
@@ -425,27 +409,16 @@ func (f *remoteFeed) fail(err error) {
 func (f *remoteFeed) keepAlive() {
 	tick := time.NewTicker(pingInterval)
 	defer tick.Stop()
-	missed := 0
+	p := pinger{nc: f.bus.nc, subject: nodeSubject(f.node, "relay."+f.id), timeout: pingInterval}
 	for {
 		select {
 		case <-f.done:
 			return
 		case <-tick.C:
 		}
-		m := &nats.Msg{Subject: nodeSubject(f.node, "relay."+f.id), Header: nats.Header{}}
-		m.Header.Set(hdrKind, "ping")
-		resp, err := f.bus.nc.RequestMsg(m, pingInterval)
-		switch {
-		case errors.Is(err, nats.ErrNoResponders) || (err == nil && string(resp.Data) != "ok"):
+		if p.lost() {
 			f.fail(session.ErrSessionMoved)
 			return
-		case err != nil:
-			if missed++; missed >= 2 {
-				f.fail(session.ErrSessionMoved)
-				return
-			}
-		default:
-			missed = 0
 		}
 	}
 }

@@ -36,7 +36,7 @@ type Config struct {
 	Audit *audit.Log
 	// Renderer gives the Rendered mode of the session view and screenshots;
 	// nil means this server renders nothing and says so to agents.
-	Renderer *browserpool.Renderer
+	Renderer browserpool.Rendering
 	// Assets answers GET /api/sessions/{id}/asset, from which DOM mode
 	// loads the replayed page's images, fonts, stylesheets and media; nil
 	// answers 503 there, and those do not load in DOM mode.
@@ -63,7 +63,7 @@ type Server struct {
 	auth     auth
 	log      *slog.Logger
 	audit    *audit.Log
-	renderer *browserpool.Renderer
+	renderer browserpool.Rendering
 	assets   AssetSource
 	mux      *http.ServeMux
 	static   http.Handler

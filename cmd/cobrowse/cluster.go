@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/cobrowse/cobrowse/browserpool"
 	"github.com/cobrowse/cobrowse/natsbus"
 	"github.com/cobrowse/cobrowse/session"
 )
@@ -110,12 +111,33 @@ func (cl *cluster) Bus() session.Bus {
 	return cl.bus
 }
 
-// serve shares the hub with the cluster.
-func (cl *cluster) serve(ctx context.Context, hub *session.Hub) error {
+// serve shares the hub with the cluster, and the asset service: this
+// node fetches its sessions' assets for the other nodes, and theirs from
+// them.
+func (cl *cluster) serve(ctx context.Context, hub *session.Hub, assets *assetService) error {
 	if cl == nil {
 		return nil
 	}
+	cl.bus.ServeAssets(assets.Local)
+	assets.remote = cl.bus.Asset
 	return cl.bus.Serve(ctx, hub)
+}
+
+// rendering is what shows this node's agents the Rendered mode: its own
+// browsers if it runs some, else the cluster's render workers; nil for a
+// single node without browsers.
+func (cl *cluster) rendering(ctx context.Context, own *renderService) (browserpool.Rendering, error) {
+	if own != nil {
+		return own.Rendering(), nil
+	}
+	if cl == nil {
+		return nil, nil
+	}
+	client, err := cl.bus.RenderClient(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("--nats: %w", err)
+	}
+	return client, nil
 }
 
 // Close leaves the cluster, then stops the embedded server. Safe on nil

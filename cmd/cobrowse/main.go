@@ -4,6 +4,7 @@
 //	cobrowse serve --upstream https://www.example.com   front a site
 //	cobrowse demo                                      front the built-in demo shop
 //	cobrowse policy check FILE                         validate a redaction policy
+//	cobrowse render-worker --nats URL                  render a cluster's sessions
 //	cobrowse version
 package main
 
@@ -29,6 +30,7 @@ Usage:
   cobrowse policy check FILE              validate a redaction policy file
   cobrowse policy test [flags] PAGE|URL   show a page as an agent would see it under a policy
   cobrowse loadtest [flags]               simulate visitors and agents against a running server
+  cobrowse render-worker --nats URL       render a cluster's sessions in Chromium on this host
   cobrowse version                        print the version
 
 Run "cobrowse serve -h" or "cobrowse demo -h" for their flags.
@@ -63,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return policyCommand(args[1:], stdout, stderr)
 	case "loadtest":
 		return loadtest(ctx, args[1:], stdout, stderr)
+	case "render-worker":
+		return renderWorker(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "cobrowse", version)
 		return nil

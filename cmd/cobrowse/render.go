@@ -72,7 +72,12 @@ func (l *listFlag) Set(v string) error {
 }
 
 func (o *renderOptions) register(fs *flag.FlagSet) {
-	fs.BoolVar(&o.enabled, "render", false, "offer agents the Rendered mode: replay sessions in headless Chromium on this server and stream its pixels (needs Chromium: see --chrome)")
+	fs.BoolVar(&o.enabled, "render", false, "offer agents the Rendered mode: replay sessions in headless Chromium on this server and stream its pixels (needs Chromium: see --chrome); in a cluster (--nats) without it, the cluster's render workers do")
+	o.registerPool(fs)
+}
+
+// registerPool adds the flags of the Chromium pool and the screencast.
+func (o *renderOptions) registerPool(fs *flag.FlagSet) {
 	fs.StringVar(&o.chrome, "chrome", "", "Chromium `binary` for --render (default $CHROME_PATH, else "+browserpool.DefaultChromePath+"; never downloaded)")
 	fs.IntVar(&o.browsers, "render-browsers", 1, "Chromium `processes` for --render")
 	fs.IntVar(&o.tabs, "render-tabs", 4, "rendered sessions per Chromium process (`tabs`)")
@@ -98,6 +103,10 @@ type assetService struct {
 	fetcher *assets.Fetcher
 	cache   *assets.Cache
 	cookies *assets.Cookies
+	// remote, in a cluster, fetches the assets of sessions other nodes
+	// hold from those nodes, which have their visitors' cookies
+	// (natsbus.Bus.Asset); ok false means this node holds the session.
+	remote func(ctx context.Context, req assets.Request) (a *assets.Asset, ok bool, err error)
 }
 
 // newAssetService starts the asset fetcher. site is the fronting handler
@@ -137,9 +146,20 @@ func (s *assetService) RememberCookie(sessionID, host, cookieHeader string) {
 	s.cookies.Remember(sessionID, host, cookieHeader)
 }
 
-// Asset fetches req with the visitor's remembered Cookie header for the
-// URL's host (sent only to the visitor's own site; see assets.Request).
+// Asset fetches req as the session's visitor would get it: from the node
+// holding the session if another does, else here (Local).
 func (s *assetService) Asset(ctx context.Context, req assets.Request) (*assets.Asset, error) {
+	if s.remote != nil {
+		if a, ok, err := s.remote(ctx, req); ok {
+			return a, err
+		}
+	}
+	return s.Local(ctx, req)
+}
+
+// Local fetches req with the visitor's remembered Cookie header for the
+// URL's host (sent only to the visitor's own site; see assets.Request).
+func (s *assetService) Local(ctx context.Context, req assets.Request) (*assets.Asset, error) {
 	if u, err := url.Parse(req.URL); err == nil {
 		req.Cookie = s.cookies.Lookup(req.SessionID, u.Host)
 	}
@@ -148,7 +168,12 @@ func (s *assetService) Asset(ctx context.Context, req assets.Request) (*assets.A
 
 // Resolve answers the renderer's subresource requests.
 func (s *assetService) Resolve(ctx context.Context, req browserpool.Subresource) (*browserpool.Resource, error) {
-	a, err := s.Asset(ctx, assets.Request{
+	return resolveWith(ctx, req, s.Asset)
+}
+
+// resolveWith answers a renderer's subresource request with fetch.
+func resolveWith(ctx context.Context, req browserpool.Subresource, fetch func(context.Context, assets.Request) (*assets.Asset, error)) (*browserpool.Resource, error) {
+	a, err := fetch(ctx, assets.Request{
 		URL:       req.URL,
 		PageURL:   req.PageURL,
 		Header:    req.Header,
@@ -169,9 +194,6 @@ type renderService struct {
 // startRendering starts the Chromium pool and the renderer, whose tabs get
 // their subresources from resolver.
 func startRendering(ctx context.Context, o renderOptions, hub *session.Hub, resolver browserpool.Resolver, logger *slog.Logger) (*renderService, error) {
-	if !o.enabled {
-		return nil, nil
-	}
 	pool, err := browserpool.New(ctx, browserpool.Config{
 		ChromePath:     o.chrome,
 		Browsers:       o.browsers,
@@ -181,7 +203,7 @@ func startRendering(ctx context.Context, o renderOptions, hub *session.Hub, reso
 		Logger:         logger,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("--render: %w", err)
+		return nil, err
 	}
 	renderer, err := browserpool.NewRenderer(browserpool.RenderConfig{
 		Pool: pool,
@@ -199,7 +221,7 @@ func startRendering(ctx context.Context, o renderOptions, hub *session.Hub, reso
 	})
 	if err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("--render: %w", err)
+		return nil, err
 	}
 	return &renderService{pool: pool, renderer: renderer}, nil
 }
@@ -213,10 +235,10 @@ func (s *renderService) Close() error {
 	return s.pool.Close()
 }
 
-// Renderer is the renderer, or nil when Rendered mode is off.
-func (s *renderService) Renderer() *browserpool.Renderer {
+// Rendering is the renderer, or nil when this process renders nothing.
+func (s *renderService) Rendering() browserpool.Rendering {
 	if s == nil {
 		return nil
 	}
-	return s.renderer
+	return s.renderer.Rendering()
 }

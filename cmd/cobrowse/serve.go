@@ -103,15 +103,7 @@ func (o *options) register(fs *flag.FlagSet, defaultListen string) {
 	fs.StringVar(&o.agentToken, "agent-token", "", "agent `token` for sign-in and the API, 16 characters or more (better given as $COBROWSE_AGENT_TOKEN, which other users cannot see; generated and printed if empty)")
 	fs.StringVar(&o.auditFile, "audit", "", "audit log `file` (JSON lines, appended; see docs/audit.md): sign-ins, agents joining and leaving, the policy in force, what it hid on each page")
 	fs.StringVar(&o.policy, "policy", "", "redaction policy `file` (YAML, see docs/policies.md), reloaded when it changes or on SIGHUP; default: the built-in policy (passwords, card and one-time-code fields masked, detectors on)")
-	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
-	o.logFormat = "text"
-	fs.Func("log-format", "log `format` on stderr: text (logfmt-style key=value; default) or json (one JSON object a line, for log collectors)", func(v string) error {
-		if v != "text" && v != "json" {
-			return fmt.Errorf("%q is neither text nor json", v)
-		}
-		o.logFormat = v
-		return nil
-	})
+	registerLogFlags(fs, &o.logLevel, &o.logFormat)
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "on SIGTERM or SIGINT, how long to drain requests and close sockets and browsers before exiting (`duration`)")
 	o.join = session.JoinConsent
 	fs.Func("join", "what it takes for agents to see a session (`mode`): consent (the visitor accepts each session; default), code (the visitor reads a 6-digit support code to the agent) or none (no prompt: for internal tools whose users agreed beforehand)", func(v string) error {
@@ -167,6 +159,19 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	o.upstream = "http://" + shop.Addr().String()
 	shopServer := &http.Server{Handler: demo.New(), ReadHeaderTimeout: 10 * time.Second}
 	return start(ctx, o, stdout, stderr, &listening{name: "demo shop", srv: shopServer, ln: shop})
+}
+
+// registerLogFlags adds --log-level and --log-format to fs.
+func registerLogFlags(fs *flag.FlagSet, level *slog.Level, format *string) {
+	fs.TextVar(level, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
+	*format = "text"
+	fs.Func("log-format", "log `format` on stderr: text (logfmt-style key=value; default) or json (one JSON object a line, for log collectors)", func(v string) error {
+		if v != "text" && v != "json" {
+			return fmt.Errorf("%q is neither text nor json", v)
+		}
+		*format = v
+		return nil
+	})
 }
 
 // newLogger returns the server's logger: format is "text" or "json".
@@ -255,7 +260,7 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 		return r
 	}})
 	stats.AddHub(hub)
-	if err := cl.serve(ctx, hub); err != nil {
+	if err := cl.serve(ctx, hub, assetService); err != nil {
 		return fmt.Errorf("--nats: %w", err)
 	}
 	identity, err := session.NewIdentity(identityKey)
@@ -267,14 +272,18 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 		return err
 	}
 	visitors := &session.VisitorHandler{Hub: hub, Identity: identity, Logger: logger}
-	rendering, err := startRendering(ctx, o.render, hub, assetService, logger)
-	if err != nil {
-		return err
-	}
-	defer rendering.Close() // if start fails before serving; a shutdown closes it in order
-	if rendering != nil {
+	var rendering *renderService // nil: this process runs no browsers
+	if o.render.enabled {
+		if rendering, err = startRendering(ctx, o.render, hub, assetService, logger); err != nil {
+			return fmt.Errorf("--render: %w", err)
+		}
+		defer rendering.Close() // if start fails before serving; a shutdown closes it in order
 		stats.AddPool(rendering.pool)
 		stats.AddRenderer(rendering.renderer)
+	}
+	shown, err := cl.rendering(ctx, rendering)
+	if err != nil {
+		return err
 	}
 	// ready says whether /readyz answers 200: from when both listeners
 	// are up (the policy is loaded by then) until the shutdown starts,
@@ -285,7 +294,7 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 		Token:      o.agentToken,
 		Logger:     logger,
 		Audit:      auditLog,
-		Renderer:   rendering.Renderer(),
+		Renderer:   shown,
 		Assets:     assetService,
 		AssetCache: assetService.cache.Handler(),
 		Metrics:    stats.Handler(logger),
