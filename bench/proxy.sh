@@ -29,10 +29,13 @@
 #   BENCH_SLOW=200ms       the slow page's pause after its head
 #   BENCH_NGINX_WORKERS=auto   nginx worker_processes
 #   BENCH_KEEP_TMP=0       1 keeps the temp dir (configs, logs) for inspection
+#   BENCH_COBROWSE=        a cobrowse binary to measure instead of bin/cobrowse
+#                          (e.g. one built from another commit, to compare
+#                          builds in the same conditions); it is not rebuilt
 #
 # It installs wrk and nginx with apt-get when missing (as root; it says so),
 # builds bin/cobrowse with `make build` when missing or older than the
-# sources, starts the upstream, cobrowse and nginx on free 127.0.0.1 ports,
+# sources (unless BENCH_COBROWSE names another binary), starts the upstream, cobrowse and nginx on free 127.0.0.1 ports,
 # checks that cobrowse and nginx both inject the tag, and stops everything it
 # started when it exits, however it exits.
 #
@@ -53,6 +56,7 @@ TTFB_N=${BENCH_TTFB_N:-20}
 SLOW=${BENCH_SLOW:-200ms}
 NGINX_WORKERS=${BENCH_NGINX_WORKERS:-auto}
 KEEP_TMP=${BENCH_KEEP_TMP:-0}
+COBROWSE_BIN=${BENCH_COBROWSE:-}
 
 TAG_NGINX='<script src="/__cobrowse/visitor.js" defer></script>'
 # cobrowse adds a per-page nonce: <script src="/__cobrowse/visitor.js" nonce="…" defer></script>
@@ -70,6 +74,8 @@ done
 [[ $GZIP == 0 || $GZIP == 1 ]] || die "BENCH_GZIP must be 0 or 1"
 [[ $PLAIN == 0 || $PLAIN == 1 ]] || die "BENCH_PLAIN must be 0 or 1"
 
+# A relative BENCH_COBROWSE is relative to where the script was started.
+[[ -z $COBROWSE_BIN || $COBROWSE_BIN == /* ]] || COBROWSE_BIN=$PWD/$COBROWSE_BIN
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
@@ -130,13 +136,16 @@ stale_source() {
 		-type f \( \( -name '*.go' ! -name '*_test.go' \) -o -name go.mod -o -name go.sum -o -path './web/*' -o -path './demo/*' \) \
 		-newer bin/cobrowse -print -quit
 }
-if [[ ! -x bin/cobrowse ]]; then
+if [[ -n $COBROWSE_BIN ]]; then
+	[[ -x $COBROWSE_BIN ]] || die "BENCH_COBROWSE=$COBROWSE_BIN is not an executable file"
+elif [[ ! -x bin/cobrowse ]]; then
 	say "bin/cobrowse is missing: make build"
 	make build >&2 || die "make build failed"
 elif [[ -n $(stale_source) ]]; then
 	say "bin/cobrowse is older than $(stale_source): make build"
 	make build >&2 || die "make build failed"
 fi
+COBROWSE_BIN=${COBROWSE_BIN:-bin/cobrowse}
 
 # ---------------------------------------------------------------- processes
 
@@ -227,6 +236,7 @@ say "building bench/upstream"
 go build -o "$TMP/upstream" ./bench/upstream || die "go build ./bench/upstream failed"
 "$TMP/upstream" serve -listen 127.0.0.1:0 -addr-file "$TMP/upstream.addr" -slow "$SLOW" >"$TMP/upstream.log" 2>&1 &
 started upstream $! TERM
+UPSTREAM_PID=$!
 for ((n = 0; n < 100; n++)); do
 	[[ -s $TMP/upstream.addr ]] && break
 	alive upstream "${PIDS[-1]}"
@@ -237,9 +247,10 @@ DIRECT=http://$(cat "$TMP/upstream.addr")
 
 # cobrowse, on ports of its choosing; it prints its visitor URL.
 TOKEN=bench-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
-bin/cobrowse serve --upstream "$DIRECT" --listen 127.0.0.1:0 --agent-listen 127.0.0.1:0 --agent-token "$TOKEN" \
+"$COBROWSE_BIN" serve --upstream "$DIRECT" --listen 127.0.0.1:0 --agent-listen 127.0.0.1:0 --agent-token "$TOKEN" \
 	>"$TMP/cobrowse.out" 2>"$TMP/cobrowse.log" &
 started cobrowse $! INT
+COBROWSE_PID=$!
 COBROWSE=
 for ((n = 0; n < 100; n++)); do
 	COBROWSE=$(sed -n 's|.*visitor URL:[[:space:]]*\(https\?://[^/[:space:]]*\).*|\1|p' "$TMP/cobrowse.out")
@@ -311,6 +322,7 @@ EOF
 	die "nginx rejected its configuration: $(cat "$TMP/nginx/test.log")"
 "$NGINX" -p "$TMP/nginx/" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" >"$TMP/nginx/stdout.log" 2>&1 &
 started nginx $! TERM
+NGINX_PID=$!
 NGINXURL=http://127.0.0.1:$NGINX_PORT
 NGINXURLS=http://127.0.0.1:$NGINX_URLS_PORT
 for ((n = 0; n < 100; n++)); do
@@ -383,8 +395,35 @@ done = function(summary, latency, requests)
 end
 EOF
 
-declare -A RPS MBS P50 P99 BPR
+declare -A RPS MBS P50 P99 BPR CPU_PROXY CPU_UP CPU_WRK
 ERRORS=()
+
+# CPU time per request, from /proc: user + system time of the proxy (cobrowse,
+# or nginx's workers), of the upstream and of wrk over each measurement. The
+# kernel's softirq time (much of loopback TCP) is charged to no process and
+# is not in these. When wrk and the servers keep every core busy, req/s is
+# about the number of cores over the sum of a row's CPU times, which says
+# where the time goes when the ratios move.
+TICK=$(getconf CLK_TCK)
+cpu_ticks() { # pid…: their user + system time so far, in clock ticks
+	local pid t total=0
+	for pid in "$@"; do
+		t=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$pid/stat" 2>/dev/null) || continue
+		total=$((total + t))
+	done
+	echo "$total"
+}
+children_ms() { # sets CHILDREN_MS: user + system ms of the children this shell waited for (wrk)
+	# times is a builtin: run here, not in a subshell, it reports this shell's children.
+	times >"$TMP/times"
+	CHILDREN_MS=$(awk 'NR == 2 {for (i = 1; i <= 2; i++) {split($i, a, /[ms]/); t += a[1] * 60 + a[2]}; printf "%.0f", t * 1000}' "$TMP/times")
+}
+proxy_pids() { # target: the processes that proxy its requests
+	case $1 in
+	cobrowse | cob-inject) echo "$COBROWSE_PID" ;;
+	nginx | nginx+urls) pgrep -P "$NGINX_PID" | tr '\n' ' ' ;;
+	esac
+}
 
 measure() { # kind target url [header…]
 	local kind=$1 target=$2 url=$3 hdr=() line h
@@ -394,8 +433,17 @@ measure() { # kind target url [header…]
 		foreground wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" --timeout 10s "${hdr[@]}" "$url" >/dev/null ||
 			die "wrk failed on $url"
 	fi
+	local pids proxy0 up0 wrk0
+	pids=$(proxy_pids "$target")
+	proxy0=$(cpu_ticks $pids) up0=$(cpu_ticks "$UPSTREAM_PID")
+	children_ms
+	wrk0=$CHILDREN_MS
 	foreground wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 10s -s "$TMP/report.lua" "${hdr[@]}" "$url" >"$TMP/wrk.out" ||
 		die "wrk failed on $url: $(cat "$TMP/wrk.out")"
+	local proxy1 up1 wrk1
+	proxy1=$(cpu_ticks $pids) up1=$(cpu_ticks "$UPSTREAM_PID")
+	children_ms
+	wrk1=$CHILDREN_MS
 	line=$(grep '^BENCH ' "$TMP/wrk.out") || die "wrk printed no result for $url: $(cat "$TMP/wrk.out")"
 	local requests duration_us bytes p50_us p99_us sockerr non2xx kv
 	for kv in ${line#BENCH }; do
@@ -411,6 +459,9 @@ measure() { # kind target url [header…]
 	P50[$k]+="$(awk -v u="$p50_us" 'BEGIN {printf "%.3f", u / 1000}') "
 	P99[$k]+="$(awk -v u="$p99_us" 'BEGIN {printf "%.3f", u / 1000}') "
 	BPR[$k]+="$((bytes / requests)) "
+	CPU_PROXY[$k]+="$(awk -v t=$((proxy1 - proxy0)) -v hz="$TICK" -v r="$requests" 'BEGIN {printf "%.4f", t / hz * 1000 / r}') "
+	CPU_UP[$k]+="$(awk -v t=$((up1 - up0)) -v hz="$TICK" -v r="$requests" 'BEGIN {printf "%.4f", t / hz * 1000 / r}') "
+	CPU_WRK[$k]+="$(awk -v t=$((wrk1 - wrk0)) -v r="$requests" 'BEGIN {printf "%.4f", t / r}') "
 	say "$(printf '%-10s %-10s %10.0f req/s  p50 %8.3f ms  p99 %8.3f ms' "$kind" "$target" \
 		"$(awk -v r="$requests" -v d="$duration_us" 'BEGIN {print r / (d / 1e6)}')" \
 		"$(awk -v u="$p50_us" 'BEGIN {print u / 1000}')" "$(awk -v u="$p99_us" 'BEGIN {print u / 1000}')")"
@@ -486,7 +537,7 @@ cell() { # array key
 echo
 echo "cobrowse proxy benchmark — $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(uname -sr); wrk, upstream, cobrowse and nginx share them; ${BUSY_BEFORE}% busy before the run"
-echo "cobrowse: $(bin/cobrowse version 2>/dev/null | head -n 1 || echo '?'); $("$NGINX" -v 2>&1); $(wrk --version 2>&1 | head -n 1 | awk '{print $1, $2}'); $(go version | awk '{print $3}')"
+echo "cobrowse: $COBROWSE_BIN, $("$COBROWSE_BIN" version 2>/dev/null | head -n 1 || echo '?'); $("$NGINX" -v 2>&1); $(wrk --version 2>&1 | head -n 1 | awk '{print $1, $2}'); $(go version | awk '{print $3}')"
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION (warm-up: $WARMUP) per cell; median of $ROUNDS round(s); nginx worker_processes $NGINX_WORKERS, upstream keepalive, sub_filter on identity bodies"
 echo "cobrowse = as deployed (tag + upstream URLs moved to the public origin); cob-inject = same binary, Host = upstream's (tag only); nginx = tag only; nginx+urls = tag + sub_filter of the upstream's origin"
 echo
@@ -513,6 +564,18 @@ for kind in "${KINDS[@]}"; do
 		"$(ratio "$c" "$d")" "$(ratio "$n" "$d")"
 done
 echo "(ratios of req/s)"
+echo
+printf '| %-9s | %-10s | %14s | %14s | %10s | %9s |\n' page target 'proxy CPU ms' 'upstream CPU ms' 'wrk CPU ms' 'sum ms'
+printf '|%s|%s|%s|%s|%s|%s|\n' ----------- ------------ ---------------: ----------------: -----------: ----------:
+for kind in "${KINDS[@]}"; do
+	for target in $(targets_of "$kind"); do
+		k="$kind,$target"
+		cp=$(cell CPU_PROXY "$k") cu=$(cell CPU_UP "$k") cw=$(cell CPU_WRK "$k")
+		printf '| %-9s | %-10s | %14.3f | %15.3f | %10.3f | %9.3f |\n' "$kind" "$target" "$cp" "$cu" "$cw" \
+			"$(awk -v a="$cp" -v b="$cu" -v c="$cw" 'BEGIN {print a + b + c}')"
+	done
+done
+echo "(CPU time per request, user + system, median of the rounds; softirq time is charged to no process and not included)"
 echo
 printf '| %-9s | %22s | %20s | %14s |\n' slow.html 'TTFB ms (curl), median' 'first body byte ms' 'whole page ms'
 printf '|%s|%s|%s|%s|\n' ----------- -----------------------: ---------------------: ---------------:

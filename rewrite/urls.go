@@ -92,6 +92,11 @@ type URLRewriter struct {
 	hold   int // start of the start tag being held, or -1
 	maxTag int
 
+	// hostScan and hostAt remember the last search for from's host in
+	// buf[:w] (see hostIn): it started at hostScan (-1: no valid search)
+	// and found the host at hostAt (-1: nowhere after hostScan).
+	hostScan, hostAt int
+
 	// out is returned first, then next; they alias buf and scratch, so buf
 	// is not compacted and scratch not rebuilt until both are drained.
 	out, next []byte
@@ -124,7 +129,7 @@ func NewURLRewriter(src io.Reader, from, to string) *URLRewriter {
 // newURLRewriter is NewURLRewriter with a configurable bound on start tags,
 // so that tests reach it with small inputs.
 func newURLRewriter(src io.Reader, from, to string, maxTag int) *URLRewriter {
-	u := &URLRewriter{src: src, hold: -1, maxTag: maxTag}
+	u := &URLRewriter{src: src, hold: -1, maxTag: maxTag, hostScan: -1}
 	f, okFrom := parseOriginURL(from)
 	t, okTo := parseOriginURL(to)
 	if !okFrom || !okTo {
@@ -200,6 +205,7 @@ func (u *URLRewriter) fill() bool {
 	m, err := u.src.Read(u.buf[u.w:])
 	u.w += m
 	u.srcErr = err
+	u.hostScan = -1 // buf[:w] changed
 	return m > 0 || err != nil
 }
 
@@ -371,6 +377,9 @@ func (u *URLRewriter) lex() bool {
 		case sTagOpen:
 			switch {
 			case isLetter(c):
+				if u.skipTag(buf, true) {
+					continue
+				}
 				u.isStart, u.tag, u.name.n = true, tagOther, 0
 				u.attrs, u.seen = u.attrs[:0], 0
 				u.state = sTagName
@@ -390,6 +399,9 @@ func (u *URLRewriter) lex() bool {
 		case sEndTagOpen:
 			switch {
 			case isLetter(c):
+				if u.skipTag(buf, false) {
+					continue
+				}
 				u.isStart = false
 				u.state = sTagName
 			case c == '>':
@@ -747,14 +759,7 @@ func (u *URLRewriter) endOfValue() {
 func (u *URLRewriter) endOfTag() bool {
 	u.state = sData
 	if u.isStart {
-		switch u.tag {
-		case tagRawText:
-			u.state = sRawText
-		case tagScript:
-			u.state = sScriptData
-		case tagPlaintext:
-			u.state = sPlaintext
-		}
+		u.state = u.tag.content()
 	}
 	start := u.hold
 	if start < 0 {
@@ -771,6 +776,183 @@ func (u *URLRewriter) endOfTag() bool {
 	u.out, u.next = u.buf[u.e:start], u.scratch
 	u.e = u.pos
 	return true
+}
+
+// content returns the lexer's state after a start tag of class t.
+func (t tagClass) content() lexState {
+	switch t {
+	case tagRawText:
+		return sRawText
+	case tagScript:
+		return sScriptData
+	case tagPlaintext:
+		return sPlaintext
+	}
+	return sData
+}
+
+// skipTag is the lexer's fast path over a tag that needs no rewriting and
+// that buf holds whole: an end tag, or a start tag with no occurrence of
+// from's host in it (every URL to rewrite holds one) and within maxTag. It
+// looks at the tag from pos, the first letter of its name; if it is such a
+// tag, skipTag moves pos after it, the lexer to the state after it, and
+// reports true. Otherwise it changes nothing, and the tag states lex the
+// tag, holding and rewriting a start tag as they do. Most tags of a page
+// take this path: it finds the tag's end and name without collecting and
+// classifying attributes.
+func (u *URLRewriter) skipTag(buf []byte, start bool) bool {
+	nameEnd, end := tagEnd(buf, u.pos)
+	if end < 0 || start && (end-u.hold > u.maxTag || u.hostIn(buf, u.hold, end)) {
+		return false
+	}
+	u.isStart, u.state = start, sData
+	if start {
+		u.name.n = 0
+		for _, c := range buf[u.pos:nameEnd] {
+			u.name.add(c)
+		}
+		u.tag, u.rawName = classifyTag(u.name.bytes())
+		u.state, u.hold = u.tag.content(), -1
+	}
+	u.pos = end
+	return true
+}
+
+// tagEnd finds the end of the tag whose name starts at buf[i] (after "<" or
+// "</") as the tag states of lex find it, without collecting anything: it
+// returns the end of the name and the offset after the tag's '>', or end -1
+// if buf ends before the tag does.
+func tagEnd(buf []byte, i int) (nameEnd, end int) {
+	for i < len(buf) && byteClass[buf[i]]&endsTagName == 0 {
+		i++
+	}
+	nameEnd = i
+	if i == len(buf) {
+		return nameEnd, -1
+	}
+	st := sBeforeAttrName
+	switch buf[i] {
+	case '>':
+		return nameEnd, i + 1
+	case '/':
+		st = sSelfClosingStartTag
+	}
+	for i++; i < len(buf); {
+		c := buf[i]
+		switch st {
+		case sBeforeAttrName, sAfterAttrName:
+			switch {
+			case isWhite(c):
+				i++
+			case c == '/':
+				i++
+				st = sSelfClosingStartTag
+			case c == '>':
+				return nameEnd, i + 1
+			case c == '=' && st == sAfterAttrName:
+				i++
+				st = sBeforeAttrValue
+			default: // an attribute name, which may start with '='
+				for i++; i < len(buf) && byteClass[buf[i]]&endsAttrName == 0; i++ {
+				}
+				st = sAfterAttrName // the byte after the name is looked at there
+				if i < len(buf) && buf[i] == '=' {
+					i++
+					st = sBeforeAttrValue
+				}
+			}
+		case sBeforeAttrValue:
+			switch {
+			case isWhite(c):
+				i++
+			case c == '"' || c == '\'':
+				q := bytes.IndexByte(buf[i+1:], c)
+				if q < 0 {
+					return nameEnd, -1
+				}
+				i += q + 2
+				st = sAfterAttrValueQuoted
+			case c == '>':
+				return nameEnd, i + 1
+			default: // unquoted, up to whitespace or '>', looked at again
+				for i < len(buf) && byteClass[buf[i]]&endsUnquoted == 0 {
+					i++
+				}
+				st = sBeforeAttrName
+			}
+		case sAfterAttrValueQuoted, sSelfClosingStartTag:
+			switch {
+			case c == '>':
+				return nameEnd, i + 1
+			case c == '/' && st == sAfterAttrValueQuoted:
+				i++
+				st = sSelfClosingStartTag
+			default:
+				st = sBeforeAttrName
+			}
+		}
+	}
+	return nameEnd, -1
+}
+
+// hostIn reports whether buf[s:e] holds from's host in any ASCII case. It
+// searches buf from s to its end once, and answers from that search for
+// the tags up to the host it found.
+func (u *URLRewriter) hostIn(buf []byte, s, e int) bool {
+	if u.hostScan < 0 || s < u.hostScan || u.hostAt >= 0 && u.hostAt < s {
+		u.hostScan, u.hostAt = s, indexFoldASCII(buf[s:], u.from.host)
+		if u.hostAt >= 0 {
+			u.hostAt += s
+		}
+	}
+	return u.hostAt >= 0 && u.hostAt+len(u.from.host) <= e
+}
+
+// indexFoldASCII returns the index of the first occurrence in b of the
+// lower-case ASCII string s, ignoring ASCII case, or -1. A string without
+// letters (an IP address) is looked for with bytes.Index; otherwise
+// candidates are found with bytes.IndexByte on the first byte of s that is
+// not a letter (the first byte, in both cases, if all are).
+func indexFoldASCII(b []byte, s string) int {
+	k := 0
+	for k < len(s) && !isLetter(s[k]) {
+		k++
+	}
+	if k == len(s) {
+		return bytes.Index(b, []byte(s))
+	}
+	for k = 0; k < len(s) && isLetter(s[k]); k++ {
+	}
+	if k == len(s) {
+		k = 0
+	}
+	for i := k; i < len(b); i++ { // i-k, where s would start, is never negative
+		j := indexByteFoldASCII(b[i:], s[k])
+		if j < 0 {
+			return -1
+		}
+		i += j
+		if at := i - k; at+len(s) <= len(b) && equalFoldASCII(b[at:at+len(s)], s) {
+			return at
+		}
+	}
+	return -1
+}
+
+// indexByteFoldASCII returns the index of the first c in b, in either case
+// if c is a lower-case letter, or -1.
+func indexByteFoldASCII(b []byte, c byte) int {
+	i := bytes.IndexByte(b, c)
+	if 'a' <= c && c <= 'z' {
+		upper := b
+		if i >= 0 {
+			upper = b[:i]
+		}
+		if j := bytes.IndexByte(upper, c-'a'+'A'); j >= 0 {
+			return j
+		}
+	}
+	return i
 }
 
 // classifyTag returns the class of a start tag by its lower-case name, and
