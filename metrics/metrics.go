@@ -19,6 +19,7 @@ import (
 
 	"github.com/cobrowse/cobrowse/assets"
 	"github.com/cobrowse/cobrowse/browserpool"
+	"github.com/cobrowse/cobrowse/natsbus"
 	"github.com/cobrowse/cobrowse/session"
 )
 
@@ -151,6 +152,18 @@ func (m *Metrics) AddAssetCache(cache interface{ Stats() assets.CacheStats }) {
 		gauge("cobrowse_asset_cache_bytes", "Bytes the asset cache holds (bodies and index), at most --asset-cache-mib.", func(s assets.CacheStats) int64 { return s.Bytes }),
 		gauge("cobrowse_asset_cache_entries", "Asset bodies the cache holds.", func(s assets.CacheStats) int64 { return int64(s.Entries) }),
 		gauge("cobrowse_asset_cache_urls", "URLs the cache indexes, shared and per session.", func(s assets.CacheStats) int64 { return int64(s.URLs) }),
+	}})
+}
+
+// AddCluster adds the series of a cluster node (--nats).
+func (m *Metrics) AddCluster(bus interface{ Stats() natsbus.Stats }) {
+	m.reg.MustRegister(&statsCollector[natsbus.Stats]{stats: bus.Stats, series: []series[natsbus.Stats]{
+		gauge("cobrowse_cluster_remote_sessions", "Sessions other nodes of the cluster hold.", func(s natsbus.Stats) int64 { return int64(s.RemoteSessions) }),
+		gauge("cobrowse_cluster_relays", "Agents of other nodes watching this node's sessions.", func(s natsbus.Stats) int64 { return int64(s.Relays) }),
+		gauge("cobrowse_cluster_feeds", "Agents of this node watching other nodes' sessions.", func(s natsbus.Stats) int64 { return int64(s.Feeds) }),
+		counter("cobrowse_cluster_takeovers_total", "Sessions this node took over from another node (its visitor reconnected here).", func(s natsbus.Stats) uint64 { return s.Takeovers }),
+		counter("cobrowse_cluster_releases_total", "Sessions this node let another node take over.", func(s natsbus.Stats) uint64 { return s.Releases }),
+		counter("cobrowse_cluster_store_failures_total", "Visitor batches JetStream did not store; a takeover would miss them.", func(s natsbus.Stats) uint64 { return s.StoreFailures }),
 	}})
 }
 

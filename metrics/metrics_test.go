@@ -10,6 +10,7 @@ import (
 
 	"github.com/cobrowse/cobrowse/assets"
 	"github.com/cobrowse/cobrowse/browserpool"
+	"github.com/cobrowse/cobrowse/natsbus"
 	"github.com/cobrowse/cobrowse/session"
 )
 
@@ -29,6 +30,10 @@ type cacheStats assets.CacheStats
 
 func (s cacheStats) Stats() assets.CacheStats { return assets.CacheStats(s) }
 
+type clusterStats natsbus.Stats
+
+func (s clusterStats) Stats() natsbus.Stats { return natsbus.Stats(s) }
+
 func scrape(t *testing.T, m *Metrics) string {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -45,6 +50,7 @@ func TestSeries(t *testing.T) {
 	m.AddPool(poolStats{Leases: 6, Waits: 2, Rejections: 1, Timeouts: 1, TabsLost: 1, BrowsersStarted: 2, BrowsersLost: 1, BrowsersRecycled: 1, Browsers: 1, Busy: 3, Waiting: 2})
 	m.AddRenderer(renderStats{Sessions: 2, Started: 4, Frames: 600})
 	m.AddAssetCache(cacheStats{Hits: 10, Misses: 3, Bytes: 4096, Entries: 2, URLs: 5, Evictions: 1})
+	m.AddCluster(clusterStats{RemoteSessions: 8, Relays: 2, Feeds: 3, Takeovers: 4, Releases: 1, StoreFailures: 0})
 	m.ObserveFanout(3 * time.Millisecond)
 	m.ObserveFanout(40 * time.Millisecond)
 	m.CountRedactions(map[string]int{"mask .secret": 2, "mask: node under an unknown parent": 1, "remove #ssn": 1,
@@ -62,6 +68,8 @@ func TestSeries(t *testing.T) {
 		"cobrowse_rendered_sessions 2\n", "cobrowse_renderings_started_total 4\n", "cobrowse_screencast_frames_total 600\n",
 		"cobrowse_asset_cache_hits_total 10\n", "cobrowse_asset_cache_misses_total 3\n", "cobrowse_asset_cache_evictions_total 1\n",
 		"cobrowse_asset_cache_bytes 4096\n", "cobrowse_asset_cache_entries 2\n", "cobrowse_asset_cache_urls 5\n",
+		"cobrowse_cluster_remote_sessions 8\n", "cobrowse_cluster_relays 2\n", "cobrowse_cluster_feeds 3\n",
+		"cobrowse_cluster_takeovers_total 4\n", "cobrowse_cluster_releases_total 1\n", "cobrowse_cluster_store_failures_total 0\n",
 		`cobrowse_fanout_latency_seconds_bucket{le="0.005"} 1` + "\n", `cobrowse_fanout_latency_seconds_bucket{le="0.05"} 2` + "\n",
 		"cobrowse_fanout_latency_seconds_count 2\n",
 		`cobrowse_redactions_total{cause="mask"} 3` + "\n", `cobrowse_redactions_total{cause="remove"} 1` + "\n",

@@ -28,6 +28,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -109,7 +110,9 @@ type Bus struct {
 	fetchAsset func(ctx context.Context, req assets.Request) (*assets.Asset, error)
 
 	relays *leases[*relay] // agents of this node's sessions on other nodes (relay.go)
-	feeds  feeds           // this node's agents of other nodes' sessions (relay.go)
+
+	takeovers, releases, storeFailures atomic.Uint64 // Stats
+	feeds                              feeds         // this node's agents of other nodes' sessions (relay.go)
 }
 
 // entry is a session's registry entry: the state of session.Bus.Takeover,
@@ -212,6 +215,33 @@ func (b *Bus) setUp(ctx context.Context) error {
 		return fmt.Errorf("JetStream bucket %s: %w", nodeBucket, err)
 	}
 	return nil
+}
+
+// Stats are a node's cluster counters since Open, and its relays now.
+type Stats struct {
+	RemoteSessions int    // sessions other nodes hold, as the registry lists them
+	Relays         int    // agents of other nodes watching this node's sessions
+	Feeds          int    // agents of this node watching other nodes' sessions
+	Takeovers      uint64 // sessions this node took over from another node
+	Releases       uint64 // sessions this node let another node take over
+	StoreFailures  uint64 // batches JetStream did not store (a takeover would miss them)
+}
+
+// Stats returns the node's cluster counters.
+func (b *Bus) Stats() Stats {
+	b.mu.Lock()
+	remote := len(b.remote)
+	b.mu.Unlock()
+	b.feeds.mu.Lock()
+	feeds := len(b.feeds.m)
+	b.feeds.mu.Unlock()
+	b.relays.mu.Lock()
+	relays := len(b.relays.m)
+	b.relays.mu.Unlock()
+	return Stats{
+		RemoteSessions: remote, Relays: relays, Feeds: feeds,
+		Takeovers: b.takeovers.Load(), Releases: b.releases.Load(), StoreFailures: b.storeFailures.Load(),
+	}
 }
 
 // Node returns this node's name in the cluster.

@@ -174,6 +174,9 @@ func TestAgentOnAnotherNodeAndTakeoverAfterACrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	nextWith(t, feed, "step 4")
+	if st := b.bus.Stats(); st.Takeovers != 1 || st.StoreFailures != 0 {
+		t.Errorf("B's stats %+v: want 1 takeover, no store failure", st)
+	}
 }
 
 func TestReleaseToALiveNode(t *testing.T) {
@@ -211,6 +214,9 @@ func TestReleaseToALiveNode(t *testing.T) {
 	}
 	v2.Batch(3, []json.RawMessage{mutation(3)})
 	nextWith(t, feed, "step 3")
+	if st := a.bus.Stats(); st.Releases != 1 || st.Feeds != 1 {
+		t.Errorf("A's stats %+v: want 1 release, and its agent's feed relayed from B", st)
+	}
 
 	// The session ends on B: every node forgets it.
 	v2.End()

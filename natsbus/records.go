@@ -48,6 +48,7 @@ func (b *Bus) Store(rec session.BatchRecord) error {
 		}
 		ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(eventStream))
 		if err != nil {
+			b.storeFailures.Add(1)
 			return fmt.Errorf("storing batch %d of tab %s: %w", rec.Seq, rec.TabID, err)
 		}
 		if first == 0 {
@@ -254,6 +255,7 @@ func (b *Bus) Takeover(ctx context.Context, id string) (session.SessionState, []
 	if data, err := json.Marshal(e); err == nil {
 		b.sessions.Put(ctx, id, data)
 	}
+	b.takeovers.Add(1)
 	b.log.Info("took a session over", "session", id, "tabs", len(tabs))
 	return e.State, tabs, true, nil
 }

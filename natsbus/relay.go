@@ -162,7 +162,9 @@ func (b *Bus) serveRelease(m *nats.Msg) {
 			b.sessions.Put(ctx, id, data)
 		}
 	}
-	b.hub.Release(id)
+	if b.hub.Release(id) {
+		b.releases.Add(1)
+	}
 	m.Respond([]byte("released"))
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/cobrowse/cobrowse/browserpool"
+	"github.com/cobrowse/cobrowse/metrics"
 	"github.com/cobrowse/cobrowse/natsbus"
 	"github.com/cobrowse/cobrowse/session"
 )
@@ -111,13 +112,14 @@ func (cl *cluster) Bus() session.Bus {
 	return cl.bus
 }
 
-// serve shares the hub with the cluster, and the asset service: this
+// serve shares the hub with the cluster, and the asset service (this
 // node fetches its sessions' assets for the other nodes, and theirs from
-// them.
-func (cl *cluster) serve(ctx context.Context, hub *session.Hub, assets *assetService) error {
+// them), and adds the cluster's series to the metrics.
+func (cl *cluster) serve(ctx context.Context, hub *session.Hub, assets *assetService, stats *metrics.Metrics) error {
 	if cl == nil {
 		return nil
 	}
+	stats.AddCluster(cl.bus)
 	cl.bus.ServeAssets(assets.Local)
 	assets.remote = cl.bus.Asset
 	return cl.bus.Serve(ctx, hub)

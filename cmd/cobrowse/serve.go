@@ -260,7 +260,7 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 		return r
 	}})
 	stats.AddHub(hub)
-	if err := cl.serve(ctx, hub, assetService); err != nil {
+	if err := cl.serve(ctx, hub, assetService, stats); err != nil {
 		return fmt.Errorf("--nats: %w", err)
 	}
 	identity, err := session.NewIdentity(identityKey)

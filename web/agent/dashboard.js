@@ -36,6 +36,8 @@
       var status = cobrowse.el('td');
       status.appendChild(cobrowse.el('span', state, 'pill ' + state));
       if (s.agents) status.appendChild(cobrowse.el('span', ' ' + s.agents + ' watching', 'muted'));
+      // In a cluster (--nats), a session another node holds says which.
+      if (s.node) status.appendChild(cobrowse.el('div', 'on node ' + s.node, 'muted'));
       row.appendChild(status);
       var open = cobrowse.el('td');
       var link = cobrowse.el('a', 'Open', 'button');
