@@ -36,6 +36,7 @@ type loadOptions struct {
 	duration   time.Duration
 	ramp       time.Duration
 	slowdown   float64
+	dwell      time.Duration
 }
 
 // loadtest simulates visitors replaying the recorded demo session (its
@@ -52,6 +53,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&o.duration, "duration", time.Minute, "how long to run (`duration`), ramp included")
 	fs.DurationVar(&o.ramp, "ramp", 10*time.Second, "time over which the visitors connect (`duration`)")
 	fs.Float64Var(&o.slowdown, "slowdown", 1, "replay the recording this many `times` slower: it was made by a test that clicks through two pages in 10 s, faster than a person reads")
+	fs.DurationVar(&o.dwell, "dwell", 0, "reading time on each page (`duration`) before the next page load, with the page's socket open and no event: a person's pace without slowing down the recorded clicks, moves and typing")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,12 +66,17 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errors.New("--duration must be longer than --ramp")
 	case o.slowdown < 1:
 		return errors.New("--slowdown must be 1 or more")
+	case o.dwell < 0:
+		return errors.New("--dwell must not be negative")
 	}
 	batches, err := rrwebtest.DemoBatches()
 	if err != nil {
 		return err
 	}
-	lt := &loadRun{o: o, batches: batches, started: time.Now()}
+	lt := &loadRun{o: o, batches: batches, startsPage: make([]bool, len(batches)), started: time.Now()}
+	for i, b := range batches {
+		lt.startsPage[i] = startsPage(b)
+	}
 	cpu0, _ := lt.serverStats()
 	ctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
@@ -99,7 +106,9 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 type loadRun struct {
 	o       loadOptions
 	batches [][]json.RawMessage
-	started time.Time
+	// startsPage[i] says whether batches[i] begins a page (--dwell).
+	startsPage []bool
+	started    time.Time
 
 	sessions, errors          atomic.Int64
 	visitorMsgs, visitorBytes atomic.Int64 // payloads, before compression
@@ -250,17 +259,19 @@ func (lt *loadRun) replayPage(ctx context.Context, jar *cookieJar, tab string, w
 	prev := int64(0)
 	for i, batch := range lt.batches {
 		// The recorded pause before this batch (at least 20 ms), times
-		// --slowdown.
+		// --slowdown, and the reading time before a page load.
+		var pause time.Duration
 		if ts := firstTimestamp(batch); prev != 0 && ts > prev {
-			pause := max(time.Duration(float64(ts-prev)*lt.o.slowdown)*time.Millisecond, 20*time.Millisecond)
-			select {
-			case <-time.After(pause):
-			case <-ctx.Done():
-				return welcome.Session, nil
-			}
+			pause = max(time.Duration(float64(ts-prev)*lt.o.slowdown)*time.Millisecond, 20*time.Millisecond)
 			prev = ts
 		} else if ts != 0 {
 			prev = ts
+		}
+		if i > 0 && lt.startsPage[i] {
+			pause += lt.o.dwell
+		}
+		if !sleep(ctx, pause) {
+			return welcome.Session, nil
 		}
 		events := append(slices.Clone(batch), probeEvent(time.Now()))
 		msg, _ := json.Marshal(map[string]any{"seq": i + 1, "events": events})
@@ -268,7 +279,33 @@ func (lt *loadRun) replayPage(ctx context.Context, jar *cookieJar, tab string, w
 			return welcome.Session, err
 		}
 	}
+	sleep(ctx, lt.o.dwell) // reading the last page before the next load
 	return welcome.Session, nil
+}
+
+// sleep waits d, or less if ctx ends first; it reports whether ctx goes on.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	select {
+	case <-time.After(d):
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// startsPage reports whether a batch holds a Meta event (rrweb type 4),
+// which begins a page.
+func startsPage(batch []json.RawMessage) bool {
+	for _, e := range batch {
+		var env struct{ Type int }
+		if json.Unmarshal(e, &env) == nil && env.Type == 4 {
+			return true
+		}
+	}
+	return false
 }
 
 func firstTimestamp(batch []json.RawMessage) int64 {
@@ -376,7 +413,7 @@ func (lt *loadRun) report(w io.Writer, cpuSeconds, rss float64) {
 	sessions := max(lt.sessions.Load(), 1)
 	p50, p95, p99, n := lt.percentiles()
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "visitors × agents each\t%d × %d (recording replayed %g× slower)\n", lt.o.visitors, lt.o.agents, lt.o.slowdown)
+	fmt.Fprintf(tw, "visitors × agents each\t%d × %d (recording replayed %g× slower, %v reading each page)\n", lt.o.visitors, lt.o.agents, lt.o.slowdown, lt.o.dwell)
 	fmt.Fprintf(tw, "sessions\t%d\n", lt.sessions.Load())
 	fmt.Fprintf(tw, "messages in (visitors → server)\t%.0f/s\n", float64(lt.visitorMsgs.Load())/secs)
 	fmt.Fprintf(tw, "messages out (server → agents)\t%.0f/s\n", float64(lt.agentMsgs.Load())/secs)
