@@ -94,10 +94,11 @@ type Bus struct {
 	nodes    jetstream.KeyValue
 	hub      *session.Hub
 
-	// syncMu orders writing the registry (syncRegistry) and letting a
-	// session go (serveRelease): a session released is never written again
-	// as this node's.
-	syncMu sync.Mutex
+	// entryLocks order, per session, the writes of its registry entry
+	// and its release (serveRelease), so that a session this node let go
+	// is never written again as this node's (entryLock picks one; striped,
+	// since a lock per session would need a lifetime of its own).
+	entryLocks [64]sync.Mutex
 
 	mu sync.Mutex
 	// remote holds the registry entries of sessions other nodes hold, as
@@ -105,6 +106,9 @@ type Bus struct {
 	remote map[string]entry
 	// held is what this node last wrote for each session it holds.
 	held map[string]*heldSession
+	// released holds the sessions this node let another node take over,
+	// and when: never written as this node's again, unless taken back.
+	released map[string]time.Time
 
 	// fetchAsset answers other nodes' asset requests (ServeAssets).
 	fetchAsset func(ctx context.Context, req assets.Request) (*assets.Asset, error)
@@ -125,7 +129,8 @@ type entry struct {
 	Updated  time.Time            `json:"updated"`
 }
 
-// heldSession is what this node wrote last for a session it holds.
+// heldSession is what this node wrote last for a session it holds. It is
+// guarded by Bus.mu.
 type heldSession struct {
 	logStart map[string]uint64 // tab → stream sequence of its latest Replace record
 	written  []byte            // the entry last written, without Updated
@@ -149,10 +154,11 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		return nil, fmt.Errorf("node name %q: use letters, digits, '-' and '_' only", cfg.Node)
 	}
 	b := &Bus{
-		cfg:    cfg,
-		log:    cfg.Logger.With("node", cfg.Node),
-		remote: make(map[string]entry),
-		held:   make(map[string]*heldSession),
+		cfg:      cfg,
+		log:      cfg.Logger.With("node", cfg.Node),
+		remote:   make(map[string]entry),
+		held:     make(map[string]*heldSession),
+		released: make(map[string]time.Time),
 	}
 	b.relays = newLeases[*relay]()
 	b.feeds.init()
@@ -296,6 +302,7 @@ func (b *Bus) run(ctx context.Context) {
 			}
 			b.removeAbandoned(ctx)
 			b.relays.expire(relayTimeout)
+			b.forgetReleased()
 		}
 	}
 }
@@ -311,37 +318,60 @@ func (b *Bus) alive(ctx context.Context, node string) bool {
 	return err == nil
 }
 
+// registryWriters bounds the registry entries a node writes at once.
+const registryWriters = 16
+
 // syncRegistry writes the entries of the hub's sessions that changed, and
-// every entry once per refreshInterval.
+// every entry once per refreshInterval, registryWriters at a time.
 func (b *Bus) syncRegistry(ctx context.Context) {
-	b.syncMu.Lock()
-	defer b.syncMu.Unlock()
+	slots := make(chan struct{}, registryWriters)
+	var wg sync.WaitGroup
 	for _, st := range b.hub.States() {
-		b.writeEntryLocked(ctx, st, false)
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			b.writeEntry(ctx, st, false)
+		})
 	}
+	wg.Wait()
 }
 
-// writeEntry writes the registry entry of a session this node holds now
+// writeEntryNow writes the registry entry of a session this node holds
 // (a tab's log started over: a takeover must read it from there).
-func (b *Bus) writeEntry(ctx context.Context, id string) {
-	b.syncMu.Lock()
-	defer b.syncMu.Unlock()
+func (b *Bus) writeEntryNow(ctx context.Context, id string) {
 	if st, ok := b.hub.State(id); ok {
-		b.writeEntryLocked(ctx, st, true)
+		b.writeEntry(ctx, st, true)
 	}
 }
 
-// writeEntryLocked writes a session's entry if it changed, if it was last
-// written refreshInterval ago, or if now. b.syncMu is held.
-func (b *Bus) writeEntryLocked(ctx context.Context, st session.SessionState, now bool) {
+// entryLock is the lock that orders the writes of session id's entry.
+func (b *Bus) entryLock(id string) *sync.Mutex {
+	var h uint32 = 2166136261 // FNV-1a
+	for i := 0; i < len(id); i++ {
+		h = (h ^ uint32(id[i])) * 16777619
+	}
+	return &b.entryLocks[h%uint32(len(b.entryLocks))]
+}
+
+// writeEntry writes a session's entry if it changed, if it was last
+// written refreshInterval ago, or if now; never for a session released.
+func (b *Bus) writeEntry(ctx context.Context, st session.SessionState, now bool) {
 	id := st.Info.ID
+	lock := b.entryLock(id)
+	lock.Lock()
+	defer lock.Unlock()
 	b.mu.Lock()
+	if _, gone := b.released[id]; gone {
+		b.mu.Unlock()
+		return
+	}
 	h := b.heldLocked(id)
 	e := entry{Node: b.cfg.Node, State: st, LogStart: clone(h.logStart)}
+	written, writtenAt := h.written, h.at
 	b.mu.Unlock()
 	key := entryKey(e)
 	at := time.Now()
-	if !now && bytes.Equal(key, h.written) && at.Sub(h.at) < refreshInterval {
+	if !now && bytes.Equal(key, written) && at.Sub(writtenAt) < refreshInterval {
 		return
 	}
 	e.Updated = at.UTC()
@@ -419,6 +449,19 @@ func (b *Bus) applyEntry(kv jetstream.KeyValueEntry) {
 	}
 	delete(b.held, id) // another node holds it now
 	b.remote[id] = e
+}
+
+// forgetReleased forgets the sessions released more than a minute ago:
+// their new node has written their entry long since.
+func (b *Bus) forgetReleased() {
+	limit := time.Now().Add(-time.Minute)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id, at := range b.released {
+		if at.Before(limit) {
+			delete(b.released, id)
+		}
+	}
 }
 
 // removeAbandoned deletes the entries (and stored batches) of sessions

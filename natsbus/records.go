@@ -59,7 +59,7 @@ func (b *Bus) Store(rec session.BatchRecord) error {
 		b.mu.Lock()
 		b.heldLocked(rec.SessionID).logStart[rec.TabID] = first
 		b.mu.Unlock()
-		b.writeEntry(ctx, rec.SessionID)
+		b.writeEntryNow(ctx, rec.SessionID)
 	}
 	return nil
 }
@@ -244,6 +244,7 @@ func (b *Bus) Takeover(ctx context.Context, id string) (session.SessionState, []
 	}
 	b.mu.Lock()
 	delete(b.remote, id)
+	delete(b.released, id) // taken back
 	h := b.heldLocked(id)
 	for t, seq := range e.LogStart {
 		h.logStart[t] = seq

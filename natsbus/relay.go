@@ -151,13 +151,16 @@ func (b *Bus) serveRelease(m *nats.Msg) {
 	id := string(m.Data)
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	b.syncMu.Lock()
-	defer b.syncMu.Unlock()
+	lock := b.entryLock(id)
+	lock.Lock()
+	defer lock.Unlock()
+	b.mu.Lock()
+	b.released[id] = time.Now()
+	logStart := clone(b.heldLocked(id).logStart)
+	delete(b.held, id)
+	b.mu.Unlock()
 	if st, ok := b.hub.State(id); ok {
-		b.mu.Lock()
-		e := entry{Node: b.cfg.Node, State: st, LogStart: clone(b.heldLocked(id).logStart), Updated: time.Now().UTC()}
-		delete(b.held, id)
-		b.mu.Unlock()
+		e := entry{Node: b.cfg.Node, State: st, LogStart: logStart, Updated: time.Now().UTC()}
 		if data, err := json.Marshal(e); err == nil {
 			b.sessions.Put(ctx, id, data)
 		}
@@ -260,7 +263,15 @@ func (b *Bus) Join(ctx context.Context, id, agentName string, person bool) (sess
 	e, ok := b.remote[id]
 	b.mu.Unlock()
 	if !ok {
-		return nil, session.ErrNoSession
+		// A session that started a moment ago may not have reached this
+		// node's watch yet: ask the registry itself.
+		kv, err := b.sessions.Get(ctx, id)
+		if err != nil {
+			return nil, session.ErrNoSession
+		}
+		if e, err = decodeEntry(kv.Value()); err != nil || e.Node == b.cfg.Node {
+			return nil, session.ErrNoSession
+		}
 	}
 	f := &remoteFeed{bus: b, id: newFeedID(), node: e.Node, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	b.feeds.add(f)

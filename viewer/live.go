@@ -20,9 +20,10 @@ const (
 	agentWriteWait    = 10 * time.Second
 	agentPongWait     = 60 * time.Second
 	agentPingInterval = 25 * time.Second
-	// closeNoSession tells the agent page that the session does not exist,
+	// CloseNoSession is the close code that tells the agent page (or any
+	// client of the live socket) that the session does not exist,
 	// so it stops reconnecting.
-	closeNoSession = 4404
+	CloseNoSession = 4404
 )
 
 // live streams a session to an agent over a WebSocket: a "reset" first, then
@@ -41,7 +42,7 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) error {
 	sessionID := r.PathValue("id")
 	sub, err := s.hub.Join(r.Context(), sessionID, r.URL.Query().Get("name"), true)
 	if err != nil {
-		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeNoSession, "no such session"), time.Now().Add(agentWriteWait))
+		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseNoSession, "no such session"), time.Now().Add(agentWriteWait))
 		return nil
 	}
 	defer sub.Close()

@@ -115,8 +115,8 @@ func TestLiveUnknownSession(t *testing.T) {
 		t.Run(id, func(t *testing.T) {
 			conn := f.mustDial(t, id)
 			code, text := closeCode(t, conn)
-			if code != closeNoSession {
-				t.Fatalf("close code %d (%q), want %d", code, text, closeNoSession)
+			if code != CloseNoSession {
+				t.Fatalf("close code %d (%q), want %d", code, text, CloseNoSession)
 			}
 		})
 	}

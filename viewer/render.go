@@ -47,7 +47,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request) error {
 
 	sess, err := s.hub.Lookup(r.PathValue("id"))
 	if err != nil {
-		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeNoSession, "no such session"), time.Now().Add(agentWriteWait))
+		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseNoSession, "no such session"), time.Now().Add(agentWriteWait))
 		return nil
 	}
 	if s.renderer == nil {

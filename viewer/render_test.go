@@ -56,8 +56,8 @@ func TestRenderedModeRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, _ := closeCode(t, conn); code != closeNoSession {
-		t.Errorf("render socket of an unknown session closed with %d, want %d", code, closeNoSession)
+	if code, _ := closeCode(t, conn); code != CloseNoSession {
+		t.Errorf("render socket of an unknown session closed with %d, want %d", code, CloseNoSession)
 	}
 	if resp, _ := f.do(t, request{path: "/assets/" + strings.Repeat("a", 64), header: bearer(testToken)}); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("/assets/ without an asset cache: %s, want 404", resp.Status)

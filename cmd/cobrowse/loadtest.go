@@ -24,6 +24,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/cobrowse/cobrowse/internal/rrwebtest"
+	"github.com/cobrowse/cobrowse/viewer"
 )
 
 // loadOptions are the flags of cobrowse loadtest.
@@ -317,20 +318,31 @@ func firstTimestamp(batch []json.RawMessage) int64 {
 	return e.Timestamp
 }
 
-// agent watches a session and measures each probe's latency.
+// agent watches a session and measures each probe's latency. It starts
+// as soon as the visitor is welcomed, sooner than a person could open the
+// session: an agent listener of another node of a cluster may not know the
+// session yet ("no such session"), and is asked again for up to 10 s.
 func (lt *loadRun) agent(ctx context.Context, sessionID string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for lt.watch(ctx, sessionID) && time.Now().Before(deadline) && sleep(ctx, 250*time.Millisecond) {
+	}
+}
+
+// watch reads the session's live socket until it ends; it reports whether
+// the server closed it at once as a session it does not know.
+func (lt *loadRun) watch(ctx context.Context, sessionID string) (unknown bool) {
 	u := "ws" + strings.TrimPrefix(lt.o.agentURL, "http") + "/api/sessions/" + url.PathEscape(sessionID) + "/live?name=loadtest"
 	conn, _, err := dialer(nil, &lt.wireOut).DialContext(ctx, u, http.Header{"Authorization": {"Bearer " + lt.o.token}})
 	if err != nil {
 		lt.fail(fmt.Errorf("agent dialing %s: %w", sessionID, err))
-		return
+		return false
 	}
 	defer conn.Close()
 	context.AfterFunc(ctx, func() { conn.Close() })
-	for {
+	for read := 0; ; read++ {
 		_, msg, err := conn.ReadMessage()
 		if err != nil {
-			return
+			return read == 0 && websocket.IsCloseError(err, viewer.CloseNoSession)
 		}
 		now := time.Now()
 		lt.agentMsgs.Add(1)
