@@ -173,7 +173,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { b.log.Info("NATS connection back") }),
 	}, cfg.Options...)
-	nc, err := nats.Connect(cfg.URL, opts...)
+	nc, err := connect(ctx, cfg.URL, opts, b.log)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to NATS at %s: %w", cfg.URL, err)
 	}
@@ -183,6 +183,28 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// connectWait is how long a node waits at start for a NATS server that
+// does not answer yet (started at the same time, by the same compose file).
+const connectWait = 30 * time.Second
+
+// connect connects to NATS, trying again every second for connectWait
+// while no server answers.
+func connect(ctx context.Context, url string, opts []nats.Option, log *slog.Logger) (*nats.Conn, error) {
+	deadline := time.Now().Add(connectWait)
+	for {
+		nc, err := nats.Connect(url, opts...)
+		if !errors.Is(err, nats.ErrNoServers) || time.Now().After(deadline) {
+			return nc, err
+		}
+		log.Info("no NATS server answers yet; trying again", "url", url)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // setUp creates (or updates) the stream and the buckets.
