@@ -61,7 +61,7 @@ func (p *Policy) Explain(pageURL string, page io.Reader) (*Report, error) {
 	if err := json.Unmarshal(out[0], &ev); err != nil {
 		return nil, fmt.Errorf("reading the redacted snapshot: %w", err)
 	}
-	agentView := newMirror(0).build(ev.Data.Node, nil, nil)
+	agentView := newMirror(ev.Data.Node).build(ev.Data.Node, nil, nil)
 	if agentView == nil {
 		return nil, errors.New("the Redactor sent a snapshot that cannot be rebuilt")
 	}
@@ -93,9 +93,8 @@ func snapshotOf(n *html.Node, nextID *int64) *snode {
 		return sn
 	case html.ElementNode:
 		sn.Type, sn.TagName, sn.IsSVG = nodeElement, n.Data, n.Namespace == "svg"
-		sn.Attributes = attributes{}
 		for _, a := range n.Attr {
-			sn.Attributes[a.Key] = encodeString(a.Val)
+			sn.Attributes.set(stringAttribute(a.Key, a.Val))
 		}
 	case html.TextNode:
 		sn.Type, sn.TextContent = nodeText, n.Data

@@ -20,6 +20,13 @@ const maxMirrorNodes = 500_000
 type mirror struct {
 	byID  map[int64]*html.Node
 	state map[*html.Node]*nodeState
+
+	// The nodes, and the attribute lists, that build takes before it
+	// allocates any: those of a snapshot are allocated at once (it has
+	// hundreds). They stay allocated, even once their nodes are removed,
+	// until the mirror goes, at the next snapshot.
+	nodes []mirrorNode
+	attrs []html.Attribute
 }
 
 // nodeState is what the mirror knows about one node besides the html.Node.
@@ -35,15 +42,18 @@ type nodeState struct {
 	everPassword bool
 	// svg and style keep rrweb's flags for re-serializing the node.
 	svg, style bool
-	// attrs holds the attribute values as rrweb sent them (strings,
-	// numbers, true), in the order the html.Node lists them.
+	// raw holds the element's attributes as rrweb sent them (strings,
+	// numbers, true); the html.Node lists those present (syncAttrs).
 	raw attributes
 }
 
-// newMirror returns an empty mirror with room for about nodes nodes.
-func newMirror(nodes int) *mirror {
-	nodes = min(nodes, maxMirrorNodes)
-	return &mirror{byID: make(map[int64]*html.Node, nodes), state: make(map[*html.Node]*nodeState, nodes)}
+// newMirror returns an empty mirror with room for the nodes of sn's
+// subtree (nil: none).
+func newMirror(sn *snode) *mirror {
+	nodes, attrs := sn.count()
+	nodes, attrs = min(nodes, maxMirrorNodes), min(attrs, maxMirrorNodes)
+	return &mirror{byID: make(map[int64]*html.Node, nodes), state: make(map[*html.Node]*nodeState, nodes),
+		nodes: make([]mirrorNode, nodes), attrs: make([]html.Attribute, attrs)}
 }
 
 // mirrorNode is a node of the mirror with its state, in one allocation.
@@ -67,7 +77,13 @@ func (m *mirror) build(sn *snode, parent, next *html.Node) *html.Node {
 	if _, taken := m.byID[sn.ID]; taken {
 		return nil
 	}
-	mn := &mirrorNode{state: nodeState{id: sn.ID}}
+	var mn *mirrorNode
+	if len(m.nodes) > 0 {
+		mn, m.nodes = &m.nodes[0], m.nodes[1:]
+	} else {
+		mn = new(mirrorNode)
+	}
+	mn.state.id = sn.ID
 	n, st := &mn.node, &mn.state
 	switch sn.Type {
 	case nodeDocument:
@@ -83,8 +99,8 @@ func (m *mirror) build(sn *snode, parent, next *html.Node) *html.Node {
 			n.Namespace = "svg"
 		}
 		st.raw = sn.Attributes // taken over: the serialized node is not used after build
-		if st.raw == nil {
-			st.raw = attributes{}
+		if k := len(st.raw); k <= len(m.attrs) {
+			n.Attr, m.attrs = m.attrs[:0:k], m.attrs[k:] // see syncAttrs
 		}
 		syncAttrs(n, st)
 	case nodeText:
@@ -113,12 +129,12 @@ func (m *mirror) build(sn *snode, parent, next *html.Node) *html.Node {
 }
 
 // syncAttrs sets the html.Node's attributes from st.raw, for selectors, in
-// a stable order, and notes a password input.
+// name order, and notes a password input. It reuses the room of n.Attr.
 func syncAttrs(n *html.Node, st *nodeState) {
 	n.Attr = slices.Grow(n.Attr[:0], len(st.raw))
-	for name, v := range st.raw {
-		if s, ok := attrString(v); ok {
-			n.Attr = append(n.Attr, html.Attribute{Key: strings.ToLower(name), Val: s})
+	for _, a := range st.raw {
+		if a.present {
+			n.Attr = append(n.Attr, html.Attribute{Key: strings.ToLower(a.name), Val: a.val})
 		}
 	}
 	if n.DataAtom == atom.Input && strings.EqualFold(attr(n, "type"), "password") {

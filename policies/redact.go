@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -72,7 +71,6 @@ type Redactor struct {
 	// addOf, while a mutation is being sent, tells which of its adds built
 	// each new node (see mutation).
 	addOf map[*html.Node]int
-	names []string // appendAttrs' scratch list
 
 	// The page being redacted, for OnPageEnd: its URL as agents see it and
 	// the version of the policy that chose its rules.
@@ -154,7 +152,7 @@ func (r *Redactor) plainInput(id int64, text string) bool {
 	if st.removed || r.fieldMaskedBy(n, st) != "" {
 		return false
 	}
-	st.raw["value"] = encodeString(text) // for re-sending it if the node's state changes
+	st.raw.set(stringAttribute("value", text)) // for re-sending it if the node's state changes
 	syncAttrs(n, st)
 	return len(r.page.Detectors.Find(text)) == 0
 }
@@ -192,7 +190,7 @@ func (r *Redactor) redactEvent(ev event) []json.RawMessage {
 	case eventMeta:
 		out = r.meta(ev.Data)
 	case eventFullSnapshot:
-		out = r.fullSnapshot(ev.Data)
+		out = r.fullSnapshot(ev)
 	case eventIncremental:
 		out = r.incremental(ev.Data)
 	}
@@ -202,10 +200,13 @@ func (r *Redactor) redactEvent(ev event) []json.RawMessage {
 	}
 	events := make([]json.RawMessage, 0, len(out))
 	for _, data := range out {
-		enc, err := encodeEvent(ev, data)
-		if err != nil {
-			r.count("dropped: event that could not be encoded")
-			return nil
+		enc, whole := data.(json.RawMessage) // an event written whole (fullSnapshot)
+		if !whole {
+			var err error
+			if enc, err = encodeEvent(ev, data); err != nil {
+				r.count("dropped: event that could not be encoded")
+				return nil
+			}
 		}
 		events = append(events, enc)
 	}
@@ -213,38 +214,54 @@ func (r *Redactor) redactEvent(ev event) []json.RawMessage {
 }
 
 // encodeEvent encodes an event of ev's type and time with data. It writes the
-// envelope itself, and a snapshot's node tree (appendNode), rather than
-// through encoding/json, which would check and copy a snapshot's tens of
-// kilobytes once more at each level.
+// envelope itself, a snapshot's node tree (appendNode) and a mutation
+// (appendMutation), rather than through encoding/json, which would check
+// and copy a snapshot's tens of kilobytes once more at each level.
 func encodeEvent(ev event, data any) ([]byte, error) {
-	size := 256
-	if fs, ok := data.(*fullSnapshotData); ok {
-		size += len(fs.Node.sent)
-	}
-	b := append(make([]byte, 0, size), `{"type":`...)
-	b = strconv.AppendInt(b, int64(ev.Type), 10)
-	b = append(b, `,"data":`...)
+	b := appendEventHead(make([]byte, 0, 256), ev)
 	var err error
-	if fs, ok := data.(*fullSnapshotData); ok {
+	switch data := data.(type) {
+	case *fullSnapshotData:
 		b = append(b, `{"node":`...)
-		if b, err = appendNode(b, fs.Node); err != nil {
+		if b, err = appendNode(b, data.Node); err != nil {
 			return nil, err
 		}
-		b = append(b, `,"initialOffset":{"top":`...)
-		b = append(append(b, cmp.Or(fs.InitialOffset.Top, "0")...), `,"left":`...)
-		b = append(append(b, cmp.Or(fs.InitialOffset.Left, "0")...), "}}"...)
-	} else {
+		b = appendOffset(b, data)
+	case *mutationData:
+		if b, err = appendMutation(b, data); err != nil {
+			return nil, err
+		}
+	default:
 		enc, err := json.Marshal(data)
 		if err != nil {
 			return nil, err
 		}
 		b = append(b, enc...)
 	}
+	return appendEventTail(b, ev), nil
+}
+
+// appendEventHead appends the start of an event of ev's type, up to its
+// data.
+func appendEventHead(b []byte, ev event) []byte {
+	b = strconv.AppendInt(append(b, `{"type":`...), int64(ev.Type), 10)
+	return append(b, `,"data":`...)
+}
+
+// appendEventTail appends the end of an event of ev's time, after its data.
+func appendEventTail(b []byte, ev event) []byte {
 	b = append(append(b, `,"timestamp":`...), ev.Timestamp...)
 	if ev.Delay != nil {
 		b = append(append(b, `,"delay":`...), *ev.Delay...)
 	}
-	return append(b, '}'), nil
+	return append(b, '}')
+}
+
+// appendOffset appends the end of a snapshot's data, after its node.
+func appendOffset(b []byte, fs *fullSnapshotData) []byte {
+	b = append(b, `,"initialOffset":{"top":`...)
+	b = append(append(b, cmp.Or(fs.InitialOffset.Top, "0")...), `,"left":`...)
+	return append(append(b, cmp.Or(fs.InitialOffset.Left, "0")...), "}}"...)
 }
 
 // Page returns the URL and title to show agents for a page the tab says it
@@ -286,16 +303,18 @@ func (r *Redactor) meta(data json.RawMessage) []any {
 	return []any{m}
 }
 
-// fullSnapshot rebuilds the mirror from a snapshot and sends it redacted.
-func (r *Redactor) fullSnapshot(data json.RawMessage) []any {
+// fullSnapshot rebuilds the mirror from the snapshot ev and sends it
+// redacted: the event written whole (a json.RawMessage), straight from the
+// mirror into the one buffer, or the blocked page.
+func (r *Redactor) fullSnapshot(ev event) []any {
 	if r.page == nil {
 		return nil // no Meta event: no policy chosen for this page
 	}
-	fs, ok := decodeFullSnapshot(data)
+	fs, ok := decodeFullSnapshot(ev.Data)
 	if !ok || fs.Node == nil {
 		return nil
 	}
-	r.mirror = newMirror(fs.Node.count())
+	r.mirror = newMirror(fs.Node)
 	root := r.mirror.build(fs.Node, nil, nil)
 	if root == nil || r.mirror.size() >= maxMirrorNodes {
 		r.blocked = true
@@ -307,8 +326,9 @@ func (r *Redactor) fullSnapshot(data json.RawMessage) []any {
 	}
 	r.evaluate(root, "", "", nil)
 	// The redacted snapshot is about as long as the visitor's.
-	fs.Node = &snode{sent: r.appendSerialized(make([]byte, 0, len(data)), root)}
-	return []any{fs}
+	b := append(appendEventHead(make([]byte, 0, len(ev.Data)+256), ev), `{"node":`...)
+	b = appendEventTail(appendOffset(r.appendSerialized(b, root), fs), ev)
+	return []any{json.RawMessage(b)}
 }
 
 // blockedPage is the document an agent sees instead of a page that the
@@ -316,11 +336,11 @@ func (r *Redactor) fullSnapshot(data json.RawMessage) []any {
 func blockedPage() *snode {
 	text := &snode{Type: nodeText, ID: 6, TextContent: "Hidden by policy"}
 	p := &snode{Type: nodeElement, ID: 5, TagName: "p", Attributes: attributes{
-		"style": encodeString("font: 16px sans-serif; color: #555; text-align: center; margin-top: 40vh"),
+		stringAttribute("style", "font: 16px sans-serif; color: #555; text-align: center; margin-top: 40vh"),
 	}, ChildNodes: []*snode{text}}
-	body := &snode{Type: nodeElement, ID: 4, TagName: "body", Attributes: attributes{}, ChildNodes: []*snode{p}}
-	head := &snode{Type: nodeElement, ID: 3, TagName: "head", Attributes: attributes{}}
-	htmlEl := &snode{Type: nodeElement, ID: 2, TagName: "html", Attributes: attributes{}, ChildNodes: []*snode{head, body}}
+	body := &snode{Type: nodeElement, ID: 4, TagName: "body", ChildNodes: []*snode{p}}
+	head := &snode{Type: nodeElement, ID: 3, TagName: "head"}
+	htmlEl := &snode{Type: nodeElement, ID: 2, TagName: "html", ChildNodes: []*snode{head, body}}
 	return &snode{Type: nodeDocument, ID: 1, ChildNodes: []*snode{htmlEl}}
 }
 
@@ -386,7 +406,7 @@ func (r *Redactor) input(d *inputData) []any {
 	if st.removed {
 		return nil
 	}
-	st.raw["value"] = encodeString(d.Text) // for re-sending it if the node's state changes
+	st.raw.set(stringAttribute("value", d.Text)) // for re-sending it if the node's state changes
 	syncAttrs(n, st)
 	d.Text = r.redactValue(n, st, d.Text)
 	return []any{d}
@@ -577,16 +597,10 @@ func (r *Redactor) appendSerialized(b []byte, n *html.Node) []byte {
 // appendAttrs appends the attributes of element n to send, as a JSON
 // object in name order.
 func (r *Redactor) appendAttrs(b []byte, n *html.Node, st *nodeState) []byte {
-	// r.names is a scratch list: attributes are written before children.
-	r.names = r.names[:0]
-	for name := range st.raw {
-		r.names = append(r.names, name)
-	}
-	slices.Sort(r.names)
 	b = append(b, '{')
 	first := true
-	for _, name := range r.names {
-		v, ok := r.redactAttr(n, st, name, st.raw[name])
+	for _, a := range st.raw {
+		v, ok := r.redactAttr(n, st, a)
 		if !ok {
 			continue
 		}
@@ -594,20 +608,19 @@ func (r *Redactor) appendAttrs(b []byte, n *html.Node, st *nodeState) []byte {
 			b = append(b, ',')
 		}
 		first = false
-		b = append(appendString(b, name), ':')
+		b = append(appendString(b, a.name), ':')
 		b = append(b, v...)
 	}
-	clear(r.names)
 	return append(b, '}')
 }
 
 // redactAttrs returns the attributes of element n to send, from the changes
 // or values in attrs.
 func (r *Redactor) redactAttrs(n *html.Node, st *nodeState, attrs attributes) attributes {
-	out := make(attributes, len(attrs))
-	for name, v := range attrs {
-		if red, ok := r.redactAttr(n, st, name, v); ok {
-			out[name] = red
+	out := make(attributes, 0, len(attrs))
+	for _, a := range attrs {
+		if red, ok := r.redactAttr(n, st, a); ok {
+			out = append(out, attribute{name: a.name, raw: red})
 		}
 	}
 	return out
@@ -624,13 +637,11 @@ var (
 		"content": true, "summary": true, "abbr": true, "download": true}
 )
 
-// redactAttr returns the value to send of attribute name, and false if the
-// attribute must not be sent at all. v is valid JSON (read by the scanner or
-// encoding/json, or written by encodeString). A string is decoded only for
-// the attributes that hold text, and sent as it came when redaction leaves
-// it as it is and it is valid UTF-8.
-func (r *Redactor) redactAttr(n *html.Node, st *nodeState, name string, v json.RawMessage) (json.RawMessage, bool) {
-	key := strings.ToLower(name)
+// redactAttr returns the value to send of attribute a, and false if the
+// attribute must not be sent at all. A string is sent as it came when
+// redaction leaves it as it is and it is valid UTF-8.
+func (r *Redactor) redactAttr(n *html.Node, st *nodeState, a attribute) (json.RawMessage, bool) {
+	key, v := strings.ToLower(a.name), a.raw
 	switch {
 	case st.removed && !boxAttrs[key]:
 		return nil, false // a removed element keeps what sizes its box only
@@ -640,31 +651,29 @@ func (r *Redactor) redactAttr(n *html.Node, st *nodeState, name string, v json.R
 		return r.redactStyleObject(v)
 	case len(v) == 0 || v[0] != '"':
 		// null (removed), true, a number: nothing to read in them.
-		if _, present := attrString(v); present || string(v) == "null" {
+		if a.present || string(v) == "null" {
 			return v, true
 		}
 		return nil, false
 	}
-	var s, red string // the value, and what to send of it
+	s := a.val
+	var red string // what to send of s
 	switch {
 	case urlAttrs[key]:
-		if s, _ = attrString(v); isJavaScriptURL(s) || isDataURL(s) {
+		if isJavaScriptURL(s) || isDataURL(s) {
 			return nil, false
 		}
 		red = r.redactURL(s, st.maskedBy)
 	case key == "srcset" || key == "imagesrcset":
-		if s, _ = attrString(v); strings.Contains(strings.ToLower(s), "data:") {
+		if strings.Contains(strings.ToLower(s), "data:") {
 			return nil, false
 		}
 		red = r.redactURLList(s, st.maskedBy)
 	case key == "value" && isField(n):
-		s, _ = attrString(v)
 		red = r.redactValue(n, st, s)
 	case key == "style" || key == "_csstext":
-		s, _ = attrString(v)
 		red = r.redactCSS(s, st.maskedBy)
 	case textAttrs[key] || strings.HasPrefix(key, "aria-") || strings.HasPrefix(key, "data-"):
-		s, _ = attrString(v)
 		red = r.redactPlain(s, st.maskedBy)
 	default:
 		return v, true // structure: class, id, type, name, rel, sizes...
@@ -914,12 +923,16 @@ func (r *Redactor) redactURLList(s, mask string) string {
 func (r *Redactor) redactCSS(css, mask string) string {
 	var b strings.Builder
 	done := 0 // css[:done] is in b
+	// The next double and single quote at or after i: two IndexByte
+	// searches, each run again only once i passed its quote, are much
+	// faster than IndexAny on a style sheet of kilobytes.
+	double, single := -1, -1
 	for i := 0; i < len(css); {
-		q := strings.IndexAny(css[i:], `"'`)
-		if q < 0 {
+		double, single = nextByte(css, '"', i, double), nextByte(css, '\'', i, single)
+		open := min(double, single)
+		if open == len(css) {
 			break
 		}
-		open := i + q
 		end := cssStringEnd(css, open)
 		content := css[open+1 : end]
 		if red := r.redactPlain(content, mask); red != content {
@@ -934,6 +947,18 @@ func (r *Redactor) redactCSS(css, mask string) string {
 	}
 	b.WriteString(css[done:])
 	return b.String()
+}
+
+// nextByte returns the index of the first c in s at or after from, or
+// len(s), given last, a previous answer for an earlier from (or -1).
+func nextByte(s string, c byte, from, last int) int {
+	if last >= from {
+		return last
+	}
+	if k := strings.IndexByte(s[from:], c); k >= 0 {
+		return from + k
+	}
+	return len(s)
 }
 
 // cssStringEnd returns the index of what ends the string opened at

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -108,15 +109,18 @@ type snode struct {
 	sent []byte
 }
 
-// count returns the number of nodes in n's subtree.
-func (n *snode) count() int {
-	c := 1
-	for _, kid := range n.ChildNodes {
-		if kid != nil {
-			c += kid.count()
-		}
+// count returns the number of nodes in n's subtree (none if n is nil), and
+// of their attributes.
+func (n *snode) count() (nodes, attrs int) {
+	if n == nil {
+		return 0, 0
 	}
-	return c
+	nodes, attrs = 1, len(n.Attributes)
+	for _, kid := range n.ChildNodes {
+		k, a := kid.count()
+		nodes, attrs = nodes+k, attrs+a
+	}
+	return nodes, attrs
 }
 
 // MarshalJSON writes the fields of the node's type only. It writes the
@@ -164,22 +168,7 @@ func appendNode(b []byte, n *snode) ([]byte, error) {
 		b = appendString(append(b, `,"systemId":`...), n.SystemID)
 	case nodeElement:
 		b = appendString(append(b, `,"tagName":`...), n.TagName)
-		b = append(b, `,"attributes":{`...)
-		names := make([]string, 0, len(n.Attributes))
-		for name := range n.Attributes {
-			names = append(names, name)
-		}
-		slices.Sort(names)
-		for i, name := range names {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			// The values are the decoder's (valid JSON) or encodeString's;
-			// the hub checks the whole event again.
-			b = append(appendString(b, name), ':')
-			b = append(b, n.Attributes[name]...)
-		}
-		b = append(b, '}')
+		b = appendAttributes(append(b, `,"attributes":`...), n.Attributes)
 		if b, err = appendChildren(b, n.ChildNodes); err != nil {
 			return nil, err
 		}
@@ -271,9 +260,91 @@ func appendString(b []byte, s string) []byte {
 	return append(append(b, s[start:]...), '"')
 }
 
-// attributes are an element's attributes as rrweb serializes them: a string,
-// a number, true (present without a value) or null (absent).
-type attributes map[string]json.RawMessage
+// attributes are an element's attributes as rrweb serializes them (or the
+// changes of an attribute mutation), in name order, each name once.
+type attributes []attribute
+
+// attribute is one attribute: its name and value as rrweb sent them (valid
+// JSON: a string, a number, true for present without a value, null for
+// absent, or in a mutation a style object), and its value as the DOM has
+// it (attrString's), decoded once when the attribute is read. Redaction's
+// output (attributes to send) sets name and raw only.
+type attribute struct {
+	name    string
+	raw     json.RawMessage
+	val     string
+	present bool
+}
+
+// newAttribute returns the attribute name with the value raw, valid JSON.
+func newAttribute(name string, raw json.RawMessage) attribute {
+	val, present := attrString(raw)
+	return attribute{name: name, raw: raw, val: val, present: present}
+}
+
+// stringAttribute returns the attribute name with the string value s.
+func stringAttribute(name, s string) attribute {
+	return attribute{name: name, raw: encodeString(s), val: s, present: true}
+}
+
+// set puts a in its place in as, replacing the value it had.
+func (as *attributes) set(a attribute) {
+	i, found := slices.BinarySearchFunc(*as, a.name, compareName)
+	if found {
+		(*as)[i] = a
+		return
+	}
+	*as = slices.Insert(*as, i, a)
+}
+
+// remove takes the attribute name out of as.
+func (as *attributes) remove(name string) {
+	if i, found := slices.BinarySearchFunc(*as, name, compareName); found {
+		*as = slices.Delete(*as, i, i+1)
+	}
+}
+
+func compareName(a attribute, name string) int { return strings.Compare(a.name, name) }
+
+// appendAttributes appends as as a JSON object. The values are the
+// decoder's (valid JSON) or redaction's; the hub checks the whole event
+// again.
+func appendAttributes(b []byte, as attributes) []byte {
+	b = append(b, '{')
+	for i, a := range as {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(appendString(b, a.name), ':')
+		if len(a.raw) == 0 {
+			b = append(b, "null"...) // as encoding/json writes a nil json.RawMessage
+		} else {
+			b = append(b, a.raw...)
+		}
+	}
+	return append(b, '}')
+}
+
+// MarshalJSON writes the attributes as a JSON object, as appendNode does.
+func (as attributes) MarshalJSON() ([]byte, error) {
+	return appendAttributes(nil, as), nil
+}
+
+// UnmarshalJSON reads a JSON object of attribute values with encoding/json
+// (as the scanner's rawValues does), so that these types stay what
+// encoding/json reads events into: the reference the scanner is fuzzed
+// against. null leaves the list as it is.
+func (as *attributes) UnmarshalJSON(b []byte) error {
+	var values map[string]json.RawMessage
+	if err := json.Unmarshal(b, &values); err != nil || values == nil {
+		return err
+	}
+	*as = make(attributes, 0, len(values))
+	for name, raw := range values {
+		as.set(newAttribute(name, raw))
+	}
+	return nil
+}
 
 // attrString returns the attribute's value as the DOM would have it, and
 // whether it is present.
@@ -315,8 +386,8 @@ type textMutation struct {
 }
 
 type attributeChange struct {
-	ID         int64                      `json:"id"`
-	Attributes map[string]json.RawMessage `json:"attributes"`
+	ID         int64      `json:"id"`
+	Attributes attributes `json:"attributes"`
 }
 
 type removedNode struct {

@@ -271,19 +271,30 @@ func dataSource(data []byte) (source int, ok bool) {
 }
 
 // scanner reads JSON from b at i, without allocating (but for the keys it
-// hands out, which are short). nodes and kids are decodeFullSnapshot's.
+// hands out, which are short). nodes, kids and attrs are the snapshot and
+// mutation decoders'.
 type scanner struct {
 	b []byte
 	i int
+	// text, if set, is b as a string: the strings that str reads without
+	// escapes are then parts of it rather than copies (one allocation for
+	// a snapshot's hundreds of strings, which keep all of it alive).
+	text string
 
-	nodes []snode  // see newSnode
-	kids  []*snode // see snode
+	nodes []snode     // see newSnode
+	kids  []*snode    // see snode
+	attrs []attribute // see rawValues
 }
 
+// The scanner's loops work on local copies of b and i, which the compiler
+// keeps in registers (through s, it loads them again at every byte).
+
 func (s *scanner) ws() {
-	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
-		s.i++
+	b, i := s.b, s.i
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
 	}
+	s.i = i
 }
 
 // end reports whether only white space is left.
@@ -376,25 +387,26 @@ func (s *scanner) skipObject() bool {
 	if s.i >= len(s.b) || s.b[s.i] != '{' && s.b[s.i] != '[' {
 		return false
 	}
-	depth := 0
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
+	b, depth := s.b, 0
+	for i := s.i; i < len(b); i++ {
+		switch b[i] {
 		case '"':
+			s.i = i
 			if !s.skipString() {
 				return false
 			}
-			continue
+			i = s.i - 1 // the closing quote
 		case '{', '[':
 			depth++
 		case '}', ']':
 			depth--
 			if depth == 0 {
-				s.i++
+				s.i = i + 1
 				return true
 			}
 		}
-		s.i++
 	}
+	s.i = len(b)
 	return false
 }
 
@@ -403,16 +415,18 @@ func (s *scanner) plainString() ([]byte, bool) {
 	if !s.consume('"') {
 		return nil, false
 	}
-	start := s.i
-	for ; s.i < len(s.b); s.i++ {
-		switch c := s.b[s.i]; {
+	b, start := s.b, s.i
+	for i := start; i < len(b); i++ {
+		switch c := b[i]; {
 		case c == '"':
-			s.i++
-			return s.b[start : s.i-1], true
+			s.i = i + 1
+			return b[start:i], true
 		case c == '\\' || c < 0x20:
+			s.i = i
 			return nil, false
 		}
 	}
+	s.i = len(b)
 	return nil, false
 }
 
@@ -466,34 +480,41 @@ func (s *scanner) value(kind keyKind) bool {
 // integer (for type and source), -1 otherwise.
 func (s *scanner) number() (n int, ok bool) {
 	s.ws()
-	start := s.i
-	if s.i < len(s.b) && s.b[s.i] == '-' {
-		s.i++
+	b, start := s.b, s.i
+	i := start
+	if i < len(b) && b[i] == '-' {
+		i++
 	}
-	digits := s.digits()
-	if digits == 0 || digits > 1 && s.b[s.i-digits] == '0' {
+	first := i
+	i = skipDigits(b, i)
+	digits := i - first
+	if digits == 0 || digits > 1 && b[first] == '0' {
+		s.i = i
 		return -1, false
 	}
-	integer := s.i
-	if s.i < len(s.b) && s.b[s.i] == '.' {
-		s.i++
-		if s.digits() == 0 {
+	integer := i
+	if i < len(b) && b[i] == '.' {
+		if i = skipDigits(b, i+1); i == integer+1 {
+			s.i = i
 			return -1, false
 		}
 	}
-	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
-		s.i++
-		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
-			s.i++
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
 		}
-		if s.digits() == 0 {
+		exp := i
+		if i = skipDigits(b, i); i == exp {
+			s.i = i
 			return -1, false
 		}
 	}
+	s.i = i
 	n = -1
-	if s.i == integer && s.b[start] != '-' && digits <= 4 {
+	if i == integer && b[start] != '-' && digits <= 4 {
 		n = 0
-		for _, c := range s.b[start:integer] {
+		for _, c := range b[start:integer] {
 			n = 10*n + int(c-'0')
 		}
 	}
@@ -530,8 +551,25 @@ func (s *scanner) integer() (int64, bool) {
 	if _, ok := s.number(); !ok {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(string(s.b[start:s.i]), 10, 64)
-	return n, err == nil
+	lit := s.b[start:s.i]
+	digits := lit
+	if lit[0] == '-' {
+		digits = lit[1:]
+	}
+	if skipDigits(digits, 0) < len(digits) || len(digits) > 18 {
+		// A fraction or an exponent, which ParseInt refuses as
+		// encoding/json does, or what may not fit.
+		n, err := strconv.ParseInt(string(lit), 10, 64)
+		return n, err == nil
+	}
+	var n int64
+	for _, c := range digits {
+		n = 10*n + int64(c-'0')
+	}
+	if lit[0] == '-' {
+		n = -n
+	}
+	return n, true
 }
 
 // str reads a string and returns its value.
@@ -541,7 +579,11 @@ func (s *scanner) str() (string, bool) {
 	if !s.skipString() {
 		return "", false
 	}
-	return unquote(s.b[start+1 : s.i-1])
+	q := s.b[start+1 : s.i-1]
+	if s.text != "" && plainPrefix(q) == len(q) {
+		return s.text[start+1 : s.i-1], true
+	}
+	return unquote(q)
 }
 
 // plainPrefix returns the length of the longest prefix of q, a JSON
@@ -655,10 +697,11 @@ func hex4(q []byte) (rune, bool) {
 	return r, true
 }
 
-func (s *scanner) digits() int {
-	start := s.i
-	for s.i < len(s.b) && '0' <= s.b[s.i] && s.b[s.i] <= '9' {
-		s.i++
+// skipDigits returns the index of the first byte at or after b[i] that is
+// not an ASCII digit.
+func skipDigits(b []byte, i int) int {
+	for i < len(b) && isDigit(b[i]) {
+		i++
 	}
-	return s.i - start
+	return i
 }

@@ -2,6 +2,7 @@ package policies
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 
 	"golang.org/x/net/html"
@@ -21,12 +22,12 @@ import (
 //   - text and attribute changes are sent redacted, unless the node is
 //     inside a removed subtree (a removed box keeps its box attributes).
 func (r *Redactor) mutation(data json.RawMessage) []any {
-	var d mutationData
-	if json.Unmarshal(data, &d) != nil {
+	d, ok := decodeMutation(data)
+	if !ok {
 		return nil
 	}
 	m := r.mirror
-	out := mutationData{Source: sourceMutation, IsAttachIframe: d.IsAttachIframe,
+	out := &mutationData{Source: sourceMutation, IsAttachIframe: d.IsAttachIframe,
 		Texts: []textMutation{}, Attributes: []attributeChange{}, Removes: []removedNode{}, Adds: []addedNode{}}
 
 	for _, rm := range d.Removes {
@@ -81,11 +82,11 @@ func (r *Redactor) mutation(data json.RawMessage) []any {
 			continue
 		}
 		st := m.state[n]
-		for name, v := range ac.Attributes {
-			if string(v) == "null" {
-				delete(st.raw, name)
-			} else if len(v) == 0 || v[0] != '{' {
-				st.raw[name] = v
+		for _, a := range ac.Attributes {
+			if string(a.raw) == "null" {
+				st.raw.remove(a.name)
+			} else if len(a.raw) == 0 || a.raw[0] != '{' {
+				st.raw.set(a)
 			} // a style object changes declarations, not what selectors see here
 		}
 		syncAttrs(n, st)
@@ -141,6 +142,185 @@ func (r *Redactor) mutation(data json.RawMessage) []any {
 		result = append(result, corr)
 	}
 	return result
+}
+
+// The keys of a Mutation's data and of its entries (see mutationData).
+var (
+	mutationFields        = fields{"source", "texts", "attributes", "removes", "adds", "isAttachIframe"}
+	textFields            = fields{"id", "value"}
+	attributeChangeFields = fields{"id", "attributes"}
+	removeFields          = fields{"parentId", "id", "isShadow"}
+	addFields             = fields{"parentId", "previousId", "nextId", "node"}
+)
+
+// decodeMutation decodes a Mutation's data with the scanner, as
+// decodeFullSnapshot does a snapshot's (and with the same rules), rather
+// than with encoding/json, which took most of the time redaction spends on
+// a mutation. FuzzDecodeMutation checks that whenever it decodes
+// something, encoding/json decodes the same.
+func decodeMutation(data []byte) (*mutationData, bool) {
+	d := new(mutationData)
+	s := scanner{b: data}
+	ok := s.members(mutationFields, func(i int) bool {
+		switch mutationFields[i] {
+		case "source":
+			v, ok := s.integer()
+			d.Source = int(v)
+			return ok && int64(d.Source) == v
+		case "texts":
+			return s.array(func() bool {
+				var t textMutation
+				ok := s.members(textFields, func(i int) bool {
+					if textFields[i] == "id" {
+						var ok bool
+						t.ID, ok = s.integer()
+						return ok
+					}
+					v, ok := s.str()
+					t.Value = &v
+					return ok
+				})
+				d.Texts = append(d.Texts, t)
+				return ok
+			})
+		case "attributes":
+			return s.array(func() bool {
+				var ac attributeChange
+				ok := s.members(attributeChangeFields, func(i int) bool {
+					var ok bool
+					if attributeChangeFields[i] == "id" {
+						ac.ID, ok = s.integer()
+					} else {
+						ac.Attributes, ok = s.rawValues()
+					}
+					return ok
+				})
+				d.Attributes = append(d.Attributes, ac)
+				return ok
+			})
+		case "removes":
+			return s.array(func() bool {
+				var rm removedNode
+				ok := s.members(removeFields, func(i int) bool {
+					var ok bool
+					switch removeFields[i] {
+					case "parentId":
+						rm.ParentID, ok = s.integer()
+					case "id":
+						rm.ID, ok = s.integer()
+					case "isShadow":
+						rm.IsShadow, ok = s.boolean()
+					}
+					return ok
+				})
+				d.Removes = append(d.Removes, rm)
+				return ok
+			})
+		case "adds":
+			return s.array(func() bool {
+				var a addedNode
+				ok := s.members(addFields, func(i int) bool {
+					var ok bool
+					switch addFields[i] {
+					case "parentId":
+						a.ParentID, ok = s.integer()
+					case "previousId":
+						var v int64
+						v, ok = s.integer()
+						a.PreviousID = &v
+					case "nextId":
+						var v int64
+						v, ok = s.integer()
+						a.NextID = &v
+					case "node":
+						a.Node, ok = s.snode(0)
+					}
+					return ok
+				})
+				d.Adds = append(d.Adds, a)
+				return ok
+			})
+		}
+		var ok bool
+		d.IsAttachIframe, ok = s.boolean()
+		return ok
+	})
+	return d, ok && s.end()
+}
+
+// appendMutation appends d as JSON, as encoding/json writes a mutationData
+// except that a nil list is written [] (rrweb's replayer iterates over each
+// without checking that it exists) and that attribute values are written
+// as they are, not compacted again: they are the decoder's (valid JSON) or
+// redaction's, and the hub checks the whole event again.
+func appendMutation(b []byte, d *mutationData) ([]byte, error) {
+	b = strconv.AppendInt(append(b, `{"source":`...), int64(d.Source), 10)
+	b = append(b, `,"texts":[`...)
+	for i, t := range d.Texts {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(append(b, `{"id":`...), t.ID, 10)
+		b = append(b, `,"value":`...)
+		if t.Value == nil {
+			b = append(b, "null"...)
+		} else {
+			b = appendString(b, *t.Value)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `],"attributes":[`...)
+	for i, ac := range d.Attributes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(append(b, `{"id":`...), ac.ID, 10)
+		b = appendAttributes(append(b, `,"attributes":`...), ac.Attributes)
+		b = append(b, '}')
+	}
+	b = append(b, `],"removes":[`...)
+	for i, rm := range d.Removes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(append(b, `{"parentId":`...), rm.ParentID, 10)
+		b = strconv.AppendInt(append(b, `,"id":`...), rm.ID, 10)
+		if rm.IsShadow {
+			b = append(b, `,"isShadow":true`...)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `],"adds":[`...)
+	for i, a := range d.Adds {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(append(b, `{"parentId":`...), a.ParentID, 10)
+		if a.PreviousID != nil {
+			b = strconv.AppendInt(append(b, `,"previousId":`...), *a.PreviousID, 10)
+		}
+		b = append(b, `,"nextId":`...)
+		if a.NextID == nil {
+			b = append(b, "null"...)
+		} else {
+			b = strconv.AppendInt(b, *a.NextID, 10)
+		}
+		b = append(b, `,"node":`...)
+		if a.Node == nil {
+			b = append(b, "null"...)
+		} else {
+			var err error
+			if b, err = appendNode(b, a.Node); err != nil {
+				return nil, err
+			}
+		}
+		b = append(b, '}')
+	}
+	b = append(b, ']')
+	if d.IsAttachIframe {
+		b = append(b, `,"isAttachIframe":true`...)
+	}
+	return append(b, '}'), nil
 }
 
 // markAdd records that the subtree of n was built by add number i.
@@ -255,11 +435,11 @@ func isCovered(n *html.Node, covered map[*html.Node]bool) bool {
 
 // boxRemovals returns the attribute changes that reduce an element's
 // attributes to those of a removed box.
-func (r *Redactor) boxRemovals(st *nodeState) map[string]json.RawMessage {
-	out := map[string]json.RawMessage{}
-	for name := range st.raw {
-		if !boxAttrs[strings.ToLower(name)] {
-			out[name] = json.RawMessage("null")
+func (r *Redactor) boxRemovals(st *nodeState) attributes {
+	var out attributes
+	for _, a := range st.raw {
+		if !boxAttrs[strings.ToLower(a.name)] {
+			out = append(out, attribute{name: a.name, raw: json.RawMessage("null")})
 		}
 	}
 	return out

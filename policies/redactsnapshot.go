@@ -2,6 +2,7 @@ package policies
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"golang.org/x/net/html/atom"
@@ -24,78 +25,77 @@ const maxSnapshotDepth = 2048
 // decodeFullSnapshot decodes a FullSnapshot event's data.
 func decodeFullSnapshot(data []byte) (*fullSnapshotData, bool) {
 	fs := new(fullSnapshotData)
-	s := scanner{b: data}
-	var seen uint
-	ok := s.object(func(key []byte) bool {
-		switch {
-		case strings.EqualFold(string(key), "node") && seen&1 == 0:
-			seen |= 1
-			if s.null() {
-				return true
-			}
+	s := scanner{b: data, text: string(data)}
+	ok := s.members(snapshotFields, func(i int) bool {
+		if i == 0 {
 			var ok bool
 			fs.Node, ok = s.snode(0)
 			return ok
-		case strings.EqualFold(string(key), "initialOffset") && seen&2 == 0:
-			seen |= 2
-			if s.null() {
-				return true
-			}
-			var fields uint
-			return s.object(func(key []byte) bool {
-				var target *json.Number
-				switch {
-				case strings.EqualFold(string(key), "top") && fields&1 == 0:
-					fields |= 1
-					target = &fs.InitialOffset.Top
-				case strings.EqualFold(string(key), "left") && fields&2 == 0:
-					fields |= 2
-					target = &fs.InitialOffset.Left
-				default:
-					return s.skipChecked()
-				}
-				s.ws()
-				start := s.i
-				if _, ok := s.number(); !ok {
-					return false
-				}
-				*target = json.Number(s.b[start:s.i])
-				return true
-			})
-		case strings.EqualFold(string(key), "node") || strings.EqualFold(string(key), "initialOffset"):
-			return false // twice
 		}
-		return s.skipChecked()
+		return s.members(offsetFields, func(i int) bool {
+			target := &fs.InitialOffset.Top
+			if i == 1 {
+				target = &fs.InitialOffset.Left
+			}
+			s.ws()
+			start := s.i
+			if _, ok := s.number(); !ok {
+				return false
+			}
+			*target = json.Number(s.b[start:s.i])
+			return true
+		})
 	})
 	return fs, ok && s.end()
 }
 
-// The keys of a serialized node, by their bit in snode's seen set, and by
-// name as rrweb writes them (other letter cases are looked up in the list).
+// The keys of the objects the scanner decodes as encoding/json decodes them
+// into this package's types, as their fields' tags name them.
 var (
-	snodeKeys = []string{"type", "id", "rootId", "isShadowHost", "isShadow", "childNodes", "compatMode",
-		"name", "publicId", "systemId", "tagName", "attributes", "isSVG", "needBlock", "isCustom", "textContent", "isStyle"}
-	snodeKeyIndex = func() map[string]int {
-		m := make(map[string]int, len(snodeKeys))
-		for i, k := range snodeKeys {
-			m[k] = i
-		}
-		return m
-	}()
+	snapshotFields = fields{"node", "initialOffset"}
+	offsetFields   = fields{"top", "left"}
+	snodeFields    = fields{"type", "id", "tagName", "attributes", "childNodes", "textContent", "isStyle", "isSVG",
+		"rootId", "isShadowHost", "isShadow", "compatMode", "name", "publicId", "systemId", "needBlock", "isCustom"}
 )
 
-// snodeKey returns the index in snodeKeys of a key, matched as
-// encoding/json matches field names (without regard to case), or -1.
-func snodeKey(key []byte) int {
-	if i, ok := snodeKeyIndex[string(key)]; ok {
-		return i
+// fields are the keys of a struct's fields, as its tags spell them: at most
+// 64, the most frequent first (lookup tries them in turn).
+type fields []string
+
+// lookup returns the index of a key, matched as encoding/json matches field
+// names (without regard to case), or -1.
+func (f fields) lookup(key []byte) int {
+	for i, name := range f {
+		if string(key) == name {
+			return i
+		}
 	}
-	for i, name := range snodeKeys {
+	for i, name := range f {
 		if strings.EqualFold(string(key), name) {
 			return i
 		}
 	}
 	return -1
+}
+
+// members reads an object as encoding/json reads one into a struct with
+// the fields f: keys matched without regard to case, null leaving a field
+// as it is, unknown keys skipped once checked to be JSON. It is stricter
+// where that costs nothing: no field twice, no key with an escape. field
+// reads the value of the field f[i], which is not null.
+func (s *scanner) members(f fields, field func(i int) bool) bool {
+	var seen uint64
+	return s.object(func(key []byte) bool {
+		i := f.lookup(key)
+		switch {
+		case i < 0:
+			return s.skipChecked()
+		case seen&(1<<i) != 0:
+			return false
+		}
+		seen |= 1 << i
+		return s.null() || field(i)
+	})
 }
 
 // snode reads a serialized node and its children.
@@ -104,21 +104,9 @@ func (s *scanner) snode(depth int) (*snode, bool) {
 		return nil, false
 	}
 	n := s.newSnode()
-	var seen uint32
-	ok := s.object(func(key []byte) bool {
-		i := snodeKey(key)
-		if i < 0 {
-			return s.skipChecked()
-		}
-		if seen&(1<<i) != 0 {
-			return false
-		}
-		seen |= 1 << i
-		if s.null() {
-			return true // as encoding/json: the field stays empty
-		}
+	ok := s.members(snodeFields, func(i int) bool {
 		var ok bool
-		switch snodeKeys[i] {
+		switch snodeFields[i] {
 		case "type":
 			var v int64
 			v, ok = s.integer()
@@ -167,30 +155,60 @@ func (s *scanner) snode(depth int) (*snode, bool) {
 			clear(s.kids[mark:]) // no pointers kept past the decoding
 			s.kids = s.kids[:mark]
 		case "attributes":
-			n.Attributes = attributes{}
-			ok = s.object(func(key []byte) bool {
-				name := internName(key) // object() takes only keys without escapes
-				s.ws()
-				start := s.i
-				if !s.skipChecked() {
-					return false
-				}
-				n.Attributes[name] = json.RawMessage(s.b[start:s.i])
-				return true
-			})
+			n.Attributes, ok = s.rawValues()
 		}
 		return ok
 	})
 	return n, ok
 }
 
+// rawValues reads an object of attribute values, as encoding/json reads
+// one into a map[string]json.RawMessage (the last of a key's values kept),
+// but no key with an escape, into attributes. A string value is unquoted
+// (which also checks it) as it is read, for the selectors and redaction to
+// use; the raw values alias the scanner's bytes.
+func (s *scanner) rawValues() (attributes, bool) {
+	// The attributes are gathered on s.attrs, then put in order and copied
+	// once: most elements have one to three.
+	s.attrs = s.attrs[:0]
+	ok := s.object(func(key []byte) bool {
+		name := internName(key) // object() takes only keys without escapes
+		s.ws()
+		start := s.i
+		if s.i < len(s.b) && s.b[s.i] == '"' {
+			val, ok := s.str()
+			if !ok {
+				return false
+			}
+			s.attrs = append(s.attrs, attribute{name: name, raw: s.b[start:s.i], val: val, present: true})
+			return true
+		}
+		if !s.skipChecked() {
+			return false
+		}
+		s.attrs = append(s.attrs, newAttribute(name, s.b[start:s.i]))
+		return true
+	})
+	// In name order, the last value of a name kept.
+	slices.SortStableFunc(s.attrs, func(a, b attribute) int { return strings.Compare(a.name, b.name) })
+	values := make(attributes, 0, len(s.attrs))
+	for i, a := range s.attrs {
+		if i+1 == len(s.attrs) || s.attrs[i+1].name != a.name {
+			values = append(values, a)
+		}
+	}
+	clear(s.attrs) // no pointers kept past the decoding
+	return values, ok
+}
+
 // newSnode returns a zeroed node, from a block of nodes that the scanner
 // allocates at once (a snapshot has hundreds).
 func (s *scanner) newSnode() *snode {
 	if len(s.nodes) == 0 {
-		// A node takes more than 16 bytes of JSON: a short snapshot does
-		// not get a block of 64.
-		s.nodes = make([]snode, min(64, 1+(len(s.b)-s.i)/16))
+		// A node takes about 100 bytes of JSON (with its attributes, and
+		// for a mutation the add that carries it): a mutation does not get
+		// a block of 64 for its few nodes.
+		s.nodes = make([]snode, min(64, 1+(len(s.b)-s.i)/64))
 	}
 	n := &s.nodes[0]
 	s.nodes = s.nodes[1:]

@@ -48,7 +48,50 @@ func checkSameSnapshot(t *testing.T, data []byte) (decoded bool) {
 	if (errA == nil) != (errB == nil) || errA == nil && !sameJSON(t, a, b) {
 		t.Fatalf("for %q:\nmine %s (%v)\nstd  %s (%v)", data, a, errA, b, errB)
 	}
+	if errA == nil {
+		checkSameValues(t, data, mine.Node, std.Node)
+	}
 	return true
+}
+
+// checkSameValues fails if the attribute values of the nodes of two trees
+// of the same shape, decoded from data by the scanner (mine) and by
+// encoding/json (std), differ as the DOM has them: what selectors and
+// redaction read is not in the JSON that the decoders' outputs are
+// compared by.
+func checkSameValues(t *testing.T, data []byte, mine, std *snode) {
+	checkSameAttributes(t, data, mine.Attributes, std.Attributes)
+	for i, kid := range mine.ChildNodes {
+		checkSameValues(t, data, kid, std.ChildNodes[i])
+	}
+}
+
+// checkSameAttributes fails if two lists of attributes, decoded from data
+// by the scanner (mine) and by encoding/json (std), differ as the DOM has
+// them. Names are compared with each byte of invalid UTF-8 as U+FFFD, as
+// encoding/json decodes them (the scanner keeps them, and they are written
+// so), unless that makes two of them one.
+func checkSameAttributes(t *testing.T, data []byte, mine, std attributes) {
+	byName := func(as attributes) map[string]attribute {
+		m := make(map[string]attribute, len(as))
+		for _, a := range as {
+			m[string([]rune(a.name))] = a
+		}
+		return m
+	}
+	m, s := byName(mine), byName(std)
+	if len(m) != len(mine) {
+		return
+	}
+	if len(m) != len(s) {
+		t.Fatalf("for %q: the scanner decoded attributes %v, encoding/json %v", data, mine, std)
+	}
+	for name, a := range m {
+		if b := s[name]; a.val != b.val || a.present != b.present {
+			t.Fatalf("for %q: attribute %q is %q (present %v) decoded by the scanner, %q (present %v) by encoding/json",
+				data, name, a.val, a.present, b.val, b.present)
+		}
+	}
 }
 
 func TestDecodeFullSnapshotReadsRecordedSnapshots(t *testing.T) {
