@@ -135,6 +135,34 @@ func (h *Hub) Lookup(id string) (Info, error) {
 	return Info{}, fmt.Errorf("session %q: %w", id, ErrNoSession)
 }
 
+// Events returns Session.Events of the session with the given id, held by
+// this node or another one (from the "reset" a feed of it starts with).
+func (h *Hub) Events(ctx context.Context, id string) ([]json.RawMessage, error) {
+	if s, err := h.Session(id); err == nil {
+		return s.Events(), nil
+	}
+	feed, err := h.cfg.Bus.Join(ctx, id, "", false)
+	if err != nil {
+		return nil, err
+	}
+	defer feed.Close()
+	msgs, err := feed.Next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var reset struct {
+		Type   string            `json:"type"`
+		Events []json.RawMessage `json:"events"`
+	}
+	if len(msgs) == 0 || json.Unmarshal(msgs[0], &reset) != nil || reset.Type != "reset" {
+		return nil, fmt.Errorf("session %q: its node's feed did not start with a reset", id)
+	}
+	if reset.Events == nil {
+		reset.Events = []json.RawMessage{}
+	}
+	return reset.Events, nil
+}
+
 // States describes every session this node holds, for the Bus to share.
 func (h *Hub) States() []SessionState {
 	all := h.all()

@@ -342,14 +342,17 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
 // agents follow, as an rrweb-compatible JSON array (loadable by rrweb's
 // Replayer or rrweb-player).
 func (s *Server) sessionEvents(w http.ResponseWriter, r *http.Request) error {
-	sess, err := s.hub.Session(r.PathValue("id"))
+	id := r.PathValue("id")
+	events, err := s.hub.Events(r.Context(), id)
+	if errors.Is(err, session.ErrSessionMoved) {
+		err = fmt.Errorf("session %q: %w (its node did not answer)", id, session.ErrNoSession)
+	}
 	if err != nil {
 		return err
 	}
-	events := sess.Events()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Disposition", `inline; filename="`+sess.ID()+`.events.json"`)
+	w.Header().Set("Content-Disposition", `inline; filename="`+id+`.events.json"`)
 	buf := bytes.NewBuffer(make([]byte, 0, 64<<10))
 	buf.WriteByte('[')
 	for i, e := range events {
