@@ -150,6 +150,10 @@ func TestClusterVisitorOnOneNodeAgentOnAnother(t *testing.T) {
 	if string(style) != clusterStyle {
 		t.Errorf("the stylesheet through node B: %q, want %q", style, clusterStyle)
 	}
+	// So do its events, for an export.
+	if events := cp.b.rawGET(t, "/api/sessions/"+cp.id+"/events"); !bytes.Contains(events, []byte("Edit on A")) {
+		t.Errorf("the session's events through node B lack the visitor's edit: %.300s", events)
+	}
 	if err := cp.agent.conn.WriteJSON(map[string]any{"type": "pointer", "x": 40, "y": 30}); err != nil {
 		t.Fatal(err)
 	}
