@@ -1,6 +1,7 @@
 package natsbus
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,22 @@ type lease interface {
 	// pinged holds when the peer last pinged it, in Unix nanoseconds.
 	pinged() *atomic.Int64
 }
+
+// served is a lease whose work is a goroutine (stopped by cancel) that
+// relays what, a feed or a view, to the subject to.
+type served[T interface{ Close() }] struct {
+	what     T
+	to       string
+	cancel   context.CancelFunc
+	lastPing atomic.Int64
+}
+
+func (s *served[T]) end() {
+	s.cancel()
+	s.what.Close()
+}
+
+func (s *served[T]) pinged() *atomic.Int64 { return &s.lastPing }
 
 // leases are a node's leases by id.
 type leases[T lease] struct {

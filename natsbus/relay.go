@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -108,7 +107,7 @@ func (b *Bus) serveJoin(m *nats.Msg) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &relay{feed: feed, to: feedSubject(req.From, req.Feed), cancel: cancel}
+	r := &relay{what: feed, to: feedSubject(req.From, req.Feed), cancel: cancel}
 	b.relays.add(req.Feed, r)
 	respond(m, joinReply{Agent: feed.Agent()})
 	go b.pump(ctx, req.Feed, r)
@@ -120,7 +119,7 @@ func (b *Bus) pump(ctx context.Context, id string, r *relay) {
 	defer b.relays.remove(id)
 	var seq uint64
 	for {
-		msgs, err := r.feed.Next(ctx)
+		msgs, err := r.what.Next(ctx)
 		if err != nil {
 			if ctx.Err() == nil { // not closed by the agent's node: say why
 				end := &nats.Msg{Subject: r.to, Header: nats.Header{}}
@@ -190,20 +189,8 @@ func respond(m *nats.Msg, reply joinReply) {
 }
 
 // relay is one agent's feed of a session of this node, relayed to the
-// agent's node (a lease).
-type relay struct {
-	feed     *session.Subscriber
-	to       string
-	cancel   context.CancelFunc
-	lastPing atomic.Int64
-}
-
-func (r *relay) end() {
-	r.cancel()
-	r.feed.Close()
-}
-
-func (r *relay) pinged() *atomic.Int64 { return &r.lastPing }
+// agent's node.
+type relay = served[*session.Subscriber]
 
 // handleRelay takes one message of an agent's node for relay id.
 func (b *Bus) handleRelay(id string, m *nats.Msg) {
@@ -220,10 +207,10 @@ func (b *Bus) handleRelay(id string, m *nats.Msg) {
 	case "send":
 		var msg session.AgentMessage
 		if json.Unmarshal(m.Data, &msg) == nil {
-			r.feed.Send(msg) // a refusal is the agent console's race with the visitor, as for a local agent
+			r.what.Send(msg) // a refusal is the agent console's race with the visitor, as for a local agent
 		}
 	case "resync":
-		r.feed.Resync()
+		r.what.Resync()
 	case "close":
 		b.relays.remove(id)
 	}

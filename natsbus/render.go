@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -118,21 +117,8 @@ type worker struct {
 	views *leases[*workerView]
 }
 
-// workerView is a view a node asked for, and where its updates go (a
-// lease).
-type workerView struct {
-	view     browserpool.View
-	to       string
-	cancel   context.CancelFunc
-	lastPing atomic.Int64
-}
-
-func (wv *workerView) end() {
-	wv.cancel()
-	wv.view.Close()
-}
-
-func (wv *workerView) pinged() *atomic.Int64 { return &wv.lastPing }
+// workerView is a view a node asked for, relayed to that node.
+type workerView = served[browserpool.View]
 
 // viewRequest asks a worker for a view (or an export) of a session.
 type viewRequest struct {
@@ -175,7 +161,7 @@ func (w *worker) watch(m *nats.Msg, req viewRequest) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	wv := &workerView{view: view, to: req.To, cancel: cancel}
+	wv := &workerView{what: view, to: req.To, cancel: cancel}
 	w.views.add(req.View, wv)
 	m.Respond([]byte("ok"))
 	go func() {
