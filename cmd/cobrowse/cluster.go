@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/cobrowse/cobrowse/browserpool"
 	"github.com/cobrowse/cobrowse/metrics"
 	"github.com/cobrowse/cobrowse/natsbus"
@@ -23,12 +25,14 @@ type clusterOptions struct {
 	storeDir   string
 	node       string
 	visitorKey string
+	creds      string
 }
 
 func (c *clusterOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.nats, "nats", "", "NATS server `URL`s (comma-separated, JetStream enabled) of a cluster of cobrowse nodes: every node lists every session, agents watch sessions of any node, and a visitor that reconnects to another node resumes there (docs/deploy.md); default: one node, nothing shared")
 	fs.StringVar(&c.embed, "nats-embed", "", "run a NATS server with JetStream inside this process, listening on `address` (e.g. 0.0.0.0:4222), for a small cluster without other software: this node uses it unless --nats is given, the others connect with --nats nats://THIS-HOST:4222; the cluster's state lives as long as this process")
 	fs.StringVar(&c.storeDir, "nats-store", "", "`directory` of the embedded NATS server's JetStream files (default: a temporary directory, removed at exit)")
+	fs.StringVar(&c.creds, "nats-creds", "", "NATS credentials `file` (JWT and NKey seed) for --nats; a user and password can go in the URL instead (nats://user:pass@host:4222), TLS with tls://")
 	fs.StringVar(&c.node, "node", "", "this node's `name` in the cluster (letters, digits, - and _); default: the host name and a random suffix")
 	fs.StringVar(&c.visitorKey, "visitor-key", "", "secret `key` (base64, 32 bytes or more) that signs visitor cookies; every node of a cluster needs the same one (better given as $COBROWSE_VISITOR_KEY); default: random for this process, so a restart starts new sessions")
 }
@@ -53,6 +57,14 @@ func (c *clusterOptions) identityKey() ([]byte, error) {
 		return nil, fmt.Errorf("--visitor-key has %d bytes; give %d or more (head -c 32 /dev/urandom | base64)", len(key), session.MinKeyBytes)
 	}
 	return key, nil
+}
+
+// natsOptions are the connection options the flags ask for.
+func (c *clusterOptions) natsOptions() []nats.Option {
+	if c.creds == "" {
+		return nil
+	}
+	return []nats.Option{nats.UserCredentials(c.creds)}
 }
 
 func (c *clusterOptions) clustered() bool { return c.nats != "" || c.embed != "" }
@@ -93,7 +105,7 @@ func joinCluster(ctx context.Context, c clusterOptions, logger *slog.Logger) (*c
 		}
 		logger.Info("embedded NATS server running", "url", srv.ClientURL(), "store", dir)
 	}
-	bus, err := natsbus.Open(ctx, natsbus.Config{URL: url, Node: c.node, Logger: logger})
+	bus, err := natsbus.Open(ctx, natsbus.Config{URL: url, Node: c.node, Logger: logger, Options: c.natsOptions()})
 	if err != nil {
 		cl.Close()
 		return nil, fmt.Errorf("--nats: %w", err)

@@ -22,27 +22,28 @@ import (
 // cookies.
 func renderWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		natsURL, node string
-		render        renderOptions
-		logLevel      slog.Level
-		logFormat     string
+		cluster   clusterOptions
+		render    renderOptions
+		logLevel  slog.Level
+		logFormat string
 	)
 	fs := newFlagSet("render-worker", "Usage: cobrowse render-worker --nats URL [flags]\n\nRenders the Rendered mode of a cluster's sessions in headless Chromium, for the cobrowse nodes that use the same NATS.\n\n"+configHelp, stderr)
 	configFile := registerConfig(fs)
-	fs.StringVar(&natsURL, "nats", "", "NATS server `URL`s (comma-separated) of the cluster; required")
-	fs.StringVar(&node, "node", "", "this worker's `name` in the cluster (letters, digits, - and _); default: the host name and a random suffix")
+	fs.StringVar(&cluster.nats, "nats", "", "NATS server `URL`s (comma-separated) of the cluster; required")
+	fs.StringVar(&cluster.creds, "nats-creds", "", "NATS credentials `file` (JWT and NKey seed)")
+	fs.StringVar(&cluster.node, "node", "", "this worker's `name` in the cluster (letters, digits, - and _); default: the host name and a random suffix")
 	render.registerPool(fs)
 	registerLogFlags(fs, &logLevel, &logFormat)
 	if err := parseFlags(fs, args, configFile, os.LookupEnv); err != nil {
 		return err
 	}
-	if natsURL == "" {
+	if cluster.nats == "" {
 		fs.Usage()
 		return errors.New("--nats is required: the cluster whose sessions this worker renders")
 	}
 	logger := newLogger(stderr, logFormat, logLevel)
 
-	bus, err := natsbus.Open(ctx, natsbus.Config{URL: natsURL, Node: node, Logger: logger})
+	bus, err := natsbus.Open(ctx, natsbus.Config{URL: cluster.nats, Node: cluster.node, Logger: logger, Options: cluster.natsOptions()})
 	if err != nil {
 		return fmt.Errorf("--nats: %w", err)
 	}
@@ -62,7 +63,7 @@ func renderWorker(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := bus.ServeRendering(ctx, rendering.renderer, capacity); err != nil {
 		return fmt.Errorf("--nats: %w", err)
 	}
-	fmt.Fprintf(stdout, "cobrowse %s render worker %s: %d sessions at a time, for the cluster at %s\n", version, bus.Node(), capacity, natsURL)
+	fmt.Fprintf(stdout, "cobrowse %s render worker %s: %d sessions at a time, for the cluster at %s\n", version, bus.Node(), capacity, cluster.nats)
 	<-ctx.Done()
 	logger.Info("render worker stopping")
 	return nil
