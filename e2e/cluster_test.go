@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/go-rod/rod"
 	"github.com/go-rod/rod/lib/proto"
 
@@ -149,6 +150,32 @@ func TestClusterVisitorOnOneNodeAgentOnAnother(t *testing.T) {
 	style := cp.b.rawGET(t, "/api/sessions/"+cp.id+"/asset?url="+url.QueryEscape("http://"+cp.front.ln.Addr().String()+"/style.css"))
 	if string(style) != clusterStyle {
 		t.Errorf("the stylesheet through node B: %q, want %q", style, clusterStyle)
+	}
+	// The agent console of node B: the dashboard says where the session
+	// is, and the view replays it with the gated stylesheet applied.
+	console := agentBrowser(t)
+	row := `tr[data-session="` + cp.id + `"]`
+	if err := chromedp.Do(console,
+		chromedp.Navigate(cp.b.agentURL+"/login?token="+cp.b.token),
+		chromedp.WaitVisible(chromedp.CSS(row)),
+	); err != nil {
+		t.Fatalf("node B's dashboard: %v", err)
+	}
+	if text, err := chromedp.Run(console, chromedp.Text(chromedp.CSS(row))); err != nil || !strings.Contains(text, "on node node-a") {
+		t.Errorf("node B's dashboard row = %q (%v), want it to name node-a", text, err)
+	}
+	if err := chromedp.Do(console, chromedp.Click(chromedp.CSS(row+` a`))); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "node B's console replays the page with its stylesheet", func() string {
+		got, err := inReplay[string](console, `doc => { const h = doc.querySelector('h1'); return h ? h.textContent + ' ' + getComputedStyle(h).color : ''; }`)
+		if err != nil || got != "Edit on A rgb(200, 30, 30)" {
+			return fmt.Sprintf("heading %q (%v)", got, err)
+		}
+		return ""
+	})
+	if shot, err := chromedp.Run(console, chromedp.CaptureScreenshot()); err == nil {
+		saveArtifact(t, "cluster-console-on-b.png", shot)
 	}
 	// So do its events, for an export.
 	if events := cp.b.rawGET(t, "/api/sessions/"+cp.id+"/events"); !bytes.Contains(events, []byte("Edit on A")) {

@@ -252,3 +252,42 @@ func TestVisitorIsSeenLiveByAnAgent(t *testing.T) {
 		}
 	}
 }
+
+// An agent who opens a session after the visitor changed the page sees
+// every change since the snapshot, not only the last: the reset's events
+// are replayed at once (regression: rrweb's virtual DOM kept all but the
+// last, so a second agent saw a stale page).
+func TestLateAgentSeesEveryChangeSinceTheSnapshot(t *testing.T) {
+	c := startDemo(t)
+	page := visitorBrowser(t).MustPage("").Timeout(60 * time.Second)
+	page.MustNavigate(c.visitorURL).MustWaitLoad()
+	page.MustElement("#products")
+	id := waitForSession(t, c)
+	page.MustEval(`() => {
+		const note = document.createElement('p');
+		note.id = 'late-note';
+		note.textContent = 'First change';
+		document.body.appendChild(note);
+	}`)
+	time.Sleep(300 * time.Millisecond) // another batch
+	page.MustEval(`() => { document.querySelector('h1').textContent = 'Second change'; }`)
+	time.Sleep(300 * time.Millisecond)
+
+	agent := agentBrowser(t)
+	if err := chromedp.Do(agent,
+		chromedp.Navigate(c.agentURL+"/login?token="+c.token),
+		chromedp.Navigate(c.agentURL+"/sessions/"+id),
+	); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the late agent's view has both changes", func() string {
+		got, err := inReplay[string](agent, `doc => {
+			const note = doc.getElementById('late-note'), h = doc.querySelector('h1');
+			return (note ? note.textContent : '-') + ' / ' + (h ? h.textContent : '-');
+		}`)
+		if err != nil || got != "First change / Second change" {
+			return fmt.Sprintf("replayed %q (%v)", got, err)
+		}
+		return ""
+	})
+}

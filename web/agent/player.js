@@ -374,6 +374,12 @@
         replayer = new rrwebReplay.Replayer([], {
           root: stage,
           liveMode: true,
+          // The reset's events up to the last are applied at once ("sync").
+          // rrweb's virtual DOM for such events is written to the page only
+          // by a fast-forward (play at an offset), which live mode never
+          // does: with it, every mutation in a reset after the snapshot was
+          // lost (a late agent saw the page as it was at the snapshot).
+          useVirtualDom: false,
           mouseTail: false,
           triggerFocus: false,
           showWarning: false,
