@@ -1,9 +1,14 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 )
@@ -37,5 +42,84 @@ func TestProxySendsHeadersOfAPageWhoseBodyIsLate(t *testing.T) {
 	}
 	if want := "<!DOCTYPE html>" + snippet + "<title>Late</title>"; string(body) != want {
 		t.Errorf("body %q, want %q", body, want)
+	}
+}
+
+// TestCoalescedCompressionIsBounded checks that a page compressed by the
+// coalescingWriter streams in bounded memory, even when it does not
+// compress: the pending output never outgrows its buffer, whose contents
+// reach the client before the page ends. The output decodes to the page.
+func TestCoalescedCompressionIsBounded(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	content := make([]byte, 1<<20)
+	for i := range content {
+		content[i] = byte(rng.Uint32())
+	}
+	c := newCodecs()
+	for _, coding := range []string{"br", "zstd", "gzip"} {
+		t.Run(coding, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			cw := newCoalescingWriter(rec)
+			cw.enable(c.compress(coding, cw))
+			for piece := range slices.Chunk(content, 32<<10) {
+				if _, err := cw.Write(piece); err != nil {
+					t.Fatal(err)
+				}
+				if cap(cw.buf) != coalesceBufferSize {
+					t.Fatalf("holds %d bytes of output, more than its %d-byte buffer", cap(cw.buf), coalesceBufferSize)
+				}
+			}
+			if rec.Body.Len() == 0 {
+				t.Fatal("nothing reached the client before the page ended")
+			}
+			cw.stop(true)
+			got, err := io.ReadAll(decodeAs(t, coding, rec.Body))
+			if err != nil || !bytes.Equal(got, content) {
+				t.Fatalf("decoded %d bytes, %v; want the %d bytes written", len(got), err, len(content))
+			}
+		})
+	}
+}
+
+// TestCoalescedCompressionFlushes checks that a flush of the
+// coalescingWriter sends everything written so far in a form the client
+// can decode, and that the compressed stream is ended when the response
+// completes but left unterminated when it is aborted: a client must not
+// mistake a truncated page for a complete one.
+func TestCoalescedCompressionFlushes(t *testing.T) {
+	const one, two = "<p>one</p>", "<p>two</p>"
+	c := newCodecs()
+	for _, coding := range []string{"br", "zstd", "gzip"} {
+		for _, complete := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s complete=%v", coding, complete), func(t *testing.T) {
+				rec := httptest.NewRecorder()
+				cw := newCoalescingWriter(rec)
+				cw.enable(c.compress(coding, cw))
+				io.WriteString(cw, one)
+				// The first flush after a pause is at once.
+				if err := cw.FlushError(); err != nil || !rec.Flushed {
+					t.Fatalf("flushed %v, %v; want a flush", rec.Flushed, err)
+				}
+				// A decoder would see the end of rec.Body as that of the
+				// stream: decode a copy of what was sent so far.
+				got := make([]byte, len(one))
+				_, err := io.ReadFull(decodeAs(t, coding, bytes.NewReader(rec.Body.Bytes())), got)
+				if err != nil || string(got) != one {
+					t.Fatalf("flushed %q, %v; want %q", got, err, one)
+				}
+				io.WriteString(cw, two)
+				cw.stop(complete)
+				all, err := io.ReadAll(decodeAs(t, coding, rec.Body))
+				if string(all) != one+two {
+					t.Errorf("sent %q, want %q", all, one+two)
+				}
+				if complete && err != nil {
+					t.Errorf("complete page: %v, want a clean end", err)
+				}
+				if !complete && err == nil {
+					t.Error("aborted page: a clean end, want an error")
+				}
+			})
+		}
 	}
 }

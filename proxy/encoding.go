@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -19,9 +18,10 @@ import (
 )
 
 // Settings of the encoders and decoders. The levels were chosen by
-// compressing two real HTML pages of 78 and 98 KB in 32 KB flushed chunks, as
-// the proxy does, compared with gzip at its default level (5 here: 0.3 to
-// 0.5 ms per page on the machine measured):
+// compressing two real HTML pages of 78 and 98 KB in 32 KB flushed chunks
+// (the proxy flushes an encoder only when it sends, see coalesce.go),
+// compared with gzip at its default level (5 here: 0.3 to 0.5 ms per page on
+// the machine measured):
 //
 //	                      size     CPU time
 //	brotli 2              +3/+4%   1.7-1.8×
@@ -76,7 +76,7 @@ func newCodecs() *codecs {
 	c.zstdWriters.New = func() any {
 		enc, err := zstd.NewWriter(nil,
 			zstd.WithEncoderLevel(zstd.SpeedDefault),
-			zstd.WithEncoderConcurrency(1), // no goroutines: encode in Read
+			zstd.WithEncoderConcurrency(1), // no goroutines: encode in Write
 			zstd.WithWindowSize(zstdWindow),
 			zstd.WithLowerEncoderMem(true))
 		if err != nil {
@@ -239,15 +239,20 @@ type encoder interface {
 	Reset(w io.Writer)
 }
 
-// compressor is an encoder and the buffer it writes to, reused together.
+// compressor is an encoder and the coalescingWriter of the page it
+// compresses, reused together. The encoder writes to the compressor, which
+// adds what it gets to the coalescingWriter's pending bytes; a compressor
+// back in its pool refers to no response. Every use of the encoder is made
+// with that coalescingWriter's mu held (coalesce.go).
 type compressor struct {
-	enc encoder
-	out bytes.Buffer
+	enc  encoder
+	to   *coalescingWriter // nil while in the pool
+	pool *sync.Pool        // where it goes back
 }
 
-// encode returns src compressed in coding, "br", "zstd" or "gzip", as an
-// encodedBody.
-func (c *codecs) encode(src io.ReadCloser, coding string) *encodedBody {
+// compress returns a compressor in coding, "br", "zstd" or "gzip", that
+// starts a stream into the pending bytes of cw.
+func (c *codecs) compress(coding string, cw *coalescingWriter) *compressor {
 	var pool *sync.Pool
 	switch coding {
 	case "br":
@@ -260,75 +265,16 @@ func (c *codecs) encode(src io.ReadCloser, coding string) *encodedBody {
 		panic("proxy: no encoder for coding " + coding)
 	}
 	z := pool.Get().(*compressor)
-	z.out.Reset()
-	z.enc.Reset(&z.out)
-	return &encodedBody{src: src, z: z, pool: pool, coding: coding}
+	z.to, z.pool = cw, pool
+	z.enc.Reset(z)
+	return z
 }
 
-// encodedBody is a response body compressed as it is read, so that it
-// streams as well as src does: each Read reads from src once, compresses
-// what it got, flushes the encoder and returns the result. Whatever src has
-// produced thus reaches the client at once, even if src then waits for the
-// upstream. Besides the encoder's own state, an encodedBody holds only the
-// compressed form of one Read's worth of src. It starts no goroutines.
-//
-// An error from src is returned once the output before it has been read,
-// and the stream is left unterminated: a client must not mistake a
-// truncated page for a complete one.
-type encodedBody struct {
-	src    io.ReadCloser
-	z      *compressor // nil once closed
-	pool   *sync.Pool  // where z goes back on Close
-	coding string
-	err    error // src's error, io.EOF at its end; nil while it reads on
-}
+// Write is where the encoder puts its output.
+func (z *compressor) Write(p []byte) (int, error) { return z.to.buffer(p) }
 
-// Read implements io.Reader. It uses p as the buffer it reads src into, so
-// it compresses at most len(p) bytes of src per call; callers should pass
-// buffers of several kilobytes, as ReverseProxy does (32 KB).
-func (b *encodedBody) Read(p []byte) (int, error) {
-	if b.z == nil {
-		return 0, http.ErrBodyReadAfterClose
-	}
-	if b.z.out.Len() == 0 && b.err == nil {
-		b.step(p)
-	}
-	if b.z.out.Len() > 0 {
-		return b.z.out.Read(p)
-	}
-	return 0, b.err
-}
-
-// step reads from src once, into p, and compresses what it got into z.out.
-func (b *encodedBody) step(p []byte) {
-	n, err := b.src.Read(p)
-	if n > 0 {
-		if _, werr := b.z.enc.Write(p[:n]); werr != nil {
-			b.err = fmt.Errorf("proxy: compressing the page as %s: %w", b.coding, werr)
-			return
-		}
-	}
-	switch {
-	case err == io.EOF:
-		if cerr := b.z.enc.Close(); cerr != nil {
-			err = fmt.Errorf("proxy: compressing the page as %s: %w", b.coding, cerr)
-		}
-		b.err = err
-	case err != nil:
-		b.err = err
-	case n > 0:
-		if ferr := b.z.enc.Flush(); ferr != nil {
-			b.err = fmt.Errorf("proxy: compressing the page as %s: %w", b.coding, ferr)
-		}
-	}
-}
-
-// Close closes src and returns the encoder for reuse.
-func (b *encodedBody) Close() error {
-	if b.z != nil {
-		b.z.out.Reset()
-		b.pool.Put(b.z)
-		b.z = nil
-	}
-	return b.src.Close()
+// release returns z for reuse; it must not be used after.
+func (z *compressor) release() {
+	z.to = nil
+	z.pool.Put(z)
 }

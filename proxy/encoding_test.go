@@ -7,7 +7,6 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"context"
-	"errors"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -483,69 +482,3 @@ func TestDecodeMemoryIsBounded(t *testing.T) {
 		})
 	}
 }
-
-// TestEncodedBodyIsBounded checks that an encodedBody holds no more output
-// than one read's worth of input compresses to, even when it does not
-// compress, and that its output decodes to its input.
-func TestEncodedBodyIsBounded(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	content := make([]byte, 1<<20)
-	for i := range content {
-		content[i] = byte(rng.Uint32())
-	}
-	c := newCodecs()
-	for _, coding := range []string{"br", "zstd", "gzip"} {
-		t.Run(coding, func(t *testing.T) {
-			b := c.encode(io.NopCloser(bytes.NewReader(content)), coding)
-			var out bytes.Buffer
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := b.Read(buf)
-				out.Write(buf[:n])
-				// bytes.Buffer rounds its growth up; what matters is
-				// that the output held does not grow with the input.
-				if b.z.out.Cap() > 3*len(buf) {
-					t.Fatalf("holds %d bytes of output for reads of %d", b.z.out.Cap(), len(buf))
-				}
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
-			b.Close()
-			got, err := io.ReadAll(decodeAs(t, coding, &out))
-			if err != nil || !bytes.Equal(got, content) {
-				t.Fatalf("decoded %d bytes, %v; want the %d bytes encoded", len(got), err, len(content))
-			}
-		})
-	}
-}
-
-// TestEncodedBodyKeepsSourceError checks that an error from the source ends
-// the output unterminated: what came before decodes, then the stream is
-// cut short.
-func TestEncodedBodyKeepsSourceError(t *testing.T) {
-	boom := errors.New("boom")
-	c := newCodecs()
-	for _, coding := range []string{"br", "zstd", "gzip"} {
-		t.Run(coding, func(t *testing.T) {
-			src := io.MultiReader(strings.NewReader("<p>before</p>"), errReader{boom})
-			b := c.encode(io.NopCloser(src), coding)
-			defer b.Close()
-			out, err := io.ReadAll(b)
-			if !errors.Is(err, boom) {
-				t.Fatalf("error %v, want %v", err, boom)
-			}
-			got, err := io.ReadAll(decodeAs(t, coding, bytes.NewReader(out)))
-			if string(got) != "<p>before</p>" || err == nil {
-				t.Errorf("output decodes to %q, %v; want the bytes before the error, then an error", got, err)
-			}
-		})
-	}
-}
-
-type errReader struct{ err error }
-
-func (r errReader) Read([]byte) (int, error) { return 0, r.err }

@@ -329,15 +329,16 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		page.Reader = page.urls
 	}
 	resp.Body = page
+	// ServeHTTP put it there; it also compresses the page (coalesce.go).
+	cw := resp.Request.Context().Value(coalescingWriterKey{}).(*coalescingWriter)
+	var z *compressor
 	if neg.html == "" {
 		resp.Header.Del("Content-Encoding")
 	} else {
-		resp.Body = p.codecs.encode(page, neg.html)
+		z = p.codecs.compress(neg.html, cw)
 		resp.Header.Set("Content-Encoding", neg.html)
 	}
-	if cw, ok := resp.Request.Context().Value(coalescingWriterKey{}).(*coalescingWriter); ok {
-		cw.enable()
-	}
+	cw.enable(z)
 	encodingChanged(resp)
 	return nil
 }
