@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -197,7 +199,7 @@ func (s *Session) stateLocked() SessionState {
 		Info:            s.infoLocked(),
 		ConsentAnswered: s.consentAnswered,
 		AgentSeq:        s.agentSeq,
-		Chat:            s.chat,
+		Chat:            slices.Clone(s.chat), // chatLocked shifts it in place
 	}
 	// Consent is in Info only where it matters to agents; a takeover needs
 	// it always.
@@ -208,6 +210,8 @@ func (s *Session) stateLocked() SessionState {
 	for _, t := range s.tabs {
 		st.Tabs = append(st.Tabs, TabState{ID: t.id, URL: t.url, Title: t.title, PixelRatio: t.pixelRatio})
 	}
+	// In a stable order: the Bus rewrites an entry only when it changed.
+	slices.SortFunc(st.Tabs, func(a, b TabState) int { return strings.Compare(a.ID, b.ID) })
 	return st
 }
 
