@@ -609,6 +609,10 @@ func defaultNodeName() string {
 	return strings.TrimLeft(host+"-", "-") + base64.RawURLEncoding.EncodeToString(b)
 }
 
+// errDisconnected fails at once what a visitor would otherwise wait for
+// while the connection to NATS is down (it reconnects by itself).
+var errDisconnected = errors.New("not connected to NATS (reconnecting)")
+
 // errNotHeld is a node's answer to a request about a session it does not
 // hold.
 var errNotHeld = errors.New("this node does not hold the session")

@@ -225,3 +225,31 @@ func TestReleaseToALiveNode(t *testing.T) {
 		return err != nil
 	})
 }
+
+// While NATS is down, visitors are not held up: a new session starts
+// without waiting for the registry, and batches are taken without waiting
+// for the stream (the failures are counted).
+func TestVisitorsGoOnWhileNATSIsDown(t *testing.T) {
+	srv, err := RunServer("127.0.0.1:0", t.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startNode(t, srv.ClientURL(), "node-a")
+	srv.Shutdown()
+	waitFor(t, "the node to see NATS gone", func() bool { return !a.bus.nc.IsConnected() })
+
+	start := time.Now()
+	v, ack, err := a.hub.Attach("session-down", "tab-0001", "page-0001")
+	if err != nil || ack != 0 {
+		t.Fatalf("Attach: ack %d, %v", ack, err)
+	}
+	if _, err := v.Batch(1, []json.RawMessage{metaEvent, snapshotEvent}); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("a visitor waited %v for a NATS that is down", took)
+	}
+	if st := a.bus.Stats(); st.StoreFailures != 1 {
+		t.Errorf("store failures %d, want 1", st.StoreFailures)
+	}
+}

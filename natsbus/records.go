@@ -35,6 +35,11 @@ const storeTimeout = 5 * time.Second
 // Store writes a batch the hub accepted to the tab's subject of the event
 // stream and returns when JetStream has stored it.
 func (b *Bus) Store(rec session.BatchRecord) error {
+	if !b.nc.IsConnected() {
+		// Fail at once: the visitor's next batch waits for this one.
+		b.storeFailures.Add(1)
+		return errDisconnected
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	body := eventsArray(rec.Events)
@@ -205,6 +210,9 @@ func (b *Bus) restoreTab(ctx context.Context, sessionID, tabID string, logStart 
 // not waited for), its state and every tab's log. The entry then names this
 // node.
 func (b *Bus) Takeover(ctx context.Context, id string) (session.SessionState, []session.RestoredTab, bool, error) {
+	if !b.nc.IsConnected() {
+		return session.SessionState{}, nil, false, errDisconnected // the visitor waits for the answer
+	}
 	kv, err := b.sessions.Get(ctx, id)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return session.SessionState{}, nil, false, nil
