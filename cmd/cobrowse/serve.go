@@ -339,13 +339,6 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 
 	visitorURL := scheme + "://" + displayAddr(visitorLn.Addr())
 	agentURL := "http://" + displayAddr(agentLn.Addr())
-	fmt.Fprintf(stdout, "cobrowse %s fronting %s\n", version, strings.Join(sites, ", "))
-	fmt.Fprintf(stdout, "  visitor URL:   %s/\n", visitorURL)
-	if generated {
-		fmt.Fprintf(stdout, "  agent sign-in: %s/login?token=%s   (generated token; pass --agent-token to choose one)\n", agentURL, o.agentToken)
-	} else {
-		fmt.Fprintf(stdout, "  agent sign-in: %s/login   (with your --agent-token)\n", agentURL)
-	}
 
 	stop := &shutdown{
 		timeout: o.shutdownTimeout,
@@ -371,6 +364,15 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 		g.Go(l.serve)
 	}
 	ready.Store(true)
+	// The URLs go out once the server is ready: whoever reads them (a
+	// person, a test, a script) finds /readyz answering 200.
+	fmt.Fprintf(stdout, "cobrowse %s fronting %s\n", version, strings.Join(sites, ", "))
+	fmt.Fprintf(stdout, "  visitor URL:   %s/\n", visitorURL)
+	if generated {
+		fmt.Fprintf(stdout, "  agent sign-in: %s/login?token=%s   (generated token; pass --agent-token to choose one)\n", agentURL, o.agentToken)
+	} else {
+		fmt.Fprintf(stdout, "  agent sign-in: %s/login   (with your --agent-token)\n", agentURL)
+	}
 	logger.Info("serving", "visitor_listener", visitorLn.Addr().String(), "agent_listener", agentLn.Addr().String())
 	// A signal, or a listener that failed, starts the shutdown.
 	g.Go(func() error {
