@@ -3,6 +3,7 @@ package natsbus
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -32,12 +33,18 @@ func startCluster(t *testing.T) (a, b *node) {
 
 func startNode(t *testing.T, url, name string) *node {
 	t.Helper()
+	return startNodeJoining(t, url, name, session.JoinNone)
+}
+
+// startNodeJoining is startNode with the hubs' join mode.
+func startNodeJoining(t *testing.T, url, name string, join session.JoinMode) *node {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	bus, err := Open(ctx, Config{URL: url, Node: name, Logger: slog.New(slog.DiscardHandler), IdleTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := session.NewHub(session.Config{Bus: bus, Join: session.JoinNone, IdleTimeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	hub := session.NewHub(session.Config{Bus: bus, Join: join, IdleTimeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
 	if err := bus.Serve(ctx, hub); err != nil {
 		t.Fatal(err)
 	}
@@ -251,5 +258,49 @@ func TestVisitorsGoOnWhileNATSIsDown(t *testing.T) {
 	}
 	if st := a.bus.Stats(); st.StoreFailures != 1 {
 		t.Errorf("store failures %d, want 1", st.StoreFailures)
+	}
+}
+
+// A support code the visitor got from node A opens the session for an
+// agent of node B; a code no node gave is refused.
+func TestSupportCodeOfAnotherNode(t *testing.T) {
+	srv, err := RunServer("127.0.0.1:0", t.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	a := startNodeJoining(t, srv.ClientURL(), "node-a", session.JoinCode)
+	b := startNodeJoining(t, srv.ClientURL(), "node-b", session.JoinCode)
+
+	const sid = "session-code"
+	v, _, err := a.hub.Attach(sid, "tab-0001", "page-0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Batch(1, []json.RawMessage{metaEvent, snapshotEvent})
+	v.RequestCode()
+	var code string
+	waitFor(t, "the visitor's code", func() bool {
+		select {
+		case m := <-v.Downlink():
+			var msg struct{ Type, Code string }
+			json.Unmarshal(m, &msg)
+			code = msg.Code
+			return msg.Type == "code"
+		default:
+			return false
+		}
+	})
+	waitFor(t, "B to know the session", func() bool { _, err := b.hub.Lookup(sid); return err == nil })
+
+	id, err := b.hub.Redeem(code)
+	if err != nil || id != sid {
+		t.Fatalf("Redeem on B: %q, %v; want %s", id, err, sid)
+	}
+	if info, _ := a.hub.Lookup(sid); info.Consent != session.ConsentGranted {
+		t.Errorf("consent on A after the code: %q", info.Consent)
+	}
+	if _, err := b.hub.Redeem(code); !errors.Is(err, session.ErrBadCode) {
+		t.Errorf("the code redeemed twice: %v", err)
 	}
 }

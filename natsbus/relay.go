@@ -65,10 +65,36 @@ func (b *Bus) serveRequests() error {
 	if _, err := b.nc.Subscribe(nodeSubject(b.cfg.Node, ">"), b.handleNodeRequest); err != nil {
 		return err
 	}
+	if _, err := b.nc.Subscribe(redeemSubject, b.serveRedeem); err != nil {
+		return err
+	}
 	_, err := b.nc.Subscribe(feedSubject(b.cfg.Node, "*"), func(m *nats.Msg) {
 		b.feeds.deliver(m)
 	})
 	return err
+}
+
+// redeemSubject is where a node asks every node about a support code it
+// did not give; the node that gave it answers, the others stay silent.
+const redeemSubject = "cobrowse.redeem"
+
+// redeemWait bounds the wait for an answer: a code no node gave costs
+// the agent this long.
+const redeemWait = time.Second
+
+func (b *Bus) serveRedeem(m *nats.Msg) {
+	if id, err := b.hub.RedeemLocal(string(m.Data)); err == nil {
+		m.Respond([]byte(id))
+	}
+}
+
+// Redeem asks the other nodes for the session of a support code.
+func (b *Bus) Redeem(code string) (string, error) {
+	resp, err := b.nc.Request(redeemSubject, []byte(code), redeemWait)
+	if err != nil {
+		return "", session.ErrBadCode
+	}
+	return string(resp.Data), nil
 }
 
 func (b *Bus) handleNodeRequest(m *nats.Msg) {

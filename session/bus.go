@@ -48,6 +48,9 @@ type Bus interface {
 	// Ended tells the cluster that a session this node held has ended (not
 	// moved): what is stored for it can go.
 	Ended(sessionID string)
+	// Redeem redeems a support code another node gave (Hub.RedeemLocal
+	// there) and returns its session; ErrBadCode if no node did.
+	Redeem(code string) (sessionID string, err error)
 }
 
 // Feed is an agent's view of a session wherever the session is held: the
@@ -118,9 +121,10 @@ func (localBus) Store(BatchRecord) error { return nil }
 func (localBus) Takeover(context.Context, string) (SessionState, []RestoredTab, bool, error) {
 	return SessionState{}, nil, false, nil
 }
-func (localBus) Remote() []Info             { return nil }
-func (localBus) Lookup(string) (Info, bool) { return Info{}, false }
-func (localBus) Ended(string)               {}
+func (localBus) Remote() []Info                { return nil }
+func (localBus) Lookup(string) (Info, bool)    { return Info{}, false }
+func (localBus) Ended(string)                  {}
+func (localBus) Redeem(string) (string, error) { return "", ErrBadCode }
 func (localBus) Join(_ context.Context, id, _ string, _ bool) (Feed, error) {
 	return nil, fmt.Errorf("session %q: %w", id, ErrNoSession)
 }

@@ -247,6 +247,17 @@ func (v *Visitor) RequestCode() {
 // see it from now on, as if the visitor had accepted (reading the code out
 // is the visitor's consent). The code is used up.
 func (h *Hub) Redeem(code string) (string, error) {
+	id, err := h.RedeemLocal(code)
+	if errors.Is(err, ErrBadCode) {
+		// Another node of the cluster may have given it.
+		return h.cfg.Bus.Redeem(code)
+	}
+	return id, err
+}
+
+// RedeemLocal is Redeem for the codes this node gave (the Bus asks it on
+// behalf of the other nodes).
+func (h *Hub) RedeemLocal(code string) (string, error) {
 	h.mu.Lock()
 	sc, ok := h.codes[code]
 	if ok {
