@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"image/color"
 	"image/jpeg"
-	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cobrowse/cobrowse/internal/latency"
 )
 
 // palette holds colours far apart from one another, even after JPEG: each
@@ -69,13 +70,7 @@ func BenchmarkRenderLatency(b *testing.B) {
 				wg.Wait()
 			}
 			b.StopTimer()
-			slices.Sort(latencies)
-			pct := func(q float64) float64 {
-				return float64(latencies[int(q*float64(len(latencies)-1))].Microseconds()) / 1000
-			}
-			b.ReportMetric(pct(0.50), "p50-ms")
-			b.ReportMetric(pct(0.99), "p99-ms")
-			b.ReportMetric(0, "ns/op")
+			latency.Report(b, latencies)
 			p.mu.Lock()
 			pid := p.browsers[0].pid
 			p.mu.Unlock()

@@ -4,13 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-rod/rod/lib/proto"
 	"github.com/gorilla/websocket"
+
+	"github.com/cobrowse/cobrowse/internal/latency"
 )
 
 // BenchmarkAgentPointerLatency measures an agent's pointer move to the
@@ -74,11 +75,5 @@ func BenchmarkAgentPointerLatency(b *testing.B) {
 		time.Sleep(10 * time.Millisecond) // an agent's mouse sends about 30 moves a second
 	}
 	b.StopTimer()
-	slices.Sort(latencies)
-	pct := func(q float64) float64 {
-		return float64(latencies[int(q*float64(len(latencies)-1))].Microseconds()) / 1000
-	}
-	b.ReportMetric(pct(0.50), "p50-ms")
-	b.ReportMetric(pct(0.99), "p99-ms")
-	b.ReportMetric(0, "ns/op")
+	latency.Report(b, latencies)
 }

@@ -7,12 +7,13 @@ import (
 	"image/jpeg"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/cobrowse/cobrowse/internal/latency"
 )
 
 // BenchmarkRenderedModeLatency measures the whole Rendered-mode path as an
@@ -99,11 +100,5 @@ func BenchmarkRenderedModeLatency(b *testing.B) {
 		time.Sleep(20 * time.Millisecond) // a visitor does not change the page continuously
 	}
 	b.StopTimer()
-	slices.Sort(latencies)
-	pct := func(q float64) float64 {
-		return float64(latencies[int(q*float64(len(latencies)-1))].Microseconds()) / 1000
-	}
-	b.ReportMetric(pct(0.50), "p50-ms")
-	b.ReportMetric(pct(0.99), "p99-ms")
-	b.ReportMetric(0, "ns/op")
+	latency.Report(b, latencies)
 }
