@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/html"
+
+	"github.com/cobrowse/cobrowse/internal/rrweb"
 )
 
 // Report is what an agent would see of one HTML page under a policy, and
@@ -44,8 +46,8 @@ func (p *Policy) Explain(pageURL string, page io.Reader) (*Report, error) {
 	}
 	r := NewRedactor(func() *Policy { return p })
 	nextID := int64(0)
-	meta, _ := json.Marshal(map[string]any{"type": eventMeta, "timestamp": 1, "data": metaData{Href: pageURL, Width: "1280", Height: "800"}})
-	snap, err := json.Marshal(map[string]any{"type": eventFullSnapshot, "timestamp": 1, "data": map[string]any{
+	meta, _ := json.Marshal(map[string]any{"type": rrweb.Meta, "timestamp": 1, "data": metaData{Href: pageURL, Width: "1280", Height: "800"}})
+	snap, err := json.Marshal(map[string]any{"type": rrweb.FullSnapshot, "timestamp": 1, "data": map[string]any{
 		"node": snapshotOf(doc, &nextID), "initialOffset": map[string]int{"top": 0, "left": 0}}})
 	if err != nil {
 		return nil, fmt.Errorf("serializing the page: %w", err)
@@ -58,7 +60,7 @@ func (p *Policy) Explain(pageURL string, page io.Reader) (*Report, error) {
 	var ev struct {
 		Data fullSnapshotData `json:"data"`
 	}
-	if err := json.Unmarshal(out[0], &ev); err != nil {
+	if err := json.Unmarshal(out[0].JSON, &ev); err != nil {
 		return nil, fmt.Errorf("reading the redacted snapshot: %w", err)
 	}
 	agentView := newMirror(ev.Data.Node).build(ev.Data.Node, nil, nil)

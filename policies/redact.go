@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
+
+	"github.com/cobrowse/cobrowse/internal/rrweb"
 )
 
 // A Redactor turns one tab's rrweb event stream, as the visitor script sends
@@ -112,14 +114,18 @@ func NewRedactor(policy func() *Policy) *Redactor {
 
 // Redact returns the events an agent may see in place of raw: none, raw
 // redacted, or raw redacted followed by corrections.
-func (r *Redactor) Redact(raw json.RawMessage) []json.RawMessage {
+//
+// Each event comes with its type and, for a Meta event, its redacted URL
+// (session.Redactor): every event sent is either written by the Redactor
+// or, on the fast path, checked whole by parseEnvelope and passes.
+func (r *Redactor) Redact(raw json.RawMessage) []rrweb.Event {
 	ev, plain, ok := parseEnvelope(raw)
 	if !ok {
 		r.count("dropped: malformed event")
 		return nil
 	}
-	if plain && ev.Type == eventIncremental && r.page != nil && r.mirror != nil && !r.blocked && r.passes(ev.Data) {
-		return []json.RawMessage{raw}
+	if plain && ev.Type == rrweb.IncrementalSnapshot && r.page != nil && r.mirror != nil && !r.blocked && r.passes(ev.Data) {
+		return []rrweb.Event{{JSON: raw, Type: ev.Type}}
 	}
 	return r.redactEvent(ev)
 }
@@ -182,23 +188,23 @@ func (r *Redactor) plainTexts(changes []textChange) bool {
 
 // redactEvent is Redact for any event: its data decoded, redacted, encoded
 // again.
-func (r *Redactor) redactEvent(ev event) []json.RawMessage {
+func (r *Redactor) redactEvent(ev event) []rrweb.Event {
 	var out []any
 	switch ev.Type {
-	case eventDOMContentLoaded, eventLoad:
+	case rrweb.DOMContentLoaded, rrweb.Load:
 		out = []any{struct{}{}}
-	case eventMeta:
+	case rrweb.Meta:
 		out = r.meta(ev.Data)
-	case eventFullSnapshot:
+	case rrweb.FullSnapshot:
 		out = r.fullSnapshot(ev)
-	case eventIncremental:
+	case rrweb.IncrementalSnapshot:
 		out = r.incremental(ev.Data)
 	}
 	if len(out) == 0 {
 		r.count(fmt.Sprintf("dropped: event of type %d", ev.Type))
 		return nil
 	}
-	events := make([]json.RawMessage, 0, len(out))
+	events := make([]rrweb.Event, 0, len(out))
 	for _, data := range out {
 		enc, whole := data.(json.RawMessage) // an event written whole (fullSnapshot)
 		if !whole {
@@ -208,7 +214,11 @@ func (r *Redactor) redactEvent(ev event) []json.RawMessage {
 				return nil
 			}
 		}
-		events = append(events, enc)
+		sent := rrweb.Event{JSON: enc, Type: ev.Type}
+		if m, ok := data.(metaData); ok {
+			sent.Href = m.Href
+		}
+		events = append(events, sent)
 	}
 	return events
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/cobrowse/cobrowse/internal/rrweb"
 )
 
 // Builders of rrweb events for the tests.
@@ -37,16 +39,16 @@ func ev(t testing.TB, typ int, data any) json.RawMessage {
 }
 
 func meta(t testing.TB, href string) json.RawMessage {
-	return ev(t, eventMeta, map[string]any{"href": href, "width": 1280, "height": 800})
+	return ev(t, rrweb.Meta, map[string]any{"href": href, "width": 1280, "height": 800})
 }
 
 func snapshot(t testing.TB, root node) json.RawMessage {
-	return ev(t, eventFullSnapshot, map[string]any{"node": root, "initialOffset": map[string]any{"top": 0, "left": 0}})
+	return ev(t, rrweb.FullSnapshot, map[string]any{"node": root, "initialOffset": map[string]any{"top": 0, "left": 0}})
 }
 
 func incr(t testing.TB, source int, data map[string]any) json.RawMessage {
 	data["source"] = source
-	return ev(t, eventIncremental, data)
+	return ev(t, rrweb.IncrementalSnapshot, data)
 }
 
 func mutation(t testing.TB, m map[string]any) json.RawMessage {
@@ -76,14 +78,49 @@ func run(t testing.TB, r *Redactor, events ...json.RawMessage) string {
 	t.Helper()
 	var out []string
 	for _, e := range events {
-		for _, o := range r.Redact(e) {
-			if !json.Valid(o) {
-				t.Fatalf("invalid JSON out: %s", o)
-			}
+		for _, o := range redact(t, r, e) {
 			out = append(out, string(o))
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// redact returns the events r sends in place of e, after checking that each
+// holds what r says of it: the hub stores and forwards them without reading
+// them again (session.Redactor).
+func redact(t testing.TB, r *Redactor, e json.RawMessage) []json.RawMessage {
+	t.Helper()
+	return checkSent(t, r.Redact(e))
+}
+
+// checkSent checks that each event holds what its rrweb.Event says (valid
+// JSON, its type, a numeric timestamp, a Meta event's URL), and returns
+// the events' JSON.
+func checkSent(t testing.TB, events []rrweb.Event) []json.RawMessage {
+	t.Helper()
+	var out []json.RawMessage
+	for _, ev := range events {
+		var got struct {
+			Type      *int     `json:"type"`
+			Timestamp *float64 `json:"timestamp"`
+			Data      struct {
+				Href string `json:"href"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(ev.JSON, &got); err != nil || got.Type == nil || got.Timestamp == nil {
+			t.Fatalf("sent %s (%v), not an event with a type and a timestamp", ev.JSON, err)
+		}
+		switch *got.Type {
+		case rrweb.DOMContentLoaded, rrweb.Load, rrweb.FullSnapshot, rrweb.IncrementalSnapshot, rrweb.Meta:
+		default:
+			t.Fatalf("sent an event of type %d: %s", *got.Type, ev.JSON)
+		}
+		if *got.Type != ev.Type || (ev.Type == rrweb.Meta && got.Data.Href != ev.Href) || (ev.Type != rrweb.Meta && ev.Href != "") {
+			t.Fatalf("sent %s as type %d with href %q", ev.JSON, ev.Type, ev.Href)
+		}
+		out = append(out, ev.JSON)
+	}
+	return out
 }
 
 func mustContain(t *testing.T, out string, want ...string) {
@@ -183,7 +220,7 @@ func TestRedactorFailsClosed(t *testing.T) {
 		{"custom event", ev(t, 5, map[string]any{"tag": "x", "payload": "jane@example.com"})},
 		{"unknown type", ev(t, 42, map[string]any{})},
 	} {
-		if out := r.Redact(tc.ev); out != nil {
+		if out := redact(t, r, tc.ev); out != nil {
 			t.Errorf("%s: sent %s", tc.name, out)
 		}
 	}
@@ -199,7 +236,7 @@ func TestRedactorFailsClosed(t *testing.T) {
 		{"input on the document node", incr(t, sourceInput, map[string]any{"id": 1, "text": "x", "isChecked": false})},
 		{"input on a text node", incr(t, sourceInput, map[string]any{"id": 4, "text": "x", "isChecked": false, "userTriggered": true})},
 	} {
-		if out := r.Redact(tc.ev); out != nil {
+		if out := redact(t, r, tc.ev); out != nil {
 			t.Errorf("%s: sent %s", tc.name, out)
 		}
 	}
@@ -330,7 +367,7 @@ func BenchmarkRedactorMutation(b *testing.B) {
 			"texts": []any{map[string]any{"id": 102, "value": "Item 0 costs 10.99"}},
 			"adds":  []any{map[string]any{"parentId": 4, "nextId": nil, "node": el(next, "li", nil, txt(next+1, "new row"))}},
 		})
-		if len(r.Redact(m)) == 0 {
+		if len(redact(b, r, m)) == 0 {
 			b.Fatal("nothing sent")
 		}
 	}

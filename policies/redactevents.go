@@ -16,15 +16,6 @@ import (
 // listed here: whatever else a visitor script sends (a newer rrweb's fields,
 // or a hostile script's) is dropped, not passed on unread.
 
-// rrweb event types (EventType).
-const (
-	eventDOMContentLoaded = 0
-	eventLoad             = 1
-	eventFullSnapshot     = 2
-	eventIncremental      = 3
-	eventMeta             = 4
-)
-
 // rrweb incremental snapshot sources (IncrementalSource).
 const (
 	sourceMutation          = 0

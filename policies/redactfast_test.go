@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+
+	"github.com/cobrowse/cobrowse/internal/rrweb"
 )
 
 func TestIsNumericEvent(t *testing.T) {
@@ -67,7 +69,7 @@ func FuzzNumericEvent(f *testing.F) {
 		fast, full := redactor(t, ""), redactor(t, "")
 		run(t, fast, meta(t, "https://a.example/"), snapshot(t, page))
 		run(t, full, meta(t, "https://a.example/"), snapshot(t, page))
-		got, want := fast.Redact(raw), fullPath(full, raw)
+		got, want := redact(t, fast, raw), fullPath(t, full, raw)
 		if len(got) != len(want) {
 			t.Fatalf("for %s, Redact sends %d events, the full path %d", raw, len(got), len(want))
 		}
@@ -190,7 +192,7 @@ func FuzzUnquote(f *testing.F) {
 
 func incrementalData(raw []byte) ([]byte, bool) {
 	ev, plain, ok := parseEnvelope(raw)
-	return ev.Data, ok && plain && ev.Type == eventIncremental
+	return ev.Data, ok && plain && ev.Type == rrweb.IncrementalSnapshot
 }
 
 func isNumericEvent(raw []byte) bool {
@@ -216,10 +218,10 @@ func textMutationEvent(raw []byte) ([]textChange, bool) {
 
 // fullPath is Redact without its fast paths: the event decoded, redacted
 // and encoded again.
-func fullPath(r *Redactor, raw []byte) []json.RawMessage {
+func fullPath(t testing.TB, r *Redactor, raw []byte) []json.RawMessage {
 	ev, _, ok := parseEnvelope(raw)
 	if !ok {
 		return nil
 	}
-	return r.redactEvent(ev)
+	return checkSent(t, r.redactEvent(ev))
 }

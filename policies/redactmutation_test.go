@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/cobrowse/cobrowse/internal/rrweb"
 	"github.com/cobrowse/cobrowse/internal/rrwebtest"
 )
 
@@ -14,7 +15,7 @@ func recordedMutations(t testing.TB) [][]byte {
 	for _, b := range rrwebtest.DemoSession(t) {
 		for _, raw := range b {
 			ev, _, ok := parseEnvelope(raw)
-			if !ok || ev.Type != eventIncremental {
+			if !ok || ev.Type != rrweb.IncrementalSnapshot {
 				continue
 			}
 			if source, ok := dataSource(ev.Data); ok && source == sourceMutation {

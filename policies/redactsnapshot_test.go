@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/cobrowse/cobrowse/internal/rrweb"
 	"github.com/cobrowse/cobrowse/internal/rrwebtest"
 )
 
@@ -13,7 +14,7 @@ func recordedSnapshots(t testing.TB) [][]byte {
 	var out [][]byte
 	for _, b := range rrwebtest.DemoSession(t) {
 		for _, raw := range b {
-			if ev, _, ok := parseEnvelope(raw); ok && ev.Type == eventFullSnapshot {
+			if ev, _, ok := parseEnvelope(raw); ok && ev.Type == rrweb.FullSnapshot {
 				out = append(out, ev.Data)
 			}
 		}
@@ -41,8 +42,8 @@ func checkSameSnapshot(t *testing.T, data []byte) (decoded bool) {
 	if mine.Node == nil {
 		return true
 	}
-	a, errA := encodeEvent(event{Type: eventFullSnapshot, Timestamp: "1"}, mine)
-	b, errB := encodeEvent(event{Type: eventFullSnapshot, Timestamp: "1"}, &std)
+	a, errA := encodeEvent(event{Type: rrweb.FullSnapshot, Timestamp: "1"}, mine)
+	b, errB := encodeEvent(event{Type: rrweb.FullSnapshot, Timestamp: "1"}, &std)
 	// Compared as JSON values: a string with invalid UTF-8 is written with
 	// \ufffd escapes from one and U+FFFD itself from the other.
 	if (errA == nil) != (errB == nil) || errA == nil && !sameJSON(t, a, b) {

@@ -7,8 +7,8 @@
 // tail" at once, and it fans new events out to the session's agents through
 // bounded per-agent queues: a slow agent is resynced, never waited for.
 //
-// The hub reads only the envelope of an event (its type and timestamp); it never
-// parses the page's DOM. What an agent may see is decided elsewhere.
+// The hub reads only the envelope of an event (its type and timestamp, which
+// the Redactor hands it); it never parses the page's DOM. What an agent may see is decided elsewhere.
 package session
 
 import (
@@ -21,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cobrowse/cobrowse/internal/rrweb"
 )
 
 // Config bounds what one session may hold. Zero values take the defaults.
@@ -85,8 +87,12 @@ type Config struct {
 // under the session's lock, in the order of the tab's events.
 type Redactor interface {
 	// Redact returns the events to store and forward in place of event:
-	// none, one, or several.
-	Redact(event json.RawMessage) []json.RawMessage
+	// none, one, or several. It reads every event it returns, so it hands
+	// the hub what the hub would read of it: the hub stores and forwards
+	// each one as it is, without parsing it again. Every Event must hold
+	// what rrweb.Event says (a JSON object of a known type with a
+	// timestamp); a visitor's event that is not one is withheld.
+	Redact(event json.RawMessage) []rrweb.Event
 	// Page returns the URL and title to show agents for a page the tab
 	// says it shows.
 	Page(url, title string) (string, string)
@@ -94,12 +100,19 @@ type Redactor interface {
 	Close()
 }
 
-// passThrough is the Redactor of a hub configured without one.
+// passThrough is the Redactor of a hub configured without one: it only
+// checks each event's envelope.
 type passThrough struct{}
 
-func (passThrough) Redact(event json.RawMessage) []json.RawMessage { return []json.RawMessage{event} }
-func (passThrough) Page(url, title string) (string, string)        { return url, title }
-func (passThrough) Close()                                         {}
+func (passThrough) Redact(event json.RawMessage) []rrweb.Event {
+	ev, err := parseEvent(event)
+	if err != nil {
+		return nil
+	}
+	return []rrweb.Event{ev}
+}
+func (passThrough) Page(url, title string) (string, string) { return url, title }
+func (passThrough) Close()                                  {}
 
 func (c Config) withDefaults() Config {
 	if c.MaxLogBytes <= 0 {
@@ -486,13 +499,6 @@ func (h *Hub) Run(ctx context.Context) {
 	}
 }
 
-// rrweb event types the hub acts on (rrweb's EventType enum).
-const (
-	eventFullSnapshot = 2
-	eventMeta         = 4
-	maxKnownEventType = 6 // Plugin
-)
-
 // envelope is the part of an rrweb event the hub reads.
 type envelope struct {
 	Type      *int     `json:"type"`
@@ -505,16 +511,16 @@ type envelope struct {
 // parseEvent validates one rrweb event's envelope. Events of unknown types or
 // without a timestamp are rejected: what the hub cannot classify it does not
 // forward (fail closed).
-func parseEvent(raw json.RawMessage) (envelope, error) {
+func parseEvent(raw json.RawMessage) (rrweb.Event, error) {
 	var env envelope
 	if err := json.Unmarshal(raw, &env); err != nil {
-		return env, fmt.Errorf("event is not a JSON object: %w", err)
+		return rrweb.Event{}, fmt.Errorf("event is not a JSON object: %w", err)
 	}
-	if env.Type == nil || *env.Type < 0 || *env.Type > maxKnownEventType {
-		return env, errors.New("event has a missing or unknown type")
+	if env.Type == nil || *env.Type < rrweb.DOMContentLoaded || *env.Type > rrweb.Plugin {
+		return rrweb.Event{}, errors.New("event has a missing or unknown type")
 	}
 	if env.Timestamp == nil {
-		return env, errors.New("event has no timestamp")
+		return rrweb.Event{}, errors.New("event has no timestamp")
 	}
-	return env, nil
+	return rrweb.Event{JSON: raw, Type: *env.Type, Href: env.Data.Href}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cobrowse/cobrowse/internal/rrweb"
 	"github.com/cobrowse/cobrowse/internal/rrwebtest"
 )
 
@@ -234,8 +235,8 @@ func TestMalformedAndUnknownEventsAreDropped(t *testing.T) {
 		json.RawMessage(`"text"`),
 	}
 	res := mustBatch(t, v, 1, append(append([]json.RawMessage{}, good...), bad...))
-	if res.Dropped != len(bad) {
-		t.Fatalf("dropped %d, want %d", res.Dropped, len(bad))
+	if res.Withheld != len(bad) {
+		t.Fatalf("withheld %d, want %d", res.Withheld, len(bad))
 	}
 	s, _ := hub.Session("session-1")
 	sameEvents(t, s.Events(), good)
@@ -439,11 +440,11 @@ func (panickyRedactor) Page(url, title string) (string, string) {
 	return url, title
 }
 
-func (panickyRedactor) Redact(event json.RawMessage) []json.RawMessage {
+func (r panickyRedactor) Redact(event json.RawMessage) []rrweb.Event {
 	if strings.Contains(string(event), "boom") {
 		panic("redactor bug")
 	}
-	return []json.RawMessage{event}
+	return r.passThrough.Redact(event)
 }
 
 func TestRedactorPanicIsContained(t *testing.T) {

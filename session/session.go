@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cobrowse/cobrowse/internal/rrweb"
 )
 
 // Session is one visitor's co-browsing session: its tabs, the tab agents
@@ -301,9 +303,6 @@ type BatchResult struct {
 	// Withheld counts events the tab's Redactor kept from agents
 	// (malformed, unknown, or not to be seen).
 	Withheld int
-	// Dropped counts events the hub rejected as malformed or of unknown
-	// type, after the Redactor.
-	Dropped int
 }
 
 // Batch stores and fans out one batch of rrweb events. seq must grow by one
@@ -355,32 +354,27 @@ func (v *Visitor) batchLocked(seq uint64, events []json.RawMessage, arrived time
 	var res BatchResult
 	var forward []json.RawMessage // events for agents already in sync
 	reset := false                // a new snapshot started: agents restart from the log
-	var redacted []json.RawMessage
+	var accepted []rrweb.Event
 	for _, raw := range events {
 		out := v.redactLocked(raw)
 		if len(out) == 0 {
 			res.Withheld++
 		}
-		redacted = append(redacted, out...)
+		accepted = append(accepted, out...)
 	}
-	for _, raw := range redacted {
-		env, err := parseEvent(raw)
-		if err != nil {
-			res.Dropped++
-			continue
-		}
-		if *env.Type == eventMeta {
+	for _, ev := range accepted {
+		if ev.Type == rrweb.Meta {
 			t.replaceLog(nil)
 			forward, reset = nil, true
-			if env.Data.Href != "" {
-				t.url = env.Data.Href
+			if ev.Href != "" {
+				t.url = ev.Href
 			}
 			s.active = t // agents follow the tab that started a page
 		} else if t.log == nil {
 			continue // no snapshot to apply it to; one has been asked for
 		}
-		t.log = append(t.log, raw)
-		t.logBytes += len(raw)
+		t.log = append(t.log, ev.JSON)
+		t.logBytes += len(ev.JSON)
 		if t.logBytes > s.hub.cfg.MaxLogBytes {
 			s.hub.cfg.Logger.Warn("tab event log over its bound; asking for a full snapshot",
 				"session", s.id, "tab", t.id, "bytes", t.logBytes, "max", s.hub.cfg.MaxLogBytes)
@@ -389,11 +383,8 @@ func (v *Visitor) batchLocked(seq uint64, events []json.RawMessage, arrived time
 			continue
 		}
 		if !reset {
-			forward = append(forward, raw)
+			forward = append(forward, ev.JSON)
 		}
-	}
-	if res.Dropped > 0 {
-		s.hub.cfg.Logger.Warn("dropped malformed visitor events", "session", s.id, "tab", t.id, "count", res.Dropped)
 	}
 	rec := BatchRecord{SessionID: s.id, TabID: t.id, Page: t.page, Seq: seq, Replace: t.logGen != gen}
 	if rec.Replace {
@@ -425,7 +416,7 @@ func (v *Visitor) batchLocked(seq uint64, events []json.RawMessage, arrived time
 // server down nor leave the session locked: the event is withheld, the tab
 // gets a fresh Redactor, and the visitor is asked for a new snapshot, which
 // the fresh Redactor starts from.
-func (v *Visitor) redactLocked(raw json.RawMessage) (out []json.RawMessage) {
+func (v *Visitor) redactLocked(raw json.RawMessage) (out []rrweb.Event) {
 	defer func() {
 		if p := recover(); p != nil {
 			s, t := v.session, v.tab

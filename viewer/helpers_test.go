@@ -159,8 +159,8 @@ func mustBatch(t *testing.T, v *session.Visitor, seq uint64, events []json.RawMe
 	if err != nil {
 		t.Fatalf("Batch(%d): %v", seq, err)
 	}
-	if res.Duplicate || res.Dropped != 0 {
-		t.Fatalf("Batch(%d) = %+v, want a new batch with nothing dropped", seq, res)
+	if res.Duplicate || res.Withheld != 0 {
+		t.Fatalf("Batch(%d) = %+v, want a new batch with nothing withheld", seq, res)
 	}
 }
 
