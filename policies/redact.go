@@ -320,12 +320,14 @@ func (r *Redactor) fullSnapshot(ev event) []any {
 	if r.page == nil {
 		return nil // no Meta event: no policy chosen for this page
 	}
-	fs, ok := decodeFullSnapshot(ev.Data)
+	fs, nodes, ok := decodeFullSnapshot(ev.Data)
+	defer nodes.release()
 	if !ok || fs.Node == nil {
 		return nil
 	}
 	r.mirror = newMirror(fs.Node)
 	root := r.mirror.build(fs.Node, nil, nil)
+	fs.Node = nil // released
 	if root == nil || r.mirror.size() >= maxMirrorNodes {
 		r.blocked = true
 	}

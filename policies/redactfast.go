@@ -281,9 +281,10 @@ type scanner struct {
 	// a snapshot's hundreds of strings, which keep all of it alive).
 	text string
 
-	nodes []snode     // see newSnode
-	kids  []*snode    // see snode
-	attrs []attribute // see rawValues
+	nodes  []snode      // see newSnode
+	blocks *snodeBlocks // see newSnode
+	kids   []*snode     // see snode
+	attrs  []attribute  // see rawValues
 }
 
 // The scanner's loops work on local copies of b and i, which the compiler

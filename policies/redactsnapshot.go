@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync"
 
 	"golang.org/x/net/html/atom"
 )
@@ -22,11 +23,13 @@ import (
 // dozen levels deep; a hostile one could be millions).
 const maxSnapshotDepth = 2048
 
-// decodeFullSnapshot decodes a FullSnapshot event's data.
-func decodeFullSnapshot(data []byte) (*fullSnapshotData, bool) {
-	fs := new(fullSnapshotData)
-	s := scanner{b: data, text: string(data)}
-	ok := s.members(snapshotFields, func(i int) bool {
+// decodeFullSnapshot decodes a FullSnapshot event's data. Its nodes are
+// in recycled blocks: once the caller is done with them, it calls
+// nodes.release, and must not use fs.Node afterwards.
+func decodeFullSnapshot(data []byte) (fs *fullSnapshotData, nodes *snodeBlocks, ok bool) {
+	fs = new(fullSnapshotData)
+	s := scanner{b: data, text: string(data), blocks: new(snodeBlocks)}
+	ok = s.members(snapshotFields, func(i int) bool {
 		if i == 0 {
 			var ok bool
 			fs.Node, ok = s.snode(0)
@@ -46,7 +49,7 @@ func decodeFullSnapshot(data []byte) (*fullSnapshotData, bool) {
 			return true
 		})
 	})
-	return fs, ok && s.end()
+	return fs, s.blocks, ok && s.end()
 }
 
 // The keys of the objects the scanner decodes as encoding/json decodes them
@@ -202,17 +205,50 @@ func (s *scanner) rawValues() (attributes, bool) {
 }
 
 // newSnode returns a zeroed node, from a block of nodes that the scanner
-// allocates at once (a snapshot has hundreds).
+// allocates at once (a snapshot has hundreds), or takes from the recycled
+// ones if it has s.blocks.
 func (s *scanner) newSnode() *snode {
+	if len(s.nodes) == 0 && s.blocks != nil {
+		s.nodes = s.blocks.get()
+	}
 	if len(s.nodes) == 0 {
 		// A node takes about 100 bytes of JSON (with its attributes, and
 		// for a mutation the add that carries it): a mutation does not get
 		// a block of 64 for its few nodes.
-		s.nodes = make([]snode, min(64, 1+(len(s.b)-s.i)/64))
+		s.nodes = make([]snode, min(snodeBlockLen, 1+(len(s.b)-s.i)/64))
 	}
 	n := &s.nodes[0]
 	s.nodes = s.nodes[1:]
 	return n
+}
+
+// snodeBlockLen is the number of nodes in a block of newSnode's.
+const snodeBlockLen = 64
+
+// snodeBlocks are the blocks of nodes that one full snapshot was decoded
+// into. A snapshot's hundreds of nodes are garbage once the mirror is built
+// from them (it takes their strings and attributes, not the nodes), so
+// rather than leave tens of kilobytes per snapshot to the garbage
+// collector, fullSnapshot gives the blocks back for the next one.
+type snodeBlocks struct{ taken []*[snodeBlockLen]snode }
+
+// recycledSnodes holds the blocks given back, zeroed.
+var recycledSnodes = sync.Pool{New: func() any { return new([snodeBlockLen]snode) }}
+
+// get returns a zeroed block of nodes.
+func (bs *snodeBlocks) get() []snode {
+	block := recycledSnodes.Get().(*[snodeBlockLen]snode)
+	bs.taken = append(bs.taken, block)
+	return block[:]
+}
+
+// release gives the blocks back: no node in them may be used afterwards.
+func (bs *snodeBlocks) release() {
+	for _, block := range bs.taken {
+		clear(block[:]) // zeroed for get, and holding no pointers while pooled
+		recycledSnodes.Put(block)
+	}
+	bs.taken = nil
 }
 
 // name reads a string that is most likely a tag or attribute name, without

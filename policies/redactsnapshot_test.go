@@ -28,7 +28,8 @@ func recordedSnapshots(t testing.TB) [][]byte {
 // checkSameSnapshot fails if decodeFullSnapshot decodes data and
 // encoding/json does not, or decodes it differently.
 func checkSameSnapshot(t *testing.T, data []byte) (decoded bool) {
-	mine, ok := decodeFullSnapshot(data)
+	mine, nodes, ok := decodeFullSnapshot(data)
+	defer nodes.release()
 	if !ok {
 		return false
 	}

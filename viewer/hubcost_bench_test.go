@@ -3,6 +3,7 @@ package viewer_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -69,7 +71,7 @@ func BenchmarkHubCost(b *testing.B) {
 	}
 	var cfg hubCostConfig
 	for _, v := range variants {
-		cfg.Servers = append(cfg.Servers, startHubCostServer(b, v.redactor))
+		cfg.Servers = append(cfg.Servers, startHubCostServer(b, v.name, v.redactor))
 	}
 	client := startHubCostClient(b, cfg)
 	events := 0
@@ -101,8 +103,10 @@ func BenchmarkHubCost(b *testing.B) {
 }
 
 // startHubCostServer starts a hub with its visitor and agent listeners, as
-// cmd/cobrowse wires them (without the proxy and the audit log).
-func startHubCostServer(b *testing.B, redactor func(sessionID, tabID string) session.Redactor) hubCostServerAddr {
+// cmd/cobrowse wires them (without the proxy and the audit log). Its
+// handlers run with the profiler label server=name, so that a CPU profile
+// of the benchmark can be split by server (pprof -tagfocus server=redact).
+func startHubCostServer(b *testing.B, name string, redactor func(sessionID, tabID string) session.Redactor) hubCostServerAddr {
 	logger := slog.New(slog.DiscardHandler)
 	hub := session.NewHub(session.Config{Logger: logger, NewRedactor: redactor, Join: session.JoinNone})
 	identity, err := session.NewIdentity(bytes.Repeat([]byte{7}, 32))
@@ -111,15 +115,22 @@ func startHubCostServer(b *testing.B, redactor func(sessionID, tabID string) ses
 	}
 	visitorMux := http.NewServeMux()
 	visitorMux.Handle("GET "+session.VisitorPath, &session.VisitorHandler{Hub: hub, Identity: identity, Logger: logger})
-	visitors := httptest.NewServer(visitorMux)
+	visitors := httptest.NewServer(labelled(name, visitorMux))
 	b.Cleanup(visitors.Close)
 	agents, err := viewer.New(viewer.Config{Hub: hub, Token: hubCostToken, Logger: logger})
 	if err != nil {
 		b.Fatal(err)
 	}
-	agentServer := httptest.NewServer(agents)
+	agentServer := httptest.NewServer(labelled(name, agents))
 	b.Cleanup(agentServer.Close)
 	return hubCostServerAddr{Visitor: visitors.URL, Agent: agentServer.URL}
+}
+
+// labelled runs h with the profiler label server=name.
+func labelled(name string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pprof.Do(r.Context(), pprof.Labels("server", name), func(context.Context) { h.ServeHTTP(w, r) })
+	})
 }
 
 // hubCostClient is the child process that plays the visitor and the agent:
