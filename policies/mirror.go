@@ -3,6 +3,7 @@ package policies
 import (
 	"slices"
 	"strings"
+	"sync"
 
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
@@ -22,11 +23,14 @@ type mirror struct {
 	state map[*html.Node]*nodeState
 
 	// The nodes, and the attribute lists, that build takes before it
-	// allocates any: those of a snapshot are allocated at once (it has
-	// hundreds). They stay allocated, even once their nodes are removed,
-	// until the mirror goes, at the next snapshot.
-	nodes []mirrorNode
-	attrs []html.Attribute
+	// allocates any: room for a snapshot's hundreds of nodes, in blocks
+	// taken at once and given back when the mirror goes (release). They
+	// stay taken, even once their nodes are removed, until then; nodes
+	// that mutations add later are allocated one by one, so that a page
+	// that keeps adding and removing nodes does not grow the mirror.
+	nodes  []mirrorNode     // room left in nodeBlocks
+	attrs  []html.Attribute // room left in attrBlocks
+	blocks mirrorBlocks
 }
 
 // nodeState is what the mirror knows about one node besides the html.Node.
@@ -52,8 +56,90 @@ type nodeState struct {
 func newMirror(sn *snode) *mirror {
 	nodes, attrs := sn.count()
 	nodes, attrs = min(nodes, maxMirrorNodes), min(attrs, maxMirrorNodes)
-	return &mirror{byID: make(map[int64]*html.Node, nodes), state: make(map[*html.Node]*nodeState, nodes),
-		nodes: make([]mirrorNode, nodes), attrs: make([]html.Attribute, attrs)}
+	m := &mirror{byID: make(map[int64]*html.Node, nodes), state: make(map[*html.Node]*nodeState, nodes)}
+	m.blocks.reserve(nodes, attrs)
+	return m
+}
+
+// Blocks of room for mirror nodes and attributes. A snapshot's mirror is
+// hundreds of nodes, garbage once the page is replaced by the next
+// snapshot or the tab ends: its blocks go back to a pool for the next
+// mirror, of any tab, rather than to the garbage collector.
+const (
+	nodeBlockLen = 64
+	attrBlockLen = 128
+)
+
+type (
+	nodeBlock = [nodeBlockLen]mirrorNode
+	attrBlock = [attrBlockLen]html.Attribute
+)
+
+var (
+	recycledNodeBlocks = sync.Pool{New: func() any { return new(nodeBlock) }}
+	recycledAttrBlocks = sync.Pool{New: func() any { return new(attrBlock) }}
+)
+
+// mirrorBlocks are the blocks a mirror has taken: the first ones hold its
+// room (reserve), and the others are taken as build needs them.
+type mirrorBlocks struct {
+	nodes []*nodeBlock
+	attrs []*attrBlock
+	// reservedNodes and reservedAttrs count the blocks reserved and not
+	// yet used.
+	reservedNodes, reservedAttrs int
+}
+
+// reserve takes blocks for nodes nodes and attrs attributes.
+func (bs *mirrorBlocks) reserve(nodes, attrs int) {
+	bs.reservedNodes = (nodes + nodeBlockLen - 1) / nodeBlockLen
+	bs.reservedAttrs = (attrs + attrBlockLen - 1) / attrBlockLen
+	for range bs.reservedNodes {
+		bs.nodes = append(bs.nodes, recycledNodeBlocks.Get().(*nodeBlock))
+	}
+	for range bs.reservedAttrs {
+		bs.attrs = append(bs.attrs, recycledAttrBlocks.Get().(*attrBlock))
+	}
+}
+
+// nextNodes returns the next reserved block of nodes, or nil if none is
+// left.
+func (bs *mirrorBlocks) nextNodes() []mirrorNode {
+	if bs.reservedNodes == 0 {
+		return nil
+	}
+	block := bs.nodes[len(bs.nodes)-bs.reservedNodes]
+	bs.reservedNodes--
+	return block[:]
+}
+
+// nextAttrs returns the next reserved block of attributes, or nil if none
+// is left.
+func (bs *mirrorBlocks) nextAttrs() []html.Attribute {
+	if bs.reservedAttrs == 0 {
+		return nil
+	}
+	block := bs.attrs[len(bs.attrs)-bs.reservedAttrs]
+	bs.reservedAttrs--
+	return block[:]
+}
+
+// release gives the mirror's blocks back, zeroed. The mirror, and every
+// node of it, must not be used afterwards: the Redactor calls it only when
+// it drops its mirror, which nothing else points to.
+func (m *mirror) release() {
+	if m == nil {
+		return
+	}
+	for _, block := range m.blocks.nodes {
+		clear(block[:])
+		recycledNodeBlocks.Put(block)
+	}
+	for _, block := range m.blocks.attrs {
+		clear(block[:])
+		recycledAttrBlocks.Put(block)
+	}
+	*m = mirror{}
 }
 
 // mirrorNode is a node of the mirror with its state, in one allocation.
@@ -77,6 +163,9 @@ func (m *mirror) build(sn *snode, parent, next *html.Node) *html.Node {
 	if _, taken := m.byID[sn.ID]; taken {
 		return nil
 	}
+	if len(m.nodes) == 0 {
+		m.nodes = m.blocks.nextNodes()
+	}
 	var mn *mirrorNode
 	if len(m.nodes) > 0 {
 		mn, m.nodes = &m.nodes[0], m.nodes[1:]
@@ -99,6 +188,9 @@ func (m *mirror) build(sn *snode, parent, next *html.Node) *html.Node {
 			n.Namespace = "svg"
 		}
 		st.raw = sn.Attributes // taken over: the serialized node is not used after build
+		if k := len(st.raw); k > len(m.attrs) && k <= attrBlockLen {
+			m.attrs = m.blocks.nextAttrs()
+		}
 		if k := len(st.raw); k <= len(m.attrs) {
 			n.Attr, m.attrs = m.attrs[:0:k], m.attrs[k:] // see syncAttrs
 		}

@@ -94,7 +94,17 @@ type PageReport struct {
 func (r *Redactor) OnPageEnd(f func(PageReport)) { r.onPageEnd = f }
 
 // Close ends the tab: the current page is reported (OnPageEnd).
-func (r *Redactor) Close() { r.endPage() }
+func (r *Redactor) Close() {
+	r.endPage()
+	r.dropMirror()
+}
+
+// dropMirror forgets the mirror of the page, whose memory goes to the next
+// one (mirror.release): no node of it may be held anywhere else.
+func (r *Redactor) dropMirror() {
+	r.mirror.release()
+	r.mirror = nil
+}
 
 // endPage reports the page that ends, if there was one.
 func (r *Redactor) endPage() {
@@ -306,7 +316,7 @@ func (r *Redactor) meta(data json.RawMessage) []any {
 	r.endPage()
 	policy := r.policy()
 	r.page, r.version = policy.ForPage(hostPath(m.Href)), policy.Version()
-	r.mirror = nil
+	r.dropMirror()
 	r.blocked = r.page.Block
 	m.Href = r.redactURL(m.Href, "")
 	r.pageURL = m.Href
@@ -325,6 +335,7 @@ func (r *Redactor) fullSnapshot(ev event) []any {
 	if !ok || fs.Node == nil {
 		return nil
 	}
+	r.dropMirror()
 	r.mirror = newMirror(fs.Node)
 	root := r.mirror.build(fs.Node, nil, nil)
 	fs.Node = nil // released

@@ -482,3 +482,31 @@ func TestHasScheme(t *testing.T) {
 		}
 	}
 }
+
+// A mirror's memory goes to the next mirror of any tab when its page ends
+// (mirror.release): a tab whose page has ended must not see another tab's
+// page through it, nor the other tab its old one.
+func TestRecycledMirrorsAreNotShared(t *testing.T) {
+	page := func(word string) node {
+		var items []node
+		for i := range 200 { // more than one block of nodes and attributes
+			items = append(items, el(10+2*i, "li", map[string]any{"title": word, "class": "row"}, txt(11+2*i, word)))
+		}
+		return doc(1, el(2, "html", nil, el(3, "body", nil, el(4, "ul", nil, items...))))
+	}
+	a, b := redactor(t, ""), redactor(t, "")
+	run(t, a, meta(t, "https://a.example/"), snapshot(t, page("alpha")))
+	run(t, a, meta(t, "https://a.example/next")) // a's mirror is released
+	outB := run(t, b, meta(t, "https://b.example/"), snapshot(t, page("bravo")),
+		mutation(t, map[string]any{"texts": []any{map[string]any{"id": 11, "value": "bravo changed"}}}))
+	mustNotContain(t, outB, "alpha")
+	mustContain(t, outB, "bravo changed")
+	// a has no page to apply this to: it must send nothing of b's.
+	outA := run(t, a, mutation(t, map[string]any{"texts": []any{map[string]any{"id": 13, "value": "x"}},
+		"attributes": []any{map[string]any{"id": 12, "attributes": map[string]any{"class": "row2"}}}}))
+	mustNotContain(t, outA, "bravo")
+	b.Close() // released again; a new snapshot of a reuses it
+	outA = run(t, a, snapshot(t, page("charlie")))
+	mustNotContain(t, outA, "bravo", "alpha")
+	mustContain(t, outA, "charlie")
+}
