@@ -45,7 +45,7 @@ FUZZTIME ?= 1m
 FUZZ_TARGETS := rewrite:FuzzInjector rewrite:FuzzInjectorMetaCSP rewrite:FuzzAllowVisitor rewrite:FuzzURLRewriter rewrite:FuzzAppendCSSURLs \
 	proxy:FuzzRewriteResponseHeaders session:FuzzVisitorMessages session:FuzzIdentityVerify \
 	policies:FuzzParse policies:FuzzDetectors policies:FuzzRedactor policies:FuzzRedactorNeverLeaks policies:FuzzNumericEvent \
-	policies:FuzzAppendString policies:FuzzDecodeFullSnapshot policies:FuzzDecodeMutation policies:FuzzUnquote natsbus:FuzzSplitJoin \
+	policies:FuzzAppendString policies:FuzzDecodeFullSnapshot policies:FuzzDecodeMutation policies:FuzzUnquote policies:FuzzRedactURL natsbus:FuzzSplitJoin \
 	assets:FuzzParseTarget assets:FuzzRefusal assets:FuzzCacheControl assets:FuzzFetchURL
 fuzz: web
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \

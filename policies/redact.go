@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"net/url"
 	"strconv"
 	"strings"
@@ -836,34 +837,89 @@ func (r *Redactor) redactPlain(s, mask string) string {
 // detected substrings in all of it; the scheme, host and path stay usable
 // (the replayer resolves relative URLs against the page's).
 func (r *Redactor) redactURL(s, mask string) string {
-	base, frag, hasFrag := strings.Cut(s, "#")
-	base, query, hasQuery := strings.Cut(base, "?")
-	var b strings.Builder
-	for i, segment := range strings.Split(base, "/") {
-		if i > 0 {
-			b.WriteByte('/')
-		}
-		b.WriteString(r.detectEncoded(segment, false))
+	e := partEditor{s: s}
+	end, pathEnd := len(s), len(s) // of the path and query, of the path
+	fragAt := strings.IndexByte(s, '#')
+	if fragAt >= 0 {
+		end, pathEnd = fragAt, fragAt
 	}
-	if hasQuery {
-		b.WriteByte('?')
-		for i, pair := range strings.Split(query, "&") {
-			if i > 0 {
-				b.WriteByte('&')
+	queryAt := strings.IndexByte(s[:end], '?')
+	if queryAt >= 0 {
+		pathEnd = queryAt
+	}
+	for segment := range splitSpans(s, 0, pathEnd, '/') {
+		e.set(segment.start, segment.end, r.detectEncoded(s[segment.start:segment.end], false))
+	}
+	if queryAt >= 0 {
+		for pair := range splitSpans(s, queryAt+1, end, '&') {
+			eq := strings.IndexByte(s[pair.start:pair.end], '=')
+			if eq < 0 {
+				e.set(pair.start, pair.end, r.detectEncoded(s[pair.start:pair.end], true))
+				continue
 			}
-			k, v, hasValue := strings.Cut(pair, "=")
-			b.WriteString(r.detectEncoded(k, true))
-			if hasValue {
-				b.WriteByte('=')
-				b.WriteString(r.redactURLPart(v, mask))
-			}
+			eq += pair.start
+			e.set(pair.start, eq, r.detectEncoded(s[pair.start:eq], true))
+			e.set(eq+1, pair.end, r.redactURLPart(s[eq+1:pair.end], mask))
 		}
 	}
-	if hasFrag {
-		b.WriteByte('#')
-		b.WriteString(r.redactURLPart(frag, mask))
+	if fragAt >= 0 {
+		e.set(fragAt+1, len(s), r.redactURLPart(s[fragAt+1:], mask))
 	}
-	return b.String()
+	return e.String()
+}
+
+// span is the range [start, end) of a string.
+type span struct{ start, end int }
+
+// splitSpans yields the ranges of the parts of s[start:end] between the bytes
+// sep (at least one part, maybe empty), as strings.Split would cut it.
+func splitSpans(s string, start, end int, sep byte) iter.Seq[span] {
+	return func(yield func(span) bool) {
+		for {
+			i := strings.IndexByte(s[start:end], sep)
+			if i < 0 {
+				yield(span{start, end})
+				return
+			}
+			if !yield(span{start, start + i}) {
+				return
+			}
+			start += i + 1
+		}
+	}
+}
+
+// partEditor replaces parts of s, in order, copying s only once a part
+// changes: most URLs come out as they went in, without an allocation.
+type partEditor struct {
+	s      string
+	done   int // s[:done] is in b, once edited
+	b      strings.Builder
+	edited bool
+}
+
+// set puts v in place of s[start:end], which must not start before the
+// end of the last part set.
+func (e *partEditor) set(start, end int, v string) {
+	if !e.edited {
+		if v == e.s[start:end] {
+			return
+		}
+		e.edited = true
+		e.b.Grow(len(e.s) + len(v) - (end - start))
+	}
+	e.b.WriteString(e.s[e.done:start])
+	e.b.WriteString(v)
+	e.done = end
+}
+
+// String returns s with the parts set.
+func (e *partEditor) String() string {
+	if !e.edited {
+		return e.s
+	}
+	e.b.WriteString(e.s[e.done:])
+	return e.b.String()
 }
 
 // redactURLPart redacts a query value or a fragment: all of it if masked,
