@@ -328,11 +328,14 @@ func (r *Redactor) meta(data json.RawMessage) []any {
 // redacted: the event written whole (a json.RawMessage), straight from the
 // mirror into the one buffer, or the blocked page.
 func (r *Redactor) fullSnapshot(ev event) []any {
+	fs, nodes, ok := ev.snapshot, ev.nodes, ev.snapshot != nil
+	if !ok {
+		fs, nodes, ok = decodeFullSnapshot(ev.Data)
+	}
+	defer nodes.release()
 	if r.page == nil {
 		return nil // no Meta event: no policy chosen for this page
 	}
-	fs, nodes, ok := decodeFullSnapshot(ev.Data)
-	defer nodes.release()
 	if !ok || fs.Node == nil {
 		return nil
 	}

@@ -52,6 +52,11 @@ type event struct {
 	Data      json.RawMessage `json:"data"`
 	Timestamp json.Number     `json:"timestamp"`
 	Delay     *json.Number    `json:"delay,omitempty"`
+
+	// snapshot is a FullSnapshot's Data already decoded (by parseEnvelope),
+	// in recycled nodes: see decodeFullSnapshot.
+	snapshot *fullSnapshotData
+	nodes    *snodeBlocks
 }
 
 // metaData is the data of a Meta event: the page's URL and viewport.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/cobrowse/cobrowse/internal/rrweb"
 )
 
 // Most of a visitor's events carry no content at all: pointer moves,
@@ -44,6 +46,9 @@ var (
 	positionKeys = []fastKey{{"x", keyNumber, true}, {"y", keyNumber, true}, {"id", keyNumber, true}, {"timeOffset", keyNumber, true}}
 	eventKeys    = []fastKey{{"type", keyNumber, true}, {"timestamp", keyNumber, true}, {"delay", keyNumber, false}, {"data", keyData, true}}
 )
+
+// eventTypeKey is the index of "type" in eventKeys.
+const eventTypeKey = 0
 
 type fastKey struct {
 	name     string
@@ -146,6 +151,19 @@ func parseEnvelope(raw []byte) (ev event, plain, ok bool) {
 		s.ws()
 		start := s.i
 		if eventKeys[i].kind == keyData {
+			if seen&(1<<eventTypeKey) != 0 && ev.Type == rrweb.FullSnapshot && s.i < len(s.b) && s.b[s.i] == '{' {
+				// Tens of kilobytes: decoded as they are read, not skipped
+				// here and read again. Data that does not decode is
+				// skipped, and fullSnapshot finds it malformed.
+				s.text = string(raw)
+				var decoded bool
+				if ev.snapshot, ev.nodes, decoded = s.fullSnapshotData(); decoded {
+					ev.Data = raw[start:s.i]
+					return true
+				}
+				ev.nodes.release()
+				ev.snapshot, ev.nodes, s.i = nil, nil, start
+			}
 			if !s.skipObject() {
 				return false
 			}
@@ -165,7 +183,12 @@ func parseEnvelope(raw []byte) (ev event, plain, ok bool) {
 		}
 		return ok
 	})
-	return ev, plain, ok && s.end() && complete(eventKeys, seen)
+	ok = ok && s.end() && complete(eventKeys, seen)
+	if !ok {
+		ev.nodes.release()
+		ev.snapshot, ev.nodes = nil, nil
+	}
+	return ev, plain, ok
 }
 
 // textChange is one entry of a Mutation's texts, as textChanges reads

@@ -27,8 +27,15 @@ const maxSnapshotDepth = 2048
 // in recycled blocks: once the caller is done with them, it calls
 // nodes.release, and must not use fs.Node afterwards.
 func decodeFullSnapshot(data []byte) (fs *fullSnapshotData, nodes *snodeBlocks, ok bool) {
-	fs = new(fullSnapshotData)
-	s := scanner{b: data, text: string(data), blocks: new(snodeBlocks)}
+	s := scanner{b: data, text: string(data)}
+	fs, nodes, ok = s.fullSnapshotData()
+	return fs, nodes, ok && s.end()
+}
+
+// fullSnapshotData reads a FullSnapshot's data object, as
+// decodeFullSnapshot does.
+func (s *scanner) fullSnapshotData() (fs *fullSnapshotData, nodes *snodeBlocks, ok bool) {
+	fs, s.blocks = new(fullSnapshotData), new(snodeBlocks)
 	ok = s.members(snapshotFields, func(i int) bool {
 		if i == 0 {
 			var ok bool
@@ -49,7 +56,8 @@ func decodeFullSnapshot(data []byte) (fs *fullSnapshotData, nodes *snodeBlocks, 
 			return true
 		})
 	})
-	return fs, s.blocks, ok && s.end()
+	nodes, s.blocks = s.blocks, nil
+	return fs, nodes, ok
 }
 
 // The keys of the objects the scanner decodes as encoding/json decodes them
@@ -243,7 +251,11 @@ func (bs *snodeBlocks) get() []snode {
 }
 
 // release gives the blocks back: no node in them may be used afterwards.
+// A nil *snodeBlocks has none.
 func (bs *snodeBlocks) release() {
+	if bs == nil {
+		return
+	}
 	for _, block := range bs.taken {
 		clear(block[:]) // zeroed for get, and holding no pointers while pooled
 		recycledSnodes.Put(block)

@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 
@@ -30,6 +31,7 @@ func recordedSnapshots(t testing.TB) [][]byte {
 func checkSameSnapshot(t *testing.T, data []byte) (decoded bool) {
 	mine, nodes, ok := decodeFullSnapshot(data)
 	defer nodes.release()
+	checkSnapshotInEvent(t, data, mine, ok)
 	if !ok {
 		return false
 	}
@@ -54,6 +56,29 @@ func checkSameSnapshot(t *testing.T, data []byte) (decoded bool) {
 		checkSameValues(t, data, mine.Node, std.Node)
 	}
 	return true
+}
+
+// checkSnapshotInEvent fails if parseEnvelope, which decodes a snapshot's
+// data as it reads the event, does not decode data in an event as
+// decodeFullSnapshot did by itself (decoded: mine).
+func checkSnapshotInEvent(t *testing.T, data []byte, mine *fullSnapshotData, decoded bool) {
+	if !json.Valid(data) {
+		return // not one value: in an event, it may read as more keys
+	}
+	raw := append(append([]byte(`{"type":2,"data":`), data...), `,"timestamp":1}`...)
+	ev, _, _ := parseEnvelope(raw)
+	defer ev.nodes.release()
+	if (ev.snapshot != nil) != decoded {
+		t.Fatalf("for %q: decoded in the event %v, alone %v", data, ev.snapshot != nil, decoded)
+	}
+	if !decoded {
+		return
+	}
+	a, errA := encodeEvent(event{Type: rrweb.FullSnapshot, Timestamp: "1"}, mine)
+	b, errB := encodeEvent(event{Type: rrweb.FullSnapshot, Timestamp: "1"}, ev.snapshot)
+	if (errA == nil) != (errB == nil) || !bytes.Equal(a, b) {
+		t.Fatalf("for %q:\nalone    %s (%v)\nin event %s (%v)", data, a, errA, b, errB)
+	}
 }
 
 // checkSameValues fails if the attribute values of the nodes of two trees
