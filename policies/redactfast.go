@@ -304,10 +304,12 @@ type scanner struct {
 	// a snapshot's hundreds of strings, which keep all of it alive).
 	text string
 
-	nodes  []snode      // see newSnode
-	blocks *snodeBlocks // see newSnode
-	kids   []*snode     // see snode
-	attrs  []attribute  // see rawValues
+	nodes    []snode      // see newSnode
+	blocks   *snodeBlocks // see newSnode
+	kids     []*snode     // see snode
+	kidRoom  []*snode     // see childList
+	attrs    []attribute  // see rawValues
+	attrRoom attributes   // see attributeList
 }
 
 // The scanner's loops work on local copies of b and i, which the compiler
@@ -610,6 +612,37 @@ func (s *scanner) str() (string, bool) {
 	return unquote(q)
 }
 
+// indentation returns the value of q, a JSON string's content, without
+// allocating, if it is a line break followed by spaces or by tabs: the
+// text between the elements of an indented page, which makes most of a
+// snapshot's text nodes.
+func indentation(q []byte) (string, bool) {
+	if len(q) < 2 || q[0] != '\\' || q[1] != 'n' {
+		return "", false
+	}
+	rest := q[2:]
+	switch {
+	case repeats(rest, " ") && len(rest) < len(newlineSpaces):
+		return newlineSpaces[:1+len(rest)], true
+	case repeats(rest, `\t`) && len(rest)/2 < len(newlineTabs):
+		return newlineTabs[:1+len(rest)/2], true
+	}
+	return "", false
+}
+
+// repeats reports whether b is unit repeated (or empty).
+func repeats(b []byte, unit string) bool {
+	for len(b) >= len(unit) && string(b[:len(unit)]) == unit {
+		b = b[len(unit):]
+	}
+	return len(b) == 0
+}
+
+const (
+	newlineSpaces = "\n                                                                "
+	newlineTabs   = "\n\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t"
+)
+
 // plainPrefix returns the length of the longest prefix of q, a JSON
 // string's content, without escapes or control characters.
 func plainPrefix(q []byte) int {
@@ -650,6 +683,9 @@ func unquote(q []byte) (string, bool) {
 	plain := plainPrefix(q)
 	if plain == len(q) {
 		return string(q), true
+	}
+	if ws, ok := indentation(q); ok {
+		return ws, true
 	}
 	var b strings.Builder
 	b.Grow(len(q))

@@ -162,7 +162,7 @@ func (s *scanner) snode(depth int) (*snode, bool) {
 				s.kids = append(s.kids, kid)
 				return ok
 			})
-			n.ChildNodes = append(make([]*snode, 0, len(s.kids)-mark), s.kids[mark:]...)
+			n.ChildNodes = append(s.childList(len(s.kids)-mark), s.kids[mark:]...)
 			clear(s.kids[mark:]) // no pointers kept past the decoding
 			s.kids = s.kids[:mark]
 		case "attributes":
@@ -202,7 +202,7 @@ func (s *scanner) rawValues() (attributes, bool) {
 	})
 	// In name order, the last value of a name kept.
 	slices.SortStableFunc(s.attrs, func(a, b attribute) int { return strings.Compare(a.name, b.name) })
-	values := make(attributes, 0, len(s.attrs))
+	values := s.attributeList(len(s.attrs))
 	for i, a := range s.attrs {
 		if i+1 == len(s.attrs) || s.attrs[i+1].name != a.name {
 			values = append(values, a)
@@ -233,15 +233,64 @@ func (s *scanner) newSnode() *snode {
 // snodeBlockLen is the number of nodes in a block of newSnode's.
 const snodeBlockLen = 64
 
+// childList returns an empty list with room for n child nodes: for a
+// snapshot, from a recycled block (see snodeBlocks), since the lists go
+// with the nodes.
+func (s *scanner) childList(n int) []*snode {
+	if s.blocks == nil || n > kidBlockLen {
+		return make([]*snode, 0, n)
+	}
+	if n > len(s.kidRoom) {
+		s.kidRoom = s.blocks.getKids()
+	}
+	list := s.kidRoom[:0:n] // its own room: an append past it copies
+	s.kidRoom = s.kidRoom[n:]
+	return list
+}
+
+// attributeList returns an empty list with room for n attributes: for a
+// snapshot, from one allocation for many elements (a mirror keeps the
+// lists of its elements as long as the page lasts, so they are not
+// recycled, but hundreds of small allocations become a few).
+func (s *scanner) attributeList(n int) attributes {
+	if s.blocks == nil || n > attrSlabLen/4 {
+		return make(attributes, 0, n)
+	}
+	if n > len(s.attrRoom) {
+		s.attrRoom = make(attributes, attrSlabLen)
+	}
+	list := s.attrRoom[:0:n] // its own room: an append past it copies
+	s.attrRoom = s.attrRoom[n:]
+	return list
+}
+
+const (
+	kidBlockLen = 256 // child pointers in a block of childList's
+	attrSlabLen = 64  // attributes in one allocation of attributeList's
+)
+
 // snodeBlocks are the blocks of nodes that one full snapshot was decoded
 // into. A snapshot's hundreds of nodes are garbage once the mirror is built
 // from them (it takes their strings and attributes, not the nodes), so
 // rather than leave tens of kilobytes per snapshot to the garbage
 // collector, fullSnapshot gives the blocks back for the next one.
-type snodeBlocks struct{ taken []*[snodeBlockLen]snode }
+type snodeBlocks struct {
+	taken []*[snodeBlockLen]snode
+	kids  []*[kidBlockLen]*snode // the nodes' child lists (childList)
+}
 
-// recycledSnodes holds the blocks given back, zeroed.
-var recycledSnodes = sync.Pool{New: func() any { return new([snodeBlockLen]snode) }}
+// recycledSnodes and recycledKids hold the blocks given back, zeroed.
+var (
+	recycledSnodes = sync.Pool{New: func() any { return new([snodeBlockLen]snode) }}
+	recycledKids   = sync.Pool{New: func() any { return new([kidBlockLen]*snode) }}
+)
+
+// getKids returns a zeroed block of child pointers.
+func (bs *snodeBlocks) getKids() []*snode {
+	block := recycledKids.Get().(*[kidBlockLen]*snode)
+	bs.kids = append(bs.kids, block)
+	return block[:]
+}
 
 // get returns a zeroed block of nodes.
 func (bs *snodeBlocks) get() []snode {
@@ -260,7 +309,11 @@ func (bs *snodeBlocks) release() {
 		clear(block[:]) // zeroed for get, and holding no pointers while pooled
 		recycledSnodes.Put(block)
 	}
-	bs.taken = nil
+	for _, block := range bs.kids {
+		clear(block[:])
+		recycledKids.Put(block)
+	}
+	bs.taken, bs.kids = nil, nil
 }
 
 // name reads a string that is most likely a tag or attribute name, without
