@@ -317,6 +317,9 @@ type scanner struct {
 
 func (s *scanner) ws() {
 	b, i := s.b, s.i
+	if i < len(b) && b[i] > ' ' {
+		return // the common case: rrweb writes no white space
+	}
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
 	}
