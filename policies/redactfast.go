@@ -2,6 +2,7 @@ package policies
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"slices"
 	"strconv"
@@ -647,14 +648,28 @@ const (
 )
 
 // plainPrefix returns the length of the longest prefix of q, a JSON
-// string's content, without escapes or control characters.
+// string's content, without escapes or control characters. It reads eight
+// bytes at a time: a snapshot's strings are a third of its bytes.
 func plainPrefix(q []byte) int {
-	for i, c := range q {
-		if c == '\\' || c < 0x20 {
+	i := 0
+	for ; i+8 <= len(q) && !escapeOrControl(binary.LittleEndian.Uint64(q[i:])); i += 8 {
+	}
+	for ; i < len(q); i++ {
+		if c := q[i]; c == '\\' || c < 0x20 {
 			return i
 		}
 	}
 	return len(q)
+}
+
+// escapeOrControl reports whether one of the eight bytes of w is a
+// backslash or below 0x20 (the "haszero" and "hasless" tests of Bit
+// Twiddling Hacks: a byte's high bit is set in (b - 1) &^ b only where the
+// byte was zero, and in (b - 0x20) &^ b only where it was below 0x20).
+func escapeOrControl(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	backslashes := w ^ (ones * '\\') // zero where w has a backslash
+	return ((backslashes-ones)&^backslashes|(w-ones*0x20)&^w)&highs != 0
 }
 
 // validQuoted reports whether unquote(q) would succeed, without building

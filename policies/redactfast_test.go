@@ -164,12 +164,22 @@ func TestTextMutationEvent(t *testing.T) {
 // FuzzUnquote checks unquote against encoding/json on string contents, and
 // validQuoted against unquote.
 func FuzzUnquote(f *testing.F) {
-	for _, s := range []string{`plain`, `a\nb\t\"c\\`, `\u00e9\u20ac`, `\ud83d\ude00`, `\ud800x`, `\udc00\ud800`, `\ud800\u0041`, `\x`, "\x01", `\u12`, "\xff"} {
+	for _, s := range []string{`plain`, "a longer plain string\x1f with a control", `a longer plain string\n with an escape`, `a\nb\t\"c\\`, `\u00e9\u20ac`, `\ud83d\ude00`, `\ud800x`, `\udc00\ud800`, `\ud800\u0041`, `\x`, "\x01", `\u12`, "\xff"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, content string) {
 		if s := (scanner{b: []byte(`"` + content + `"`)}); !s.skipValue() || s.i != len(content)+2 {
 			return // an unescaped quote: the scanner would have ended the string there
+		}
+		naive := len(content) // plainPrefix, a byte at a time
+		for i := range len(content) {
+			if content[i] == '\\' || content[i] < 0x20 {
+				naive = i
+				break
+			}
+		}
+		if got := plainPrefix([]byte(content)); got != naive {
+			t.Fatalf("plainPrefix(%q) = %d, want %d", content, got, naive)
 		}
 		got, ok := unquote([]byte(content))
 		var want string
