@@ -78,12 +78,17 @@ func TestStrictCSPPageWorksThroughTheProxy(t *testing.T) {
 		}
 		return ""
 	})
-	var events []struct{ Type int }
 	id := mustSessionID(t, c)
-	c.api(t, "/api/sessions/"+id+"/events", &events)
-	if len(events) < 2 || events[1].Type != 2 {
-		t.Fatalf("no full snapshot reached the hub: %+v", events)
-	}
+	// The page's title comes with the visitor's hello; its first batch
+	// (Meta, then the full snapshot) can follow a moment later.
+	eventually(t, 10*time.Second, "a full snapshot reaches the hub", func() string {
+		var events []struct{ Type int }
+		c.api(t, "/api/sessions/"+id+"/events", &events)
+		if len(events) < 2 || events[1].Type != 2 {
+			return fmt.Sprintf("events %+v", events)
+		}
+		return ""
+	})
 
 	// The visitor's panel works on this page too: an agent with its
 	// pointer and a chat line, so the banner, the pointer and the chat panel
