@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cobrowse/cobrowse/internal/rrweb"
 	"github.com/cobrowse/cobrowse/internal/rrwebtest"
 )
 
@@ -52,7 +53,7 @@ func FuzzVisitorMessages(f *testing.F) {
 			}
 		}
 		for _, e := range s.Events() {
-			if _, err := parseEvent(e); err != nil {
+			if _, err := rrweb.Parse(e); err != nil {
 				t.Fatalf("the log holds an invalid event %q: %v", e, err)
 			}
 		}

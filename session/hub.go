@@ -89,9 +89,9 @@ type Redactor interface {
 	// Redact returns the events to store and forward in place of event:
 	// none, one, or several. It reads every event it returns, so it hands
 	// the hub what the hub would read of it: the hub stores and forwards
-	// each one as it is, without parsing it again. Every Event must hold
-	// what rrweb.Event says (a JSON object of a known type with a
-	// timestamp); a visitor's event that is not one is withheld.
+	// each one as it is, without parsing it again. Every Event must be
+	// what rrweb.Parse would read from its JSON; a visitor's event that is
+	// not one is withheld.
 	Redact(event json.RawMessage) []rrweb.Event
 	// Page returns the URL and title to show agents for a page the tab
 	// says it shows.
@@ -101,11 +101,11 @@ type Redactor interface {
 }
 
 // passThrough is the Redactor of a hub configured without one: it only
-// checks each event's envelope.
+// checks each event's envelope (rrweb.Parse).
 type passThrough struct{}
 
 func (passThrough) Redact(event json.RawMessage) []rrweb.Event {
-	ev, err := parseEvent(event)
+	ev, err := rrweb.Parse(event)
 	if err != nil {
 		return nil
 	}
@@ -497,30 +497,4 @@ func (h *Hub) Run(ctx context.Context) {
 			h.Expire(now)
 		}
 	}
-}
-
-// envelope is the part of an rrweb event the hub reads.
-type envelope struct {
-	Type      *int     `json:"type"`
-	Timestamp *float64 `json:"timestamp"`
-	Data      struct {
-		Href string `json:"href"`
-	} `json:"data"`
-}
-
-// parseEvent validates one rrweb event's envelope. Events of unknown types or
-// without a timestamp are rejected: what the hub cannot classify it does not
-// forward (fail closed).
-func parseEvent(raw json.RawMessage) (rrweb.Event, error) {
-	var env envelope
-	if err := json.Unmarshal(raw, &env); err != nil {
-		return rrweb.Event{}, fmt.Errorf("event is not a JSON object: %w", err)
-	}
-	if env.Type == nil || *env.Type < rrweb.DOMContentLoaded || *env.Type > rrweb.Plugin {
-		return rrweb.Event{}, errors.New("event has a missing or unknown type")
-	}
-	if env.Timestamp == nil {
-		return rrweb.Event{}, errors.New("event has no timestamp")
-	}
-	return rrweb.Event{JSON: raw, Type: *env.Type, Href: env.Data.Href}, nil
 }
