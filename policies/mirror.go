@@ -28,8 +28,8 @@ type mirror struct {
 	// stay taken, even once their nodes are removed, until then; nodes
 	// that mutations add later are allocated one by one, so that a page
 	// that keeps adding and removing nodes does not grow the mirror.
-	nodes  []mirrorNode     // room left in nodeBlocks
-	attrs  []html.Attribute // room left in attrBlocks
+	nodes  []mirrorNode     // room left in the block of nodes in use
+	attrs  []html.Attribute // room left in the block of attributes in use
 	blocks mirrorBlocks
 }
 
@@ -80,8 +80,8 @@ var (
 	recycledAttrBlocks = sync.Pool{New: func() any { return new(attrBlock) }}
 )
 
-// mirrorBlocks are the blocks a mirror has taken: the first ones hold its
-// room (reserve), and the others are taken as build needs them.
+// mirrorBlocks are the blocks a mirror has taken (reserve), which build
+// uses in turn (nextNodes, nextAttrs) and release gives back.
 type mirrorBlocks struct {
 	nodes []*nodeBlock
 	attrs []*attrBlock

@@ -128,7 +128,7 @@ func NewRedactor(policy func() *Policy) *Redactor {
 //
 // Each event comes with its type and, for a Meta event, its redacted URL
 // (session.Redactor): every event sent is either written by the Redactor
-// or, on the fast path, checked whole by parseEnvelope and passes.
+// or, on the fast path, checked whole by parseEnvelope and r.passes.
 func (r *Redactor) Redact(raw json.RawMessage) []rrweb.Event {
 	ev, plain, ok := parseEnvelope(raw)
 	if !ok {
