@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -57,7 +58,8 @@ type hubCostServerAddr struct {
 // policies.Default, and reports each one's cost per visitor event: process
 // CPU (getrusage: every goroutine of the server, GC included) and wall time
 // (which also holds the client's work and the hand-offs between the
-// processes), and the ratios. Each iteration is one session through each
+// processes), and the ratios, and the bytes each allocates per event (the
+// pace its garbage collection has to keep). Each iteration is one session through each
 // server, in alternating order, so both see the same machine load.
 func BenchmarkHubCost(b *testing.B) {
 	redacting := func(string, string) session.Redactor { return policies.NewRedactor(policies.Default) }
@@ -65,6 +67,7 @@ func BenchmarkHubCost(b *testing.B) {
 		name      string
 		redactor  func(sessionID, tabID string) session.Redactor
 		cpu, wall time.Duration
+		allocated uint64 // bytes
 	}{
 		{name: "pass"},
 		{name: "redact", redactor: redacting},
@@ -83,10 +86,11 @@ func BenchmarkHubCost(b *testing.B) {
 	for i := range b.N {
 		for j := range variants {
 			k := (i + j) % len(variants) // alternate which goes first
-			cpu, start := processCPU(b), time.Now()
+			cpu, allocated, start := processCPU(b), heapAllocated(), time.Now()
 			client.replay(b, k)
 			variants[k].wall += time.Since(start)
 			variants[k].cpu += processCPU(b) - cpu
+			variants[k].allocated += heapAllocated() - allocated
 		}
 	}
 	b.StopTimer()
@@ -100,6 +104,8 @@ func BenchmarkHubCost(b *testing.B) {
 	b.ReportMetric(per(pass.wall), "pass-ns/event")
 	b.ReportMetric(per(redact.wall), "redact-ns/event")
 	b.ReportMetric(per(redact.wall)/per(pass.wall), "wall-ratio")
+	b.ReportMetric(float64(pass.allocated)/float64(b.N*events), "pass-B/event")
+	b.ReportMetric(float64(redact.allocated)/float64(b.N*events), "redact-B/event")
 }
 
 // startHubCostServer starts a hub with its visitor and agent listeners, as
@@ -189,6 +195,14 @@ func processCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// heapAllocated returns the bytes the process has allocated on the heap so
+// far: what its garbage collector has to keep up with.
+func heapAllocated() uint64 {
+	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(sample)
+	return sample[0].Value.Uint64()
 }
 
 // TestHubCostClient is BenchmarkHubCost's client process; run by itself,
