@@ -63,7 +63,7 @@ func (p *Policy) Explain(pageURL string, page io.Reader) (*Report, error) {
 	if err := json.Unmarshal(out[0].JSON, &ev); err != nil {
 		return nil, fmt.Errorf("reading the redacted snapshot: %w", err)
 	}
-	agentView := newMirror(ev.Data.Node).build(ev.Data.Node, nil, nil)
+	agentView := newMirror(ev.Data.Node.count()).build(ev.Data.Node, nil, nil)
 	if agentView == nil {
 		return nil, errors.New("the Redactor sent a snapshot that cannot be rebuilt")
 	}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
@@ -19,8 +20,7 @@ const maxMirrorNodes = 500_000
 // tree, not on one event. It holds the visitor's real text and attributes:
 // it never leaves the server, and what is sent is computed from it.
 type mirror struct {
-	byID  map[int64]*html.Node
-	state map[*html.Node]*nodeState
+	byID map[int64]*html.Node
 
 	// The nodes, and the attribute lists, that build takes before it
 	// allocates any: room for a snapshot's hundreds of nodes, in blocks
@@ -51,12 +51,11 @@ type nodeState struct {
 	raw attributes
 }
 
-// newMirror returns an empty mirror with room for the nodes of sn's
-// subtree (nil: none).
-func newMirror(sn *snode) *mirror {
-	nodes, attrs := sn.count()
+// newMirror returns an empty mirror with room for nodes nodes and attrs
+// attributes.
+func newMirror(nodes, attrs int) *mirror {
 	nodes, attrs = min(nodes, maxMirrorNodes), min(attrs, maxMirrorNodes)
-	m := &mirror{byID: make(map[int64]*html.Node, nodes), state: make(map[*html.Node]*nodeState, nodes)}
+	m := &mirror{byID: make(map[int64]*html.Node, nodes)}
 	m.blocks.reserve(nodes, attrs)
 	return m
 }
@@ -143,9 +142,19 @@ func (m *mirror) release() {
 }
 
 // mirrorNode is a node of the mirror with its state, in one allocation.
+// build makes every node of a mirror as one, so that stateOf finds a
+// node's state from its address.
 type mirrorNode struct {
 	node  html.Node
 	state nodeState
+}
+
+// stateOf returns the state of n, which must be a node of a mirror (which
+// build made as part of a mirrorNode): the tree's nodes and their parents
+// are, and so are the nodes that byID holds. It replaces a map from node to
+// state, which cost as much as the rest of building a mirror.
+func stateOf(n *html.Node) *nodeState {
+	return &(*mirrorNode)(unsafe.Add(unsafe.Pointer(n), -int(unsafe.Offsetof(mirrorNode{}.node)))).state
 }
 
 // size returns the number of nodes in the mirror.
@@ -204,7 +213,6 @@ func (m *mirror) build(sn *snode, parent, next *html.Node) *html.Node {
 		return nil
 	}
 	m.byID[sn.ID] = n
-	m.state[n] = st
 	if parent != nil {
 		if next != nil && next.Parent == parent {
 			parent.InsertBefore(n, next)
@@ -251,8 +259,5 @@ func (m *mirror) forget(n *html.Node) {
 	for c := n.FirstChild; c != nil; c = c.NextSibling {
 		m.forget(c)
 	}
-	if st := m.state[n]; st != nil {
-		delete(m.byID, st.id)
-	}
-	delete(m.state, n)
+	delete(m.byID, stateOf(n).id)
 }

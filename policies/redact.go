@@ -124,7 +124,9 @@ func NewRedactor(policy func() *Policy) *Redactor {
 }
 
 // Redact returns the events an agent may see in place of raw: none, raw
-// redacted, or raw redacted followed by corrections.
+// redacted, or raw redacted followed by corrections. The mirror keeps
+// strings that are parts of raw (a snapshot's text), so raw must not
+// change afterwards (session.Redactor).
 //
 // Each event comes with its type and, for a Meta event, its redacted URL
 // (session.Redactor): every event sent is either written by the Redactor
@@ -165,7 +167,7 @@ func (r *Redactor) plainInput(id int64, text string) bool {
 	if n == nil || n.Type != html.ElementNode {
 		return false
 	}
-	st := r.mirror.state[n]
+	st := stateOf(n)
 	if st.removed || r.fieldMaskedBy(n, st) != "" {
 		return false
 	}
@@ -185,7 +187,7 @@ func (r *Redactor) plainTexts(changes []textChange) bool {
 		if n == nil || n.Type != html.TextNode || n.Parent == nil {
 			return false
 		}
-		st := r.mirror.state[n]
+		st := stateOf(n)
 		if st.masked || st.removed || st.style || n.Parent.DataAtom == atom.Style || n.Parent.DataAtom == atom.Textarea ||
 			len(r.page.Detectors.Find(c.value)) > 0 {
 			return false
@@ -340,7 +342,7 @@ func (r *Redactor) fullSnapshot(ev event) []any {
 		return nil
 	}
 	r.dropMirror()
-	r.mirror = newMirror(fs.Node)
+	r.mirror = newMirror(nodes.nodes, nodes.attrs)
 	root := r.mirror.build(fs.Node, nil, nil)
 	fs.Node = nil // released
 	if root == nil || r.mirror.size() >= maxMirrorNodes {
@@ -429,7 +431,7 @@ func (r *Redactor) input(d *inputData) []any {
 	if n == nil || n.Type != html.ElementNode {
 		return nil
 	}
-	st := r.mirror.state[n]
+	st := stateOf(n)
 	if st.removed {
 		return nil
 	}
@@ -444,7 +446,7 @@ func (r *Redactor) selection(d *selectionData) []any {
 	for _, rg := range d.Ranges {
 		for _, id := range []int64{rg.Start, rg.End} {
 			n := r.mirror.byID[id]
-			if n == nil || r.mirror.state[n].masked || r.mirror.state[n].removed {
+			if n == nil || stateOf(n).masked || stateOf(n).removed {
 				return nil
 			}
 		}
@@ -503,7 +505,7 @@ func (r *Redactor) font(d *fontData) []any {
 // appends to changed the nodes whose decision differs from the one they had
 // (nil skips that).
 func (r *Redactor) evaluate(n *html.Node, maskedBy, removedBy string, changed *[]change) {
-	st := r.mirror.state[n]
+	st := stateOf(n)
 	if st == nil {
 		return
 	}
@@ -547,10 +549,10 @@ const (
 // inherited returns the decisions that the children of parent inherit. A
 // node without a known parent is masked.
 func (r *Redactor) inherited(parent *html.Node) (maskedBy, removedBy string) {
-	st := r.mirror.state[parent]
-	if parent == nil || st == nil {
+	if parent == nil {
 		return byUnknownParent, ""
 	}
+	st := stateOf(parent)
 	return st.maskedBy, st.removedBy
 }
 
@@ -566,7 +568,7 @@ func (r *Redactor) serialize(n *html.Node) *snode {
 // once as JSON. A removed element is an empty box; during a mutation, the
 // children that another of its adds carries are left out (addOf).
 func (r *Redactor) appendSerialized(b []byte, n *html.Node) []byte {
-	st := r.mirror.state[n]
+	st := stateOf(n)
 	b = append(b, `{"type":`...)
 	switch n.Type {
 	case html.DocumentNode:
@@ -771,10 +773,10 @@ func (r *Redactor) fieldMaskedBy(n *html.Node, st *nodeState) string {
 	}
 	if n.DataAtom == atom.Option {
 		n = n.Parent
-		if n == nil || r.mirror.state[n] == nil {
+		if n == nil {
 			return byUnknownParent
 		}
-		st = r.mirror.state[n]
+		st = stateOf(n)
 	}
 	switch {
 	case st.maskedBy != "":
@@ -793,7 +795,7 @@ func (r *Redactor) redactText(n *html.Node, st *nodeState, v string) string {
 		return r.redactCSS(v, st.maskedBy)
 	}
 	if n.Parent != nil && n.Parent.DataAtom == atom.Textarea {
-		return r.redactValue(n.Parent, r.mirror.state[n.Parent], v)
+		return r.redactValue(n.Parent, stateOf(n.Parent), v)
 	}
 	return r.redactPlain(v, st.maskedBy)
 }

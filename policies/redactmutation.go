@@ -81,7 +81,7 @@ func (r *Redactor) mutation(data json.RawMessage) []any {
 		if n == nil || n.Type != html.ElementNode {
 			continue
 		}
-		st := m.state[n]
+		st := stateOf(n)
 		for _, a := range ac.Attributes {
 			if string(a.raw) == "null" {
 				st.raw.remove(a.name)
@@ -109,7 +109,7 @@ func (r *Redactor) mutation(data json.RawMessage) []any {
 	}
 
 	for _, a := range adds {
-		if a.node.Parent != nil && m.state[a.node.Parent].removed {
+		if a.node.Parent != nil && stateOf(a.node.Parent).removed {
 			continue
 		}
 		a.add.Node = r.serialize(a.node)
@@ -121,9 +121,9 @@ func (r *Redactor) mutation(data json.RawMessage) []any {
 			continue
 		}
 		if t.Value != nil {
-			v := r.redactText(n, m.state[n], *t.Value)
+			v := r.redactText(n, stateOf(n), *t.Value)
 			if n.Type == html.CommentNode {
-				v = r.redactPlain(*t.Value, m.state[n].maskedBy)
+				v = r.redactPlain(*t.Value, stateOf(n).maskedBy)
 			}
 			t.Value = &v
 		}
@@ -134,7 +134,7 @@ func (r *Redactor) mutation(data json.RawMessage) []any {
 		if n == nil || n.Type != html.ElementNode || r.insideRemoved(n) {
 			continue
 		}
-		out.Attributes = append(out.Attributes, attributeChange{ID: ac.ID, Attributes: r.redactAttrs(n, m.state[n], ac.Attributes)})
+		out.Attributes = append(out.Attributes, attributeChange{ID: ac.ID, Attributes: r.redactAttrs(n, stateOf(n), ac.Attributes)})
 	}
 
 	result := []any{out}
@@ -366,7 +366,7 @@ func (r *Redactor) orderAdds(adds []addedNode) []addedNode {
 // insideRemoved reports whether n is strictly inside a removed subtree (the
 // removed element itself is sent, as a box).
 func (r *Redactor) insideRemoved(n *html.Node) bool {
-	return n.Parent != nil && r.mirror.state[n.Parent] != nil && r.mirror.state[n.Parent].removed
+	return n.Parent != nil && stateOf(n.Parent).removed
 }
 
 // corrections returns a Mutation that brings the agent's copy of the nodes
@@ -377,12 +377,11 @@ func (r *Redactor) corrections(changed []change) *mutationData {
 	if len(changed) == 0 {
 		return nil
 	}
-	m := r.mirror
 	c := &mutationData{Source: sourceMutation,
 		Texts: []textMutation{}, Attributes: []attributeChange{}, Removes: []removedNode{}, Adds: []addedNode{}}
 	covered := make(map[*html.Node]bool) // subtrees already brought up to date
 	for _, ch := range changed {
-		n, st := ch.node, m.state[ch.node]
+		n, st := ch.node, stateOf(ch.node)
 		if isCovered(n, covered) {
 			continue
 		}
@@ -391,7 +390,7 @@ func (r *Redactor) corrections(changed []change) *mutationData {
 			// Newly removed (an ancestor's removal would have covered it):
 			// its children go, its attributes shrink to the box.
 			for kid := n.FirstChild; kid != nil; kid = kid.NextSibling {
-				c.Removes = append(c.Removes, removedNode{ParentID: st.id, ID: m.state[kid].id})
+				c.Removes = append(c.Removes, removedNode{ParentID: st.id, ID: stateOf(kid).id})
 			}
 			c.Attributes = append(c.Attributes, attributeChange{ID: st.id, Attributes: r.boxRemovals(st)})
 			covered[n] = true

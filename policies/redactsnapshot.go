@@ -27,7 +27,7 @@ const maxSnapshotDepth = 2048
 // in recycled blocks: once the caller is done with them, it calls
 // nodes.release, and must not use fs.Node afterwards.
 func decodeFullSnapshot(data []byte) (fs *fullSnapshotData, nodes *snodeBlocks, ok bool) {
-	s := scanner{b: data, text: string(data)}
+	s := scanner{b: data, text: aliasString(data)}
 	fs, nodes, ok = s.fullSnapshotData()
 	return fs, nodes, ok && s.end()
 }
@@ -227,6 +227,9 @@ func (s *scanner) newSnode() *snode {
 	}
 	n := &s.nodes[0]
 	s.nodes = s.nodes[1:]
+	if s.blocks != nil {
+		s.blocks.nodes++
+	}
 	return n
 }
 
@@ -253,7 +256,11 @@ func (s *scanner) childList(n int) []*snode {
 // lists of its elements as long as the page lasts, so they are not
 // recycled, but hundreds of small allocations become a few).
 func (s *scanner) attributeList(n int) attributes {
-	if s.blocks == nil || n > attrSlabLen/4 {
+	if s.blocks == nil {
+		return make(attributes, 0, n)
+	}
+	s.blocks.attrs += n
+	if n > attrSlabLen/4 {
 		return make(attributes, 0, n)
 	}
 	if n > len(s.attrRoom) {
@@ -277,6 +284,9 @@ const (
 type snodeBlocks struct {
 	taken []*[snodeBlockLen]snode
 	kids  []*[kidBlockLen]*snode // the nodes' child lists (childList)
+	// nodes and attrs count the nodes and attributes decoded: the room
+	// that the mirror built from them needs.
+	nodes, attrs int
 }
 
 // recycledSnodes and recycledKids hold the blocks given back, zeroed.

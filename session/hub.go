@@ -91,7 +91,8 @@ type Redactor interface {
 	// the hub what the hub would read of it: the hub stores and forwards
 	// each one as it is, without parsing it again. Every Event must be
 	// what rrweb.Parse would read from its JSON; a visitor's event that is
-	// not one is withheld.
+	// not one is withheld. The Redactor may keep event's bytes for as long
+	// as the tab lasts: the hub never changes them (Visitor.Batch).
 	Redact(event json.RawMessage) []rrweb.Event
 	// Page returns the URL and title to show agents for a page the tab
 	// says it shows.

@@ -307,7 +307,9 @@ type BatchResult struct {
 
 // Batch stores and fans out one batch of rrweb events. seq must grow by one
 // per batch within a page load; a seq the hub already holds is a duplicate
-// (after a reconnect) and is ignored.
+// (after a reconnect) and is ignored. The hub keeps the events' bytes (as
+// it stores them, or in the tab's Redactor): the caller must not change
+// them afterwards.
 func (v *Visitor) Batch(seq uint64, events []json.RawMessage) (BatchResult, error) {
 	arrived := time.Now()
 	s := v.session
