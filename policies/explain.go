@@ -58,15 +58,17 @@ func (p *Policy) Explain(pageURL string, page io.Reader) (*Report, error) {
 		return nil, fmt.Errorf("the Redactor sent %d events for the page's snapshot, want 1", len(out))
 	}
 	var ev struct {
-		Data fullSnapshotData `json:"data"`
+		Data json.RawMessage `json:"data"`
 	}
 	if err := json.Unmarshal(out[0].JSON, &ev); err != nil {
 		return nil, fmt.Errorf("reading the redacted snapshot: %w", err)
 	}
-	agentView := newMirror(ev.Data.Node.count()).build(ev.Data.Node, nil, nil)
-	if agentView == nil {
+	sent, ok := decodeSnapshot(ev.Data)
+	defer sent.release() // once rendered
+	if !ok || sent.root == nil {
 		return nil, errors.New("the Redactor sent a snapshot that cannot be rebuilt")
 	}
+	agentView := sent.root
 	sortAttrs(agentView)
 	var rendered bytes.Buffer
 	if err := html.Render(&rendered, agentView); err != nil {

@@ -21,13 +21,17 @@ const maxMirrorNodes = 500_000
 // it never leaves the server, and what is sent is computed from it.
 type mirror struct {
 	byID map[int64]*html.Node
+	// full is set once a node was left out because the mirror had
+	// maxMirrorNodes: a snapshot is then hidden, not shown with holes.
+	full bool
 
-	// The nodes, and the attribute lists, that build takes before it
+	// The nodes, and the attribute lists, that buildNode takes before it
 	// allocates any: room for a snapshot's hundreds of nodes, in blocks
-	// taken at once and given back when the mirror goes (release). They
-	// stay taken, even once their nodes are removed, until then; nodes
-	// that mutations add later are allocated one by one, so that a page
-	// that keeps adding and removing nodes does not grow the mirror.
+	// taken as the snapshot is built and given back when the mirror goes
+	// (release). They stay taken, even once their nodes are removed, until
+	// then; once the snapshot is built (seal), nodes that mutations add
+	// beyond the room left are allocated one by one, so that a page that
+	// keeps adding and removing nodes does not grow the mirror.
 	nodes  []mirrorNode     // room left in the block of nodes in use
 	attrs  []html.Attribute // room left in the block of attributes in use
 	blocks mirrorBlocks
@@ -51,14 +55,14 @@ type nodeState struct {
 	raw attributes
 }
 
-// newMirror returns an empty mirror with room for nodes nodes and attrs
-// attributes.
-func newMirror(nodes, attrs int) *mirror {
-	nodes, attrs = min(nodes, maxMirrorNodes), min(attrs, maxMirrorNodes)
-	m := &mirror{byID: make(map[int64]*html.Node, nodes)}
-	m.blocks.reserve(nodes, attrs)
-	return m
+// newMirror returns an empty mirror, for about nodes nodes, to build a
+// snapshot in.
+func newMirror(nodes int) *mirror {
+	return &mirror{byID: make(map[int64]*html.Node, min(nodes, maxMirrorNodes))}
 }
+
+// seal tells the mirror that its snapshot is built: it takes no more blocks.
+func (m *mirror) seal() { m.blocks.sealed = true }
 
 // Blocks of room for mirror nodes and attributes. A snapshot's mirror is
 // hundreds of nodes, garbage once the page is replaced by the next
@@ -79,47 +83,31 @@ var (
 	recycledAttrBlocks = sync.Pool{New: func() any { return new(attrBlock) }}
 )
 
-// mirrorBlocks are the blocks a mirror has taken (reserve), which build
-// uses in turn (nextNodes, nextAttrs) and release gives back.
+// mirrorBlocks are the blocks a mirror has taken (nextNodes, nextAttrs),
+// which release gives back.
 type mirrorBlocks struct {
-	nodes []*nodeBlock
-	attrs []*attrBlock
-	// reservedNodes and reservedAttrs count the blocks reserved and not
-	// yet used.
-	reservedNodes, reservedAttrs int
+	nodes  []*nodeBlock
+	attrs  []*attrBlock
+	sealed bool // see mirror.seal
 }
 
-// reserve takes blocks for nodes nodes and attrs attributes.
-func (bs *mirrorBlocks) reserve(nodes, attrs int) {
-	bs.reservedNodes = (nodes + nodeBlockLen - 1) / nodeBlockLen
-	bs.reservedAttrs = (attrs + attrBlockLen - 1) / attrBlockLen
-	for range bs.reservedNodes {
-		bs.nodes = append(bs.nodes, recycledNodeBlocks.Get().(*nodeBlock))
-	}
-	for range bs.reservedAttrs {
-		bs.attrs = append(bs.attrs, recycledAttrBlocks.Get().(*attrBlock))
-	}
-}
-
-// nextNodes returns the next reserved block of nodes, or nil if none is
-// left.
+// nextNodes takes a block of nodes, or returns nil once sealed.
 func (bs *mirrorBlocks) nextNodes() []mirrorNode {
-	if bs.reservedNodes == 0 {
+	if bs.sealed {
 		return nil
 	}
-	block := bs.nodes[len(bs.nodes)-bs.reservedNodes]
-	bs.reservedNodes--
+	block := recycledNodeBlocks.Get().(*nodeBlock)
+	bs.nodes = append(bs.nodes, block)
 	return block[:]
 }
 
-// nextAttrs returns the next reserved block of attributes, or nil if none
-// is left.
+// nextAttrs takes a block of attributes, or returns nil once sealed.
 func (bs *mirrorBlocks) nextAttrs() []html.Attribute {
-	if bs.reservedAttrs == 0 {
+	if bs.sealed {
 		return nil
 	}
-	block := bs.attrs[len(bs.attrs)-bs.reservedAttrs]
-	bs.reservedAttrs--
+	block := recycledAttrBlocks.Get().(*attrBlock)
+	bs.attrs = append(bs.attrs, block)
 	return block[:]
 }
 
@@ -161,15 +149,54 @@ func stateOf(n *html.Node) *nodeState {
 func (m *mirror) size() int { return len(m.byID) }
 
 // build adds the serialized node sn and its descendants to the mirror, under
-// parent (nil for a root), before next (nil: as the last child). It returns
-// the new node, or nil if sn is malformed or its id is taken (a visitor
-// script that reuses ids gets nothing applied). The mirror takes over the
-// attribute maps of sn's elements: the caller must not use them afterwards.
+// parent (nil for a root), before next (nil: as the last child), as
+// buildNode does each node: children first. It returns the new node, or
+// nil if sn is malformed or its id is taken. The mirror takes over the
+// attribute lists of sn's elements: the caller must not use them
+// afterwards.
 func (m *mirror) build(sn *snode, parent, next *html.Node) *html.Node {
-	if sn == nil || m.size() >= maxMirrorNodes {
+	if sn == nil {
 		return nil
 	}
-	if _, taken := m.byID[sn.ID]; taken {
+	var kids []*html.Node
+	if sn.Type == nodeDocument || sn.Type == nodeElement {
+		for _, c := range sn.ChildNodes {
+			if kid := m.build(c, nil, nil); kid != nil {
+				kids = append(kids, kid)
+			}
+		}
+	}
+	n := m.buildNode(sn, kids)
+	if n != nil && parent != nil {
+		if next != nil && next.Parent == parent {
+			parent.InsertBefore(n, next)
+		} else {
+			parent.AppendChild(n)
+		}
+	}
+	return n
+}
+
+// buildNode adds the serialized node sn to the mirror, with kids, its
+// children already built (in order, in no tree yet), and returns it. If sn
+// is malformed, its id is taken (a visitor script that reuses ids gets
+// nothing applied) or the mirror is full, it returns nil and forgets the
+// kids: the whole subtree is left out. A node that cannot have children
+// gets none: its kids are forgotten. The mirror takes over the attribute
+// list of sn: the caller must not use it afterwards.
+//
+// A subtree is built from its leaves up (the snapshot decoder builds each
+// node as soon as it has read it, and a node's id comes after its
+// children), so of an element and a descendant with the same id, the
+// descendant is built and the element, and so the descendant, left out.
+func (m *mirror) buildNode(sn *snode, kids []*html.Node) *html.Node {
+	full := m.size() >= maxMirrorNodes
+	m.full = m.full || full
+	_, taken := m.byID[sn.ID]
+	if taken || sn.Type < nodeDocument || sn.Type > nodeComment || full {
+		for _, kid := range kids {
+			m.forget(kid)
+		}
 		return nil
 	}
 	if len(m.nodes) == 0 {
@@ -209,20 +236,13 @@ func (m *mirror) build(sn *snode, parent, next *html.Node) *html.Node {
 		st.style = sn.IsStyle
 	case nodeCDATA, nodeComment:
 		n.Type, n.Data = html.CommentNode, sn.TextContent
-	default:
-		return nil
 	}
 	m.byID[sn.ID] = n
-	if parent != nil {
-		if next != nil && next.Parent == parent {
-			parent.InsertBefore(n, next)
+	for _, kid := range kids {
+		if sn.Type == nodeDocument || sn.Type == nodeElement {
+			n.AppendChild(kid)
 		} else {
-			parent.AppendChild(n)
-		}
-	}
-	if sn.Type == nodeDocument || sn.Type == nodeElement {
-		for _, c := range sn.ChildNodes {
-			m.build(c, n, nil)
+			m.forget(kid)
 		}
 	}
 	return n

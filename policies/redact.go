@@ -330,24 +330,22 @@ func (r *Redactor) meta(data json.RawMessage) []any {
 // redacted: the event written whole (a json.RawMessage), straight from the
 // mirror into the one buffer, or the blocked page.
 func (r *Redactor) fullSnapshot(ev event) []any {
-	fs, nodes, ok := ev.snapshot, ev.nodes, ev.snapshot != nil
+	snap, ok := ev.snapshot, ev.snapshot != nil
 	if !ok {
-		fs, nodes, ok = decodeFullSnapshot(ev.Data)
+		snap, ok = decodeSnapshot(ev.Data)
 	}
-	defer nodes.release()
-	if r.page == nil {
-		return nil // no Meta event: no policy chosen for this page
-	}
-	if !ok || fs.Node == nil {
+	if r.page == nil || !ok || !snap.node {
+		// No Meta event (no policy chosen for this page), or no snapshot.
+		snap.release()
 		return nil
 	}
 	r.dropMirror()
-	r.mirror = newMirror(nodes.nodes, nodes.attrs)
-	root := r.mirror.build(fs.Node, nil, nil)
-	fs.Node = nil // released
-	if root == nil || r.mirror.size() >= maxMirrorNodes {
+	r.mirror = snap.mirror
+	root := snap.root
+	if root == nil || r.mirror.full {
 		r.blocked = true
 	}
+	fs := &snap.offset
 	if r.blocked {
 		r.count(byBlockPage)
 		fs.Node = blockedPage()

@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -325,6 +326,26 @@ func TestRedactorBlockedPage(t *testing.T) {
 	// The next page is not blocked.
 	out = run(t, r, meta(t, "https://shop.example.com/"), snapshot(t, accountPage()))
 	mustContain(t, out, "Public text stays")
+}
+
+// A snapshot with more nodes than a mirror holds hides the page. The
+// decoder builds a subtree's nodes before its root, and a root left out
+// takes its subtree with it: the page must not then be shown without it.
+func TestRedactorHidesAPageTooBigForTheMirror(t *testing.T) {
+	var data bytes.Buffer
+	data.WriteString(`{"type":2,"timestamp":1,"data":{"initialOffset":{"top":0,"left":0},"node":{"type":0,"id":1,"childNodes":[` +
+		`{"type":2,"tagName":"div","attributes":{},"childNodes":[`)
+	for i := range maxMirrorNodes {
+		if i > 0 {
+			data.WriteByte(',')
+		}
+		fmt.Fprintf(&data, `{"type":3,"textContent":"x","id":%d}`, 10+i)
+	}
+	data.WriteString(`],"id":2},{"type":3,"textContent":"after the big div","id":3}]}}}`)
+	r := redactor(t, accountPolicy)
+	out := run(t, r, meta(t, "https://shop.example.com/"), data.Bytes())
+	mustContain(t, out, "Hidden by policy")
+	mustNotContain(t, out, "after the big div")
 }
 
 func TestRedactorSelectionAndCSS(t *testing.T) {

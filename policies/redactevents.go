@@ -53,10 +53,9 @@ type event struct {
 	Timestamp json.Number     `json:"timestamp"`
 	Delay     *json.Number    `json:"delay,omitempty"`
 
-	// snapshot is a FullSnapshot's Data already decoded (by parseEnvelope),
-	// in recycled nodes: see decodeFullSnapshot.
-	snapshot *fullSnapshotData
-	nodes    *snodeBlocks
+	// snapshot is a FullSnapshot's Data already decoded (by parseEnvelope):
+	// see decodeSnapshot.
+	snapshot *decodedSnapshot
 }
 
 // metaData is the data of a Meta event: the page's URL and viewport.
@@ -103,20 +102,6 @@ type snode struct {
 	// sent, if not nil, is the node as the Redactor sends it, already
 	// written as JSON (Redactor.serialize); the other fields are unused.
 	sent []byte
-}
-
-// count returns the number of nodes in n's subtree (none if n is nil), and
-// of their attributes.
-func (n *snode) count() (nodes, attrs int) {
-	if n == nil {
-		return 0, 0
-	}
-	nodes, attrs = 1, len(n.Attributes)
-	for _, kid := range n.ChildNodes {
-		k, a := kid.count()
-		nodes, attrs = nodes+k, attrs+a
-	}
-	return nodes, attrs
 }
 
 // MarshalJSON writes the fields of the node's type only. It writes the

@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"golang.org/x/net/html"
+
 	"github.com/cobrowse/cobrowse/internal/rrweb"
 )
 
@@ -159,12 +161,11 @@ func parseEnvelope(raw []byte) (ev event, plain, ok bool) {
 				// skipped, and fullSnapshot finds it malformed.
 				s.text = aliasString(raw)
 				var decoded bool
-				if ev.snapshot, ev.nodes, decoded = s.fullSnapshotData(); decoded {
+				if ev.snapshot, decoded = s.snapshot(); decoded {
 					ev.Data = raw[start:s.i]
 					return true
 				}
-				ev.nodes.release()
-				ev.snapshot, ev.nodes, s.i = nil, nil, start
+				ev.snapshot, s.i = nil, start
 			}
 			if !s.skipObject() {
 				return false
@@ -187,8 +188,8 @@ func parseEnvelope(raw []byte) (ev event, plain, ok bool) {
 	})
 	ok = ok && s.end() && complete(eventKeys, seen)
 	if !ok {
-		ev.nodes.release()
-		ev.snapshot, ev.nodes = nil, nil
+		ev.snapshot.release()
+		ev.snapshot = nil
 	}
 	return ev, plain, ok
 }
@@ -306,12 +307,17 @@ type scanner struct {
 	// a snapshot's hundreds of strings.
 	text string
 
-	nodes    []snode      // see newSnode
-	blocks   *snodeBlocks // see newSnode
-	kids     []*snode     // see snode
-	kidRoom  []*snode     // see childList
-	attrs    []attribute  // see rawValues
-	attrRoom attributes   // see attributeList
+	nodes    []snode     // see newSnode
+	kids     []*snode    // see snode
+	attrs    []attribute // see rawValues
+	attrRoom attributes  // see attributeList
+
+	// mirror, if set, is the mirror that snode builds a snapshot's nodes
+	// into, with the nodes built and not yet given to their parent on
+	// built, and a scratch snode per depth.
+	mirror  *mirror
+	built   []*html.Node
+	scratch *scratchNodes
 }
 
 // aliasString returns b as a string without copying it: b must not change

@@ -6,46 +6,77 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
 )
 
 // A full snapshot is tens of kilobytes of nested nodes; decoding it with
 // encoding/json's reflection was the largest part of what redaction costs
-// per page (BenchmarkHubRecordedSession). decodeFullSnapshot reads it with
-// the scanner of redactfast.go into the same snode tree. It reads what
-// encoding/json would (keys in any letter case, null leaving a field
-// empty, unknown keys skipped once checked to be JSON) but is stricter
-// where that costs nothing: no key twice, no null child node.
-// FuzzDecodeFullSnapshot checks that whenever it decodes something,
-// encoding/json decodes the same.
+// per page (BenchmarkHubRecordedSession). decodeSnapshot reads it with the
+// scanner of redactfast.go, straight into a new mirror: each node is built
+// (mirror.buildNode) as soon as it is read, so that no tree of snodes is
+// written and read again (in a server, where other work keeps evicting
+// the Redactor's data from the caches, that tree cost more than its
+// decoding). It reads what encoding/json would (keys in any letter case,
+// null leaving a field empty, unknown keys skipped once checked to be
+// JSON) but is stricter where that costs nothing: no key twice, no null
+// child node. FuzzDecodeFullSnapshot checks that whenever it decodes
+// something, encoding/json decodes the same, and mirror.build makes the
+// same mirror of it.
 
 // maxSnapshotDepth bounds the nesting of a snapshot's nodes (a DOM is a few
 // dozen levels deep; a hostile one could be millions).
 const maxSnapshotDepth = 2048
 
-// decodeFullSnapshot decodes a FullSnapshot event's data. Its nodes are
-// in recycled blocks: once the caller is done with them, it calls
-// nodes.release, and must not use fs.Node afterwards.
-func decodeFullSnapshot(data []byte) (fs *fullSnapshotData, nodes *snodeBlocks, ok bool) {
-	s := scanner{b: data, text: aliasString(data)}
-	fs, nodes, ok = s.fullSnapshotData()
-	return fs, nodes, ok && s.end()
+// decodedSnapshot is a FullSnapshot's data, decoded into a new mirror.
+type decodedSnapshot struct {
+	mirror *mirror          // sealed
+	root   *html.Node       // nil if the node was malformed (see buildNode)
+	node   bool             // whether the data had a node at all
+	offset fullSnapshotData // the initial offset; Node is nil
 }
 
-// fullSnapshotData reads a FullSnapshot's data object, as
-// decodeFullSnapshot does.
-func (s *scanner) fullSnapshotData() (fs *fullSnapshotData, nodes *snodeBlocks, ok bool) {
-	fs, s.blocks = new(fullSnapshotData), new(snodeBlocks)
-	ok = s.members(snapshotFields, func(i int) bool {
+// decodeSnapshot decodes a FullSnapshot event's data. The mirror keeps
+// parts of data (aliasString), which must not change afterwards.
+func decodeSnapshot(data []byte) (*decodedSnapshot, bool) {
+	s := scanner{b: data, text: aliasString(data)}
+	snap, ok := s.snapshot()
+	if ok && !s.end() {
+		snap.release()
+		return nil, false
+	}
+	return snap, ok
+}
+
+// release gives back the mirror of a snapshot that is not used. A nil
+// *decodedSnapshot has none.
+func (snap *decodedSnapshot) release() {
+	if snap != nil {
+		snap.mirror.release()
+	}
+}
+
+// snapshot reads a FullSnapshot's data object, as decodeSnapshot does;
+// s.text must be set. If it fails, it has released the mirror.
+func (s *scanner) snapshot() (*decodedSnapshot, bool) {
+	// A node takes about 100 bytes of JSON.
+	snap := &decodedSnapshot{mirror: newMirror((len(s.b) - s.i) / 100)}
+	s.mirror, s.scratch = snap.mirror, recycledScratch.Get().(*scratchNodes)
+	ok := s.members(snapshotFields, func(i int) bool {
 		if i == 0 {
-			var ok bool
-			fs.Node, ok = s.snode(0)
+			snap.node = true
+			_, ok := s.snode(0)
+			if len(s.built) == 1 {
+				snap.root = s.built[0]
+			}
+			clear(s.built)
+			s.built = s.built[:0]
 			return ok
 		}
 		return s.members(offsetFields, func(i int) bool {
-			target := &fs.InitialOffset.Top
+			target := &snap.offset.InitialOffset.Top
 			if i == 1 {
-				target = &fs.InitialOffset.Left
+				target = &snap.offset.InitialOffset.Left
 			}
 			s.ws()
 			start := s.i
@@ -56,8 +87,17 @@ func (s *scanner) fullSnapshotData() (fs *fullSnapshotData, nodes *snodeBlocks, 
 			return true
 		})
 	})
-	nodes, s.blocks = s.blocks, nil
-	return fs, nodes, ok
+	for _, n := range *s.scratch {
+		*n = snode{} // holding no pointers while pooled
+	}
+	recycledScratch.Put(s.scratch)
+	s.mirror, s.scratch = nil, nil
+	snap.mirror.seal()
+	if !ok {
+		snap.release()
+		return nil, false
+	}
+	return snap, true
 }
 
 // The keys of the objects the scanner decodes as encoding/json decodes them
@@ -109,12 +149,16 @@ func (s *scanner) members(f fields, field func(i int) bool) bool {
 	})
 }
 
-// snode reads a serialized node and its children.
+// snode reads a serialized node and its children. With s.mirror, it builds
+// each node into it as soon as it is read (mirror.buildNode) and pushes it
+// on s.built, unless buildNode leaves it out; the snode it returns is then
+// a scratch one, which the next node at its depth reuses.
 func (s *scanner) snode(depth int) (*snode, bool) {
 	if depth > maxSnapshotDepth {
 		return nil, false
 	}
-	n := s.newSnode()
+	n := s.newSnode(depth)
+	built := len(s.built) // where this node's children go
 	ok := s.members(snodeFields, func(i int) bool {
 		var ok bool
 		switch snodeFields[i] {
@@ -154,6 +198,12 @@ func (s *scanner) snode(depth int) (*snode, bool) {
 		case "textContent":
 			n.TextContent, ok = s.str()
 		case "childNodes":
+			if s.mirror != nil {
+				return s.array(func() bool {
+					_, ok := s.snode(depth + 1) // built, on s.built
+					return ok
+				})
+			}
 			// The children are gathered on s.kids (whose top a child's own
 			// children use and leave as they found it), then copied once.
 			mark := len(s.kids)
@@ -162,7 +212,7 @@ func (s *scanner) snode(depth int) (*snode, bool) {
 				s.kids = append(s.kids, kid)
 				return ok
 			})
-			n.ChildNodes = append(s.childList(len(s.kids)-mark), s.kids[mark:]...)
+			n.ChildNodes = append(make([]*snode, 0, len(s.kids)-mark), s.kids[mark:]...)
 			clear(s.kids[mark:]) // no pointers kept past the decoding
 			s.kids = s.kids[:mark]
 		case "attributes":
@@ -170,6 +220,15 @@ func (s *scanner) snode(depth int) (*snode, bool) {
 		}
 		return ok
 	})
+	if ok && s.mirror != nil {
+		kids := s.built[built:]
+		node := s.mirror.buildNode(n, kids)
+		clear(kids) // no pointers kept past the decoding
+		s.built = s.built[:built]
+		if node != nil {
+			s.built = append(s.built, node)
+		}
+	}
 	return n, ok
 }
 
@@ -212,12 +271,24 @@ func (s *scanner) rawValues() (attributes, bool) {
 	return values, ok
 }
 
-// newSnode returns a zeroed node, from a block of nodes that the scanner
-// allocates at once (a snapshot has hundreds), or takes from the recycled
-// ones if it has s.blocks.
-func (s *scanner) newSnode() *snode {
-	if len(s.nodes) == 0 && s.blocks != nil {
-		s.nodes = s.blocks.get()
+// scratchNodes are the scratch nodes that a snapshot is decoded with (see
+// snode), one per depth: a few dozen.
+type scratchNodes []*snode
+
+// recycledScratch holds the scratch nodes of decoded snapshots, zeroed.
+var recycledScratch = sync.Pool{New: func() any { return new(scratchNodes) }}
+
+// newSnode returns a zeroed node for one at depth: with s.mirror, the
+// scratch node of that depth (see snode); otherwise one from a block of
+// nodes that the scanner allocates at once.
+func (s *scanner) newSnode(depth int) *snode {
+	if s.mirror != nil {
+		for len(*s.scratch) <= depth {
+			*s.scratch = append(*s.scratch, new(snode))
+		}
+		n := (*s.scratch)[depth]
+		*n = snode{}
+		return n
 	}
 	if len(s.nodes) == 0 {
 		// A node takes about 100 bytes of JSON (with its attributes, and
@@ -227,40 +298,18 @@ func (s *scanner) newSnode() *snode {
 	}
 	n := &s.nodes[0]
 	s.nodes = s.nodes[1:]
-	if s.blocks != nil {
-		s.blocks.nodes++
-	}
 	return n
 }
 
 // snodeBlockLen is the number of nodes in a block of newSnode's.
 const snodeBlockLen = 64
 
-// childList returns an empty list with room for n child nodes: for a
-// snapshot, from a recycled block (see snodeBlocks), since the lists go
-// with the nodes.
-func (s *scanner) childList(n int) []*snode {
-	if s.blocks == nil || n > kidBlockLen {
-		return make([]*snode, 0, n)
-	}
-	if n > len(s.kidRoom) {
-		s.kidRoom = s.blocks.getKids()
-	}
-	list := s.kidRoom[:0:n] // its own room: an append past it copies
-	s.kidRoom = s.kidRoom[n:]
-	return list
-}
-
 // attributeList returns an empty list with room for n attributes: for a
 // snapshot, from one allocation for many elements (a mirror keeps the
 // lists of its elements as long as the page lasts, so they are not
 // recycled, but hundreds of small allocations become a few).
 func (s *scanner) attributeList(n int) attributes {
-	if s.blocks == nil {
-		return make(attributes, 0, n)
-	}
-	s.blocks.attrs += n
-	if n > attrSlabLen/4 {
+	if s.mirror == nil || n > attrSlabLen/4 {
 		return make(attributes, 0, n)
 	}
 	if n > len(s.attrRoom) {
@@ -271,60 +320,9 @@ func (s *scanner) attributeList(n int) attributes {
 	return list
 }
 
-const (
-	kidBlockLen = 256 // child pointers in a block of childList's
-	attrSlabLen = 64  // attributes in one allocation of attributeList's
-)
-
-// snodeBlocks are the blocks of nodes that one full snapshot was decoded
-// into. A snapshot's hundreds of nodes are garbage once the mirror is built
-// from them (it takes their strings and attributes, not the nodes), so
-// rather than leave tens of kilobytes per snapshot to the garbage
-// collector, fullSnapshot gives the blocks back for the next one.
-type snodeBlocks struct {
-	taken []*[snodeBlockLen]snode
-	kids  []*[kidBlockLen]*snode // the nodes' child lists (childList)
-	// nodes and attrs count the nodes and attributes decoded: the room
-	// that the mirror built from them needs.
-	nodes, attrs int
-}
-
-// recycledSnodes and recycledKids hold the blocks given back, zeroed.
-var (
-	recycledSnodes = sync.Pool{New: func() any { return new([snodeBlockLen]snode) }}
-	recycledKids   = sync.Pool{New: func() any { return new([kidBlockLen]*snode) }}
-)
-
-// getKids returns a zeroed block of child pointers.
-func (bs *snodeBlocks) getKids() []*snode {
-	block := recycledKids.Get().(*[kidBlockLen]*snode)
-	bs.kids = append(bs.kids, block)
-	return block[:]
-}
-
-// get returns a zeroed block of nodes.
-func (bs *snodeBlocks) get() []snode {
-	block := recycledSnodes.Get().(*[snodeBlockLen]snode)
-	bs.taken = append(bs.taken, block)
-	return block[:]
-}
-
-// release gives the blocks back: no node in them may be used afterwards.
-// A nil *snodeBlocks has none.
-func (bs *snodeBlocks) release() {
-	if bs == nil {
-		return
-	}
-	for _, block := range bs.taken {
-		clear(block[:]) // zeroed for get, and holding no pointers while pooled
-		recycledSnodes.Put(block)
-	}
-	for _, block := range bs.kids {
-		clear(block[:])
-		recycledKids.Put(block)
-	}
-	bs.taken, bs.kids = nil, nil
-}
+// attrSlabLen is the number of attributes in one allocation of
+// attributeList's.
+const attrSlabLen = 64
 
 // name reads a string that is most likely a tag or attribute name, without
 // allocating a copy of one known to x/net/html.

@@ -1,9 +1,12 @@
 package policies
 
 import (
-	"bytes"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
+
+	"golang.org/x/net/html"
 
 	"github.com/cobrowse/cobrowse/internal/rrweb"
 	"github.com/cobrowse/cobrowse/internal/rrwebtest"
@@ -26,59 +29,113 @@ func recordedSnapshots(t testing.TB) [][]byte {
 	return out
 }
 
-// checkSameSnapshot fails if decodeFullSnapshot decodes data and
-// encoding/json does not, or decodes it differently.
+// checkSameSnapshot fails if decodeSnapshot decodes data and encoding/json
+// does not, or if the mirror it builds differs from the one mirror.build
+// makes of what encoding/json decodes.
 func checkSameSnapshot(t *testing.T, data []byte) (decoded bool) {
-	mine, nodes, ok := decodeFullSnapshot(data)
-	defer nodes.release()
+	mine, ok := decodeSnapshot(data)
+	defer mine.release()
 	checkSnapshotInEvent(t, data, mine, ok)
 	if !ok {
 		return false
 	}
 	var std fullSnapshotData
 	if err := json.Unmarshal(data, &std); err != nil {
-		t.Fatalf("decodeFullSnapshot read %q, which encoding/json refuses: %v", data, err)
+		t.Fatalf("decodeSnapshot read %q, which encoding/json refuses: %v", data, err)
 	}
-	if (mine.Node == nil) != (std.Node == nil) {
-		t.Fatalf("for %q: mine has node %v, encoding/json %v", data, mine.Node, std.Node)
+	if mine.node != (std.Node != nil) {
+		t.Fatalf("for %q: mine has a node %v, encoding/json %v", data, mine.node, std.Node != nil)
 	}
-	if mine.Node == nil {
-		return true
+	if mine.offset.InitialOffset != std.InitialOffset {
+		t.Fatalf("for %q: mine has the offset %v, encoding/json %v", data, mine.offset.InitialOffset, std.InitialOffset)
 	}
-	a, errA := encodeEvent(event{Type: rrweb.FullSnapshot, Timestamp: "1"}, mine)
-	b, errB := encodeEvent(event{Type: rrweb.FullSnapshot, Timestamp: "1"}, &std)
-	// Compared as JSON values: a string with invalid UTF-8 is written with
-	// \ufffd escapes from one and U+FFFD itself from the other.
-	if (errA == nil) != (errB == nil) || errA == nil && !sameJSON(t, a, b) {
-		t.Fatalf("for %q:\nmine %s (%v)\nstd  %s (%v)", data, a, errA, b, errB)
+	built := newMirror(0)
+	defer built.release()
+	want := dumpMirror(built.build(std.Node, nil, nil))
+	if got := dumpMirror(mine.root); got != want && !namesCollide(mine.root) {
+		t.Fatalf("for %q:\ndecoded %s\nbuilt   %s", data, got, want)
 	}
-	if errA == nil {
-		checkSameValues(t, data, mine.Node, std.Node)
+	if mine.mirror.size() != built.size() && !namesCollide(mine.root) {
+		t.Fatalf("for %q: decoded %d nodes, built %d", data, mine.mirror.size(), built.size())
 	}
 	return true
 }
 
 // checkSnapshotInEvent fails if parseEnvelope, which decodes a snapshot's
 // data as it reads the event, does not decode data in an event as
-// decodeFullSnapshot did by itself (decoded: mine).
-func checkSnapshotInEvent(t *testing.T, data []byte, mine *fullSnapshotData, decoded bool) {
+// decodeSnapshot did by itself (decoded: mine).
+func checkSnapshotInEvent(t *testing.T, data []byte, mine *decodedSnapshot, decoded bool) {
 	if !json.Valid(data) {
 		return // not one value: in an event, it may read as more keys
 	}
 	raw := append(append([]byte(`{"type":2,"data":`), data...), `,"timestamp":1}`...)
 	ev, _, _ := parseEnvelope(raw)
-	defer ev.nodes.release()
+	defer ev.snapshot.release()
 	if (ev.snapshot != nil) != decoded {
 		t.Fatalf("for %q: decoded in the event %v, alone %v", data, ev.snapshot != nil, decoded)
 	}
 	if !decoded {
 		return
 	}
-	a, errA := encodeEvent(event{Type: rrweb.FullSnapshot, Timestamp: "1"}, mine)
-	b, errB := encodeEvent(event{Type: rrweb.FullSnapshot, Timestamp: "1"}, ev.snapshot)
-	if (errA == nil) != (errB == nil) || !bytes.Equal(a, b) {
-		t.Fatalf("for %q:\nalone    %s (%v)\nin event %s (%v)", data, a, errA, b, errB)
+	if a, b := dumpMirror(mine.root), dumpMirror(ev.snapshot.root); a != b || mine.offset != ev.snapshot.offset {
+		t.Fatalf("for %q:\nalone    %s\nin event %s", data, a, b)
 	}
+}
+
+// dumpMirror writes the subtree of n, a mirror's node (nil: none), as
+// selectors and redaction read it: each node's type, id, data and
+// attributes (values and rrweb's raw JSON) and flags. Strings are written
+// with each byte of invalid UTF-8 as U+FFFD, as encoding/json decodes
+// them (the scanner keeps them, and they are written so).
+func dumpMirror(n *html.Node) string {
+	var b strings.Builder
+	var dump func(n *html.Node)
+	dump = func(n *html.Node) {
+		st := stateOf(n)
+		fmt.Fprintf(&b, "(%d #%d %q %v %q", n.Type, st.id, []rune(n.Data), n.DataAtom, n.Namespace)
+		for _, a := range n.Attr {
+			fmt.Fprintf(&b, " %q=%q", []rune(a.Key), []rune(a.Val))
+		}
+		for _, a := range st.raw {
+			raw := a.raw
+			if len(raw) > 0 && raw[0] == '"' {
+				raw = nil // the value, above, if present
+			}
+			fmt.Fprintf(&b, " raw %q=%q %v %s", []rune(a.name), []rune(a.val), a.present, raw)
+		}
+		fmt.Fprintf(&b, " svg=%v style=%v password=%v", st.svg, st.style, st.everPassword)
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			dump(c)
+		}
+		b.WriteByte(')')
+	}
+	if n != nil {
+		dump(n)
+	}
+	return b.String()
+}
+
+// namesCollide reports whether two attribute names of an element under n
+// are one name to encoding/json, which decodes invalid UTF-8 as U+FFFD:
+// it then keeps one of the two.
+func namesCollide(n *html.Node) bool {
+	if n == nil {
+		return false
+	}
+	names := make(map[string]bool)
+	for _, a := range stateOf(n).raw {
+		name := string([]rune(a.name))
+		if names[name] {
+			return true
+		}
+		names[name] = true
+	}
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if namesCollide(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkSameValues fails if the attribute values of the nodes of two trees
