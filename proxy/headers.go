@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/cobrowse/cobrowse/rewrite"
 )
 
 // This file rewrites the response headers through which an upstream points
@@ -262,71 +264,14 @@ func schemeLen(s string) int {
 // browser.
 func isSlash(c byte) bool { return c == '/' || c == '\\' }
 
-// rewriteRefresh returns the Refresh header value v with its URL rewritten by
-// rewriteURL. The URL is found as the HTML standard's shared declarative
-// refresh steps find it: a delay, then optionally ';' or ',', then the URL,
-// optionally after "url=" (any case, spaces around '=') and in single or
-// double quotes.
+// rewriteRefresh returns the Refresh header value v with its URL (as
+// rewrite.RefreshURL finds it) rewritten by rewriteURL.
 func (o origins) rewriteRefresh(v string) string {
-	i := skipASCIISpace(v, 0)
-	digits := i
-	for i < len(v) && '0' <= v[i] && v[i] <= '9' {
-		i++
-	}
-	if i == digits && (i == len(v) || v[i] != '.') {
-		return v // no delay: browsers ignore the header
-	}
-	for i < len(v) && ('0' <= v[i] && v[i] <= '9' || v[i] == '.') {
-		i++
-	}
-	if i < len(v) {
-		if v[i] != ';' && v[i] != ',' && !isASCIISpace(v[i]) {
-			return v
-		}
-		i = skipASCIISpace(v, i)
-		if i < len(v) && (v[i] == ';' || v[i] == ',') {
-			i++
-		}
-		i = skipASCIISpace(v, i)
-	}
-	if i == len(v) {
+	s, e := rewrite.RefreshURL([]byte(v))
+	if s < 0 {
 		return v
 	}
-	// A URL starting with "url" is the remainder of v unless "url" is
-	// followed by '='; only then, or without "url", may it be quoted.
-	urlStart, quoted := i, true
-	if v[i]|0x20 == 'u' {
-		quoted = false
-		if hasPrefixFold(v[i:], "url") {
-			if j := skipASCIISpace(v, i+3); j < len(v) && v[j] == '=' {
-				i = skipASCIISpace(v, j+1)
-				urlStart, quoted = i, true
-			}
-		}
-	}
-	urlEnd := len(v)
-	if quoted && i < len(v) && (v[i] == '\'' || v[i] == '"') {
-		urlStart = i + 1
-		if q := strings.IndexByte(v[urlStart:], v[i]); q >= 0 {
-			urlEnd = urlStart + q
-		}
-	}
-	return v[:urlStart] + o.rewriteURL(v[urlStart:urlEnd]) + v[urlEnd:]
-}
-
-// isASCIISpace reports whether c is ASCII whitespace as the HTML standard
-// defines it.
-func isASCIISpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r'
-}
-
-// skipASCIISpace returns the index of the first byte of s at or after i that
-// is not ASCII whitespace.
-func skipASCIISpace(s string, i int) int {
-	for i < len(s) && isASCIISpace(s[i]) {
-		i++
-	}
-	return i
+	return v[:s] + o.rewriteURL(v[s:e]) + v[e:]
 }
 
 // rewriteLink returns the Link header value v (RFC 8288: comma-separated

@@ -1073,7 +1073,7 @@ func (u *URLRewriter) rewriteTag(t []byte) bool {
 			if !refresh {
 				break
 			}
-			if s, e := refreshURL(v); s >= 0 {
+			if s, e := RefreshURL(v); s >= 0 {
 				done = u.rewriteURL(t, done, a.start+s, v[s:e])
 			}
 		}
@@ -1139,12 +1139,12 @@ func srcsetURL(v []byte, i int) (s, e, next int) {
 	return s, e, i
 }
 
-// refreshURL returns the bounds of the URL in the content of a <meta
-// http-equiv=refresh>, found as the HTML standard's shared declarative
-// refresh steps find it: a delay, then optionally ';' or ',', then the URL,
-// optionally after "url=" (any case, spaces around '=') and in quotes; s is
-// -1 if there is no URL.
-func refreshURL(v []byte) (s, e int) {
+// RefreshURL returns the bounds of the URL in v, the content of a <meta
+// http-equiv=refresh> or a Refresh header, found as the HTML standard's
+// shared declarative refresh steps find it: a delay, then optionally ';' or
+// ',', then the URL, optionally after "url=" (any case, spaces around '=')
+// and in quotes; s is -1 if there is no URL.
+func RefreshURL(v []byte) (s, e int) {
 	i := skipWhite(v, 0)
 	digits := i
 	for i < len(v) && '0' <= v[i] && v[i] <= '9' {

@@ -601,7 +601,7 @@ func oracleCount(in []byte, from string) (n int, ok bool) {
 					urls, i = append(urls, a.val[s:e]), next
 				}
 			case attrContent:
-				if s, e := refreshURL(a.val); refresh && s >= 0 {
+				if s, e := RefreshURL(a.val); refresh && s >= 0 {
 					urls = append(urls, a.val[s:e])
 				}
 			}
