@@ -20,7 +20,7 @@ const maxMirrorNodes = 500_000
 // tree, not on one event. It holds the visitor's real text and attributes:
 // it never leaves the server, and what is sent is computed from it.
 type mirror struct {
-	byID map[int64]*html.Node
+	byID nodeIndex
 	// full is set once a node was left out because the mirror had
 	// maxMirrorNodes: a snapshot is then hidden, not shown with holes.
 	full bool
@@ -58,7 +58,7 @@ type nodeState struct {
 // newMirror returns an empty mirror, for about nodes nodes, to build a
 // snapshot in.
 func newMirror(nodes int) *mirror {
-	return &mirror{byID: make(map[int64]*html.Node, min(nodes, maxMirrorNodes))}
+	return &mirror{byID: newNodeIndex(min(nodes, maxMirrorNodes))}
 }
 
 // seal tells the mirror that its snapshot is built: it takes no more blocks.
@@ -146,7 +146,7 @@ func stateOf(n *html.Node) *nodeState {
 }
 
 // size returns the number of nodes in the mirror.
-func (m *mirror) size() int { return len(m.byID) }
+func (m *mirror) size() int { return m.byID.len() }
 
 // build adds the serialized node sn and its descendants to the mirror, under
 // parent (nil for a root), before next (nil: as the last child), as
@@ -192,7 +192,7 @@ func (m *mirror) build(sn *snode, parent, next *html.Node) *html.Node {
 func (m *mirror) buildNode(sn *snode, kids []*html.Node) *html.Node {
 	full := m.size() >= maxMirrorNodes
 	m.full = m.full || full
-	_, taken := m.byID[sn.ID]
+	taken := m.byID.get(sn.ID) != nil
 	if taken || sn.Type < nodeDocument || sn.Type > nodeComment || full {
 		for _, kid := range kids {
 			m.forget(kid)
@@ -237,7 +237,7 @@ func (m *mirror) buildNode(sn *snode, kids []*html.Node) *html.Node {
 	case nodeCDATA, nodeComment:
 		n.Type, n.Data = html.CommentNode, sn.TextContent
 	}
-	m.byID[sn.ID] = n
+	m.byID.set(sn.ID, n)
 	for _, kid := range kids {
 		if sn.Type == nodeDocument || sn.Type == nodeElement {
 			n.AppendChild(kid)
@@ -264,7 +264,7 @@ func syncAttrs(n *html.Node, st *nodeState) {
 
 // remove takes the node id and its descendants out of the mirror.
 func (m *mirror) remove(id int64) {
-	n := m.byID[id]
+	n := m.byID.get(id)
 	if n == nil {
 		return
 	}
@@ -279,5 +279,5 @@ func (m *mirror) forget(n *html.Node) {
 	for c := n.FirstChild; c != nil; c = c.NextSibling {
 		m.forget(c)
 	}
-	delete(m.byID, stateOf(n).id)
+	m.byID.delete(stateOf(n).id)
 }

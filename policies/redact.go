@@ -163,7 +163,7 @@ func (r *Redactor) passes(data []byte) bool {
 // it may be sent as it is: the field is known, not removed, not masked, and
 // no detector finds anything in the value.
 func (r *Redactor) plainInput(id int64, text string) bool {
-	n := r.mirror.byID[id]
+	n := r.mirror.byID.get(id)
 	if n == nil || n.Type != html.ElementNode {
 		return false
 	}
@@ -183,7 +183,7 @@ func (r *Redactor) plainInput(id int64, text string) bool {
 // its new text. Otherwise nothing is applied: the full path does it.
 func (r *Redactor) plainTexts(changes []textChange) bool {
 	for _, c := range changes {
-		n := r.mirror.byID[c.id]
+		n := r.mirror.byID.get(c.id)
 		if n == nil || n.Type != html.TextNode || n.Parent == nil {
 			return false
 		}
@@ -194,7 +194,7 @@ func (r *Redactor) plainTexts(changes []textChange) bool {
 		}
 	}
 	for _, c := range changes {
-		r.mirror.byID[c.id].Data = c.value
+		r.mirror.byID.get(c.id).Data = c.value
 	}
 	return true
 }
@@ -425,7 +425,7 @@ func pass[T any](v *T) []any { return []any{v} }
 
 // input redacts the value typed into a field.
 func (r *Redactor) input(d *inputData) []any {
-	n := r.mirror.byID[d.ID]
+	n := r.mirror.byID.get(d.ID)
 	if n == nil || n.Type != html.ElementNode {
 		return nil
 	}
@@ -443,7 +443,7 @@ func (r *Redactor) input(d *inputData) []any {
 func (r *Redactor) selection(d *selectionData) []any {
 	for _, rg := range d.Ranges {
 		for _, id := range []int64{rg.Start, rg.End} {
-			n := r.mirror.byID[id]
+			n := r.mirror.byID.get(id)
 			if n == nil || stateOf(n).masked || stateOf(n).removed {
 				return nil
 			}

@@ -291,7 +291,7 @@ func TestRedactorMutations(t *testing.T) {
 	t.Run("removed node", func(t *testing.T) {
 		out := run(t, r, mutation(t, map[string]any{"removes": []any{map[string]any{"parentId": 6, "id": 22}}}))
 		mustContain(t, out, `"removes":[{"parentId":6,"id":22}]`)
-		if r.mirror.byID[23] != nil {
+		if r.mirror.byID.get(23) != nil {
 			t.Error("the removed node's text is still in the mirror")
 		}
 	})

@@ -31,7 +31,7 @@ func (r *Redactor) mutation(data json.RawMessage) []any {
 		Texts: []textMutation{}, Attributes: []attributeChange{}, Removes: []removedNode{}, Adds: []addedNode{}}
 
 	for _, rm := range d.Removes {
-		n := m.byID[rm.ID]
+		n := m.byID.get(rm.ID)
 		if n == nil {
 			continue
 		}
@@ -53,10 +53,10 @@ func (r *Redactor) mutation(data json.RawMessage) []any {
 	r.addOf = make(map[*html.Node]int)
 	defer func() { r.addOf = nil }()
 	for _, a := range r.orderAdds(d.Adds) {
-		parent := m.byID[a.ParentID]
+		parent := m.byID.get(a.ParentID)
 		var next *html.Node
 		if a.NextID != nil {
-			next = m.byID[*a.NextID]
+			next = m.byID.get(*a.NextID)
 		}
 		n := m.build(a.Node, parent, next)
 		if n == nil {
@@ -67,7 +67,7 @@ func (r *Redactor) mutation(data json.RawMessage) []any {
 	}
 
 	for _, t := range d.Texts {
-		if n := m.byID[t.ID]; n != nil && (n.Type == html.TextNode || n.Type == html.CommentNode) {
+		if n := m.byID.get(t.ID); n != nil && (n.Type == html.TextNode || n.Type == html.CommentNode) {
 			n.Data = ""
 			if t.Value != nil {
 				n.Data = *t.Value
@@ -77,7 +77,7 @@ func (r *Redactor) mutation(data json.RawMessage) []any {
 
 	var changedElements []*html.Node
 	for _, ac := range d.Attributes {
-		n := m.byID[ac.ID]
+		n := m.byID.get(ac.ID)
 		if n == nil || n.Type != html.ElementNode {
 			continue
 		}
@@ -116,7 +116,7 @@ func (r *Redactor) mutation(data json.RawMessage) []any {
 		out.Adds = append(out.Adds, a.add)
 	}
 	for _, t := range d.Texts {
-		n := m.byID[t.ID]
+		n := m.byID.get(t.ID)
 		if n == nil || r.insideRemoved(n) {
 			continue
 		}
@@ -130,7 +130,7 @@ func (r *Redactor) mutation(data json.RawMessage) []any {
 		out.Texts = append(out.Texts, t)
 	}
 	for _, ac := range d.Attributes {
-		n := m.byID[ac.ID]
+		n := m.byID.get(ac.ID)
 		if n == nil || n.Type != html.ElementNode || r.insideRemoved(n) {
 			continue
 		}
