@@ -504,9 +504,6 @@ func (r *Redactor) font(d *fontData) []any {
 // (nil skips that).
 func (r *Redactor) evaluate(n *html.Node, maskedBy, removedBy string, changed *[]change) {
 	st := stateOf(n)
-	if st == nil {
-		return
-	}
 	if n.Type == html.ElementNode {
 		if removedBy == "" {
 			removedBy = firstMatch("remove", r.page.Remove, n)

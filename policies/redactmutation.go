@@ -154,7 +154,7 @@ var (
 )
 
 // decodeMutation decodes a Mutation's data with the scanner, as
-// decodeFullSnapshot does a snapshot's (and with the same rules), rather
+// decodeSnapshot does a snapshot's (and with the same rules), rather
 // than with encoding/json, which took most of the time redaction spends on
 // a mutation. FuzzDecodeMutation checks that whenever it decodes
 // something, encoding/json decodes the same.
