@@ -3,7 +3,6 @@ package proxy
 import (
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/cobrowse/cobrowse/rewrite"
@@ -24,82 +23,14 @@ import (
 // unchanged, to bound the work done on a hostile or broken upstream's headers.
 const maxRewrittenHeader = 8 << 10
 
-// origin is a normalised URL origin: the one to compare URLs against, and to
-// write into them.
-type origin struct {
-	scheme string // "http" or "https"
-	name   string // host name in ASCII lower case, without brackets or port
-	port   string // decimal port, without leading zeros, never empty
-}
-
-// hostPort returns the authority of o: host[:port], without the port if it
-// is the scheme's default, with brackets around an IPv6 address.
-func (o origin) hostPort() string {
-	host := o.name
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	if o.port == defaultPort(o.scheme) {
-		return host
-	}
-	return host + ":" + o.port
-}
-
-// defaultPort returns the port implied by scheme (lower case), or "".
-func defaultPort(scheme string) string {
-	switch scheme {
-	case "http":
-		return "80"
-	case "https":
-		return "443"
-	}
-	return ""
-}
-
-// parseOrigin returns the origin of the authority host[:port] (no userinfo)
-// for scheme (lower case). Host names compare case-insensitively and an
-// empty, default or zero-padded port is normalised, as browsers do; ok is
-// false if authority has no host or a port that is not a number up to 65535.
-func parseOrigin(scheme, authority string) (o origin, ok bool) {
-	name, port := authority, ""
-	if strings.HasPrefix(authority, "[") {
-		end := strings.IndexByte(authority, ']')
-		if end < 0 {
-			return origin{}, false
-		}
-		name, port = authority[1:end], authority[end+1:]
-		if port != "" && port[0] != ':' {
-			return origin{}, false
-		}
-	} else if i := strings.LastIndexByte(authority, ':'); i >= 0 {
-		name, port = authority[:i], authority[i:]
-	}
-	port = strings.TrimPrefix(port, ":")
-	if name == "" {
-		return origin{}, false
-	}
-	if port == "" {
-		port = defaultPort(scheme)
-	} else {
-		n := 0
-		for i := 0; i < len(port); i++ {
-			if port[i] < '0' || port[i] > '9' {
-				return origin{}, false
-			}
-			if n = n*10 + int(port[i]-'0'); n > 65535 {
-				return origin{}, false
-			}
-		}
-		port = strconv.Itoa(n)
-	}
-	return origin{scheme: scheme, name: asciiLower(name), port: port}, true
-}
-
 // origins maps the upstream's origin onto the public origin at which the
 // visitor reached cobrowse. The zero value rewrites nothing.
 type origins struct {
-	upstream origin
-	public   origin // name is "" if the request told no usable host
+	upstream rewrite.Origin
+	public   rewrite.Origin // zero if the request told no usable host
+	// plainHTTP is whether the visitor reached the proxy over plain http,
+	// known even when public is not.
+	plainHTTP bool
 }
 
 // newOrigins returns the origins for a response to in, the request that the
@@ -107,22 +38,21 @@ type origins struct {
 // outbound request), forwarded to upstream (only its scheme and host are
 // used). The public origin is https if in came over TLS and http otherwise,
 // with the host the browser asked for: in.Host, which a shared cache in front
-// keys on. If in has no usable Host (an HTTP/1.0 request may have none), URLs
-// and cookie domains are left unchanged, as there is no origin to point them
-// at.
+// keys on. If in has no usable Host (an HTTP/1.0 request may have none, and
+// a Host that rewrite.NewOrigin refuses cannot be written into URLs and CSP
+// sources), URLs and cookie domains are left unchanged, as there is no
+// origin to point them at.
 //
 // Behind a TLS-terminating load balancer the public origin is http, and
 // cookies lose Secure (see rewriteSetCookie).
 func newOrigins(upstream *url.URL, in *http.Request) origins {
-	var o origins
-	o.upstream, _ = parseOrigin(asciiLower(upstream.Scheme), upstream.Host)
-	o.public.scheme = "http"
-	if in.TLS != nil {
-		o.public.scheme = "https"
+	o := origins{plainHTTP: in.TLS == nil}
+	o.upstream, _ = rewrite.NewOrigin(upstream.Scheme, upstream.Host)
+	scheme := "https"
+	if o.plainHTTP {
+		scheme = "http"
 	}
-	if pub, ok := parseOrigin(o.public.scheme, in.Host); ok {
-		o.public = pub
-	}
+	o.public, _ = rewrite.NewOrigin(scheme, in.Host)
 	return o
 }
 
@@ -143,9 +73,10 @@ func newOrigins(upstream *url.URL, in *http.Request) origins {
 //
 // No URL is rewritten if the public origin is the upstream's. A value longer
 // than 8 KiB is left unchanged. Browsers also accept backslashes for the
-// slashes of an http(s) URL, and so does the rewrite; URLs that browsers
-// would only understand after removing tabs, or percent-decoding the host,
-// are left unchanged.
+// slashes of an http(s) URL, and more than two of them, and so does the
+// rewrite (it is the one the HTML attributes get: rewrite.RebaseURL); URLs
+// that browsers would only understand after removing tabs, or
+// percent-decoding the host, are left unchanged.
 //
 // It returns the names of the cookies that a browser will refuse because
 // they carry a __Secure- or __Host- prefix and the public origin is plain
@@ -187,7 +118,7 @@ func rewriteValues(vs []string, rewrite func(string) string) {
 // comes through the proxy. Other origins, "null" and relative values are
 // left unchanged.
 func (o origins) rewriteRequestHeaders(h http.Header) {
-	back := origins{upstream: o.public, public: o.upstream}
+	back := origins{upstream: o.public, public: o.upstream, plainHTTP: o.plainHTTP}
 	rewriteValues(h["Origin"], back.rewriteURL)
 	rewriteValues(h["Referer"], back.rewriteURL)
 }
@@ -195,74 +126,20 @@ func (o origins) rewriteRequestHeaders(h http.Header) {
 // rewritesURLs reports whether URLs on the upstream's origin must be
 // rewritten: the public origin is known and is another.
 func (o origins) rewritesURLs() bool {
-	return o.public.name != "" && o.upstream.name != "" && o.public != o.upstream
+	return !o.public.IsZero() && !o.upstream.IsZero() && o.public != o.upstream
 }
 
 // rewriteURL returns ref with its origin replaced by the public origin if ref
-// is an absolute or protocol-relative URL on the upstream's origin, and ref
-// unchanged otherwise. Leading and trailing spaces and control characters,
-// which URL parsers strip, are kept.
+// is an absolute or protocol-relative URL on the upstream's origin (as
+// rewrite.RebaseURL finds it: userinfo, path, query and fragment, and
+// leading and trailing spaces and controls, are kept), and ref unchanged
+// otherwise.
 func (o origins) rewriteURL(ref string) string {
 	if !o.rewritesURLs() {
 		return ref
 	}
-	start, end := 0, len(ref)
-	for start < end && ref[start] <= ' ' {
-		start++
-	}
-	for end > start && ref[end-1] <= ' ' {
-		end--
-	}
-	s := ref[start:end]
-	scheme, rest := "", s
-	if i := schemeLen(s); i > 0 {
-		scheme, rest = asciiLower(s[:i]), s[i+1:]
-		if scheme != o.upstream.scheme {
-			return ref
-		}
-	}
-	if len(rest) < 2 || !isSlash(rest[0]) || !isSlash(rest[1]) {
-		return ref // relative, or not a hierarchical URL
-	}
-	rest = rest[2:]
-	authLen := strings.IndexAny(rest, `/\?#`)
-	if authLen < 0 {
-		authLen = len(rest)
-	}
-	userinfo, hostport := "", rest[:authLen]
-	if at := strings.LastIndexByte(hostport, '@'); at >= 0 {
-		userinfo, hostport = hostport[:at+1], hostport[at+1:]
-	}
-	// A protocol-relative URL takes the scheme of the upstream's page.
-	if u, ok := parseOrigin(o.upstream.scheme, hostport); !ok || u != o.upstream {
-		return ref
-	}
-	prefix := "//"
-	if scheme != "" {
-		prefix = o.public.scheme + "://"
-	}
-	return ref[:start] + prefix + userinfo + o.public.hostPort() + rest[authLen:] + ref[end:]
+	return rewrite.RebaseURL(ref, o.upstream, o.public)
 }
-
-// schemeLen returns the length of the URL scheme that s starts with, before
-// its ':', or 0 if s does not start with one.
-func schemeLen(s string) int {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
-		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
-		case i > 0 && c == ':':
-			return i
-		default:
-			return 0
-		}
-	}
-	return 0
-}
-
-// isSlash reports whether c separates the parts of an http(s) URL for a
-// browser.
-func isSlash(c byte) bool { return c == '/' || c == '\\' }
 
 // rewriteRefresh returns the Refresh header value v with its URL (as
 // rewrite.RefreshURL finds it) rewritten by rewriteURL.
@@ -353,14 +230,14 @@ func (o origins) rewriteSetCookie(v string) (cookie, refused string) {
 	if name = strings.Trim(name, " \t"); !hasEq {
 		name = "" // browsers take "value" alone as a nameless cookie
 	}
-	insecure := o.public.scheme == "http"
+	insecure := o.plainHTTP
 	if insecure && (hasPrefixFold(name, "__Secure-") || hasPrefixFold(name, "__Host-")) {
 		return v, name
 	}
 
 	attrs := strings.Split(v, ";")[1:]
 	dropDomain := false
-	if o.public.name != "" && o.upstream.name != "" && o.public.name != o.upstream.name {
+	if !o.public.IsZero() && !o.upstream.IsZero() && o.public.Hostname() != o.upstream.Hostname() {
 		for _, a := range attrs {
 			if an, av := cookieAttr(a); strings.EqualFold(an, "domain") && av != "" {
 				dropDomain = o.domainMatchesUpstream(av)
@@ -406,7 +283,7 @@ func cookieAttr(a string) (name, value string) {
 // names the upstream's host or a parent domain of it.
 func (o origins) domainMatchesUpstream(d string) bool {
 	d = asciiLower(strings.TrimPrefix(d, "."))
-	host := o.upstream.name
+	host := o.upstream.Hostname()
 	return d != "" && (host == d || strings.HasSuffix(host, "."+d))
 }
 

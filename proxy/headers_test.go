@@ -51,19 +51,17 @@ func TestNewOriginsForHeaders(t *testing.T) {
 		{"host:70000", false, ""},
 		{"[::1", false, ""},
 		{"[::1]x", false, ""},
+		{"shop.example.com;script-src", false, ""}, // no CSP source, nor URL host
+		{"shop.example.com:8443@evil", false, ""},
 	}
 	for _, tt := range tests {
 		o := testOrigins(t, tt.host, tt.overTLS)
-		got := ""
-		if o.public.name != "" {
-			got = o.public.scheme + "://" + o.public.hostPort()
-		}
-		if got != tt.want {
+		if got := o.public.String(); got != tt.want {
 			t.Errorf("host %q, TLS %v: public origin %q, want %q", tt.host, tt.overTLS, got, tt.want)
 		}
 	}
 	up := testOrigins(t, "x", true).upstream
-	if got, want := up.scheme+"://"+up.hostPort(), "https://shop-backend.internal:8443"; got != want {
+	if got, want := up.String(), "https://shop-backend.internal:8443"; got != want {
 		t.Errorf("upstream origin %q, want %q", got, want)
 	}
 }
@@ -115,6 +113,7 @@ var urlTests = []headerTest{
 	{"case", "HTTPS://SHOP-Backend.Internal:8443/A/%2F?Q=%41", "https://shop.example.com/A/%2F?Q=%41"},
 	{"zero-padded port", "https://shop-backend.internal:08443/x", "https://shop.example.com/x"},
 	{"userinfo kept", "https://user:pw@shop-backend.internal:8443/x", "https://user:pw@shop.example.com/x"},
+	{"extra slashes", `https:///\shop-backend.internal:8443/x`, "https://shop.example.com/x"},
 	{"protocol-relative", "//shop-backend.internal:8443/x?y", "//shop.example.com/x?y"},
 	{"backslashes", `https:\\shop-backend.internal:8443\x`, `https://shop.example.com\x`},
 	{"protocol-relative backslash", `\/shop-backend.internal:8443/x`, `//shop.example.com/x`},

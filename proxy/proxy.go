@@ -182,6 +182,9 @@ func checkUpstream(u *url.URL) error {
 	case u.Host == "":
 		return fmt.Errorf("proxy: upstream %q has no host; %s", u.String(), want)
 	}
+	if _, ok := rewrite.NewOrigin(u.Scheme, u.Host); !ok {
+		return fmt.Errorf("proxy: upstream %q: %q is not a host name, IPv4 address or [IPv6 address] with an optional port up to 65535; %s", u.String(), u.Host, want)
+	}
 	return nil
 }
 
@@ -366,7 +369,7 @@ func (o origins) urlRewrite() (from, to string, ok bool) {
 	if !o.rewritesURLs() {
 		return "", "", false
 	}
-	return o.upstream.scheme + "://" + o.upstream.hostPort(), o.public.scheme + "://" + o.public.hostPort(), true
+	return o.upstream.String(), o.public.String(), true
 }
 
 // visitorAllowance describes what the visitor script needs from a page's CSP
@@ -374,18 +377,17 @@ func (o origins) urlRewrite() (from, to string, ok bool) {
 // (and fetches) to the public origin. ok is false when the visitor's request
 // named no usable host, so there is no origin to allow.
 func (o origins) visitorAllowance(scriptPath, nonce string) (a rewrite.VisitorAllowance, ok bool) {
-	if o.public.name == "" {
+	if o.public.IsZero() {
 		return a, false
 	}
-	site := o.public.scheme + "://" + o.public.hostPort()
-	ws := "ws"
-	if o.public.scheme == "https" {
-		ws = "wss"
+	ws := "ws://"
+	if o.public.Scheme() == "https" {
+		ws = "wss://"
 	}
 	return rewrite.VisitorAllowance{
 		Nonce:   nonce,
-		Script:  site + scriptPath,
-		Connect: []string{ws + "://" + o.public.hostPort(), site},
+		Script:  o.public.String() + scriptPath,
+		Connect: []string{ws + o.public.Host(), o.public.String()},
 	}, true
 }
 

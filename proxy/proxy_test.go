@@ -572,7 +572,7 @@ func TestProxyUpstreamDown(t *testing.T) {
 }
 
 func TestNewRejectsBadUpstream(t *testing.T) {
-	for _, raw := range []string{"", "/relative/path", "localhost:3000", "ftp://files.example/", "http://", "//host.example"} {
+	for _, raw := range []string{"", "/relative/path", "localhost:3000", "ftp://files.example/", "http://", "//host.example", "http://host.example:99999", "http://ho!st.example", "http://shop~1.example"} {
 		t.Run(raw, func(t *testing.T) {
 			u, err := url.Parse(raw)
 			if err != nil {

@@ -666,11 +666,12 @@ func tagName(raw []byte) []byte {
 
 // equalFoldASCII reports whether b equals the lower-case ASCII string s,
 // ignoring ASCII case only, as HTML tag names do.
-func equalFoldASCII(b []byte, s string) bool {
+func equalFoldASCII[T string | []byte](b T, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}
-	for i, c := range b {
+	for i := range len(b) {
+		c := b[i]
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
 	"sync"
 )
 
@@ -45,10 +43,12 @@ var urlBufs = sync.Pool{New: func() any { return new([urlBufSize]byte) }}
 // backslashes, or a protocol-relative one (two or more slashes or
 // backslashes, which take the page's scheme, from's), and then an authority
 // whose host equals from's in ASCII case and whose port equals from's, the
-// scheme's default port written or not. Only that prefix is replaced, by
-// to's origin, or by "//" and to's authority for a protocol-relative URL; the
-// path, query and fragment stay byte for byte. Anything else (relative URLs,
-// other origins, javascript: and data: URLs) is left alone.
+// scheme's default port written or not; userinfo (user:password@) may come
+// before the host. Only that prefix is replaced, by to's origin, or by "//"
+// and to's authority for a protocol-relative URL, with the userinfo kept
+// before the authority; the path, query and fragment stay byte for byte.
+// Anything else (relative URLs, other origins, javascript: and data: URLs)
+// is left alone. RebaseURL does the same to one URL.
 //
 // How the document is read: a small lexer that follows the HTML standard's
 // tokenizer states for tags, attributes, comments, bogus comments (<!...>,
@@ -62,8 +62,8 @@ var urlBufs = sync.Pool{New: func() any { return new([urlBufSize]byte) }}
 //
 // Limits: values are compared on their raw bytes, so a URL whose scheme or
 // authority is written with character references (&#x2F;&#x2F;host),
-// percent-encoding, tabs or newlines (which browsers remove from URLs), or
-// with credentials (user@host) is left as it is; IPv6 hosts match only as
+// percent-encoding, or tabs or newlines (which browsers remove from URLs) is
+// left as it is; IPv6 hosts match only as
 // written the same way as from's. A start tag longer than the maxTag bound
 // (MaxTokenSize) is passed through unchanged, and rewriting goes on after it
 // (Err reports it); so is a tag that the source's data ends inside, or that a
@@ -79,11 +79,7 @@ type URLRewriter struct {
 	src    io.Reader
 	srcErr error // the error of the source's last Read, until returned
 
-	from origin
-	to   string // to's origin, written in a normal form: scheme://host[:port]
-	// toAuth is the length of to's scheme and ':': to[toAuth:] is what a
-	// protocol-relative URL gets.
-	toAuth int
+	from, to Origin
 
 	buf    []byte
 	w      int // buf[:w] holds data from the source
@@ -130,14 +126,14 @@ func NewURLRewriter(src io.Reader, from, to string) *URLRewriter {
 // so that tests reach it with small inputs.
 func newURLRewriter(src io.Reader, from, to string, maxTag int) *URLRewriter {
 	u := &URLRewriter{src: src, hold: -1, maxTag: maxTag, hostScan: -1}
-	f, okFrom := parseOriginURL(from)
-	t, okTo := parseOriginURL(to)
+	f, okFrom := ParseOrigin(from)
+	t, okTo := ParseOrigin(to)
 	if !okFrom || !okTo {
 		u.err = fmt.Errorf("%w: rewriting %q to %q; passing the document through", ErrInvalidOrigin, from, to)
 		u.state = sPlaintext
 		return u
 	}
-	u.from, u.to, u.toAuth = f, t.String(), len(t.scheme)+1
+	u.from, u.to = f, t
 	return u
 }
 
@@ -1090,18 +1086,14 @@ func (u *URLRewriter) rewriteTag(t []byte) bool {
 // scratch, and returns the offset in t after from's origin. Otherwise it
 // returns done.
 func (u *URLRewriter) rewriteURL(t []byte, done, at int, ref []byte) int {
-	start, end, withScheme := u.from.prefix(ref)
-	if start < 0 {
+	span, ok := findOrigin(u.from, ref)
+	if !ok {
 		return done
 	}
-	u.scratch = append(u.scratch, t[done:at+start]...)
-	if withScheme {
-		u.scratch = append(u.scratch, u.to...)
-	} else {
-		u.scratch = append(u.scratch, u.to[u.toAuth:]...)
-	}
+	u.scratch = append(u.scratch, t[done:at+span.start]...)
+	u.scratch = appendRebased(u.scratch, ref, span, u.to)
 	u.rewritten++
-	return at + end
+	return at + span.end
 }
 
 // srcsetURL returns the bounds of the URL of the next image candidate in the
@@ -1187,166 +1179,6 @@ func RefreshURL(v []byte) (s, e int) {
 	}
 	return s, e
 }
-
-// origin is an http or https origin, normalised.
-type origin struct {
-	scheme string // "http" or "https"
-	host   string // ASCII lower case; an IPv6 address in brackets
-	port   int
-}
-
-// String returns o as scheme://host[:port], without the scheme's default
-// port.
-func (o origin) String() string {
-	if o.port == defaultPort(o.scheme) {
-		return o.scheme + "://" + o.host
-	}
-	return o.scheme + "://" + o.host + ":" + strconv.Itoa(o.port)
-}
-
-// defaultPort returns the port of the lower-case scheme http or https.
-func defaultPort(scheme string) int {
-	if scheme == "https" {
-		return 443
-	}
-	return 80
-}
-
-// parseOriginURL parses "scheme://host[:port]": scheme http or https, a host
-// of letters, digits, '.', '-' and '_' or an IPv6 address in brackets, and
-// no path. It accepts only what may be written into an attribute value as
-// it is.
-func parseOriginURL(s string) (origin, bool) {
-	scheme, hostport, ok := strings.Cut(s, "://")
-	if scheme = strings.ToLower(scheme); !ok || scheme != "http" && scheme != "https" {
-		return origin{}, false
-	}
-	host, port, ok := splitHostPort(hostport)
-	if !ok || len(host) == 0 {
-		return origin{}, false
-	}
-	inner, ipv6 := host, host[0] == '['
-	if ipv6 {
-		inner = host[1 : len(host)-1] // splitHostPort found the ']'
-	}
-	for i := range len(inner) {
-		c := inner[i]
-		isHex := '0' <= c && c <= '9' || 'a' <= lower(c) && lower(c) <= 'f'
-		if !(ipv6 && (isHex || c == ':' || c == '.') ||
-			!ipv6 && (isHex || isLetter(c) || c == '.' || c == '-' || c == '_')) {
-			return origin{}, false
-		}
-	}
-	o := origin{scheme: scheme, host: strings.ToLower(host)}
-	if o.port, ok = parsePort(port, scheme); !ok || len(inner) == 0 {
-		return origin{}, false
-	}
-	return o, true
-}
-
-// splitHostPort splits an authority into its host (with the brackets of an
-// IPv6 address) and the port after ':', which may be empty.
-func splitHostPort[T string | []byte](hp T) (host, port T, ok bool) {
-	if len(hp) > 0 && hp[0] == '[' {
-		for end := range len(hp) {
-			if hp[end] != ']' {
-				continue
-			}
-			host, port = hp[:end+1], hp[end+1:]
-			if len(port) > 0 && port[0] != ':' {
-				return host, port, false
-			}
-			if len(port) > 0 {
-				port = port[1:]
-			}
-			return host, port, true
-		}
-		return host, port, false
-	}
-	for i := len(hp) - 1; i >= 0; i-- {
-		if hp[i] == ':' {
-			return hp[:i], hp[i+1:], true
-		}
-	}
-	return hp, port, true
-}
-
-// parsePort returns the decimal port p, or the scheme's default if p is
-// empty, as browsers read it (leading zeros allowed, up to 65535).
-func parsePort[T string | []byte](p T, scheme string) (int, bool) {
-	if len(p) == 0 {
-		return defaultPort(scheme), true
-	}
-	n := 0
-	for i := range len(p) {
-		if c := p[i]; c < '0' || c > '9' {
-			return 0, false
-		}
-		if n = n*10 + int(p[i]-'0'); n > 65535 {
-			return 0, false
-		}
-	}
-	return n, true
-}
-
-// prefix returns the bounds of o's origin at the start of ref (a URL as
-// written, before trimming), and whether it is written with its scheme; start
-// is -1 if ref is not a URL on o's origin as described at URLRewriter.
-func (o origin) prefix(ref []byte) (start, end int, withScheme bool) {
-	end = len(ref)
-	for end > 0 && ref[end-1] <= ' ' {
-		end--
-	}
-	for start < end && ref[start] <= ' ' {
-		start++
-	}
-	ref = ref[:end]
-	i := start
-	if n := schemeLen(ref[i:]); n > 0 {
-		if !equalFoldASCII(ref[i:i+n], o.scheme) {
-			return -1, -1, false
-		}
-		i += n + 1
-		withScheme = true
-	}
-	if len(ref)-i < 2 || !isSlash(ref[i]) || !isSlash(ref[i+1]) {
-		return -1, -1, false // relative, or not hierarchical
-	}
-	for i += 2; i < len(ref) && isSlash(ref[i]); i++ {
-	}
-	auth := i
-	for i < len(ref) && !isSlash(ref[i]) && ref[i] != '?' && ref[i] != '#' {
-		i++
-	}
-	host, port, ok := splitHostPort(ref[auth:i])
-	if !ok || !equalFoldASCII(host, o.host) {
-		return -1, -1, false
-	}
-	if p, ok := parsePort(port, o.scheme); !ok || p != o.port {
-		return -1, -1, false
-	}
-	return start, i, withScheme
-}
-
-// schemeLen returns the length of the URL scheme that s starts with, before
-// its ':', or 0 if s does not start with one.
-func schemeLen(s []byte) int {
-	for i, c := range s {
-		switch {
-		case isLetter(c):
-		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
-		case i > 0 && c == ':':
-			return i
-		default:
-			return 0
-		}
-	}
-	return 0
-}
-
-// isSlash reports whether c separates the parts of an http(s) URL for a
-// browser.
-func isSlash(c byte) bool { return c == '/' || c == '\\' }
 
 // Byte classes, in byteClass.
 const (

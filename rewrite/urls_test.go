@@ -86,7 +86,9 @@ var urlCases = []urlCase{
 	{name: "host with trailing dot", in: `<a href="https://backend.internal.:8443/">`},
 	{name: "longer port", in: `<a href="https://backend.internal:84430/">`},
 	{name: "long zero-padded port", in: `<a href="https://backend.internal:000000000008443/">`, want: `<a href="` + pub + `/">`},
-	{name: "credentials", in: `<a href="https://user:pw@backend.internal:8443/">`},
+	{name: "credentials", in: `<a href="https://user:pw@backend.internal:8443/"><a href=//@backend.internal:8443>`, want: `<a href="http://user:pw@shop.example.com/"><a href=//@shop.example.com>`},
+	{name: "credentials naming the host", in: `<a href="https://backend.internal:8443@evil.test/"><a href="https://backend.internal:8443:x@evil.test/">`},
+	{name: "protocol-relative with extra slashes", in: `<a href="\\/backend.internal:8443/">`, want: `<a href="//shop.example.com/">`},
 	{name: "relative URLs", in: `<a href="/x"><a href="x/` + up + `"><a href="?u=` + up + `"><a href="#` + up + `">`},
 	{name: "one slash", in: `<a href="https:/backend.internal:8443/">`},
 	{name: "javascript", in: `<a href="javascript:location='` + up + `/'">`},
@@ -449,10 +451,10 @@ func TestURLRewriterSourceWithoutProgress(t *testing.T) {
 
 // checkSplice checks that out is in with some spans replaced, each a
 // spelling of from's origin at the start of a URL, replaced by to's origin
-// or, for a protocol-relative one, by "//" and to's authority. It returns the
-// number of spans, or -1 if in contains to's host (whose occurrences in out
-// are then ambiguous). It reads the spans on its own, without the
-// URLRewriter's code.
+// or, for a protocol-relative one, by "//" and to's authority, with the
+// URL's userinfo (user:pw@) kept before the authority. It returns the number
+// of spans, or -1 if in contains to's host (whose occurrences in out are then
+// ambiguous). It reads the spans on its own, without the URLRewriter's code.
 func checkSplice(t testing.TB, in, out []byte, from, to string) int {
 	t.Helper()
 	toScheme, toAuth, _ := strings.Cut(to, "://")
@@ -460,8 +462,10 @@ func checkSplice(t testing.TB, in, out []byte, from, to string) int {
 	if bytes.Contains(bytes.ToLower(in), []byte(toHost)) {
 		return -1
 	}
-	marker := []byte("//" + strings.ToLower(toAuth))
-	marker = bytes.TrimSuffix(marker, []byte(":"+strconv.Itoa(testDefaultPort(toScheme)))) // written without a default port
+	// to's authority as written: without a default port. Every occurrence
+	// in out is a rewritten URL's, as in has none.
+	marker := []byte(strings.ToLower(toAuth))
+	marker = bytes.TrimSuffix(marker, []byte(":"+strconv.Itoa(testDefaultPort(toScheme))))
 	spans, i, j := 0, 0, 0
 	for {
 		m := bytes.Index(out[i:], marker)
@@ -472,18 +476,24 @@ func checkSplice(t testing.TB, in, out []byte, from, to string) int {
 			return spans
 		}
 		m += i
+		// The "//" written before the userinfo, which holds no slash.
+		slashes := bytes.LastIndex(out[i:m], []byte("//")) + i
+		userinfo := out[slashes+2 : m]
+		if slashes < i || len(userinfo) > 0 && (userinfo[len(userinfo)-1] != '@' || bytes.ContainsAny(userinfo, `/\?#`)) {
+			t.Fatalf("output at %d is not the input with an origin replaced:\n in: %q\nout: %q", m, in[j:], out[i:])
+		}
 		found := false
 		for _, withScheme := range []bool{true, false} {
-			r := m
+			r := slashes
 			if withScheme {
-				if r -= len(toScheme) + 1; r < i || string(out[r:m]) != toScheme+":" {
+				if r -= len(toScheme) + 1; r < i || string(out[r:slashes]) != toScheme+":" {
 					continue
 				}
 			}
 			if !bytes.HasPrefix(in[j:], out[i:r]) {
 				continue
 			}
-			if end := spellsOrigin(in, j+r-i, withScheme, from); end >= 0 {
+			if end := spellsOrigin(in, j+r-i, withScheme, userinfo, from); end >= 0 {
 				i, j, found = m+len(marker), end, true
 				spans++
 				break
@@ -496,8 +506,8 @@ func checkSplice(t testing.TB, in, out []byte, from, to string) int {
 }
 
 // spellsOrigin returns the end of the origin from written at in[i:], with
-// its scheme or protocol-relative, or -1.
-func spellsOrigin(in []byte, i int, withScheme bool, from string) int {
+// its scheme or protocol-relative, and with userinfo before its host, or -1.
+func spellsOrigin(in []byte, i int, withScheme bool, userinfo []byte, from string) int {
 	scheme, auth, _ := strings.Cut(from, "://")
 	if withScheme {
 		if len(in)-i <= len(scheme) || !strings.EqualFold(string(in[i:i+len(scheme)]), scheme) || in[i+len(scheme)] != ':' {
@@ -509,9 +519,10 @@ func spellsOrigin(in []byte, i int, withScheme bool, from string) int {
 	for i < len(in) && (in[i] == '/' || in[i] == '\\') {
 		i++
 	}
-	if i-slashes < 2 {
+	if i-slashes < 2 || !bytes.HasPrefix(in[i:], userinfo) {
 		return -1
 	}
+	i += len(userinfo)
 	start := i
 	for i < len(in) && strings.IndexByte("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]", in[i]) >= 0 {
 		i++
@@ -554,7 +565,7 @@ func testDefaultPort(scheme string) int {
 // tokenizer decodes while the URLRewriter reads raw bytes), or the document
 // ends inside a tag.
 func oracleCount(in []byte, from string) (n int, ok bool) {
-	o, _ := parseOriginURL(from)
+	o, _ := ParseOrigin(from)
 	z := html.NewTokenizer(bytes.NewReader(in))
 	for {
 		tt := z.Next()
@@ -606,7 +617,7 @@ func oracleCount(in []byte, from string) (n int, ok bool) {
 				}
 			}
 			for _, u := range urls {
-				if s, _, _ := o.prefix(u); s >= 0 {
+				if _, ok := findOrigin(o, u); ok {
 					n++
 				}
 			}
