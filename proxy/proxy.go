@@ -327,8 +327,8 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		path:     resp.Request.URL.Path,
 	}
 	page.Reader = page.injector
-	if from, to, ok := neg.origins.urlRewrite(); ok {
-		page.urls = rewrite.NewURLRewriter(page.injector, from, to)
+	if neg.origins.rewritesURLs() {
+		page.urls = rewrite.NewURLRewriter(page.injector, neg.origins.upstream, neg.origins.public)
 		page.Reader = page.urls
 	}
 	resp.Body = page
@@ -361,15 +361,6 @@ func (p *Proxy) allowVisitorInCSP(resp *http.Response, a rewrite.VisitorAllowanc
 			values[i] = edited
 		}
 	}
-}
-
-// urlRewrite returns the origins for rewrite.NewURLRewriter, and whether
-// the page's URLs need rewriting at all (the visitor used another origin).
-func (o origins) urlRewrite() (from, to string, ok bool) {
-	if !o.rewritesURLs() {
-		return "", "", false
-	}
-	return o.upstream.String(), o.public.String(), true
 }
 
 // visitorAllowance describes what the visitor script needs from a page's CSP

@@ -9,8 +9,8 @@ import (
 )
 
 // ErrInvalidOrigin is reported by URLRewriter.Err when the origin to rewrite
-// from or to is not an http or https origin (scheme://host[:port]). The
-// document is then passed through unchanged.
+// from or to is the zero Origin (as ParseOrigin returns for anything but an
+// http or https origin). The document is then passed through unchanged.
 var ErrInvalidOrigin = errors.New("rewrite: invalid origin")
 
 // urlBufSize is the size of a URLRewriter's buffer, and so of its reads from
@@ -63,11 +63,10 @@ var urlBufs = sync.Pool{New: func() any { return new([urlBufSize]byte) }}
 // Limits: values are compared on their raw bytes, so a URL whose scheme or
 // authority is written with character references (&#x2F;&#x2F;host),
 // percent-encoding, or tabs or newlines (which browsers remove from URLs) is
-// left as it is; IPv6 hosts match only as
-// written the same way as from's. A start tag longer than the maxTag bound
-// (MaxTokenSize) is passed through unchanged, and rewriting goes on after it
-// (Err reports it); so is a tag that the source's data ends inside, or that a
-// source error interrupts.
+// left as it is; IPv6 hosts match only as written the same way as from's. A
+// start tag longer than the maxTag bound (MaxTokenSize) is passed through
+// unchanged, and rewriting goes on after it (Err reports it); so is a tag that
+// the source's data ends inside, or that a source error interrupts.
 //
 // Memory is bounded: text, comments and raw text stream through, and only a
 // start tag is held until it is complete, up to the bound. Read returns bytes
@@ -115,25 +114,22 @@ type URLRewriter struct {
 }
 
 // NewURLRewriter returns a URLRewriter that reads the HTML document in src
-// and rewrites its URLs on the origin from to the origin to. Both are
-// "scheme://host[:port]" with scheme http or https and no path; otherwise
-// nothing is rewritten and Err reports ErrInvalidOrigin.
-func NewURLRewriter(src io.Reader, from, to string) *URLRewriter {
+// and rewrites its URLs on the origin from to the origin to. If either is the
+// zero Origin, nothing is rewritten and Err reports ErrInvalidOrigin.
+func NewURLRewriter(src io.Reader, from, to Origin) *URLRewriter {
 	return newURLRewriter(src, from, to, MaxTokenSize)
 }
 
 // newURLRewriter is NewURLRewriter with a configurable bound on start tags,
 // so that tests reach it with small inputs.
-func newURLRewriter(src io.Reader, from, to string, maxTag int) *URLRewriter {
+func newURLRewriter(src io.Reader, from, to Origin, maxTag int) *URLRewriter {
 	u := &URLRewriter{src: src, hold: -1, maxTag: maxTag, hostScan: -1}
-	f, okFrom := ParseOrigin(from)
-	t, okTo := ParseOrigin(to)
-	if !okFrom || !okTo {
-		u.err = fmt.Errorf("%w: rewriting %q to %q; passing the document through", ErrInvalidOrigin, from, to)
+	if from.IsZero() || to.IsZero() {
+		u.err = fmt.Errorf("%w: rewriting from %q to %q; passing the document through", ErrInvalidOrigin, from, to)
 		u.state = sPlaintext
 		return u
 	}
-	u.from, u.to = f, t
+	u.from, u.to = from, to
 	return u
 }
 

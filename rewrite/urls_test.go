@@ -176,9 +176,16 @@ type urlResult struct {
 	err       string
 }
 
+// testOrigin returns what ParseOrigin makes of s: the zero Origin if s is
+// not an http or https origin.
+func testOrigin(s string) Origin {
+	o, _ := ParseOrigin(s)
+	return o
+}
+
 func runURLs(t testing.TB, src io.Reader, from, to string, maxTag int) urlResult {
 	t.Helper()
-	u := newURLRewriter(src, from, to, maxTag)
+	u := newURLRewriter(src, testOrigin(from), testOrigin(to), maxTag)
 	out, err := io.ReadAll(u)
 	if err != nil {
 		t.Fatalf("ReadAll: %v", err)
@@ -237,7 +244,7 @@ func TestURLRewriterSourceError(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			from, to := tc.origins()
 			want := runURLs(t, strings.NewReader(tc.in), from, to, MaxTokenSize)
-			u := NewURLRewriter(iotest.TimeoutReader(strings.NewReader(tc.in)), from, to)
+			u := NewURLRewriter(iotest.TimeoutReader(strings.NewReader(tc.in)), testOrigin(from), testOrigin(to))
 			var out bytes.Buffer
 			timeouts := 0
 			buf := make([]byte, 7)
@@ -300,7 +307,7 @@ func TestURLRewriterErrorInsideATag(t *testing.T) {
 		data: []string{`<p>x<a href="` + up + `/a"><img src="` + up, `/b">` + `<a href="` + up + `/c">`},
 		errs: []error{errBroken},
 	}
-	u := NewURLRewriter(src, up, pub)
+	u := NewURLRewriter(src, testOrigin(up), testOrigin(pub))
 	buf := make([]byte, 1024)
 	var got []string
 	for {
@@ -326,7 +333,7 @@ func TestURLRewriterErrorInsideATag(t *testing.T) {
 func TestURLRewriterStreams(t *testing.T) {
 	src := &blockingAfter{data: []byte(`<p>Slow <a href="` + up + `/a">page</a> text <img src="` + up), release: make(chan struct{})}
 	defer close(src.release)
-	u := NewURLRewriter(src, up, pub)
+	u := NewURLRewriter(src, testOrigin(up), testOrigin(pub))
 	got := make(chan string)
 	go func() {
 		var out []byte
@@ -376,7 +383,7 @@ func TestURLRewriterHugeTag(t *testing.T) {
 				"whole": func(r io.Reader) io.Reader { return r },
 				"half":  iotest.HalfReader,
 			} {
-				u := NewURLRewriter(wrap(strings.NewReader(tc.in)), up, pub)
+				u := NewURLRewriter(wrap(strings.NewReader(tc.in)), testOrigin(up), testOrigin(pub))
 				out, err := io.ReadAll(u)
 				if err != nil {
 					t.Fatal(err)
@@ -397,7 +404,7 @@ func TestURLRewriterHugeTag(t *testing.T) {
 func TestURLRewriterBoundedMemory(t *testing.T) {
 	for _, prefix := range []string{`<img src="` + up + `/" alt="`, `<a href=`, "<!--", "<script>", "<p"} {
 		src := &endless{prefix: prefix, fill: 'a'}
-		u := NewURLRewriter(src, up, pub)
+		u := NewURLRewriter(src, testOrigin(up), testOrigin(pub))
 		buf := make([]byte, 32<<10)
 		var total int64
 		for total < 8*MaxTokenSize {
@@ -416,6 +423,8 @@ func TestURLRewriterBoundedMemory(t *testing.T) {
 	}
 }
 
+// TestURLRewriterInvalidOrigins checks that what ParseOrigin refuses (the
+// zero Origin) rewrites nothing.
 func TestURLRewriterInvalidOrigins(t *testing.T) {
 	in := `<a href="` + up + `/">`
 	for _, o := range [][2]string{
@@ -440,7 +449,7 @@ func TestURLRewriterInvalidOrigins(t *testing.T) {
 }
 
 func TestURLRewriterSourceWithoutProgress(t *testing.T) {
-	u := NewURLRewriter(emptyReader{}, up, pub)
+	u := NewURLRewriter(emptyReader{}, testOrigin(up), testOrigin(pub))
 	if n, err := u.Read(make([]byte, 16)); n != 0 || err != nil {
 		t.Fatalf("Read = %d, %v; want 0, nil as the source", n, err)
 	}
@@ -711,7 +720,7 @@ func BenchmarkURLRewriter(b *testing.B) {
 		page []byte
 	}{{"product", urlPage(100 << 10)}, {"text", textPage(100 << 10)}, {"foreign", productPage(100 << 10)}} {
 		b.Run(p.name, func(b *testing.B) {
-			benchmarkPage(b, p.page, func(r io.Reader) io.Reader { return NewURLRewriter(r, up, pub) })
+			benchmarkPage(b, p.page, func(r io.Reader) io.Reader { return NewURLRewriter(r, testOrigin(up), testOrigin(pub)) })
 		})
 		b.Run(p.name+"-copy", func(b *testing.B) {
 			benchmarkPage(b, p.page, func(r io.Reader) io.Reader { return r })
