@@ -399,7 +399,15 @@ func (p *Proxy) warnOnce(key, msg string, args ...any) {
 // isUTF16 reports whether resp declares a UTF-16 charset: the snippet is
 // UTF-8, so such a page is passed through without it (and logged).
 func (p *Proxy) isUTF16(resp *http.Response) bool {
-	_, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	contentType := resp.Header.Get("Content-Type")
+	// Parsing costs a map and several strings per page. A charset that
+	// ParseMediaType reads as utf-16… has "16" in the header, unless RFC
+	// 2231 percent-encoding (%31%36) splits it (its quoted-pairs only
+	// escape separators, not digits).
+	if !strings.Contains(contentType, "16") && !strings.Contains(contentType, "%") {
+		return false
+	}
+	_, params, err := mime.ParseMediaType(contentType)
 	if err != nil || !strings.HasPrefix(strings.ToLower(params["charset"]), "utf-16") {
 		return false
 	}

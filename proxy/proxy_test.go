@@ -108,6 +108,7 @@ func TestProxyResponses(t *testing.T) {
 	json := []byte(`{"items":[1,2,3],"html":"<head></head>"}`)
 	gzPage, gzJSON := gzipped(t, []byte(page)), gzipped(t, json)
 	hugeComment := []byte("<!--" + strings.Repeat("-", rewrite.MaxTokenSize) + "-->" + page)
+	utf16Page := []byte("<\x00h\x00e\x00a\x00d\x00>\x00<\x00/\x00h\x00e\x00a\x00d\x00>\x00") // "<head></head>", UTF-16LE without a BOM
 
 	tests := []struct {
 		name           string
@@ -241,6 +242,22 @@ func TestProxyResponses(t *testing.T) {
 			wantStatus: 200,
 			wantBody:   hugeComment,
 			wantLog:    "token too large",
+		},
+		{
+			name:       "HTML declared UTF-16 passes through with a warning",
+			upstream:   serve(200, utf16Page, "Content-Type", "text/html; charset=UTF-16LE"),
+			wantStatus: 200,
+			wantBody:   utf16Page,
+			wantLog:    "UTF-16 page",
+		},
+		{
+			// The charset is read as mime.ParseMediaType reads it, RFC 2231
+			// percent-encoding included.
+			name:       "HTML declared UTF-16 percent-encoded passes through",
+			upstream:   serve(200, utf16Page, "Content-Type", "text/html; charset*=us-ascii''utf-%31%36be"),
+			wantStatus: 200,
+			wantBody:   utf16Page,
+			wantLog:    "UTF-16 page",
 		},
 		{
 			name:       "corrupt gzip HTML is a 502",
