@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	"golang.org/x/net/html"
 )
@@ -183,7 +184,8 @@ func newInjector(src io.Reader, snippet []byte, maxToken int) *Injector {
 // where the source returned it.
 func (in *Injector) start() {
 	in.started = true
-	first := make([]byte, 4096)
+	buf := firstReads.Get().(*[firstReadSize]byte)
+	first := buf[:]
 	n := 0
 	var err error
 	for empty := 0; n < 2 && err == nil; {
@@ -199,11 +201,11 @@ func (in *Injector) start() {
 	first = first[:n]
 	if n >= 2 && (first[0] == 0xfe && first[1] == 0xff || first[0] == 0xff && first[1] == 0xfe) {
 		in.err = fmt.Errorf("%w: serving it without the snippet", ErrUTF16)
-		in.queue(first)
+		in.queue(first) // buf now belongs to the output: it is not reused
 		in.tail = err
 		return
 	}
-	in.src.r = &prefixReader{prefix: first, err: err, r: in.src.r}
+	in.src.r = &prefixReader{prefix: first, buf: buf, err: err, r: in.src.r}
 	in.z = html.NewTokenizer(&in.src)
 	in.z.SetMaxBuf(in.maxToken)
 }
@@ -541,10 +543,21 @@ func (e *errRecorder) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// firstReadSize is the size of the Injector's first read (see start).
+const firstReadSize = 4096
+
+// firstReads holds the buffers of Injectors' first reads between documents:
+// a fresh one per page was a sixth of the bytes the proxy allocated per page
+// (docs/benchmarks.md).
+var firstReads = sync.Pool{New: func() any { return new([firstReadSize]byte) }}
+
 // prefixReader returns prefix, then err if it is not nil (the error that
-// ended reading the prefix), then what r returns.
+// ended reading the prefix), then what r returns. prefix is in buf, a
+// buffer from firstReads that goes back to the pool once prefix has been
+// read: nothing else refers to it.
 type prefixReader struct {
 	prefix []byte
+	buf    *[firstReadSize]byte
 	err    error
 	r      io.Reader
 }
@@ -553,8 +566,12 @@ func (p *prefixReader) Read(b []byte) (int, error) {
 	if len(p.prefix) > 0 {
 		n := copy(b, p.prefix)
 		p.prefix = p.prefix[n:]
+		if len(p.prefix) == 0 {
+			p.release()
+		}
 		return n, nil
 	}
+	p.release() // an empty prefix
 	if p.err != nil {
 		err := p.err
 		if err != io.EOF {
@@ -563,6 +580,14 @@ func (p *prefixReader) Read(b []byte) (int, error) {
 		return 0, err
 	}
 	return p.r.Read(b)
+}
+
+// release returns the prefix's buffer to firstReads, once.
+func (p *prefixReader) release() {
+	if p.buf != nil {
+		firstReads.Put(p.buf)
+		p.buf, p.prefix = nil, nil
+	}
 }
 
 // action is what a token before the injection point means for the snippet.
