@@ -5,8 +5,11 @@
 #   bash bench/proxy.sh            # from anywhere in the checkout
 #
 # It measures, with wrk, a 100 KiB HTML page and a 1 MiB image served by
-# bench/upstream three ways (direct, through cobrowse, through nginx), prints
-# req/s, MB/s, p50/p99 latency and the ratios, then the time to first byte of
+# bench/upstream three ways (direct, through cobrowse, through nginx), and a
+# fourth for reference: go-naive, a bare Go httputil.ReverseProxy that inserts
+# the same tag as nginx and does nothing else (bench/upstream naive-proxy):
+# what net/http's proxying costs without cobrowse's work; it prints req/s, MB/s, p50/p99 latency, CPU
+# per request and the ratios, then the time to first byte of
 # a page whose upstream flushes its head and pauses (curl's
 # time_starttransfer, and the first body byte as read by `upstream probe`).
 # Results go to stdout; progress and notes to stderr.
@@ -35,7 +38,8 @@
 #
 # It installs wrk and nginx with apt-get when missing (as root; it says so),
 # builds bin/cobrowse with `make build` when missing or older than the
-# sources (unless BENCH_COBROWSE names another binary), starts the upstream, cobrowse and nginx on free 127.0.0.1 ports,
+# sources (unless BENCH_COBROWSE names another binary), starts the upstream,
+# cobrowse, go-naive and nginx on free 127.0.0.1 ports,
 # checks that cobrowse and nginx both inject the tag, and stops everything it
 # started when it exits, however it exits.
 #
@@ -260,6 +264,20 @@ for ((n = 0; n < 100; n++)); do
 done
 [[ -n $COBROWSE ]] || die "cobrowse did not print its visitor URL within 10 s"
 
+# go-naive: the floor of a Go proxy that injects the tag (a bare
+# httputil.ReverseProxy with sub_filter_once's rule and nothing else; see
+# bench/upstream/naiveproxy.go), to tell cobrowse's own costs from Go's.
+"$TMP/upstream" naive-proxy -upstream "$DIRECT" -tag "$TAG_NGINX" -listen 127.0.0.1:0 -addr-file "$TMP/naive.addr" >"$TMP/naive.log" 2>&1 &
+started go-naive $! TERM
+NAIVE_PID=$!
+for ((n = 0; n < 100; n++)); do
+	[[ -s $TMP/naive.addr ]] && break
+	alive go-naive "${PIDS[-1]}"
+	sleep 0.1
+done
+[[ -s $TMP/naive.addr ]] || die "go-naive did not start listening within 10 s"
+NAIVE=http://$(cat "$TMP/naive.addr")
+
 # nginx: proxy_pass with upstream keep-alive (as cobrowse pools its upstream
 # connections), sub_filter on an identity body, gzip for clients that ask.
 # Two servers: "nginx" injects the tag only (the issue's comparison);
@@ -352,9 +370,9 @@ for path in /page.html /slow.html; do
 	[[ $(count "$TAG_COBROWSE_RE" <<<"$body") == 1 ]] || die "cobrowse did not inject the tag exactly once into $path"
 	body=$(fetch "$COBROWSE$path" -H "Host: $UPHOST")
 	[[ $(count "$TAG_COBROWSE_RE" <<<"$body") == 1 ]] || die "cobrowse (Host: $UPHOST) did not inject the tag exactly once into $path"
-	for u in "$NGINXURL" "$NGINXURLS"; do
+	for u in "$NGINXURL" "$NGINXURLS" "$NAIVE"; do
 		body=$(fetch "$u$path")
-		[[ $(count "$TAG_NGINX" <<<"$body") == 1 ]] || die "nginx ($u) did not inject the tag exactly once into $path"
+		[[ $(count "$TAG_NGINX" <<<"$body") == 1 ]] || die "$u did not inject the tag exactly once into $path"
 	done
 done
 # Who rewrites the upstream's own URLs: cobrowse (public origin ≠ upstream's)
@@ -364,7 +382,7 @@ self_link() { grep -o 'href="http://[^/"]*' | sed 's|href="http://||'; }
 [[ $(fetch "$COBROWSE/self.html" -H "Host: $UPHOST" | self_link) == "$UPHOST" ]] || die "cobrowse rewrote URLs although the Host was the upstream's"
 [[ $(fetch "$NGINXURLS/self.html" | self_link) == "${NGINXURLS#http://}" ]] || die "nginx+urls did not move the upstream's URL to its origin"
 [[ $(fetch "$NGINXURL/self.html" | self_link) == "$UPHOST" ]] || die "nginx rewrote the upstream's URL"
-for u in "$DIRECT" "$COBROWSE" "$NGINXURL"; do
+for u in "$DIRECT" "$COBROWSE" "$NGINXURL" "$NAIVE"; do
 	for want in image.jpg=1048576 page.bin=102400; do
 		size=$(curl -fsS --max-time 10 -o /dev/null -w '%{size_download}' "$u/${want%=*}") || die "GET $u/${want%=*} failed"
 		[[ $size == "${want#*=}" ]] || die "$u/${want%=*} is $size bytes, not ${want#*=} (it must pass untouched)"
@@ -422,6 +440,7 @@ proxy_pids() { # target: the processes that proxy its requests
 	case $1 in
 	cobrowse | cob-inject) echo "$COBROWSE_PID" ;;
 	nginx | nginx+urls) pgrep -P "$NGINX_PID" | tr '\n' ' ' ;;
+	go-naive) echo "$NAIVE_PID" ;;
 	esac
 }
 
@@ -475,10 +494,12 @@ KINDS=(html image)
 # cobrowse: as deployed (public origin ≠ upstream's: the tag, and the
 # upstream's absolute URLs moved to the public origin); cob-inject: requests
 # carry the upstream's Host, so the origins match and cobrowse only injects.
+# go-naive neither decodes nor compresses, so it sits out html-gzip.
 targets_of() { # kind
 	case $1 in
-	html*) echo direct cobrowse cob-inject nginx nginx+urls ;;
-	*) echo direct cobrowse nginx ;;
+	html) echo direct cobrowse cob-inject nginx nginx+urls go-naive ;;
+	html-gzip) echo direct cobrowse cob-inject nginx nginx+urls ;;
+	*) echo direct cobrowse nginx go-naive ;;
 	esac
 }
 url_of() { # target
@@ -487,6 +508,7 @@ url_of() { # target
 	cobrowse | cob-inject) echo "$COBROWSE" ;;
 	nginx) echo "$NGINXURL" ;;
 	nginx+urls) echo "$NGINXURLS" ;;
+	go-naive) echo "$NAIVE" ;;
 	esac
 }
 
@@ -539,7 +561,7 @@ echo "cobrowse proxy benchmark — $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(uname -sr); wrk, upstream, cobrowse and nginx share them; ${BUSY_BEFORE}% busy before the run"
 echo "cobrowse: $COBROWSE_BIN, $("$COBROWSE_BIN" version 2>/dev/null | head -n 1 || echo '?'); $("$NGINX" -v 2>&1); $(wrk --version 2>&1 | head -n 1 | awk '{print $1, $2}'); $(go version | awk '{print $3}')"
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION (warm-up: $WARMUP) per cell; median of $ROUNDS round(s); nginx worker_processes $NGINX_WORKERS, upstream keepalive, sub_filter on identity bodies"
-echo "cobrowse = as deployed (tag + upstream URLs moved to the public origin); cob-inject = same binary, Host = upstream's (tag only); nginx = tag only; nginx+urls = tag + sub_filter of the upstream's origin"
+echo "cobrowse = as deployed (tag + upstream URLs moved to the public origin); cob-inject = same binary, Host = upstream's (tag only); nginx = tag only; nginx+urls = tag + sub_filter of the upstream's origin; go-naive = bare Go ReverseProxy + tag (bench/upstream naive-proxy)"
 echo
 printf '| %-9s | %-10s | %10s | %9s | %9s | %9s | %8s |\n' page target 'req/s' 'MB/s' 'p50 ms' 'p99 ms' 'B/resp'
 printf '|%s|%s|%s|%s|%s|%s|%s|\n' ----------- ------------ -----------: ----------: ----------: ----------: ---------:
@@ -564,6 +586,12 @@ for kind in "${KINDS[@]}"; do
 		"$(ratio "$c" "$d")" "$(ratio "$n" "$d")"
 done
 echo "(ratios of req/s)"
+naive_ratios=()
+for kind in "${KINDS[@]}"; do
+	g=$(rps "$kind" go-naive)
+	[[ -n $g ]] && naive_ratios+=("$kind $(ratio "$g" "$(rps "$kind" nginx)")×")
+done
+echo "go-naive / nginx (net/http's own cost: a bare ReverseProxy inserting the tag, nothing else): $(IFS=,; echo "${naive_ratios[*]}" | sed 's/,/, /g')"
 echo
 printf '| %-9s | %-10s | %14s | %14s | %10s | %9s |\n' page target 'proxy CPU ms' 'upstream CPU ms' 'wrk CPU ms' 'sum ms'
 printf '|%s|%s|%s|%s|%s|%s|\n' ----------- ------------ ---------------: ----------------: -----------: ----------:

@@ -4,6 +4,7 @@
 //	upstream serve [-listen 127.0.0.1:0] [-addr-file F] [-slow 200ms]
 //	upstream freeport
 //	upstream probe [-n 20] URL
+//	upstream naive-proxy -upstream URL -tag HTML [-listen 127.0.0.1:0] [-addr-file F]
 //
 // serve answers:
 //
@@ -25,6 +26,9 @@
 //
 // freeport prints a TCP port on 127.0.0.1 that was free a moment ago (for
 // nginx, which cannot listen on port 0 and report it).
+//
+// naive-proxy is the floor of a Go proxy that injects a tag: see
+// naiveproxy.go.
 //
 // probe fetches URL n times, each on a new connection without
 // Accept-Encoding (like curl), and prints the medians, in milliseconds, of
@@ -59,7 +63,7 @@ const (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: upstream serve|freeport|probe [flags]")
+		fmt.Fprintln(os.Stderr, "usage: upstream serve|freeport|probe|naive-proxy [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -70,8 +74,10 @@ func main() {
 		err = freeport()
 	case "probe":
 		err = probe(os.Args[2:])
+	case "naive-proxy":
+		err = naiveProxy(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q (want serve, freeport or probe)", os.Args[1])
+		err = fmt.Errorf("unknown command %q (want serve, freeport, probe or naive-proxy)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "upstream:", err)
@@ -209,21 +215,27 @@ func serve(args []string) error {
 		io.WriteString(w, "ok\n")
 	})
 
-	ln, err := net.Listen("tcp", *listen)
+	return listenAndServe(*listen, *addrFile, mux)
+}
+
+// listenAndServe serves h on address listen, writes the address it got to
+// addrFile (unless empty) and stops on SIGINT or SIGTERM.
+func listenAndServe(listen, addrFile string, h http.Handler) error {
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
 	}
-	if *addrFile != "" {
+	if addrFile != "" {
 		// Write then rename, so that a reader never sees half an address.
-		tmp := *addrFile + ".tmp"
+		tmp := addrFile + ".tmp"
 		if err := os.WriteFile(tmp, []byte(ln.Addr().String()+"\n"), 0o644); err != nil {
 			return err
 		}
-		if err := os.Rename(tmp, *addrFile); err != nil {
+		if err := os.Rename(tmp, addrFile); err != nil {
 			return err
 		}
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
