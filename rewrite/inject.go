@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"strings"
 	"sync"
 
@@ -632,28 +633,97 @@ func isMeta(tt html.TokenType, raw []byte) bool {
 // declaresCharset reports whether the raw bytes of a <meta> tag declare the
 // document's character encoding, as the encoding prescan reads them: a
 // charset attribute, or http-equiv="Content-Type" with a content that
-// contains "charset=". It tokenizes a copy, because reading attributes
-// rewrites the tokenizer's buffer in place.
+// contains "charset=". Attributes are read as html.Tokenizer reads them (the
+// first of two with the same name counts), without its allocations: a
+// tokenizer for this was a sixth of the bytes the proxy allocated per page.
 func declaresCharset(raw []byte) bool {
 	if !containsFoldASCII(raw, "charset") {
-		return false // the common case, without a tokenizer's allocations
+		return false // the common case
 	}
-	z := html.NewTokenizer(bytes.NewReader(bytes.Clone(raw)))
-	z.Next()
-	var httpEquiv, content bool
-	for more := true; more; {
-		var key, val []byte
-		key, val, more = z.TagAttr()
-		switch string(key) { // TagAttr lower-cases keys
-		case "charset":
+	var httpEquiv, content, seenHTTPEquiv, seenContent bool
+	for key, val := range tagAttrs(raw) {
+		switch {
+		case equalFoldASCII(key, "charset"):
 			return true
-		case "http-equiv":
-			httpEquiv = bytes.EqualFold(bytes.TrimSpace(val), []byte("content-type"))
-		case "content":
-			content = bytes.Contains(bytes.ToLower(val), []byte("charset="))
+		case equalFoldASCII(key, "http-equiv") && !seenHTTPEquiv:
+			seenHTTPEquiv = true
+			httpEquiv = bytes.EqualFold(bytes.TrimSpace(unescapeAttr(val)), []byte("content-type"))
+		case equalFoldASCII(key, "content") && !seenContent:
+			seenContent = true
+			content = containsFoldASCII(unescapeAttr(val), "charset=")
 		}
 	}
 	return httpEquiv && content
+}
+
+// unescapeAttr returns an attribute value with its character references
+// decoded; it allocates only if there is one.
+func unescapeAttr(val []byte) []byte {
+	if bytes.IndexByte(val, '&') < 0 {
+		return val
+	}
+	return []byte(html.UnescapeString(string(val)))
+}
+
+// tagAttrs yields the attributes of a start tag, given as the complete raw
+// bytes html.Tokenizer returns for it ("<name ...>"), split where the
+// tokenizer splits them: each key as written (its case unchanged) and its
+// value, unquoted but with its character references still in it (nil if it
+// has none). Unlike the tokenizer, it yields every attribute, later ones of
+// the same name included.
+func tagAttrs(raw []byte) iter.Seq2[[]byte, []byte] {
+	return func(yield func(key, val []byte) bool) {
+		i := 1 + len(tagName(raw)) // after "<name"
+		for {
+			i = skipWhite(raw, i)
+			if i >= len(raw) || raw[i] == '>' {
+				return
+			}
+			// The key runs to whitespace, '/', '>' or '=', except that an
+			// '=' it starts with is part of it.
+			keyStart := i
+			for i < len(raw) && (byteClass[raw[i]]&endsAttrName == 0 || raw[i] == '=' && i == keyStart) {
+				i++
+			}
+			key := raw[keyStart:i]
+			var val []byte
+			i = skipWhite(raw, i)
+			switch {
+			case i >= len(raw):
+			case raw[i] == '/':
+				i++ // a self-closing slash (or a stray one): no value
+			case raw[i] == '=':
+				i = skipWhite(raw, i+1)
+				val, i = attrValue(raw, i)
+			}
+			if len(key) > 0 && !yield(key, val) {
+				return
+			}
+		}
+	}
+}
+
+// attrValue returns the attribute value that starts at raw[i] (after "=" and
+// whitespace), quoted or not, and the offset after it.
+func attrValue(raw []byte, i int) (val []byte, next int) {
+	if i >= len(raw) {
+		return nil, i
+	}
+	switch q := raw[i]; q {
+	case '>':
+		return nil, i // "k=>": an empty value; '>' ends the tag
+	case '"', '\'':
+		end := bytes.IndexByte(raw[i+1:], q)
+		if end < 0 {
+			return raw[i+1:], len(raw)
+		}
+		return raw[i+1 : i+1+end], i + 2 + end
+	}
+	start := i
+	for i < len(raw) && byteClass[raw[i]]&endsUnquoted == 0 {
+		i++
+	}
+	return raw[start:i], i
 }
 
 // containsFoldASCII reports whether b contains the lower-case ASCII string s,

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"golang.org/x/net/html"
 )
 
 const testSnippet = `<script src="/__cobrowse/visitor.js" defer></script>`
@@ -335,6 +338,115 @@ func FuzzInjector(f *testing.F) {
 			t.Fatalf("one byte at a time:\n got %+v\nwant %+v", one, got)
 		}
 	})
+}
+
+// FuzzTagAttrs checks tagAttrs and declaresCharset against html.Tokenizer,
+// on the first token of the input when it is a start tag: the same
+// attributes, read as TagAttr reads them, and the same charset decision as
+// reading them with a tokenizer.
+func FuzzTagAttrs(f *testing.F) {
+	for _, tag := range []string{
+		`<meta charset="utf-8">`,
+		`<META HTTP-EQUIV=Content-Type CONTENT="text/html; charset=x">`,
+		`<meta content="&#99;harset=x" http-equiv=content&#45;type>`,
+		`<meta http-equiv=" content&#45;TYPE&#x0a;" content="text/html;&#32;CHARSET=x">`,
+		`<meta http-equiv="content-type" http-equiv=x content='charset=y'>`,
+		`<meta content=x content="charset=y" http-equiv=content-type>`,
+		`<meta/charset=x>`, `<meta =x charset>`, `<meta a="1"b='2' c=3 d= e>`,
+		"<meta\rcharset\f=\tx/>", `<meta k=>`, `<meta k=v/>`, `<meta / / charset>`,
+		`<meta content="&ampcharset=x" http-equiv="content-type">`,
+	} {
+		f.Add(tag)
+	}
+	f.Fuzz(func(t *testing.T, input string) {
+		z := html.NewTokenizer(strings.NewReader(input))
+		if tt := z.Next(); tt != html.StartTagToken && tt != html.SelfClosingTagToken {
+			return
+		}
+		raw := bytes.Clone(z.Raw())
+		want := tokenizerAttrs(z)
+		var got []string
+		seen := map[string]bool{}
+		for key, val := range tagAttrs(raw) {
+			// As TagAttr: NULs replaced, ASCII lower-cased, other bytes left alone.
+			k := string(asciiLower(bytes.ReplaceAll(key, []byte("\x00"), []byte("\ufffd"))))
+			if !seen[k] {
+				seen[k] = true
+				got = append(got, k+"="+unescapeAsTokenizer(string(val)))
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("tagAttrs(%q):\n got %q\nwant %q (html.Tokenizer)", raw, got, want)
+		}
+		if got, want := declaresCharset(raw), declaresCharsetByTokenizer(raw); got != want {
+			t.Fatalf("declaresCharset(%q) = %v, reading it with a tokenizer says %v", raw, got, want)
+		}
+	})
+}
+
+// asciiLower returns a copy of b in ASCII lower case.
+func asciiLower(b []byte) []byte {
+	l := make([]byte, len(b))
+	for i, c := range b {
+		l[i] = lower(c)
+	}
+	return l
+}
+
+// tokenizerAttrs returns the current tag's attributes as z.TagAttr gives
+// them, as "key=value".
+func tokenizerAttrs(z *html.Tokenizer) []string {
+	var attrs []string
+	for more := true; more; {
+		var key, val []byte
+		key, val, more = z.TagAttr()
+		if len(key) == 0 {
+			break
+		}
+		attrs = append(attrs, string(key)+"="+string(val))
+	}
+	return attrs
+}
+
+// unescapeAsTokenizer decodes an attribute value as html.Tokenizer does
+// (character references by the rules for attributes, newlines normalized),
+// by having one read it.
+func unescapeAsTokenizer(val string) string {
+	tag := `<x a="` + val + `">`
+	if strings.Contains(val, `"`) {
+		tag = `<x a='` + val + `'>`
+		if strings.Contains(val, "'") { // only an unquoted value holds both
+			tag = `<x a=` + val + `>`
+		}
+	}
+	z := html.NewTokenizer(strings.NewReader(tag))
+	z.Next()
+	_, v, _ := z.TagAttr()
+	return string(v)
+}
+
+// declaresCharsetByTokenizer is declaresCharset as it was written with an
+// html.Tokenizer, the reference for FuzzTagAttrs.
+func declaresCharsetByTokenizer(raw []byte) bool {
+	if !containsFoldASCII(raw, "charset") {
+		return false
+	}
+	z := html.NewTokenizer(bytes.NewReader(bytes.Clone(raw)))
+	z.Next()
+	var httpEquiv, content bool
+	for more := true; more; {
+		var key, val []byte
+		key, val, more = z.TagAttr()
+		switch string(key) {
+		case "charset":
+			return true
+		case "http-equiv":
+			httpEquiv = bytes.EqualFold(bytes.TrimSpace(val), []byte("content-type"))
+		case "content":
+			content = bytes.Contains(bytes.ToLower(val), []byte("charset="))
+		}
+	}
+	return httpEquiv && content
 }
 
 // productPage returns a realistic shop page of about size bytes: a head with
