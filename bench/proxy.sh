@@ -7,11 +7,12 @@
 # It measures, with wrk, a 100 KiB HTML page and a 1 MiB image served by
 # bench/upstream three ways (direct, through cobrowse, through nginx), and a
 # fourth for reference: go-naive, a bare Go httputil.ReverseProxy that inserts
-# the same tag as nginx and does nothing else (bench/upstream naive-proxy):
-# what net/http's proxying costs without cobrowse's work; it prints req/s, MB/s, p50/p99 latency, CPU
-# per request and the ratios, then the time to first byte of
-# a page whose upstream flushes its head and pauses (curl's
-# time_starttransfer, and the first body byte as read by `upstream probe`).
+# the same tag as nginx and does nothing else (bench/upstream naive-proxy),
+# which shows what net/http's proxying costs without cobrowse's work. It
+# prints req/s, MB/s, p50/p99 latency, CPU per request and the ratios, then
+# the time to first byte of a page whose upstream flushes its head and pauses
+# (curl's time_starttransfer, and the first body byte as read by `upstream
+# probe`).
 # Results go to stdout; progress and notes to stderr.
 #
 # Settings (environment):
@@ -40,7 +41,7 @@
 # builds bin/cobrowse with `make build` when missing or older than the
 # sources (unless BENCH_COBROWSE names another binary), starts the upstream,
 # cobrowse, go-naive and nginx on free 127.0.0.1 ports,
-# checks that cobrowse and nginx both inject the tag, and stops everything it
+# checks that each proxy injects the tag, and stops everything it
 # started when it exits, however it exits.
 #
 # The load generator and the servers share the machine's cores: nothing is
@@ -264,9 +265,9 @@ for ((n = 0; n < 100; n++)); do
 done
 [[ -n $COBROWSE ]] || die "cobrowse did not print its visitor URL within 10 s"
 
-# go-naive: the floor of a Go proxy that injects the tag (a bare
-# httputil.ReverseProxy with sub_filter_once's rule and nothing else; see
-# bench/upstream/naiveproxy.go), to tell cobrowse's own costs from Go's.
+# go-naive: a bare httputil.ReverseProxy that injects the tag by
+# sub_filter_once's rule and does nothing else (bench/upstream/naiveproxy.go),
+# to tell cobrowse's own costs from those of Go's net/http.
 "$TMP/upstream" naive-proxy -upstream "$DIRECT" -tag "$TAG_NGINX" -listen 127.0.0.1:0 -addr-file "$TMP/naive.addr" >"$TMP/naive.log" 2>&1 &
 started go-naive $! TERM
 NAIVE_PID=$!
@@ -558,7 +559,7 @@ cell() { # array key
 
 echo
 echo "cobrowse proxy benchmark — $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(uname -sr); wrk, upstream, cobrowse and nginx share them; ${BUSY_BEFORE}% busy before the run"
+echo "machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(uname -sr); wrk and the servers share them; ${BUSY_BEFORE}% busy before the run"
 echo "cobrowse: $COBROWSE_BIN, $("$COBROWSE_BIN" version 2>/dev/null | head -n 1 || echo '?'); $("$NGINX" -v 2>&1); $(wrk --version 2>&1 | head -n 1 | awk '{print $1, $2}'); $(go version | awk '{print $3}')"
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION (warm-up: $WARMUP) per cell; median of $ROUNDS round(s); nginx worker_processes $NGINX_WORKERS, upstream keepalive, sub_filter on identity bodies"
 echo "cobrowse = as deployed (tag + upstream URLs moved to the public origin); cob-inject = same binary, Host = upstream's (tag only); nginx = tag only; nginx+urls = tag + sub_filter of the upstream's origin; go-naive = bare Go ReverseProxy + tag (bench/upstream naive-proxy)"
@@ -586,12 +587,12 @@ for kind in "${KINDS[@]}"; do
 		"$(ratio "$c" "$d")" "$(ratio "$n" "$d")"
 done
 echo "(ratios of req/s)"
-naive_ratios=()
+naive_ratios=
 for kind in "${KINDS[@]}"; do
 	g=$(rps "$kind" go-naive)
-	[[ -n $g ]] && naive_ratios+=("$kind $(ratio "$g" "$(rps "$kind" nginx)")×")
+	[[ -n $g ]] && naive_ratios+="${naive_ratios:+, }$kind $(ratio "$g" "$(rps "$kind" nginx)")×"
 done
-echo "go-naive / nginx (net/http's own cost: a bare ReverseProxy inserting the tag, nothing else): $(IFS=,; echo "${naive_ratios[*]}" | sed 's/,/, /g')"
+echo "go-naive / nginx (net/http's own cost: a bare ReverseProxy inserting the tag, nothing else): $naive_ratios"
 echo
 printf '| %-9s | %-10s | %14s | %14s | %10s | %9s |\n' page target 'proxy CPU ms' 'upstream CPU ms' 'wrk CPU ms' 'sum ms'
 printf '|%s|%s|%s|%s|%s|%s|\n' ----------- ------------ ---------------: ----------------: -----------: ----------:

@@ -27,8 +27,8 @@
 // freeport prints a TCP port on 127.0.0.1 that was free a moment ago (for
 // nginx, which cannot listen on port 0 and report it).
 //
-// naive-proxy is the floor of a Go proxy that injects a tag: see
-// naiveproxy.go.
+// naive-proxy is a bare Go proxy that injects a tag and does nothing else,
+// the reference for what net/http costs: see naiveproxy.go.
 //
 // probe fetches URL n times, each on a new connection without
 // Accept-Encoding (like curl), and prints the medians, in milliseconds, of

@@ -12,7 +12,7 @@ import (
 	"sync"
 )
 
-// naiveProxy serves the floor of a Go proxy that injects a tag: a bare
+// naiveProxy serves a bare Go proxy that injects a tag: an
 // httputil.ReverseProxy (pooled 256 KiB copy buffers, upstream keep-alive)
 // that inserts the tag after the first "<head>" it finds within one read of
 // an HTML body, as nginx's sub_filter_once does, and does nothing else. No
