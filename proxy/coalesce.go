@@ -43,10 +43,6 @@ const (
 // coalesceBuffers holds the buffers of coalescingWriters between responses.
 var coalesceBuffers = sync.Pool{New: func() any { return new([coalesceBufferSize]byte) }}
 
-// coalescingWriterKey is the request context key of the response's
-// coalescingWriter, through which modifyResponse enables it.
-type coalescingWriterKey struct{}
-
 // coalescingWriter is the http.ResponseWriter that the ReverseProxy writes
 // to. Until enable is called it passes everything through as it comes.
 // Hijack and the other optional interfaces are reached through Unwrap.

@@ -211,11 +211,27 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if serveSelfRemovingWorker(w, r) {
 		return
 	}
-	cw := newCoalescingWriter(w)
+	rt := &roundTrip{cw: newCoalescingWriter(w)}
 	complete := false // ReverseProxy panics to abort a response
-	defer func() { cw.stop(complete) }()
-	p.rp.ServeHTTP(cw, r.WithContext(context.WithValue(r.Context(), coalescingWriterKey{}, cw)))
+	defer func() { rt.cw.stop(complete) }()
+	p.rp.ServeHTTP(rt.cw, r.WithContext(context.WithValue(r.Context(), roundTripKey{}, rt)))
 	complete = true
+}
+
+// roundTrip is what the stages of one proxied request share. ServeHTTP puts
+// it in the request's context, which the outbound request inherits;
+// rewriteRequest fills in the exchange, and modifyResponse reads both.
+type roundTrip struct {
+	cw       *coalescingWriter // the ResponseWriter that ReverseProxy writes to
+	exchange exchange
+}
+
+// roundTripKey is the request context key of the roundTrip.
+type roundTripKey struct{}
+
+// roundTripOf returns the roundTrip that ServeHTTP put in r's context.
+func roundTripOf(r *http.Request) *roundTrip {
+	return r.Context().Value(roundTripKey{}).(*roundTrip)
 }
 
 // randomNonce returns 128 random bits in base64, for a script nonce.
@@ -226,7 +242,7 @@ func randomNonce() string {
 }
 
 // exchange is what rewriteRequest learnt from the visitor's request, for
-// modifyResponse.
+// modifyResponse (see roundTrip).
 type exchange struct {
 	// accepted lists the codings the client accepts among those the
 	// proxy decodes, best first: what the upstream was asked for.
@@ -236,9 +252,6 @@ type exchange struct {
 	// origins maps the upstream's origin onto the one the visitor used.
 	origins origins
 }
-
-// exchangeKey is the context key of the outbound request's exchange.
-type exchangeKey struct{}
 
 // rewriteRequest is the ReverseProxy's Rewrite hook. ReverseProxy has already
 // removed hop-by-hop headers and any Forwarded and X-Forwarded-* headers sent
@@ -263,14 +276,15 @@ func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 	} else {
 		pr.Out.Header.Set("Accept-Encoding", strings.Join(neg.accepted, ", "))
 	}
-	pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), exchangeKey{}, neg))
+	roundTripOf(pr.In).exchange = neg
 }
 
 // modifyResponse is the ReverseProxy's ModifyResponse hook. It decodes,
 // rewrites and encodes again HTML, and decodes other bodies in a coding the
 // client does not accept. An error it returns goes to handleError.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
-	neg, _ := resp.Request.Context().Value(exchangeKey{}).(exchange)
+	rt := roundTripOf(resp.Request)
+	neg := rt.exchange
 	// Redirects, HEAD and 304 answers carry Location and Set-Cookie too.
 	for _, name := range neg.origins.rewriteResponseHeaders(resp.Header) {
 		p.warnOnce("cookie "+name, "proxy: the upstream sets a __Secure-/__Host- cookie that browsers refuse over plain http; serve cobrowse over https (--tls-cert)", "cookie", name)
@@ -332,16 +346,15 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		page.Reader = page.urls
 	}
 	resp.Body = page
-	// ServeHTTP put it there; it also compresses the page (coalesce.go).
-	cw := resp.Request.Context().Value(coalescingWriterKey{}).(*coalescingWriter)
+	// The coalescing writer also compresses the page (coalesce.go).
 	var z *compressor
 	if neg.html == "" {
 		resp.Header.Del("Content-Encoding")
 	} else {
-		z = p.codecs.compress(neg.html, cw)
+		z = p.codecs.compress(neg.html, rt.cw)
 		resp.Header.Set("Content-Encoding", neg.html)
 	}
-	cw.enable(z)
+	rt.cw.enable(z)
 	encodingChanged(resp)
 	return nil
 }
