@@ -799,11 +799,7 @@ func (u *URLRewriter) skipTag(buf []byte, start bool) bool {
 	}
 	u.isStart, u.state = start, sData
 	if start {
-		u.name.n = 0
-		for _, c := range buf[u.pos:nameEnd] {
-			u.name.add(c)
-		}
-		u.tag, u.rawName = classifyTag(u.name.bytes())
+		u.tag, u.rawName = classifyTagName(buf[u.pos:nameEnd])
 		u.state, u.hold = u.tag.content(), -1
 	}
 	u.pos = end
@@ -947,8 +943,26 @@ func indexByteFoldASCII(b []byte, c byte) int {
 	return i
 }
 
+// classifyTagName is classifyTag for a name as written, in any case. Most
+// names (a, p, li, div, img) are shorter or longer than any that classifyTag
+// knows, and are told apart by their length alone.
+func classifyTagName(name []byte) (tagClass, string) {
+	if len(name) < shortestClassifiedTag || len(name) > longestClassifiedTag {
+		return tagOther, ""
+	}
+	var lowered [longestClassifiedTag]byte
+	for i, c := range name {
+		lowered[i] = lower(c)
+	}
+	return classifyTag(lowered[:len(name)])
+}
+
+// The lengths of the shortest and the longest name in classifyTag's switch.
+const shortestClassifiedTag, longestClassifiedTag = len("xmp"), len("plaintext")
+
 // classifyTag returns the class of a start tag by its lower-case name, and
-// for raw text the name of the end tag that ends it.
+// for raw text the name of the end tag that ends it. A name added here must
+// fit shortestClassifiedTag and longestClassifiedTag.
 func classifyTag(name []byte) (tagClass, string) {
 	switch string(name) {
 	case "meta":

@@ -727,3 +727,29 @@ func BenchmarkURLRewriter(b *testing.B) {
 		})
 	}
 }
+
+// TestClassifyTagName checks classifyTagName against classifyTag on every
+// name classifyTag knows, in several cases, and on names it does not know.
+func TestClassifyTagName(t *testing.T) {
+	known := []string{"meta", "object", "script", "plaintext", "style", "textarea", "title",
+		"xmp", "iframe", "noembed", "noframes", "noscript"}
+	for _, name := range known {
+		wantClass, wantRaw := classifyTag([]byte(name))
+		if wantClass == tagOther {
+			t.Errorf("classifyTag(%q) = tagOther: the list here is out of date", name)
+		}
+		if len(name) < shortestClassifiedTag || len(name) > longestClassifiedTag {
+			t.Errorf("%q is outside shortestClassifiedTag..longestClassifiedTag", name)
+		}
+		for _, written := range []string{name, strings.ToUpper(name), strings.ToUpper(name[:1]) + name[1:]} {
+			if class, raw := classifyTagName([]byte(written)); class != wantClass || raw != wantRaw {
+				t.Errorf("classifyTagName(%q) = %v, %q; want %v, %q", written, class, raw, wantClass, wantRaw)
+			}
+		}
+	}
+	for _, name := range []string{"", "a", "p", "li", "div", "img", "scripts", "metaa", "plaintexts", "x-script"} {
+		if class, raw := classifyTagName([]byte(name)); class != tagOther || raw != "" {
+			t.Errorf("classifyTagName(%q) = %v, %q; want tagOther", name, class, raw)
+		}
+	}
+}
