@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 )
 
@@ -88,8 +89,8 @@ type URLRewriter struct {
 	maxTag int
 
 	// hostScan and hostAt remember the last search for from's host in
-	// buf[:w] (see hostIn): it started at hostScan (-1: no valid search)
-	// and found the host at hostAt (-1: nowhere after hostScan).
+	// buf[:w] (see hostIn): it started at hostScan (noSearch: no valid
+	// search) and found the host at hostAt (noHost: nowhere after hostScan).
 	hostScan, hostAt int
 
 	// out is returned first, then next; they alias buf and scratch, so buf
@@ -123,7 +124,7 @@ func NewURLRewriter(src io.Reader, from, to Origin) *URLRewriter {
 // newURLRewriter is NewURLRewriter with a configurable bound on start tags,
 // so that tests reach it with small inputs.
 func newURLRewriter(src io.Reader, from, to Origin, maxTag int) *URLRewriter {
-	u := &URLRewriter{src: src, hold: -1, maxTag: maxTag, hostScan: -1}
+	u := &URLRewriter{src: src, hold: -1, maxTag: maxTag, hostScan: noSearch}
 	if from.IsZero() || to.IsZero() {
 		u.err = fmt.Errorf("%w: rewriting from %q to %q; passing the document through", ErrInvalidOrigin, from, to)
 		u.state = sPlaintext
@@ -197,7 +198,7 @@ func (u *URLRewriter) fill() bool {
 	m, err := u.src.Read(u.buf[u.w:])
 	u.w += m
 	u.srcErr = err
-	u.hostScan = -1 // buf[:w] changed
+	u.hostScan = noSearch // buf[:w] changed
 	return m > 0 || err != nil
 }
 
@@ -357,24 +358,12 @@ func (u *URLRewriter) lex() bool {
 		c := buf[u.pos]
 		switch u.state {
 		case sData:
-			i := bytes.IndexByte(buf[u.pos:], '<')
-			if i < 0 {
-				u.pos = len(buf)
-				break
-			}
-			u.pos += i + 1
-			u.hold = u.pos - 1
-			u.state = sTagOpen
+			u.data(buf)
 
 		case sTagOpen:
 			switch {
 			case isLetter(c):
-				if u.skipTag(buf, true) {
-					continue
-				}
-				u.isStart, u.tag, u.name.n = true, tagOther, 0
-				u.attrs, u.seen = u.attrs[:0], 0
-				u.state = sTagName
+				u.openTag(buf, true)
 				continue
 			case c == '!':
 				u.pos++
@@ -391,11 +380,7 @@ func (u *URLRewriter) lex() bool {
 		case sEndTagOpen:
 			switch {
 			case isLetter(c):
-				if u.skipTag(buf, false) {
-					continue
-				}
-				u.isStart = false
-				u.state = sTagName
+				u.openTag(buf, false)
 			case c == '>':
 				u.pos++ // "</>" is ignored
 				u.state = sData
@@ -678,6 +663,49 @@ func (u *URLRewriter) lex() bool {
 	return false
 }
 
+// data runs the data state from pos, and the tag states for the tags that
+// skipTag passes, until the end of buf or another state: most of a page is
+// lexed in this loop.
+func (u *URLRewriter) data(buf []byte) {
+	for u.state == sData {
+		i := bytes.IndexByte(buf[u.pos:], '<')
+		if i < 0 {
+			u.pos = len(buf)
+			return
+		}
+		u.pos += i + 1
+		u.hold = u.pos - 1
+		u.state = sTagOpen
+		if u.pos+1 >= len(buf) {
+			return // the tag open state looks at what follows the '<'
+		}
+		switch c := buf[u.pos]; {
+		case isLetter(c):
+			u.openTag(buf, true)
+		case c == '/' && isLetter(buf[u.pos+1]):
+			u.hold = -1 // as the tag open state does for an end tag
+			u.pos++
+			u.openTag(buf, false)
+		default:
+			return
+		}
+	}
+}
+
+// openTag starts a start tag (start) or an end tag whose name starts at
+// pos: skipTag passes it, or the tag states lex it from its name on.
+func (u *URLRewriter) openTag(buf []byte, start bool) {
+	if u.skipTag(buf, start) {
+		return
+	}
+	u.isStart = start
+	if start {
+		u.tag, u.name.n = tagOther, 0
+		u.attrs, u.seen = u.attrs[:0], 0
+	}
+	u.state = sTagName
+}
+
 // afterName handles c, the byte that ends a tag or attribute name: whitespace
 // (then the state is next), '/' or '>'. It reports whether it queued a
 // rewritten tag.
@@ -794,12 +822,12 @@ func (t tagClass) content() lexState {
 // classifying attributes.
 func (u *URLRewriter) skipTag(buf []byte, start bool) bool {
 	nameEnd, end := tagEnd(buf, u.pos)
-	if end < 0 || start && (end-u.hold > u.maxTag || u.hostIn(buf, u.hold, end)) {
+	if end < 0 || start && (end-u.hold > u.maxTag || u.hostIn(u.hold, end)) {
 		return false
 	}
 	u.isStart, u.state = start, sData
 	if start {
-		u.tag, u.rawName = classifyTagName(buf[u.pos:nameEnd])
+		u.tag, u.rawName = classifyTag(buf[u.pos:nameEnd])
 		u.state, u.hold = u.tag.content(), -1
 	}
 	u.pos = end
@@ -884,16 +912,26 @@ func tagEnd(buf []byte, i int) (nameEnd, end int) {
 }
 
 // hostIn reports whether buf[s:e] holds from's host in any ASCII case. It
-// searches buf from s to its end once, and answers from that search for
-// the tags up to the host it found.
-func (u *URLRewriter) hostIn(buf []byte, s, e int) bool {
-	if u.hostScan < 0 || s < u.hostScan || u.hostAt >= 0 && u.hostAt < s {
-		u.hostScan, u.hostAt = s, indexFoldASCII(buf[s:], u.from.host)
-		if u.hostAt >= 0 {
-			u.hostAt += s
-		}
+// searches the data in buf from s to its end once (searchHost), and answers from that
+// search for the tags up to the host it found. Most calls only compare: it
+// is small enough to be inlined.
+func (u *URLRewriter) hostIn(s, e int) bool {
+	if s < u.hostScan || u.hostAt < s {
+		u.searchHost(s)
 	}
-	return u.hostAt >= 0 && u.hostAt+len(u.from.host) <= e
+	return u.hostAt <= e-len(u.from.host)
+}
+
+// The values of hostScan and hostAt that mean no search and no host found:
+// greater than any offset, so that hostIn's comparisons need no other test.
+const noSearch, noHost = math.MaxInt, math.MaxInt
+
+// searchHost searches buf[s:w] for from's host, for hostIn.
+func (u *URLRewriter) searchHost(s int) {
+	u.hostScan, u.hostAt = s, noHost
+	if at := indexFoldASCII(u.buf[s:u.w], u.from.host); at >= 0 {
+		u.hostAt = s + at
+	}
 }
 
 // indexFoldASCII returns the index of the first occurrence in b of the
@@ -943,52 +981,51 @@ func indexByteFoldASCII(b []byte, c byte) int {
 	return i
 }
 
-// classifyTagName is classifyTag for a name as written, in any case. Most
-// names (a, p, li, div, img) are shorter or longer than any that classifyTag
-// knows, and are told apart by their length alone.
-func classifyTagName(name []byte) (tagClass, string) {
-	if len(name) < shortestClassifiedTag || len(name) > longestClassifiedTag {
-		return tagOther, ""
-	}
-	var lowered [longestClassifiedTag]byte
-	for i, c := range name {
-		lowered[i] = lower(c)
-	}
-	return classifyTag(lowered[:len(name)])
+// classifiedTags are the start tags whose class is not tagOther. The content
+// of a tagRawText or tagScript element ends at the end tag of its own name.
+var classifiedTags = []struct {
+	name  string
+	class tagClass
+}{
+	{"meta", tagMeta},
+	{"object", tagObject},
+	{"script", tagScript},
+	{"plaintext", tagPlaintext},
+	{"style", tagRawText},
+	{"textarea", tagRawText},
+	{"title", tagRawText},
+	{"xmp", tagRawText},
+	{"iframe", tagRawText},
+	{"noembed", tagRawText},
+	{"noframes", tagRawText},
+	{"noscript", tagRawText},
 }
 
-// The lengths of the shortest and the longest name in classifyTag's switch.
-const shortestClassifiedTag, longestClassifiedTag = len("xmp"), len("plaintext")
+// classifiedInitials has, for each name length, a bit for the first letter
+// of each classified tag of that length (bit c&31 for the letter c, in either
+// case): the test that lets classifyTag turn most names down at once. Its
+// length is one more than the longest name's (a longer name added to
+// classifiedTags makes this package's initialisation panic).
+var classifiedInitials = func() (initials [len("plaintext") + 1]uint32) {
+	for _, t := range classifiedTags {
+		initials[len(t.name)] |= 1 << (t.name[0] & 31)
+	}
+	return initials
+}()
 
-// classifyTag returns the class of a start tag by its lower-case name, and
-// for raw text the name of the end tag that ends it. A name added here must
-// fit shortestClassifiedTag and longestClassifiedTag.
+// classifyTag returns the class of a start tag by its name, in any ASCII
+// case, and for raw text and script the name of the end tag that ends it.
 func classifyTag(name []byte) (tagClass, string) {
-	switch string(name) {
-	case "meta":
-		return tagMeta, ""
-	case "object":
-		return tagObject, ""
-	case "script":
-		return tagScript, "script"
-	case "plaintext":
-		return tagPlaintext, ""
-	case "style":
-		return tagRawText, "style"
-	case "textarea":
-		return tagRawText, "textarea"
-	case "title":
-		return tagRawText, "title"
-	case "xmp":
-		return tagRawText, "xmp"
-	case "iframe":
-		return tagRawText, "iframe"
-	case "noembed":
-		return tagRawText, "noembed"
-	case "noframes":
-		return tagRawText, "noframes"
-	case "noscript":
-		return tagRawText, "noscript"
+	if len(name) == 0 || len(name) >= len(classifiedInitials) || classifiedInitials[len(name)]&(1<<(name[0]&31)) == 0 {
+		return tagOther, ""
+	}
+	for _, t := range classifiedTags {
+		if equalFoldASCII(name, t.name) {
+			if t.class == tagRawText || t.class == tagScript {
+				return t.class, t.name
+			}
+			return t.class, ""
+		}
 	}
 	return tagOther, ""
 }
