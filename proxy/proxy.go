@@ -364,7 +364,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 // is, and the page may then block the script: that is logged.
 func (p *Proxy) allowVisitorInCSP(resp *http.Response, a rewrite.VisitorAllowance) {
 	for _, name := range []string{"Content-Security-Policy", "Content-Security-Policy-Report-Only"} {
-		values := resp.Header.Values(name)
+		values := resp.Header[name] // name is canonical: Values would canonicalise it again, per page
 		for i, v := range values {
 			edited, err := rewrite.AllowVisitor(v, a)
 			if err != nil {

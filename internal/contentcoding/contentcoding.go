@@ -23,7 +23,7 @@ import (
 // Accepts reports whether a request with header h accepts a body in coding
 // (e.g. "gzip").
 func Accepts(h http.Header, coding string) bool {
-	return weigh(h, coding) > 0
+	return weigh(lines(h), coding) > 0
 }
 
 // Preferred returns the codings among offered that a request with header h
@@ -36,8 +36,9 @@ func Preferred(h http.Header, offered ...string) []string {
 		q      float64
 	}
 	var ws []weighed
+	accept := lines(h)
 	for _, c := range offered {
-		if q := weigh(h, c); q > 0 {
+		if q := weigh(accept, c); q > 0 {
 			ws = append(ws, weighed{c, q})
 		}
 	}
@@ -57,31 +58,38 @@ func Preferred(h http.Header, offered ...string) []string {
 // header does not name never outranks a coding.
 func Choose(h http.Header, offered ...string) string {
 	best, bestQ := "", 0.0
+	accept := lines(h)
 	for _, c := range offered {
-		if q := weigh(h, c); q > bestQ {
+		if q := weigh(accept, c); q > bestQ {
 			best, bestQ = c, q
 		}
 	}
-	if best != "" && named(h, "identity") > bestQ {
+	if best != "" && named(accept, "identity") > bestQ {
 		return ""
 	}
 	return best
 }
 
-// weigh returns the quality that header h gives coding: its own entry's,
-// else that of "*", else -1 if neither is present.
-func weigh(h http.Header, coding string) float64 {
-	if q := named(h, coding); q >= 0 {
+// lines returns the Accept-Encoding lines of header h, which Accepts,
+// Preferred and Choose read once and pass to weigh: each lookup of a header
+// canonicalises its name, which cost more than parsing a short header.
+func lines(h http.Header) []string { return h.Values("Accept-Encoding") }
+
+// weigh returns the quality that the Accept-Encoding lines accept give
+// coding: its own entry's, else that of "*", else -1 if neither is present.
+func weigh(accept []string, coding string) float64 {
+	if q := named(accept, coding); q >= 0 {
 		return q
 	}
-	return named(h, "*")
+	return named(accept, "*")
 }
 
-// named returns the highest quality of the entries of header h that name
-// coding, or -1 if there are none. "*" is only matched by "*".
-func named(h http.Header, coding string) float64 {
+// named returns the highest quality of the entries of the Accept-Encoding
+// lines accept that name coding, or -1 if there are none. "*" is only
+// matched by "*".
+func named(accept []string, coding string) float64 {
 	best := -1.0
-	for _, v := range h.Values("Accept-Encoding") {
+	for _, v := range accept {
 		for part := range strings.SplitSeq(v, ",") {
 			name, params, _ := strings.Cut(part, ";")
 			if sameCoding(strings.TrimSpace(name), coding) {
