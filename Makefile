@@ -46,7 +46,7 @@ FUZZ_TARGETS := rewrite:FuzzInjector rewrite:FuzzInjectorMetaCSP rewrite:FuzzTag
 	proxy:FuzzRewriteResponseHeaders session:FuzzVisitorMessages session:FuzzIdentityVerify \
 	policies:FuzzParse policies:FuzzDetectors policies:FuzzRedactor policies:FuzzRedactorNeverLeaks policies:FuzzNumericEvent \
 	policies:FuzzAppendString policies:FuzzDecodeFullSnapshot policies:FuzzDecodeMutation policies:FuzzUnquote policies:FuzzRedactURL natsbus:FuzzSplitJoin \
-	assets:FuzzParseTarget assets:FuzzRefusal assets:FuzzCacheControl assets:FuzzFetchURL
+	assets:FuzzParseTarget assets:FuzzRefusal assets:FuzzCacheControl assets:FuzzFetchURL internal/contentcoding:FuzzNegotiation
 fuzz: web
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 	  echo "==> fuzzing $$name in ./$$pkg for $(FUZZTIME)"; \

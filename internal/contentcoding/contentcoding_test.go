@@ -2,6 +2,7 @@ package contentcoding
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -127,4 +128,50 @@ func TestChoose(t *testing.T) {
 			t.Errorf("Choose(%q) = %q, want %q", tt.header, got, tt.want)
 		}
 	}
+}
+
+// FuzzNegotiation checks, for any Accept-Encoding (one or two header
+// lines), that the three functions agree with each other: Preferred lists
+// exactly the offered codings that Accepts accepts, by decreasing quality
+// and in the order of offered among equals; Choose picks Preferred's first,
+// unless identity outranks it and Choose picks identity ("").
+func FuzzNegotiation(f *testing.F) {
+	for _, h := range []string{"", "gzip", "br;q=0.5, gzip", "*;q=0.1, zstd;q=0", "identity, gzip;q=0.5",
+		"x-gzip;q=1.0, deflate;q=0.999", "gzip;q=NaN, *", "BR; Q=1, *;q=0"} {
+		f.Add(h, "")
+		f.Add(h, "zstd;q=0.2")
+	}
+	offered := []string{"zstd", "br", "gzip", "deflate"}
+	f.Fuzz(func(t *testing.T, line1, line2 string) {
+		h := http.Header{"Accept-Encoding": {line1}}
+		if line2 != "" {
+			h.Add("Accept-Encoding", line2)
+		}
+		accept := h.Values("Accept-Encoding")
+		preferred := Preferred(h, offered...)
+		var accepted []string
+		for _, c := range offered {
+			if Accepts(h, c) {
+				accepted = append(accepted, c)
+			}
+		}
+		inOffered := slices.Clone(preferred)
+		slices.SortFunc(inOffered, func(a, b string) int { return slices.Index(offered, a) - slices.Index(offered, b) })
+		if !slices.Equal(inOffered, accepted) {
+			t.Fatalf("%q: Preferred = %q, but Accepts accepts %q", accept, preferred, accepted)
+		}
+		for i := 1; i < len(preferred); i++ {
+			prev, next := weigh(accept, preferred[i-1]), weigh(accept, preferred[i])
+			if prev < next || prev == next && slices.Index(offered, preferred[i-1]) > slices.Index(offered, preferred[i]) {
+				t.Fatalf("%q: Preferred = %q, out of order at %d", accept, preferred, i)
+			}
+		}
+		choice := Choose(h, offered...)
+		switch {
+		case choice != "" && (len(preferred) == 0 || choice != preferred[0]):
+			t.Fatalf("%q: Choose = %q, Preferred = %q", accept, choice, preferred)
+		case choice == "" && len(preferred) > 0 && named(accept, "identity") <= weigh(accept, preferred[0]):
+			t.Fatalf("%q: Choose = identity, but Preferred = %q and identity does not outrank %s", accept, preferred, preferred[0])
+		}
+	})
 }
