@@ -912,9 +912,9 @@ func tagEnd(buf []byte, i int) (nameEnd, end int) {
 }
 
 // hostIn reports whether buf[s:e] holds from's host in any ASCII case. It
-// searches the data in buf from s to its end once (searchHost), and answers from that
-// search for the tags up to the host it found. Most calls only compare: it
-// is small enough to be inlined.
+// searches the data in buf from s to its end once (searchHost), and answers
+// from that search for the tags up to the host it found. Most calls only
+// compare, and it is small enough to be inlined in skipTag.
 func (u *URLRewriter) hostIn(s, e int) bool {
 	if s < u.hostScan || u.hostAt < s {
 		u.searchHost(s)
