@@ -505,7 +505,8 @@ func BenchmarkInjectorHead(b *testing.B) {
 	head := `<!doctype html><html><head><meta charset="utf-8"><title>Shop</title>` +
 		`<script>` + strings.Repeat("window.dataLayer.push({event: 'view', value: 12345});\n", 380) + `</script>` +
 		`<style>` + strings.Repeat(".card{margin:0 auto;padding:4px 8px}\n", 300) + `</style></head>`
-	page := []byte(head + "<body>" + strings.Repeat("<p>Some text, <a href=/p/1>a link</a>.</p>\n", (100<<10-len(head))/43) + "</body></html>")
+	const line = "<p>Some text, <a href=/p/1>a link</a>.</p>\n"
+	page := []byte(head + "<body>" + strings.Repeat(line, (100<<10-len(head))/len(line)) + "</body></html>")
 	snippet := []byte(testSnippet)
 	b.Run("scanning for meta policies", func(b *testing.B) {
 		benchmarkPage(b, page, func(r io.Reader) io.Reader { return NewInjector(r, snippet, WithMetaCSP(appendSource)) })
