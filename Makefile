@@ -42,7 +42,7 @@ bench-proxy: build
 
 ## fuzz: run each fuzz target for FUZZTIME (default 1m each)
 FUZZTIME ?= 1m
-FUZZ_TARGETS := rewrite:FuzzInjector rewrite:FuzzInjectorMetaCSP rewrite:FuzzTagAttrs rewrite:FuzzAllowVisitor rewrite:FuzzURLRewriter rewrite:FuzzNewOrigin rewrite:FuzzAppendCSSURLs \
+FUZZ_TARGETS := rewrite:FuzzInjector rewrite:FuzzURLRewriterMetaCSP rewrite:FuzzTagAttrs rewrite:FuzzAllowVisitor rewrite:FuzzURLRewriter rewrite:FuzzNewOrigin rewrite:FuzzAppendCSSURLs \
 	proxy:FuzzRewriteResponseHeaders session:FuzzVisitorMessages session:FuzzIdentityVerify \
 	policies:FuzzParse policies:FuzzDetectors policies:FuzzRedactor policies:FuzzRedactorNeverLeaks policies:FuzzNumericEvent \
 	policies:FuzzAppendString policies:FuzzDecodeFullSnapshot policies:FuzzDecodeMutation policies:FuzzUnquote policies:FuzzRedactURL natsbus:FuzzSplitJoin \

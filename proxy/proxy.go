@@ -325,25 +325,26 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		src = first
 	}
 	nonce := p.newNonce()
-	allowance, canEdit := neg.origins.visitorAllowance(p.scriptPath, nonce)
-	var opts []rewrite.InjectOption
-	if canEdit {
-		p.allowVisitorInCSP(resp, allowance)
-		opts = append(opts, rewrite.WithMetaCSP(func(policy string) (string, error) {
-			return rewrite.AllowVisitorMeta(policy, allowance)
-		}))
-	}
 	snippet := fmt.Sprintf(`<script src="%s" nonce="%s" defer></script>`, p.scriptPath, nonce)
 	page := &htmlBody{
-		injector: rewrite.NewInjector(src, []byte(snippet), opts...),
+		injector: rewrite.NewInjector(src, []byte(snippet)),
 		body:     resp.Body,
 		log:      p.log,
 		path:     resp.Request.URL.Path,
 	}
 	page.Reader = page.injector
-	if neg.origins.rewritesURLs() {
-		page.urls = rewrite.NewURLRewriter(page.injector, neg.origins.upstream, neg.origins.public)
-		page.Reader = page.urls
+	// With the public origin known, the page's policies must allow the
+	// visitor script and its socket there, and its URLs to the upstream
+	// (if that is another origin) must point there. The URLRewriter lexes
+	// the page once for both: it edits the head's <meta> policies and then,
+	// with no URL to rewrite, passes the rest through.
+	if allowance, ok := neg.origins.visitorAllowance(p.scriptPath, nonce); ok {
+		p.allowVisitorInCSP(resp, allowance)
+		editMeta := rewrite.WithMetaCSP(func(policy string) (string, error) {
+			return rewrite.AllowVisitorMeta(policy, allowance)
+		})
+		page.rewriter = rewrite.NewURLRewriter(page.injector, neg.origins.upstream, neg.origins.public, editMeta)
+		page.Reader = page.rewriter
 	}
 	resp.Body = page
 	// The coalescing writer also compresses the page (coalesce.go).
@@ -507,16 +508,17 @@ func addVary(h http.Header, field string) {
 }
 
 // htmlBody is an HTML response body with the snippet injected and, when the
-// visitor reached the proxy on another origin than the upstream's, the
-// upstream's absolute URLs in attributes rewritten to it. Close logs what
-// the operator should know: pages served without the snippet, <meta>
-// policies left unedited, URLs left unrewritten. (Reading or decoding
-// errors are logged by ReverseProxy as it copies, except the cancellations
-// of clients that went away.)
+// public origin is known, the head's <meta> policies edited to allow the
+// visitor script and, if the visitor reached the proxy on another origin
+// than the upstream's, the upstream's absolute URLs in attributes rewritten
+// to it. Close logs what the operator should know: pages served without
+// the snippet, <meta> policies left unedited, URLs left unrewritten.
+// (Reading or decoding errors are logged by ReverseProxy as it copies,
+// except the cancellations of clients that went away.)
 type htmlBody struct {
-	io.Reader // injector, or urls reading from it
+	io.Reader // injector, or rewriter reading from it
 	injector  *rewrite.Injector
-	urls      *rewrite.URLRewriter // nil if URLs need no rewriting
+	rewriter  *rewrite.URLRewriter // nil if the public origin is unknown
 	body      io.Closer
 	log       *slog.Logger
 	path      string
@@ -526,12 +528,12 @@ func (b *htmlBody) Close() error {
 	if err := b.injector.Err(); errors.Is(err, rewrite.ErrTokenTooLarge) || errors.Is(err, rewrite.ErrUTF16) {
 		b.log.Warn("proxy: served an HTML page without the cobrowse snippet", "path", b.path, "err", err)
 	}
-	if err := b.injector.MetaCSPErr(); err != nil {
-		b.log.Warn("proxy: left a page's <meta> CSP unedited; it may block the visitor script", "path", b.path, "err", err)
-	}
-	if b.urls != nil {
-		if err := b.urls.Err(); err != nil {
-			b.log.Warn("proxy: left some of a page's URLs to the upstream unrewritten", "path", b.path, "err", err)
+	if b.rewriter != nil {
+		if err := b.rewriter.MetaCSPErr(); err != nil {
+			b.log.Warn("proxy: left a page's <meta> CSP unedited; it may block the visitor script", "path", b.path, "err", err)
+		}
+		if err := b.rewriter.Err(); err != nil {
+			b.log.Warn("proxy: left a page partly unrewritten: some URLs to the upstream, or a <meta> policy", "path", b.path, "err", err)
 		}
 	}
 	return b.body.Close()

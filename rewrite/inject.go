@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"strings"
 	"sync"
 
 	"golang.org/x/net/html"
@@ -81,7 +80,7 @@ const prescanWindow = 1024
 //
 // The output is always the input with the snippet inserted at Offset, or the
 // input itself when Injected reports false; no byte is lost, duplicated or
-// altered (but for the <meta> policies that WithMetaCSP edits). An Injector gives up injecting, and passes everything through, if a
+// altered. An Injector gives up injecting, and passes everything through, if a
 // token before the injection point exceeds MaxTokenSize, if reading the source
 // fails before the injection point, or if the document starts with a UTF-16
 // byte order mark; Err then says why. Insertion happens only between tokens,
@@ -110,17 +109,6 @@ type Injector struct {
 	lookingAhead bool
 	held         []byte
 	heldAt       int64
-	heldGrowth   int64 // how much edited <meta> policies grew held
-
-	// With WithMetaCSP, after the injection point the head is scanned for
-	// <meta> policies: scanning is set, scanned counts the bytes looked at,
-	// and inRawText is set after a start tag whose content the tokenizer
-	// returns as one raw text token (script, style, title, ...).
-	editMetaCSP func(string) (string, error)
-	metaCSPErr  error
-	scanning    bool
-	scanned     int64
-	inRawText   bool
 
 	// tail is what Read does once pending is drained after the decision: nil
 	// reads on from src, io.EOF ends the stream, any other error is returned
@@ -136,40 +124,9 @@ type Injector struct {
 
 // NewInjector returns an Injector that reads the HTML document in src and
 // inserts snippet once, at the start of its head. See Injector for the rules.
-func NewInjector(src io.Reader, snippet []byte, opts ...InjectOption) *Injector {
-	in := newInjector(src, snippet, MaxTokenSize)
-	for _, o := range opts {
-		o(in)
-	}
-	return in
+func NewInjector(src io.Reader, snippet []byte) *Injector {
+	return newInjector(src, snippet, MaxTokenSize)
 }
-
-// An InjectOption changes what an Injector does besides inserting the
-// snippet.
-type InjectOption func(*Injector)
-
-// maxHeadScan bounds how far past the injection point WithMetaCSP looks for
-// <meta> policies.
-const maxHeadScan = 64 << 10
-
-// WithMetaCSP makes the Injector edit every Content-Security-Policy that
-// the document's head declares in a <meta http-equiv> tag, with edit (which
-// receives and returns the decoded content; for cobrowse, AllowVisitorMeta).
-// Such a policy governs what the page does after the tag, the visitor
-// script's WebSocket included. After the injection point the Injector then
-// goes on tokenizing, passing each token on as it completes, until the head
-// ends (an element that cannot be in a head, non-space text, </head>) or
-// maxHeadScan bytes; browsers ignore such tags outside the head. An edited
-// tag is written anew as <meta name="value" ...> with the same attributes in
-// the same order; every other byte is passed through. If edit fails, the tag
-// is passed on unchanged and MetaCSPErr reports the first failure.
-func WithMetaCSP(edit func(content string) (string, error)) InjectOption {
-	return func(in *Injector) { in.editMetaCSP = edit }
-}
-
-// MetaCSPErr reports the first error of the WithMetaCSP edit function, if
-// any: that <meta> policy was passed through unedited.
-func (in *Injector) MetaCSPErr() error { return in.metaCSPErr }
 
 // newInjector is NewInjector with a configurable token size limit, so that
 // tests can reach the give-up path with small inputs.
@@ -216,8 +173,8 @@ func (in *Injector) start() {
 func (in *Injector) Injected() bool { return in.injected }
 
 // Offset returns the position of the snippet's first byte in the output,
-// which is also the number of source bytes before it unless WithMetaCSP
-// edited a policy before it; -1 if the snippet has not been injected.
+// which is also the number of source bytes before it; -1 if the snippet has
+// not been injected.
 func (in *Injector) Offset() int64 {
 	if !in.injected {
 		return -1
@@ -235,17 +192,12 @@ func (in *Injector) Err() error { return in.err }
 // fills p with the tokens before it, waiting for the source if need be: the
 // doctype and <html> tag are of no use to a browser on their own, and one
 // write of them is cheaper than one per token. From the injection point on, it
-// returns what it has as soon as it has it: each token of a head that
-// WithMetaCSP scans, then what the source returns.
+// returns what it has as soon as it has it: what the tokenizer read ahead,
+// then what the source returns.
 func (in *Injector) Read(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		if len(in.pending) == 0 {
-			if in.injected && n > 0 {
-				// Past the snippet (scanning the head), return what there
-				// is: the next token may wait on a slow source.
-				break
-			}
 			switch {
 			case !in.started:
 				in.start()
@@ -285,10 +237,6 @@ drained:
 func (in *Injector) step() {
 	tt := in.z.Next()
 	raw := in.z.Raw()
-	if in.scanning {
-		in.scanHead(tt, raw)
-		return
-	}
 	if tt == html.ErrorToken {
 		in.stop(raw, in.z.Err())
 		return
@@ -331,16 +279,11 @@ func (in *Injector) lookAhead(tt html.TokenType, raw []byte) {
 	inWindow := in.pos < prescanWindow
 	switch {
 	case inWindow && isMeta(tt, raw) && declaresCharset(raw):
-		in.offset = in.pos + int64(len(raw)) + in.heldGrowth
+		in.offset = in.pos + int64(len(raw))
 		in.queue(in.held, raw, in.snippet)
 		in.decide()
 	case inWindow && (isMeta(tt, raw) || tt == html.CommentToken || tt == html.TextToken && isSpace(raw)):
 		in.pos += int64(len(raw))
-		if edited, ok := in.editedMetaCSP(raw); ok && isMeta(tt, raw) {
-			in.held = append(in.held, edited...)
-			in.heldGrowth += int64(len(edited) - len(raw))
-			return
-		}
 		in.held = append(in.held, raw...)
 	default:
 		in.offset = in.heldAt
@@ -363,132 +306,11 @@ func (in *Injector) queue(segs ...[]byte) {
 // of the source through: first what the tokenizer read ahead, then src.
 func (in *Injector) decide() {
 	in.injected, in.lookingAhead = true, false
-	if in.editMetaCSP != nil {
-		in.scanning = true
-		return
-	}
-	in.passThrough()
-}
-
-// passThrough queues what the tokenizer read ahead and hands the rest of the
-// stream to the source.
-func (in *Injector) passThrough() {
-	in.scanning = false
 	in.pending = append(in.pending, in.z.Buffered())
 	// The source may already have reported io.EOF or an error, together
 	// with or after the bytes now queued; hand it on after them.
 	in.tail = in.src.err
 	in.z = nil
-}
-
-// scanHead passes on one token after the injection point, editing <meta>
-// policies, until the head ends (see WithMetaCSP).
-func (in *Injector) scanHead(tt html.TokenType, raw []byte) {
-	in.scanned += int64(len(raw))
-	if tt == html.ErrorToken {
-		in.queue(raw)
-		if err := in.z.Err(); err == io.EOF || !errors.Is(err, html.ErrBufferExceeded) {
-			in.tail, in.z, in.scanning = err, nil, false
-			return
-		}
-		in.passThrough() // a huge token: stop scanning, lose nothing
-		return
-	}
-	rawText := in.inRawText
-	in.inRawText = false
-	if !rawText && !inHead(tt, raw) || in.scanned > maxHeadScan {
-		in.queue(raw)
-		in.passThrough()
-		return
-	}
-	if isMeta(tt, raw) {
-		if edited, ok := in.editedMetaCSP(raw); ok {
-			in.queue(edited)
-			return
-		}
-	}
-	if tt == html.StartTagToken {
-		in.inRawText = isOneOf(tagName(raw), rawTextElements...)
-	}
-	in.queue(raw)
-}
-
-// rawTextElements are the elements whose content x/net/html's tokenizer
-// returns as a single text token.
-var rawTextElements = []string{"iframe", "noembed", "noframes", "noscript", "script", "style", "textarea", "title", "xmp"}
-
-// headElements may appear in a head (noscript and template as well, which
-// is conservative: their content ends the scan if it is not head content).
-var headElements = []string{"base", "link", "meta", "noscript", "script", "style", "template", "title"}
-
-// inHead reports whether a token can be part of a head.
-func inHead(tt html.TokenType, raw []byte) bool {
-	switch tt {
-	case html.CommentToken, html.DoctypeToken:
-		return true
-	case html.TextToken:
-		return isSpace(raw)
-	case html.StartTagToken, html.SelfClosingTagToken:
-		return isOneOf(tagName(raw), headElements...)
-	case html.EndTagToken:
-		return isOneOf(tagName(raw[1:]), headElements...) // raw[1:] skips the '<' of "</"
-	}
-	return false
-}
-
-// isOneOf reports whether name is one of the lower-case names, ignoring
-// ASCII case.
-func isOneOf(name []byte, names ...string) bool {
-	for _, n := range names {
-		if equalFoldASCII(name, n) {
-			return true
-		}
-	}
-	return false
-}
-
-// editedMetaCSP returns the <meta> tag in raw written anew with its policy
-// edited, if it is a <meta http-equiv="Content-Security-Policy">.
-func (in *Injector) editedMetaCSP(raw []byte) ([]byte, bool) {
-	if in.editMetaCSP == nil || !containsFoldASCII(raw, "content-security-policy") {
-		return nil, false
-	}
-	type attr struct{ key, val string }
-	var attrs []attr
-	isPolicy := false
-	z := html.NewTokenizer(bytes.NewReader(bytes.Clone(raw)))
-	z.Next()
-	for more := true; more; {
-		var key, val []byte
-		key, val, more = z.TagAttr()
-		if len(key) == 0 {
-			break
-		}
-		attrs = append(attrs, attr{string(key), string(val)})
-		if string(key) == "http-equiv" && strings.EqualFold(strings.TrimSpace(string(val)), "content-security-policy") {
-			isPolicy = true
-		}
-	}
-	if !isPolicy {
-		return nil, false
-	}
-	var b bytes.Buffer
-	b.WriteString("<meta")
-	for _, a := range attrs {
-		if a.key == "content" {
-			edited, err := in.editMetaCSP(a.val)
-			if err != nil {
-				if in.metaCSPErr == nil {
-					in.metaCSPErr = err
-				}
-				return nil, false
-			}
-			a.val = edited
-		}
-		fmt.Fprintf(&b, " %s=\"%s\"", a.key, html.EscapeString(a.val))
-	}
-	b.WriteByte('>')
-	return b.Bytes(), true
 }
 
 // stop handles the tokenizer stopping before the injection point was found.

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
-	"time"
 
 	"golang.org/x/net/html"
 )
@@ -496,26 +495,6 @@ func BenchmarkInjector(b *testing.B) {
 	benchmarkCopy(b, func(r io.Reader) io.Reader { return NewInjector(r, snippet) })
 }
 
-// BenchmarkInjectorHead measures the Injector on a 100 KB page whose head
-// holds 30 KB of inline script and style, as pages with analytics snippets
-// and critical CSS have: with WithMetaCSP, as the proxy uses it, it goes on
-// tokenizing after the snippet until the head ends, looking for <meta>
-// policies; without, it passes the rest through at once.
-func BenchmarkInjectorHead(b *testing.B) {
-	head := `<!doctype html><html><head><meta charset="utf-8"><title>Shop</title>` +
-		`<script>` + strings.Repeat("window.dataLayer.push({event: 'view', value: 12345});\n", 380) + `</script>` +
-		`<style>` + strings.Repeat(".card{margin:0 auto;padding:4px 8px}\n", 300) + `</style></head>`
-	const line = "<p>Some text, <a href=/p/1>a link</a>.</p>\n"
-	page := []byte(head + "<body>" + strings.Repeat(line, (100<<10-len(head))/len(line)) + "</body></html>")
-	snippet := []byte(testSnippet)
-	b.Run("scanning for meta policies", func(b *testing.B) {
-		benchmarkPage(b, page, func(r io.Reader) io.Reader { return NewInjector(r, snippet, WithMetaCSP(appendSource)) })
-	})
-	b.Run("not scanning", func(b *testing.B) {
-		benchmarkPage(b, page, func(r io.Reader) io.Reader { return NewInjector(r, snippet) })
-	})
-}
-
 // BenchmarkCopyBaseline copies the same page without an Injector.
 func BenchmarkCopyBaseline(b *testing.B) {
 	benchmarkCopy(b, func(r io.Reader) io.Reader { return r })
@@ -533,95 +512,6 @@ func TestInjectorSourceWithoutProgress(t *testing.T) {
 	}
 }
 
-// appendSource is a WithMetaCSP edit that marks what it edited.
-func appendSource(policy string) (string, error) { return policy + " wss://proxy.test", nil }
-
-func TestInjectorEditsMetaPolicies(t *testing.T) {
-	const edited = `<meta http-equiv="Content-Security-Policy" content="connect-src &#39;self&#39; wss://proxy.test">`
-	tests := []struct {
-		name, in, want string
-	}{
-		{"meta policy after the snippet",
-			`<head><meta http-equiv="Content-Security-Policy" content="connect-src 'self'"><title>t</title></head><body>`,
-			`<head>{S}` + edited + `<title>t</title></head><body>`},
-		{"after charset, title, style and script",
-			`<head><meta charset=utf-8><title>a</title><style>p{}</style><script>x()</script>` + "\n" + `<META HTTP-EQUIV=content-security-policy CONTENT="connect-src 'self'"></head>`,
-			`<head><meta charset=utf-8>{S}<title>a</title><style>p{}</style><script>x()</script>` + "\n" + `<meta http-equiv="content-security-policy" content="connect-src &#39;self&#39; wss://proxy.test"></head>`},
-		{"policy text inside a script is not a tag",
-			`<head><script>var s = '<meta http-equiv="Content-Security-Policy" content="x">';</script></head>`,
-			`<head>{S}<script>var s = '<meta http-equiv="Content-Security-Policy" content="x">';</script></head>`},
-		{"meta in the body is ignored by browsers, and here",
-			`<head></head><body><meta http-equiv="Content-Security-Policy" content="connect-src 'self'">`,
-			`<head>{S}</head><body><meta http-equiv="Content-Security-Policy" content="connect-src 'self'">`},
-		{"no head: the implied head is scanned",
-			`<meta http-equiv="Content-Security-Policy" content="connect-src 'self'"><p>hi`,
-			`{S}` + edited + `<p>hi`},
-		{"other attributes kept in order",
-			`<head><meta id=m http-equiv="Content-Security-Policy" content="connect-src 'self'" data-x='1'>`,
-			`<head>{S}<meta id="m" http-equiv="Content-Security-Policy" content="connect-src &#39;self&#39; wss://proxy.test" data-x="1">`},
-		{"report-only is not a meta policy",
-			`<head><meta http-equiv="Content-Security-Policy-Report-Only" content="connect-src 'self'">`,
-			`<head>{S}<meta http-equiv="Content-Security-Policy-Report-Only" content="connect-src 'self'">`},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			want := strings.Replace(tc.want, mark, testSnippet, 1)
-			for name, src := range map[string]io.Reader{
-				"whole":      strings.NewReader(tc.in),
-				"one by one": iotest.OneByteReader(strings.NewReader(tc.in)),
-			} {
-				inj := NewInjector(src, []byte(testSnippet), WithMetaCSP(appendSource))
-				out, err := io.ReadAll(inj)
-				if err != nil || string(out) != want {
-					t.Errorf("%s: got %q (%v)\nwant %q", name, out, err, want)
-				}
-			}
-		})
-	}
-}
-
-func TestInjectorKeepsAMetaPolicyItCannotEdit(t *testing.T) {
-	in := `<head><meta http-equiv="Content-Security-Policy" content="connect-src 'self'"><title>t</title>`
-	refuse := func(string) (string, error) { return "", errors.New("refused") }
-	inj := NewInjector(strings.NewReader(in), []byte(testSnippet), WithMetaCSP(refuse))
-	out, _ := io.ReadAll(inj)
-	if want := strings.Replace(in, "<head>", "<head>"+testSnippet, 1); string(out) != want {
-		t.Fatalf("got %q, want %q", out, want)
-	}
-	if inj.MetaCSPErr() == nil {
-		t.Fatal("MetaCSPErr() = nil after a failed edit")
-	}
-}
-
-// FuzzInjectorMetaCSP checks the head scan: no panic, the same output
-// whatever the read sizes, and a document without a meta policy comes out
-// exactly as without the option.
-func FuzzInjectorMetaCSP(f *testing.F) {
-	for _, tc := range injectCases {
-		input, _, _ := split(tc.doc)
-		f.Add([]byte(input))
-	}
-	f.Add([]byte(`<head><meta http-equiv="Content-Security-Policy" content="a"><title>t</title><meta http-equiv=content-security-policy content=b>`))
-	f.Fuzz(func(t *testing.T, input []byte) {
-		read := func(src io.Reader, opts ...InjectOption) string {
-			out, err := io.ReadAll(NewInjector(src, []byte(testSnippet), opts...))
-			if err != nil {
-				t.Fatalf("ReadAll: %v", err)
-			}
-			return string(out)
-		}
-		got := read(bytes.NewReader(input), WithMetaCSP(appendSource))
-		if one := read(iotest.OneByteReader(bytes.NewReader(input)), WithMetaCSP(appendSource)); one != got {
-			t.Fatalf("one byte at a time:\n got %q\nwant %q", one, got)
-		}
-		if !containsFoldASCII(input, "content-security-policy") {
-			if plain := read(bytes.NewReader(input)); plain != got {
-				t.Fatalf("without a meta policy the option changed the output:\n got %q\nwant %q", got, plain)
-			}
-		}
-	})
-}
-
 // blockingAfter returns data, then blocks until released: a slow upstream.
 type blockingAfter struct {
 	data    []byte
@@ -636,34 +526,4 @@ func (b *blockingAfter) Read(p []byte) (int, error) {
 	}
 	<-b.release
 	return 0, io.EOF
-}
-
-// With WithMetaCSP the head is tokenized past the snippet; what has arrived
-// must still come out without waiting for the rest of the head.
-func TestInjectorMetaCSPScanDoesNotHoldBackASlowHead(t *testing.T) {
-	src := &blockingAfter{data: []byte("<html><head><title>Slow"), release: make(chan struct{})}
-	defer close(src.release)
-	inj := NewInjector(src, []byte(testSnippet), WithMetaCSP(appendSource))
-	got := make(chan string)
-	go func() {
-		var out []byte
-		buf := make([]byte, 64)
-		for !bytes.Contains(out, []byte("<title>")) {
-			n, err := inj.Read(buf)
-			out = append(out, buf[:n]...)
-			if err != nil {
-				break
-			}
-		}
-		got <- string(out)
-	}()
-	want := "<html><head>" + testSnippet + "<title>"
-	select {
-	case out := <-got:
-		if !strings.HasPrefix(out, want) {
-			t.Fatalf("got %q, want it to start with %q", out, want)
-		}
-	case <-time.After(10 * time.Second): // a hang, not a timing measurement
-		t.Fatal("Read waited for the rest of the head")
-	}
 }

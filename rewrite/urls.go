@@ -49,7 +49,13 @@ var urlBufs = sync.Pool{New: func() any { return new([urlBufSize]byte) }}
 // and to's authority for a protocol-relative URL, with the userinfo kept
 // before the authority; the path, query and fragment stay byte for byte.
 // Anything else (relative URLs, other origins, javascript: and data: URLs)
-// is left alone. RebaseURL does the same to one URL.
+// is left alone. RebaseURL does the same to one URL. If from equals to, no
+// URL is rewritten: each already points where it should.
+//
+// With WithMetaCSP, it also edits the Content-Security-Policy that <meta>
+// tags in the document's head declare. Once the head is over, it only
+// rewrites URLs, and if from equals to it passes the rest of the document
+// through without looking at it.
 //
 // How the document is read: a small lexer that follows the HTML standard's
 // tokenizer states for tags, attributes, comments, bogus comments (<!...>,
@@ -110,34 +116,93 @@ type URLRewriter struct {
 	valAt   int      // where its value starts, from hold
 	attrs   []attrSpan
 
+	// rewritesURLs is false when from equals to (or either is invalid);
+	// passThrough is set once there is nothing left to look for, when Read
+	// returns what is buffered and then reads straight from the source.
+	rewritesURLs bool
+	passThrough  bool
+
+	// With WithMetaCSP, inHead is set until the lexer is past the
+	// document's head (see headTag and headText); templates counts the
+	// <template> elements open in it.
+	editMetaCSP func(string) (string, error)
+	metaCSPErr  error
+	inHead      bool
+	templates   int
+
 	rewritten int64
 	err       error
 }
 
+// A RewriteOption changes what a URLRewriter does besides rewriting URLs.
+type RewriteOption func(*URLRewriter)
+
+// WithMetaCSP makes the URLRewriter edit every Content-Security-Policy that
+// the document's head declares in a <meta http-equiv> tag, with edit (which
+// receives and returns the policy with its character references decoded;
+// for cobrowse, AllowVisitorMeta). Such a policy governs what the page does
+// after the tag, the visitor script's WebSocket included.
+//
+// The head is where browsers put a <meta>: from the start of the document
+// until text that is not whitespace (a byte order mark counts as
+// whitespace), a start tag other than html, head and the elements a head
+// may hold (base, basefont, bgsound, link, meta, noframes, noscript,
+// script, style, template, title), or the end tag </body>, </html> or
+// </br>, outside <template> elements. A <meta> after </head> but before any
+// of these still goes into the head, as browsers move it there. The edited
+// value is written in double quotes, with & and " escaped; every other byte
+// of the tag stays. A <meta> inside a <template> in the head is edited too,
+// though browsers ignore it. If edit fails, the tag is passed on unchanged
+// and MetaCSPErr reports the first failure.
+func WithMetaCSP(edit func(policy string) (string, error)) RewriteOption {
+	return func(u *URLRewriter) { u.editMetaCSP = edit }
+}
+
+// MetaCSPErr reports the first error of the WithMetaCSP edit function, if
+// any: that <meta> policy was passed through unedited.
+func (u *URLRewriter) MetaCSPErr() error { return u.metaCSPErr }
+
 // NewURLRewriter returns a URLRewriter that reads the HTML document in src
 // and rewrites its URLs on the origin from to the origin to. If either is the
-// zero Origin, nothing is rewritten and Err reports ErrInvalidOrigin.
-func NewURLRewriter(src io.Reader, from, to Origin) *URLRewriter {
-	return newURLRewriter(src, from, to, MaxTokenSize)
+// zero Origin, nothing is rewritten or edited and Err reports
+// ErrInvalidOrigin.
+func NewURLRewriter(src io.Reader, from, to Origin, opts ...RewriteOption) *URLRewriter {
+	return newURLRewriter(src, from, to, MaxTokenSize, opts...)
 }
 
 // newURLRewriter is NewURLRewriter with a configurable bound on start tags,
 // so that tests reach it with small inputs.
-func newURLRewriter(src io.Reader, from, to Origin, maxTag int) *URLRewriter {
+func newURLRewriter(src io.Reader, from, to Origin, maxTag int, opts ...RewriteOption) *URLRewriter {
 	u := &URLRewriter{src: src, hold: -1, maxTag: maxTag, hostScan: noSearch}
 	if from.IsZero() || to.IsZero() {
 		u.err = fmt.Errorf("%w: rewriting from %q to %q; passing the document through", ErrInvalidOrigin, from, to)
-		u.state = sPlaintext
+		u.passOn()
 		return u
 	}
+	for _, o := range opts {
+		o(u)
+	}
 	u.from, u.to = from, to
+	u.rewritesURLs = from != to
+	u.inHead = u.editMetaCSP != nil
+	if !u.rewritesURLs && !u.inHead {
+		u.passOn()
+	}
 	return u
 }
 
-// Err reports why a URL that this URLRewriter should have rewritten may have
-// been left as it is: an error wrapping ErrInvalidOrigin (nothing was
-// rewritten) or ErrTokenTooLarge (a start tag was passed through unchanged),
-// the first that occurred; nil otherwise.
+// passOn makes the URLRewriter pass the rest of the document through: what
+// has been lexed so far goes out as it is (a start tag being held too), and
+// the rest is not looked at.
+func (u *URLRewriter) passOn() {
+	u.state, u.hold, u.passThrough = sPlaintext, -1, true
+}
+
+// Err reports why a URL that this URLRewriter should have rewritten, or a
+// <meta> policy it should have edited, may have been left as it is: an
+// error wrapping ErrInvalidOrigin (nothing was rewritten) or
+// ErrTokenTooLarge (a start tag was passed through unchanged), the first
+// that occurred; nil otherwise. MetaCSPErr reports failed edits.
 func (u *URLRewriter) Err() error { return u.err }
 
 // Rewritten returns the number of URLs rewritten so far.
@@ -165,6 +230,9 @@ func (u *URLRewriter) Read(p []byte) (int, error) {
 				u.releaseBuf()
 			}
 			return 0, err
+		case u.passThrough:
+			u.releaseBuf()
+			return u.src.Read(p)
 		case !u.fill():
 			return 0, nil // the source returned nothing, and no error
 		}
@@ -244,7 +312,7 @@ func (u *URLRewriter) advance() bool {
 func (u *URLRewriter) tooLarge() {
 	u.hold = -1
 	if u.err == nil {
-		u.err = fmt.Errorf("%w: a start tag of more than %d bytes was passed through without rewriting its URLs", ErrTokenTooLarge, u.maxTag)
+		u.err = fmt.Errorf("%w: a start tag of more than %d bytes was passed through unchanged, without looking for URLs or a <meta> policy in it", ErrTokenTooLarge, u.maxTag)
 	}
 }
 
@@ -358,12 +426,16 @@ func (u *URLRewriter) lex() bool {
 		c := buf[u.pos]
 		switch u.state {
 		case sData:
-			u.data(buf)
+			if u.inHead {
+				u.headData(buf)
+			} else {
+				u.data(buf)
+			}
 
 		case sTagOpen:
 			switch {
 			case isLetter(c):
-				u.openTag(buf, true)
+				u.tagOpen(buf, true)
 				continue
 			case c == '!':
 				u.pos++
@@ -375,12 +447,15 @@ func (u *URLRewriter) lex() bool {
 				u.state = sBogusComment
 			default:
 				u.state = sData // the '<' is text
+				if u.inHead {
+					u.headText(buf[u.pos-1 : u.pos])
+				}
 			}
 			u.hold = -1
 		case sEndTagOpen:
 			switch {
 			case isLetter(c):
-				u.openTag(buf, false)
+				u.tagOpen(buf, false)
 			case c == '>':
 				u.pos++ // "</>" is ignored
 				u.state = sData
@@ -455,16 +530,18 @@ func (u *URLRewriter) lex() bool {
 			for u.pos < len(buf) && u.state == sTagName {
 				c = buf[u.pos]
 				if byteClass[c]&endsTagName == 0 {
-					if u.isStart {
-						u.name.add(c)
-					}
+					u.name.add(c)
 					u.pos++
 					continue
 				}
 				if u.isStart {
 					u.tag, u.rawName = classifyTag(u.name.bytes())
 				}
-				if u.afterName(c, sBeforeAttrName) {
+				rewrote := u.afterName(c, sBeforeAttrName)
+				if u.inHead {
+					u.headTag(u.name.bytes(), u.isStart)
+				}
+				if rewrote {
 					return true
 				}
 			}
@@ -692,15 +769,47 @@ func (u *URLRewriter) data(buf []byte) {
 	}
 }
 
+// headData runs the data state in the head (not data, which never looks at
+// it): it looks at the text up to the next '<' (headText), and leaves the
+// tag after it to the tag states.
+func (u *URLRewriter) headData(buf []byte) {
+	i := bytes.IndexByte(buf[u.pos:], '<')
+	end := len(buf)
+	if i >= 0 {
+		end = u.pos + i
+	}
+	if u.headText(buf[u.pos:end]); i < 0 || u.passThrough {
+		u.pos = end
+		return
+	}
+	u.pos, u.hold, u.state = end+1, end, sTagOpen
+}
+
 // openTag starts a start tag (start) or an end tag whose name starts at
 // pos: skipTag passes it, or the tag states lex it from its name on.
 func (u *URLRewriter) openTag(buf []byte, start bool) {
-	if u.skipTag(buf, start) {
-		return
+	if !u.skipTag(buf, start) {
+		u.lexTag(start)
 	}
-	u.isStart = start
+}
+
+// tagOpen is openTag for the tag states, which also run in the head: there
+// every tag goes through the tag states, which follow the head (headTag)
+// and hold each <meta> until it is complete.
+func (u *URLRewriter) tagOpen(buf []byte, start bool) {
+	if u.inHead {
+		u.lexTag(start)
+	} else {
+		u.openTag(buf, start)
+	}
+}
+
+// lexTag makes the tag states lex a start tag (start) or an end tag from
+// its name, at pos, on.
+func (u *URLRewriter) lexTag(start bool) {
+	u.isStart, u.name.n = start, 0
 	if start {
-		u.tag, u.name.n = tagOther, 0
+		u.tag = tagOther
 		u.attrs, u.seen = u.attrs[:0], 0
 	}
 	u.state = sTagName
@@ -731,8 +840,10 @@ func (u *URLRewriter) endTagName(c byte, text lexState) {
 		u.pos++
 		u.k++
 	case u.k == len(u.rawName) && byteClass[c]&endsTagName != 0:
-		u.isStart = false
-		u.state = sTagName // the end tag's name is complete
+		// The end tag's name is complete. It is not collected: the end tag
+		// of raw text does not end a head.
+		u.isStart, u.name.n = false, 0
+		u.state = sTagName
 	default:
 		u.state = text
 	}
@@ -819,7 +930,9 @@ func (t tagClass) content() lexState {
 // reports true. Otherwise it changes nothing, and the tag states lex the
 // tag, holding and rewriting a start tag as they do. Most tags of a page
 // take this path: it finds the tag's end and name without collecting and
-// classifying attributes.
+// classifying attributes. It is not used in the head (see tagOpen), so
+// only when URLs are rewritten: past the head, a URLRewriter that only
+// edits policies passes the document through.
 func (u *URLRewriter) skipTag(buf []byte, start bool) bool {
 	nameEnd, end := tagEnd(buf, u.pos)
 	if end < 0 || start && (end-u.hold > u.maxTag || u.hostIn(u.hold, end)) {
@@ -1085,12 +1198,15 @@ func classifyAttr(tag tagClass, name []byte) (int, attrKind) {
 }
 
 // rewriteTag writes the start tag t into scratch with its URLs rewritten
-// (per the recorded attrs), and reports whether it rewrote any.
+// and, on a <meta> policy in the head, its policy edited (per the recorded
+// attrs), and reports whether it changed anything.
 func (u *URLRewriter) rewriteTag(t []byte) bool {
-	refresh := false
+	refresh, policy := false, false
 	for _, a := range u.attrs {
-		if a.kind == attrHTTPEquiv && equalFoldASCII(t[a.start:a.end], "refresh") {
-			refresh = true
+		if a.kind == attrHTTPEquiv {
+			v := t[a.start:a.end]
+			refresh = equalFoldASCII(v, "refresh")
+			policy = u.inHead && isPolicyPragma(v)
 		}
 	}
 	if u.scratch == nil {
@@ -1100,6 +1216,13 @@ func (u *URLRewriter) rewriteTag(t []byte) bool {
 	done := 0 // t[:done] is in scratch
 	for _, a := range u.attrs {
 		v := t[a.start:a.end]
+		if a.kind == attrContent && policy {
+			done = u.editPolicy(t, done, a)
+			continue
+		}
+		if !u.rewritesURLs {
+			continue
+		}
 		switch a.kind {
 		case attrURL:
 			done = u.rewriteURL(t, done, a.start, v)
@@ -1125,6 +1248,124 @@ func (u *URLRewriter) rewriteTag(t []byte) bool {
 		return false
 	}
 	u.scratch = append(u.scratch, t[done:]...)
+	return true
+}
+
+// editPolicy edits the policy in the value a of the tag t with editMetaCSP:
+// it appends t[done:] up to the value (and its opening quote, if any) and
+// the edited policy in double quotes to scratch, and returns the offset in t
+// after the value (and its closing quote). If the edit fails, it records
+// the error and returns done.
+func (u *URLRewriter) editPolicy(t []byte, done int, a attrSpan) int {
+	edited, err := u.editMetaCSP(string(unescapeAttr(t[a.start:a.end])))
+	if err != nil {
+		if u.metaCSPErr == nil {
+			u.metaCSPErr = err
+		}
+		return done
+	}
+	start, end := a.start, a.end
+	if q := t[start-1]; q == '"' || q == '\'' { // an unquoted value follows '=' or whitespace
+		start, end = start-1, end+1
+	}
+	u.scratch = append(u.scratch, t[done:start]...)
+	u.scratch = append(u.scratch, '"')
+	for i := 0; i < len(edited); i++ {
+		switch c := edited[i]; c {
+		case '&':
+			u.scratch = append(u.scratch, "&amp;"...)
+		case '"':
+			u.scratch = append(u.scratch, "&quot;"...)
+		default:
+			u.scratch = append(u.scratch, c)
+		}
+	}
+	u.scratch = append(u.scratch, '"')
+	return end
+}
+
+// isPolicyPragma reports whether v, the raw value of a <meta>'s http-equiv,
+// names Content-Security-Policy once its character references are decoded,
+// in any ASCII case and between any HTML whitespace.
+func isPolicyPragma(v []byte) bool {
+	if bytes.IndexByte(v, '&') >= 0 {
+		v = unescapeAttr(v)
+	}
+	v = v[skipWhite(v, 0):]
+	for len(v) > 0 && isWhite(v[len(v)-1]) {
+		v = v[:len(v)-1]
+	}
+	return equalFoldASCII(v, "content-security-policy")
+}
+
+// leaveHead records that the lexer is past the document's head: no more
+// <meta> policies to edit, and if no URL needs rewriting, nothing more to
+// look at.
+func (u *URLRewriter) leaveHead() {
+	u.inHead = false
+	if !u.rewritesURLs {
+		u.passOn()
+	}
+}
+
+// headTag follows the head across a start tag (start) or an end tag of this
+// name, in any case: it counts <template> elements, and outside them leaves
+// the head if the tag ends it (leavesHead).
+func (u *URLRewriter) headTag(name []byte, start bool) {
+	switch {
+	case equalFoldASCII(name, "template"):
+		if start {
+			u.templates++
+		} else if u.templates > 0 {
+			u.templates--
+		}
+	case u.templates == 0 && leavesHead(name, start):
+		u.leaveHead()
+	}
+}
+
+// headText follows the head across text in the data state: outside
+// <template> elements, text that is not whitespace ends it (isHeadText).
+func (u *URLRewriter) headText(text []byte) {
+	if u.templates == 0 && !isHeadText(text) {
+		u.leaveHead()
+	}
+}
+
+// leavesHead reports whether a start tag (start) or an end tag of this name
+// (in any case) ends the head, where browsers stop putting <meta> tags in
+// it: any start tag but those of html, head and the elements a head holds;
+// only the end tags body, html and br (browsers ignore other end tags
+// there, </head> included for this purpose: a <meta> after it still goes
+// into the head).
+func leavesHead(name []byte, start bool) bool {
+	if !start {
+		return equalFoldASCII(name, "body") || equalFoldASCII(name, "html") || equalFoldASCII(name, "br")
+	}
+	for _, n := range headTags {
+		if equalFoldASCII(name, n) {
+			return false
+		}
+	}
+	return true
+}
+
+// headTags are the start tags that do not end the head: browsers put the
+// elements a head holds into it even after </head>, and ignore a second
+// <html> or <head>.
+var headTags = []string{"base", "basefont", "bgsound", "head", "html", "link", "meta", "noframes", "noscript", "script", "style", "template", "title"}
+
+// isHeadText reports whether text leaves the lexer in the head: it holds
+// only HTML whitespace and the bytes of a byte order mark (browsers drop a
+// leading one; one elsewhere is text that ends the head, but telling them
+// apart byte by byte, whatever the read sizes, is not worth it: editing a
+// policy that browsers then ignore does no harm).
+func isHeadText(text []byte) bool {
+	for _, c := range text {
+		if !isWhite(c) && c != 0xef && c != 0xbb && c != 0xbf {
+			return false
+		}
+	}
 	return true
 }
 
