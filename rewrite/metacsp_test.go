@@ -286,3 +286,31 @@ func BenchmarkHeadPolicies(b *testing.B) {
 		benchmarkPage(b, page, func(r io.Reader) io.Reader { return NewInjector(r, snippet) })
 	})
 }
+
+// TestLeavesHead checks leavesHead on every name it knows, in several
+// cases, and on names it must not take for one of them.
+func TestLeavesHead(t *testing.T) {
+	stays := []string{"base", "basefont", "bgsound", "head", "html", "link", "meta", "noframes", "noscript", "script", "style", "template", "title"}
+	for _, name := range stays {
+		for _, written := range []string{name, strings.ToUpper(name), strings.ToUpper(name[:1]) + name[1:]} {
+			if leavesHead([]byte(written), true) {
+				t.Errorf("<%s> leaves the head", written)
+			}
+		}
+	}
+	for _, name := range []string{"", "body", "BODY", "br", "p", "div", "img", "svg", "frameset", "metas", "basefonts", "noscript1", "x-meta"} {
+		if !leavesHead([]byte(name), true) {
+			t.Errorf("<%s> does not leave the head", name)
+		}
+	}
+	for _, name := range []string{"body", "Body", "html", "HTML", "br", "bR"} {
+		if !leavesHead([]byte(name), false) {
+			t.Errorf("</%s> does not leave the head", name)
+		}
+	}
+	for _, name := range []string{"", "head", "HEAD", "p", "div", "title", "template", "bodyy", "b", "htm"} {
+		if leavesHead([]byte(name), false) {
+			t.Errorf("</%s> leaves the head", name)
+		}
+	}
+}

@@ -1334,26 +1334,32 @@ func (u *URLRewriter) headText(text []byte) {
 
 // leavesHead reports whether a start tag (start) or an end tag of this name
 // (in any case) ends the head, where browsers stop putting <meta> tags in
-// it: any start tag but those of html, head and the elements a head holds;
-// only the end tags body, html and br (browsers ignore other end tags
-// there, </head> included for this purpose: a <meta> after it still goes
-// into the head).
+// it: any start tag but html, head and those of the elements a head holds
+// (browsers put them into it even after </head>, and ignore a second <html>
+// or <head>); only the end tags body, html and br (browsers ignore other end
+// tags there, </head> included for this purpose: a <meta> after it still
+// goes into the head).
 func leavesHead(name []byte, start bool) bool {
-	if !start {
-		return equalFoldASCII(name, "body") || equalFoldASCII(name, "html") || equalFoldASCII(name, "br")
+	var lowered [len("basefont")]byte // as long as the longest name below
+	if len(name) > len(lowered) {
+		return start
 	}
-	for _, n := range headTags {
-		if equalFoldASCII(name, n) {
-			return false
+	for i, c := range name {
+		lowered[i] = lower(c)
+	}
+	if !start {
+		switch string(lowered[:len(name)]) {
+		case "body", "html", "br":
+			return true
 		}
+		return false
+	}
+	switch string(lowered[:len(name)]) {
+	case "base", "basefont", "bgsound", "head", "html", "link", "meta", "noframes", "noscript", "script", "style", "template", "title":
+		return false
 	}
 	return true
 }
-
-// headTags are the start tags that do not end the head: browsers put the
-// elements a head holds into it even after </head>, and ignore a second
-// <html> or <head>.
-var headTags = []string{"base", "basefont", "bgsound", "head", "html", "link", "meta", "noframes", "noscript", "script", "style", "template", "title"}
 
 // isHeadText reports whether text leaves the lexer in the head: it holds
 // only HTML whitespace and the bytes of a byte order mark (browsers drop a
