@@ -23,7 +23,8 @@ import (
 // Accepts reports whether a request with header h accepts a body in coding
 // (e.g. "gzip").
 func Accepts(h http.Header, coding string) bool {
-	return weigh(lines(h), coding) > 0
+	var buf [maxInline]element
+	return weigh(parse(h, buf[:0]), normal(coding)) > 0
 }
 
 // Preferred returns the codings among offered that a request with header h
@@ -36,9 +37,10 @@ func Preferred(h http.Header, offered ...string) []string {
 		q      float64
 	}
 	var ws []weighed
-	accept := lines(h)
+	var buf [maxInline]element
+	accept := parse(h, buf[:0])
 	for _, c := range offered {
-		if q := weigh(accept, c); q > 0 {
+		if q := weigh(accept, normal(c)); q > 0 {
 			ws = append(ws, weighed{c, q})
 		}
 	}
@@ -58,9 +60,10 @@ func Preferred(h http.Header, offered ...string) []string {
 // header does not name never outranks a coding.
 func Choose(h http.Header, offered ...string) string {
 	best, bestQ := "", 0.0
-	accept := lines(h)
+	var buf [maxInline]element
+	accept := parse(h, buf[:0])
 	for _, c := range offered {
-		if q := weigh(accept, c); q > bestQ {
+		if q := weigh(accept, normal(c)); q > bestQ {
 			best, bestQ = c, q
 		}
 	}
@@ -70,43 +73,61 @@ func Choose(h http.Header, offered ...string) string {
 	return best
 }
 
-// lines returns the Accept-Encoding lines of header h, which Accepts,
-// Preferred and Choose read once and pass to weigh: each lookup of a header
-// canonicalises its name, which cost more than parsing a short header.
-func lines(h http.Header) []string { return h.Values("Accept-Encoding") }
+// An element is one entry of an Accept-Encoding header: a coding (or "*"),
+// in lower case and without the "x-" prefix of an old name, and its
+// quality.
+type element struct {
+	coding string
+	q      float64
+}
 
-// weigh returns the quality that the Accept-Encoding lines accept give
-// coding: its own entry's, else that of "*", else -1 if neither is present.
-func weigh(accept []string, coding string) float64 {
+// maxInline is how many elements Accepts, Preferred and Choose hold without
+// allocating: browsers send four or five.
+const maxInline = 8
+
+// parse appends the elements of the Accept-Encoding lines of header h to
+// accept. Accepts, Preferred and Choose parse the header once and weigh
+// every coding against the elements: reading it again per coding cost more
+// than the rest of the proxy's request rewriting.
+func parse(h http.Header, accept []element) []element {
+	for _, v := range h.Values("Accept-Encoding") {
+		for part := range strings.SplitSeq(v, ",") {
+			name, params, _ := strings.Cut(part, ";")
+			accept = append(accept, element{normal(name), quality(params)})
+		}
+	}
+	return accept
+}
+
+// weigh returns the quality that the elements accept give coding (as normal
+// returns it): its own element's, else that of "*", else -1 if neither is
+// present.
+func weigh(accept []element, coding string) float64 {
 	if q := named(accept, coding); q >= 0 {
 		return q
 	}
 	return named(accept, "*")
 }
 
-// named returns the highest quality of the entries of the Accept-Encoding
-// lines accept that name coding, or -1 if there are none. "*" is only
+// named returns the highest quality of the elements of accept that name
+// coding (as normal returns it), or -1 if there are none. "*" is only
 // matched by "*".
-func named(accept []string, coding string) float64 {
+func named(accept []element, coding string) float64 {
 	best := -1.0
-	for _, v := range accept {
-		for part := range strings.SplitSeq(v, ",") {
-			name, params, _ := strings.Cut(part, ";")
-			if sameCoding(strings.TrimSpace(name), coding) {
-				best = max(best, quality(params))
-			}
+	for _, e := range accept {
+		if e.coding == coding {
+			best = max(best, e.q)
 		}
 	}
 	return best
 }
 
-func sameCoding(a, b string) bool {
-	return strings.EqualFold(trimX(a), trimX(b))
-}
-
-// trimX removes the "x-" prefix of a coding's old name, such as x-gzip.
-func trimX(coding string) string {
-	if len(coding) > 2 && strings.EqualFold(coding[:2], "x-") {
+// normal returns a coding's name without surrounding spaces, in lower case
+// (which allocates only if it is not) and without the "x-" prefix of its
+// old name, such as x-gzip.
+func normal(coding string) string {
+	coding = strings.ToLower(strings.TrimSpace(coding))
+	if len(coding) > 2 && coding[:2] == "x-" {
 		return coding[2:]
 	}
 	return coding

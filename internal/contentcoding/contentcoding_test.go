@@ -147,7 +147,7 @@ func FuzzNegotiation(f *testing.F) {
 		if line2 != "" {
 			h.Add("Accept-Encoding", line2)
 		}
-		accept := h.Values("Accept-Encoding")
+		lines, accept := h.Values("Accept-Encoding"), parse(h, nil)
 		preferred := Preferred(h, offered...)
 		var accepted []string
 		for _, c := range offered {
@@ -158,20 +158,20 @@ func FuzzNegotiation(f *testing.F) {
 		inOffered := slices.Clone(preferred)
 		slices.SortFunc(inOffered, func(a, b string) int { return slices.Index(offered, a) - slices.Index(offered, b) })
 		if !slices.Equal(inOffered, accepted) {
-			t.Fatalf("%q: Preferred = %q, but Accepts accepts %q", accept, preferred, accepted)
+			t.Fatalf("%q: Preferred = %q, but Accepts accepts %q", lines, preferred, accepted)
 		}
 		for i := 1; i < len(preferred); i++ {
 			prev, next := weigh(accept, preferred[i-1]), weigh(accept, preferred[i])
 			if prev < next || prev == next && slices.Index(offered, preferred[i-1]) > slices.Index(offered, preferred[i]) {
-				t.Fatalf("%q: Preferred = %q, out of order at %d", accept, preferred, i)
+				t.Fatalf("%q: Preferred = %q, out of order at %d", lines, preferred, i)
 			}
 		}
 		choice := Choose(h, offered...)
 		switch {
 		case choice != "" && (len(preferred) == 0 || choice != preferred[0]):
-			t.Fatalf("%q: Choose = %q, Preferred = %q", accept, choice, preferred)
+			t.Fatalf("%q: Choose = %q, Preferred = %q", lines, choice, preferred)
 		case choice == "" && len(preferred) > 0 && named(accept, "identity") <= weigh(accept, preferred[0]):
-			t.Fatalf("%q: Choose = identity, but Preferred = %q and identity does not outrank %s", accept, preferred, preferred[0])
+			t.Fatalf("%q: Choose = identity, but Preferred = %q and identity does not outrank %s", lines, preferred, preferred[0])
 		}
 	})
 }
