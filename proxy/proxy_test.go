@@ -66,6 +66,21 @@ func startFor(t testing.TB, upstream *url.URL, cfg Config) (proxyURL string, log
 	return front.URL, logs
 }
 
+// fetch sends req with client and returns the response and its whole body.
+func fetch(t testing.TB, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := client(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the body: %v", err)
+	}
+	return resp, body
+}
+
 // client returns a client that sends and receives bodies exactly as they
 // are, so that tests control Accept-Encoding.
 func client(t testing.TB) *http.Client {
@@ -312,15 +327,7 @@ func TestProxyResponses(t *testing.T) {
 			if tc.acceptEncoding != "" {
 				req.Header.Set("Accept-Encoding", tc.acceptEncoding)
 			}
-			resp, err := client(t).Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				t.Fatalf("reading body: %v", err)
-			}
+			resp, body := fetch(t, req)
 			if resp.StatusCode != tc.wantStatus {
 				t.Errorf("status = %d, want %d", resp.StatusCode, tc.wantStatus)
 			}
@@ -817,15 +824,7 @@ func TestProxyEditsPolicies(t *testing.T) {
 			t.Fatal(err)
 		}
 		req.Host = host
-		resp, err := client(t).Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp, body := fetch(t, req)
 		origin := "http://" + host
 		connect := "connect-src 'self' ws://" + host // 'self' already allows origin
 		wantHeader := "script-src 'nonce-abc' 'nonce-" + testNonce + "'; " + connect

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
-	"time"
 
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
@@ -136,26 +135,8 @@ func TestURLRewriterPolicyScanStreams(t *testing.T) {
 	} {
 		src := &blockingAfter{data: []byte(tc.sent), release: make(chan struct{})}
 		u := NewURLRewriter(src, testOrigin(up), testOrigin(up), WithMetaCSP(appendSource))
-		got := make(chan string, 1) // the reader may finish after the test gave up on it
-		go func() {
-			var out []byte
-			buf := make([]byte, 64)
-			for len(out) < len(tc.want) {
-				n, err := u.Read(buf)
-				out = append(out, buf[:n]...)
-				if err != nil {
-					break
-				}
-			}
-			got <- string(out)
-		}()
-		select {
-		case out := <-got:
-			if out != tc.want {
-				t.Errorf("got %q, want %q", out, tc.want)
-			}
-		case <-time.After(10 * time.Second): // a hang, not a timing measurement
-			t.Errorf("after %q, Read waited for the rest of the head", tc.sent)
+		if out := readWhileBlocked(t, u, len(tc.want)); out != tc.want {
+			t.Errorf("after %q: got %q, want %q", tc.sent, out, tc.want)
 		}
 		close(src.release)
 	}
