@@ -116,11 +116,8 @@ type URLRewriter struct {
 	valAt   int      // where its value starts, from hold
 	attrs   []attrSpan
 
-	// rewritesURLs is false when from equals to (or either is invalid);
-	// passThrough is set once there is nothing left to look for, when Read
-	// returns what is buffered and then reads straight from the source.
+	// rewritesURLs is false when from equals to (or either is invalid).
 	rewritesURLs bool
-	passThrough  bool
 
 	// With WithMetaCSP, inHead is set until the lexer is past the
 	// document's head (see headTag and headText); templates counts the
@@ -193,9 +190,11 @@ func newURLRewriter(src io.Reader, from, to Origin, maxTag int, opts ...RewriteO
 
 // passOn makes the URLRewriter pass the rest of the document through: what
 // has been lexed so far goes out as it is (a start tag being held too), and
-// the rest is not looked at.
+// the rest is not looked at. The lexer never leaves sPlaintext (which a
+// <plaintext> start tag also leads to): there, once the buffer is drained,
+// Read reads straight from the source.
 func (u *URLRewriter) passOn() {
-	u.state, u.hold, u.passThrough = sPlaintext, -1, true
+	u.state, u.hold = sPlaintext, -1
 }
 
 // Err reports why a URL that this URLRewriter should have rewritten, or a
@@ -230,7 +229,7 @@ func (u *URLRewriter) Read(p []byte) (int, error) {
 				u.releaseBuf()
 			}
 			return 0, err
-		case u.passThrough:
+		case u.state == sPlaintext: // nothing left to look at (see passOn)
 			u.releaseBuf()
 			return u.src.Read(p)
 		case !u.fill():
@@ -778,7 +777,7 @@ func (u *URLRewriter) headData(buf []byte) {
 	if i >= 0 {
 		end = u.pos + i
 	}
-	if u.headText(buf[u.pos:end]); i < 0 || u.passThrough {
+	if u.headText(buf[u.pos:end]); i < 0 || u.state == sPlaintext {
 		u.pos = end
 		return
 	}
