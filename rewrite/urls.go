@@ -1287,14 +1287,7 @@ func (u *URLRewriter) editPolicy(t []byte, done int, a attrSpan) int {
 // names Content-Security-Policy once its character references are decoded,
 // in any ASCII case and between any HTML whitespace.
 func isPolicyPragma(v []byte) bool {
-	if bytes.IndexByte(v, '&') >= 0 {
-		v = unescapeAttr(v)
-	}
-	v = v[skipWhite(v, 0):]
-	for len(v) > 0 && isWhite(v[len(v)-1]) {
-		v = v[:len(v)-1]
-	}
-	return equalFoldASCII(v, "content-security-policy")
+	return equalFoldASCII(bytes.Trim(unescapeAttr(v), " \t\n\f\r"), "content-security-policy")
 }
 
 // leaveHead records that the lexer is past the document's head: no more
