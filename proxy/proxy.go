@@ -325,9 +325,8 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		src = first
 	}
 	nonce := p.newNonce()
-	snippet := fmt.Sprintf(`<script src="%s" nonce="%s" defer></script>`, p.scriptPath, nonce)
 	page := &htmlBody{
-		injector: rewrite.NewInjector(src, []byte(snippet)),
+		injector: rewrite.NewInjector(src, p.snippet(nonce)),
 		body:     resp.Body,
 		log:      p.log,
 		path:     resp.Request.URL.Path,
@@ -358,6 +357,17 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	rt.cw.enable(z)
 	encodingChanged(resp)
 	return nil
+}
+
+// snippet returns the tag that loads the visitor script, with nonce.
+func (p *Proxy) snippet(nonce string) []byte {
+	const before, between, after = `<script src="`, `" nonce="`, `" defer></script>`
+	tag := make([]byte, 0, len(before)+len(p.scriptPath)+len(between)+len(nonce)+len(after))
+	tag = append(tag, before...)
+	tag = append(tag, p.scriptPath...)
+	tag = append(tag, between...)
+	tag = append(tag, nonce...)
+	return append(tag, after...)
 }
 
 // allowVisitorInCSP edits the page's policy headers so that they allow the
@@ -484,11 +494,16 @@ func encodingChanged(resp *http.Response) {
 // bytes do not apply to it, digests of them are dropped, and a strong ETag,
 // which promises those exact bytes, becomes weak.
 func bodyChanged(resp *http.Response) {
-	resp.Header.Del("Content-Length")
 	resp.ContentLength = -1
-	resp.Header.Del("Accept-Ranges")
-	for _, digest := range []string{"Content-Digest", "Repr-Digest", "Digest", "Content-Md5"} {
-		resp.Header.Del(digest) // they vouch for the upstream's bytes
+	// One pass over the header instead of a Del per name: the names are
+	// canonical, as Del would make them, and so are the keys the Transport
+	// stores.
+	for name := range resp.Header {
+		switch name {
+		case "Content-Length", "Accept-Ranges",
+			"Content-Digest", "Repr-Digest", "Digest", "Content-Md5": // they vouch for the upstream's bytes
+			delete(resp.Header, name)
+		}
 	}
 	if etag := resp.Header.Get("Etag"); etag != "" && !strings.HasPrefix(etag, "W/") {
 		resp.Header.Set("Etag", "W/"+etag)
