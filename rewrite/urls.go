@@ -97,6 +97,8 @@ type URLRewriter struct {
 	// hostScan and hostAt remember the last search for from's host in
 	// buf[:w] (see hostIn): it started at hostScan (noSearch: no valid
 	// search) and found the host at hostAt (noHost: nowhere after hostScan).
+	// A URLRewriter that rewrites no URL keeps them at 0 and noHost: no
+	// tag needs rewriting, so none is searched.
 	hostScan, hostAt int
 
 	// out is returned first, then next; they alias buf and scratch, so buf
@@ -181,6 +183,11 @@ func newURLRewriter(src io.Reader, from, to Origin, maxTag int, opts ...RewriteO
 	}
 	u.from, u.to = from, to
 	u.rewritesURLs = from != to
+	if !u.rewritesURLs {
+		// hostIn answers "no host" without searching (see fill): skipTag
+		// then passes every tag that is not held for another reason.
+		u.hostScan, u.hostAt = 0, noHost
+	}
 	u.inHead = u.editMetaCSP != nil
 	if !u.rewritesURLs && !u.inHead {
 		u.passOn()
@@ -265,7 +272,9 @@ func (u *URLRewriter) fill() bool {
 	m, err := u.src.Read(u.buf[u.w:])
 	u.w += m
 	u.srcErr = err
-	u.hostScan = noSearch // buf[:w] changed
+	if u.rewritesURLs {
+		u.hostScan = noSearch // buf[:w] changed
+	}
 	return m > 0 || err != nil
 }
 
@@ -792,15 +801,31 @@ func (u *URLRewriter) openTag(buf []byte, start bool) {
 	}
 }
 
-// tagOpen is openTag for the tag states, which also run in the head: there
-// every tag goes through the tag states, which follow the head (headTag)
-// and hold each <meta> until it is complete.
+// tagOpen is openTag for the tag states, which also run in the head. There
+// a <meta> start tag, whose policy may need editing, goes through the tag
+// states, which hold it until it is complete; skipTag may pass the other
+// tags, and headTag then follows the head across them.
 func (u *URLRewriter) tagOpen(buf []byte, start bool) {
-	if u.inHead {
-		u.lexTag(start)
-	} else {
+	if !u.inHead {
 		u.openTag(buf, start)
+		return
 	}
+	name := nameAt(buf, u.pos)
+	if start && equalFoldASCII(name, "meta") || !u.skipTag(buf, start) {
+		u.lexTag(start)
+		return
+	}
+	u.headTag(name, start)
+}
+
+// nameAt returns the tag name that starts at buf[i], as far as buf holds
+// it.
+func nameAt(buf []byte, i int) []byte {
+	end := i
+	for end < len(buf) && byteClass[buf[end]]&endsTagName == 0 {
+		end++
+	}
+	return buf[i:end]
 }
 
 // lexTag makes the tag states lex a start tag (start) or an end tag from
@@ -929,9 +954,8 @@ func (t tagClass) content() lexState {
 // reports true. Otherwise it changes nothing, and the tag states lex the
 // tag, holding and rewriting a start tag as they do. Most tags of a page
 // take this path: it finds the tag's end and name without collecting and
-// classifying attributes. It is not used in the head (see tagOpen), so
-// only when URLs are rewritten: past the head, a URLRewriter that only
-// edits policies passes the document through.
+// classifying attributes. In the head, tagOpen keeps <meta> start tags
+// from it.
 func (u *URLRewriter) skipTag(buf []byte, start bool) bool {
 	nameEnd, end := tagEnd(buf, u.pos)
 	if end < 0 || start && (end-u.hold > u.maxTag || u.hostIn(u.hold, end)) {
@@ -951,7 +975,7 @@ func (u *URLRewriter) skipTag(buf []byte, start bool) bool {
 // returns the end of the name and the offset after the tag's '>', or end -1
 // if buf ends before the tag does.
 func tagEnd(buf []byte, i int) (nameEnd, end int) {
-	for i < len(buf) && byteClass[buf[i]]&endsTagName == 0 {
+	for i < len(buf) && byteClass[buf[i]]&endsTagName == 0 { // nameAt, which compiles slower here
 		i++
 	}
 	nameEnd = i
