@@ -57,8 +57,8 @@ const prescanWindow = 1024
 //   - if the next token is a <head> start tag (in any case, with any
 //     attributes), the snippet goes right after it;
 //   - otherwise the snippet goes right before that token (another start tag,
-//     an end tag or text that is not whitespace), where a browser would open
-//     the implied head;
+//     an end tag, or text after any leading whitespace), where a browser
+//     would open the implied head;
 //   - but if <meta> tags (with only whitespace and comments between them)
 //     follow that point within the first 1024 bytes, and one of them declares
 //     the character encoding (charset, or http-equiv="Content-Type" with a
@@ -68,55 +68,63 @@ const prescanWindow = 1024
 //     the <meta> run; a declaration that comes after other head elements and
 //     ends within len(snippet) bytes of byte 1024 can therefore be pushed
 //     past the window (browsers then use the HTTP charset, or sniff);
-//   - if the document ends first, the snippet goes at its end (before an
-//     unterminated tag there, which browsers discard). An empty document stays
-//     empty.
+//   - if the document ends first, the snippet goes at its end, but before a
+//     tag, comment or doctype left unterminated there (browsers drop such a
+//     tag, and would read the snippet as part of such a comment). An empty
+//     document stays empty.
 //
-// The decision is made on tokens of golang.org/x/net/html's Tokenizer, so text
-// inside comments, attribute values or scripts (such as a "</head>" in a
-// string) is never mistaken for markup. Once the snippet is placed, the
-// Injector stops tokenizing and copies the rest of the source straight
-// through.
+// The tokens are read by a small lexer that follows the HTML standard's
+// tokenizer for what can come before a head (text, comments, bogus comments
+// such as "<?xml ...?>" and "<![CDATA[...]]>", doctypes, start and end tags
+// with their attributes), so text inside comments or attribute values (such
+// as a "<head>" in a comment) is never mistaken for markup. It decides at the
+// first token that is neither skipped nor a <meta> in the look-ahead, without
+// reading that token to its end; from there it copies the rest of the source
+// straight through.
 //
 // The output is always the input with the snippet inserted at Offset, or the
 // input itself when Injected reports false; no byte is lost, duplicated or
 // altered. An Injector gives up injecting, and passes everything through, if a
-// token before the injection point exceeds MaxTokenSize, if reading the source
-// fails before the injection point, or if the document starts with a UTF-16
-// byte order mark; Err then says why. Insertion happens only between tokens,
-// so a multi-byte character (in UTF-8 or in any ASCII-compatible encoding such
-// as windows-1252, ISO-8859-x, Shift_JIS or GB18030) is never split.
+// token before the injection point reaches MaxTokenSize bytes, if reading the
+// source fails before the injection point, or if the document starts with a
+// UTF-16 byte order mark; Err then says why. Insertion happens only between
+// tokens, so a multi-byte character (in UTF-8 or in any ASCII-compatible
+// encoding such as windows-1252, ISO-8859-x, Shift_JIS or GB18030) is never
+// split.
 //
 // Read returns the source's errors at the same position in the byte stream
 // as the source did: an error other than io.EOF is returned once, and a later
 // Read goes back to the source. An Injector is not safe for concurrent use,
 // and the snippet must not be modified while it is in use.
 type Injector struct {
-	src     errRecorder // what the tokenizer reads from; src.r afterwards
+	src     io.Reader
 	snippet []byte
-	started bool            // the first bytes have been read (see start)
-	z       *html.Tokenizer // nil before start and once the injection point is decided
 
-	// pending holds bytes to return before anything else; they alias z's
-	// buffer and the snippet, so z must not advance until they are copied
-	// out.
+	// Until the injection point is decided, the source is read into buf
+	// (from firstReads, or grown for a long token) and lexed there.
+	buf    []byte
+	w      int   // buf[:w] holds data from the source
+	pos    int   // the start of the token to lex next
+	e      int   // buf[:e] has been returned
+	base   int64 // the source position of buf[0]
+	heldAt int   // while looking ahead across <meta> tags, the default injection point; -1 otherwise
+	srcErr error // the error of the source's last read
+	began  bool  // the byte order marks at the start have been looked at
+
+	// pending is what Read returns before anything else: the undecided
+	// bytes that had to make room in buf, or, once decided, the rest of buf
+	// with the snippet in it. It aliases buf and the snippet; segs is its
+	// backing array, so queueing never allocates.
 	pending [][]byte
-	segs    [5][]byte // backing array for pending, so queueing never allocates
-
-	// While looking ahead across <meta> tags for a charset declaration,
-	// held is a copy of the tokens seen since the default injection point,
-	// which is at source position heldAt.
-	lookingAhead bool
-	held         []byte
-	heldAt       int64
+	segs    [3][]byte
+	decided bool
 
 	// tail is what Read does once pending is drained after the decision: nil
 	// reads on from src, io.EOF ends the stream, any other error is returned
 	// once and then reset to nil.
 	tail error
 
-	maxToken int   // the tokenizer's buffer limit, for Err's message
-	pos      int64 // bytes of src queued for output while tokenizing
+	maxToken int
 	offset   int64 // where the snippet starts in the output, if injected
 	injected bool
 	err      error // why injection was abandoned; nil otherwise
@@ -131,41 +139,7 @@ func NewInjector(src io.Reader, snippet []byte) *Injector {
 // newInjector is NewInjector with a configurable token size limit, so that
 // tests can reach the give-up path with small inputs.
 func newInjector(src io.Reader, snippet []byte, maxToken int) *Injector {
-	return &Injector{src: errRecorder{r: src}, snippet: snippet, maxToken: maxToken}
-}
-
-// start reads the document's first bytes (at least two, unless it is
-// shorter) before anything is tokenized: a UTF-16 byte order mark there means
-// the document passes through unchanged. Otherwise the tokenizer starts on
-// those bytes and the rest. It reads as the tokenizer would, one ordinary
-// read and more only while fewer than two bytes came, and keeps an error
-// where the source returned it.
-func (in *Injector) start() {
-	in.started = true
-	buf := firstReads.Get().(*[firstReadSize]byte)
-	first := buf[:]
-	n := 0
-	var err error
-	for empty := 0; n < 2 && err == nil; {
-		var m int
-		m, err = in.src.r.Read(first[n:])
-		n += m
-		if m > 0 {
-			empty = 0
-		} else if empty++; empty == 100 {
-			err = io.ErrNoProgress // as the tokenizer reports such a source
-		}
-	}
-	first = first[:n]
-	if n >= 2 && (first[0] == 0xfe && first[1] == 0xff || first[0] == 0xff && first[1] == 0xfe) {
-		in.err = fmt.Errorf("%w: serving it without the snippet", ErrUTF16)
-		in.queue(first) // buf now belongs to the output: it is not reused
-		in.tail = err
-		return
-	}
-	in.src.r = &prefixReader{prefix: first, buf: buf, err: err, r: in.src.r}
-	in.z = html.NewTokenizer(&in.src)
-	in.z.SetMaxBuf(in.maxToken)
+	return &Injector{src: src, snippet: snippet, maxToken: maxToken, heldAt: -1}
 }
 
 // Injected reports whether the snippet has been placed in the output. It is
@@ -183,31 +157,27 @@ func (in *Injector) Offset() int64 {
 }
 
 // Err reports why the Injector gave up injecting: an error wrapping
-// ErrTokenTooLarge, or one wrapping the source's read error if that came
-// before the injection point. It is nil if the snippet was injected, if the
-// document was empty, or while the decision is still pending.
+// ErrTokenTooLarge or ErrUTF16, or one wrapping the source's read error if
+// that came before the injection point. It is nil if the snippet was
+// injected, if the document was empty, or while the decision is still
+// pending.
 func (in *Injector) Err() error { return in.err }
 
-// Read implements io.Reader. Until the injection point is found, Read
-// fills p with the tokens before it, waiting for the source if need be: the
-// doctype and <html> tag are of no use to a browser on their own, and one
-// write of them is cheaper than one per token. From the injection point on, it
-// returns what it has as soon as it has it: what the tokenizer read ahead,
-// then what the source returns.
+// Read implements io.Reader. Until the injection point is decided, Read
+// waits for the source: the doctype and <html> tag are of no use to a
+// browser on their own, and one write of them with the head is cheaper than
+// one per read. (If the tokens before the injection point fill the buffer,
+// they go out to make room.) From the decision on, it returns what it has as
+// soon as it has it: the rest of what it read, then what the source returns.
 func (in *Injector) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for !in.decided && len(in.pending) == 0 {
+		in.advance()
+	}
 	n := 0
-	for n < len(p) {
-		if len(in.pending) == 0 {
-			switch {
-			case !in.started:
-				in.start()
-			case in.z != nil:
-				in.step()
-			default:
-				goto drained
-			}
-			continue
-		}
+	for n < len(p) && len(in.pending) > 0 {
 		c := copy(p[n:], in.pending[0])
 		n += c
 		if c < len(in.pending[0]) {
@@ -216,13 +186,13 @@ func (in *Injector) Read(p []byte) (int, error) {
 			in.pending = in.pending[1:]
 		}
 	}
-drained:
-	if n > 0 || len(p) == 0 {
+	if n > 0 {
 		return n, nil
 	}
+	in.releaseBuf() // decided, and nothing aliases buf any longer
 	switch in.tail {
 	case nil:
-		return in.src.r.Read(p)
+		return in.src.Read(p)
 	case io.EOF:
 		return 0, io.EOF
 	default:
@@ -232,64 +202,192 @@ drained:
 	}
 }
 
-// step reads the next token and queues its bytes, with the snippet before or
-// after them if the token decides the injection point.
-func (in *Injector) step() {
-	tt := in.z.Next()
-	raw := in.z.Raw()
-	if tt == html.ErrorToken {
-		in.stop(raw, in.z.Err())
+// advance lexes what buf holds and decides the injection point if it can;
+// otherwise it makes room in buf (queueing lexed bytes), or reads more.
+func (in *Injector) advance() {
+	if in.lex() {
 		return
 	}
-	if in.lookingAhead {
-		in.lookAhead(tt, raw)
-		return
+	keep := in.pos // the bytes from here on are still needed
+	if in.heldAt >= 0 {
+		keep = in.heldAt
 	}
-	var bom []byte
-	if tt == html.TextToken && in.pos == 0 && bytes.HasPrefix(raw, []byte(utf8BOM)) {
-		bom, raw = raw[:len(utf8BOM)], raw[len(utf8BOM):]
-	}
-	switch classify(tt, raw) {
-	case skip:
-		in.queue(bom, raw)
-		in.pos += int64(len(bom) + len(raw))
-	case before:
-		if isMeta(tt, raw) {
-			in.queue(bom)
-			in.pos += int64(len(bom))
-			in.lookingAhead, in.heldAt = true, in.pos
-			in.lookAhead(tt, raw)
+	switch {
+	case in.srcErr != nil: // an error; lex has handled io.EOF
+		if in.heldAt >= 0 {
+			in.inject(in.heldAt)
 			return
 		}
-		in.offset = in.pos + int64(len(bom))
-		in.queue(bom, in.snippet, raw)
-		in.decide()
-	case after:
-		in.queue(raw)
-		in.pos += int64(len(raw))
-		in.lookingAhead, in.heldAt = true, in.pos
+		in.giveUp(fmt.Errorf("rewrite: reading the document before the injection point: %w", in.srcErr))
+	case in.w == len(in.buf) && keep > in.e:
+		in.queue(in.buf[in.e:keep])
+		in.e = keep
+	default:
+		in.fill()
 	}
 }
 
-// lookAhead handles a token after the default injection point (heldAt): a
-// run of <meta> tags, whitespace and comments within the prescan window is
-// held back until it either declares the charset (the snippet goes after
-// that tag) or ends (the snippet goes at heldAt).
-func (in *Injector) lookAhead(tt html.TokenType, raw []byte) {
-	inWindow := in.pos < prescanWindow
+// fill reads from the source after the data in buf, first making room: it
+// drops what has been returned, or grows a buf full of bytes still needed.
+// It records the source's error, or io.ErrNoProgress (as io.Reader users
+// do) if the source returns nothing 100 times in a row.
+func (in *Injector) fill() {
 	switch {
-	case inWindow && isMeta(tt, raw) && declaresCharset(raw):
-		in.offset = in.pos + int64(len(raw))
-		in.queue(in.held, raw, in.snippet)
-		in.decide()
-	case inWindow && (isMeta(tt, raw) || tt == html.CommentToken || tt == html.TextToken && isSpace(raw)):
-		in.pos += int64(len(raw))
-		in.held = append(in.held, raw...)
+	case in.buf == nil:
+		in.buf = firstReads.Get().(*[firstReadSize]byte)[:]
+	case in.w < len(in.buf):
+	case in.e > 0:
+		copy(in.buf, in.buf[in.e:in.w])
+		in.w -= in.e
+		in.pos -= in.e
+		if in.heldAt >= 0 {
+			in.heldAt -= in.e
+		}
+		in.base += int64(in.e)
+		in.e = 0
 	default:
-		in.offset = in.heldAt
-		in.queue(in.snippet, in.held, raw)
-		in.decide()
+		bigger := make([]byte, 2*len(in.buf))
+		copy(bigger, in.buf)
+		in.releaseBuf()
+		in.buf = bigger
 	}
+	for empty := 0; ; {
+		m, err := in.src.Read(in.buf[in.w:])
+		in.w += m
+		if err != nil {
+			in.srcErr = err
+			return
+		}
+		if m > 0 {
+			return
+		}
+		if empty++; empty == 100 {
+			in.srcErr = io.ErrNoProgress
+			return
+		}
+	}
+}
+
+// releaseBuf returns buf to firstReads if it came from there.
+func (in *Injector) releaseBuf() {
+	if cap(in.buf) == firstReadSize {
+		firstReads.Put((*[firstReadSize]byte)(in.buf[:firstReadSize]))
+	}
+	in.buf = nil
+}
+
+// lex reads the tokens from pos and reports whether it decided the
+// injection point (or to give up). It returns false when buf ends inside a
+// token that the decision depends on and more of the source may come.
+func (in *Injector) lex() bool {
+	buf := in.buf[:in.w]
+	atEOF := in.srcErr == io.EOF
+	if !in.began {
+		if len(buf) < 2 && !atEOF || len(buf) < len(utf8BOM) && !atEOF && bytes.HasPrefix([]byte(utf8BOM), buf) {
+			return false
+		}
+		in.began = true
+		if len(buf) >= 2 && (buf[0] == 0xfe && buf[1] == 0xff || buf[0] == 0xff && buf[1] == 0xfe) {
+			in.giveUp(fmt.Errorf("%w: serving it without the snippet", ErrUTF16))
+			return true
+		}
+		if bytes.HasPrefix(buf, []byte(utf8BOM)) {
+			in.pos = len(utf8BOM) // it stays first: browsers only honour it there
+		}
+	}
+	for {
+		if in.pos == len(buf) {
+			if !atEOF {
+				return false
+			}
+			switch {
+			case in.heldAt >= 0:
+				in.inject(in.heldAt)
+			case in.base+int64(in.pos) > 0:
+				in.inject(in.pos)
+			default:
+				in.decide() // an empty document stays empty
+			}
+			return true
+		}
+		kind, end := nextToken(buf, in.pos, atEOF)
+		lookingAhead := in.heldAt >= 0 // across a run of <meta> tags, whitespace and comments within the prescan window
+		if lookingAhead && (in.base+int64(in.pos) >= prescanWindow || kind != tokMore && kind != tokMeta && kind != tokComment && kind != tokSpace) {
+			in.inject(in.heldAt) // the run is over
+			return true
+		}
+		if kind != tokOther {
+			// The decision waits for the token's end, and so for no
+			// more than maxToken bytes of it. (A tokMore is at most a
+			// few bytes.)
+			seen := end // the bytes of it in buf
+			if end < 0 {
+				seen = len(buf)
+			}
+			if kind != tokMore && seen-in.pos >= in.maxToken {
+				in.tooLarge()
+				return true
+			}
+			if end < 0 {
+				if !atEOF {
+					return false
+				}
+				kind = tokOther // unterminated at the end: the snippet goes before it
+			}
+		}
+		switch {
+		case lookingAhead && kind == tokMeta && declaresCharset(buf[in.pos:end]):
+			in.inject(end)
+			return true
+		case lookingAhead && kind == tokOther:
+			in.inject(in.heldAt)
+			return true
+		case lookingAhead, kind == tokSpace, kind == tokComment, kind == tokDoctype, kind == tokHTML:
+			in.pos = end
+		case kind == tokHead:
+			in.pos, in.heldAt = end, end
+		case kind == tokMeta:
+			in.heldAt = in.pos // and look at it again, looking ahead
+		default:
+			in.inject(in.pos)
+			return true
+		}
+	}
+}
+
+// tooLarge handles a token of maxToken bytes or more at pos: the snippet
+// goes to the default injection point if the look-ahead has one, and
+// otherwise the Injector gives up.
+func (in *Injector) tooLarge() {
+	if in.heldAt >= 0 {
+		in.inject(in.heldAt)
+		return
+	}
+	in.giveUp(fmt.Errorf("%w: a token before the head is %d bytes or more; serving the document without the snippet", ErrTokenTooLarge, in.maxToken))
+}
+
+// inject decides that the snippet goes at buf[at], and queues the rest of
+// buf around it.
+func (in *Injector) inject(at int) {
+	in.injected, in.offset = true, in.base+int64(at)
+	in.queue(in.buf[in.e:at], in.snippet, in.buf[at:in.w])
+	in.decide()
+}
+
+// giveUp decides to pass the document through without the snippet, for the
+// reason err.
+func (in *Injector) giveUp(err error) {
+	in.err = err
+	in.queue(in.buf[in.e:in.w])
+	in.decide()
+}
+
+// decide switches to passing the rest of the source through, after what is
+// queued. The source may already have reported io.EOF or an error, together
+// with or after the bytes in buf: it is handed on after them.
+func (in *Injector) decide() {
+	in.decided, in.heldAt, in.tail = true, -1, in.srcErr
+	in.e = in.w
 }
 
 // queue replaces the drained pending list with segs; empty ones are dropped.
@@ -302,154 +400,142 @@ func (in *Injector) queue(segs ...[]byte) {
 	}
 }
 
-// decide records that the snippet is queued and switches to passing the rest
-// of the source through: first what the tokenizer read ahead, then src.
-func (in *Injector) decide() {
-	in.injected, in.lookingAhead = true, false
-	in.pending = append(in.pending, in.z.Buffered())
-	// The source may already have reported io.EOF or an error, together
-	// with or after the bytes now queued; hand it on after them.
-	in.tail = in.src.err
-	in.z = nil
-}
-
-// stop handles the tokenizer stopping before the injection point was found.
-// raw holds the bytes of an unfinished token, if any.
-func (in *Injector) stop(raw []byte, err error) {
-	if in.lookingAhead {
-		// The default injection point is known: use it, and pass on what
-		// the tokenizer read and the error after it.
-		in.offset = in.heldAt
-		in.queue(in.snippet, in.held, raw)
-		in.decide()
-		if err != io.EOF && !errors.Is(err, html.ErrBufferExceeded) {
-			in.tail = err
-		}
-		return
-	}
-	switch {
-	case err == io.EOF:
-		if in.pos+int64(len(raw)) > 0 {
-			in.injected, in.offset = true, in.pos
-			in.queue(in.snippet, raw)
-		} else {
-			in.queue()
-		}
-	case errors.Is(err, html.ErrBufferExceeded):
-		in.err = fmt.Errorf("%w: a token before the head is %d bytes or more; serving the document without the snippet", ErrTokenTooLarge, in.maxToken)
-		in.queue(raw, in.z.Buffered())
-		err = in.src.err // nil, or met while reading ahead: after Buffered
-	default:
-		// A read error, or io.ErrNoProgress from the tokenizer if the
-		// source keeps returning nothing.
-		in.err = fmt.Errorf("rewrite: reading the document before the injection point: %w", err)
-		in.queue(raw, in.z.Buffered())
-	}
-	in.tail = err
-	in.z = nil
-}
-
-// errRecorder passes reads through and remembers the last error, which the
-// html.Tokenizer only reveals with an ErrorToken; it is needed to hand on an
-// error the tokenizer met while reading the token that decides the injection
-// point.
-type errRecorder struct {
-	r   io.Reader
-	err error
-}
-
-func (e *errRecorder) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err != nil {
-		e.err = err
-	}
-	return n, err
-}
-
-// firstReadSize is the size of the Injector's first read (see start).
+// firstReadSize is the size of an Injector's buffer, and so of its first
+// read, unless a token before the injection point needs more.
 const firstReadSize = 4096
 
-// firstReads holds the buffers of Injectors' first reads between documents:
-// a fresh one per page was a sixth of the bytes the proxy allocated per page
+// firstReads holds Injectors' buffers between documents: a fresh one per
+// page was a sixth of the bytes the proxy allocated per page
 // (docs/benchmarks.md).
 var firstReads = sync.Pool{New: func() any { return new([firstReadSize]byte) }}
 
-// prefixReader returns prefix, then err if it is not nil (the error that
-// ended reading the prefix), then what r returns. prefix is in buf, a
-// buffer from firstReads that goes back to the pool once prefix has been
-// read: nothing else refers to it.
-type prefixReader struct {
-	prefix []byte
-	buf    *[firstReadSize]byte
-	err    error
-	r      io.Reader
-}
-
-func (p *prefixReader) Read(b []byte) (int, error) {
-	if len(p.prefix) > 0 {
-		n := copy(b, p.prefix)
-		p.prefix = p.prefix[n:]
-		if len(p.prefix) == 0 {
-			p.release()
-		}
-		return n, nil
-	}
-	p.release() // an empty prefix
-	if p.err != nil {
-		err := p.err
-		if err != io.EOF {
-			p.err = nil // returned once, as the source did
-		}
-		return 0, err
-	}
-	return p.r.Read(b)
-}
-
-// release returns the prefix's buffer to firstReads, once.
-func (p *prefixReader) release() {
-	if p.buf != nil {
-		firstReads.Put(p.buf)
-		p.buf, p.prefix = nil, nil
-	}
-}
-
-// action is what a token before the injection point means for the snippet.
-type action int
+// tokenKind is what a token before the injection point is, to an Injector.
+type tokenKind uint8
 
 const (
-	skip   action = iota // copy the token through and keep looking
-	before               // insert the snippet before the token
-	after                // insert the snippet after the token
+	tokOther   tokenKind = iota // any other token: the default injection point is before it
+	tokMore                     // buf ends before the kind is known
+	tokSpace                    // text of whitespace only
+	tokComment                  // a comment, bogus comment or "</>"
+	tokDoctype
+	tokHTML // an <html> start tag
+	tokHead // a <head> start tag
+	tokMeta // a <meta> start tag
 )
 
-// classify decides what a token met before the injection point means. raw is
-// the token's bytes without a leading byte order mark. It reads raw rather
-// than calling the tokenizer's TagName or Text, which rewrite the buffer in
-// place (lower-casing, unescaping) and so would alter the bytes passed on.
-func classify(tt html.TokenType, raw []byte) action {
-	switch tt {
-	case html.DoctypeToken, html.CommentToken:
-		// The tokenizer reports processing instructions ("<?xml ...?>"),
-		// CDATA sections and other "<!...>" junk as comments too.
-		return skip
-	case html.TextToken:
-		if isSpace(raw) {
-			return skip
-		}
-	case html.StartTagToken, html.SelfClosingTagToken:
-		switch name := tagName(raw); {
-		case equalFoldASCII(name, "html"):
-			return skip
-		case equalFoldASCII(name, "head"):
-			return after
-		}
+// nextToken lexes the token that starts at buf[i], as the HTML standard's
+// tokenizer does in its data state. It returns its kind and the offset
+// after it, or end -1 if buf ends before the token does, and for tokOther,
+// whose end is of no interest. A token of another kind than tokMore that
+// buf ends inside runs to the end of buf. atEOF says that no data follows
+// buf, so that whitespace at its end is a whole token.
+func nextToken(buf []byte, i int, atEOF bool) (kind tokenKind, end int) {
+	if buf[i] != '<' {
+		return textToken(buf, i, atEOF)
 	}
-	return before
+	if i+1 == len(buf) {
+		return tokMore, -1
+	}
+	switch c := buf[i+1]; {
+	case isLetter(c):
+		nameEnd, end := tagEnd(buf, i+1)
+		name := buf[i+1 : nameEnd]
+		if nameEnd == len(buf) {
+			// The name may go on: wait only if it may be one that matters.
+			if isPrefixFoldASCII(name, "html") || isPrefixFoldASCII(name, "head") || isPrefixFoldASCII(name, "meta") {
+				return tokMore, -1
+			}
+			return tokOther, -1
+		}
+		switch {
+		case equalFoldASCII(name, "html"):
+			return tokHTML, end
+		case equalFoldASCII(name, "head"):
+			return tokHead, end
+		case equalFoldASCII(name, "meta"):
+			return tokMeta, end
+		}
+		return tokOther, -1
+	case c == '/':
+		switch {
+		case i+2 == len(buf):
+			return tokMore, -1
+		case isLetter(buf[i+2]):
+			return tokOther, -1 // an end tag
+		case buf[i+2] == '>':
+			return tokComment, i + 3 // "</>" is ignored
+		}
+		return tokComment, closeAngle(buf, i+2) // a bogus comment
+	case c == '?':
+		return tokComment, closeAngle(buf, i+2)
+	case c == '!':
+		if open := buf[i+2 : min(i+4, len(buf))]; bytes.HasPrefix([]byte("--"), open) {
+			if len(open) < 2 {
+				return tokMore, -1 // "<!" or "<!-" so far
+			}
+			return tokComment, htmlCommentEnd(buf, i+4)
+		}
+		end := closeAngle(buf, i+2)
+		if end < 0 {
+			return tokMore, -1 // a doctype or a bogus comment, which ends alike
+		}
+		if decl := buf[i+2 : end]; len(decl) >= len("doctype") && equalFoldASCII(decl[:len("doctype")], "doctype") {
+			return tokDoctype, end
+		}
+		return tokComment, end
+	}
+	return tokOther, -1 // a '<' that is text
 }
 
-// isMeta reports whether a token is a <meta> start tag.
-func isMeta(tt html.TokenType, raw []byte) bool {
-	return (tt == html.StartTagToken || tt == html.SelfClosingTagToken) && equalFoldASCII(tagName(raw), "meta")
+// textToken lexes the text that starts at buf[i], which is not '<': a
+// run of whitespace is a token of its own, ending at the first byte that is
+// not whitespace; text that is not whitespace is tokOther.
+func textToken(buf []byte, i int, atEOF bool) (tokenKind, int) {
+	if !isWhite(buf[i]) {
+		return tokOther, -1
+	}
+	if end := skipWhite(buf, i); end < len(buf) || atEOF {
+		return tokSpace, end
+	}
+	return tokSpace, -1
+}
+
+// closeAngle returns the offset after the first '>' in buf from i, which
+// ends a doctype or a bogus comment, or -1 if there is none.
+func closeAngle(buf []byte, i int) int {
+	if j := bytes.IndexByte(buf[i:], '>'); j >= 0 {
+		return i + j + 1
+	}
+	return -1
+}
+
+// htmlCommentEnd returns the offset after the comment whose text starts at
+// buf[i] (after "<!--"), or -1 if buf ends first. As the standard's comment
+// states do, it ends the comment at "-->" (or more dashes), at "--!>", and
+// at once at ">" or "->".
+func htmlCommentEnd(buf []byte, i int) int {
+	switch {
+	case i < len(buf) && buf[i] == '>':
+		return i + 1
+	case i+1 < len(buf) && buf[i] == '-' && buf[i+1] == '>':
+		return i + 2
+	}
+	for {
+		j := bytes.Index(buf[i:], []byte("--"))
+		if j < 0 {
+			return -1
+		}
+		for i += j + 2; i < len(buf) && buf[i] == '-'; i++ {
+		}
+		switch {
+		case i == len(buf) || buf[i] == '!' && i+1 == len(buf):
+			return -1
+		case buf[i] == '>':
+			return i + 1
+		case buf[i] == '!' && buf[i+1] == '>':
+			return i + 2
+		}
+	}
 }
 
 // declaresCharset reports whether the raw bytes of a <meta> tag declare the
@@ -559,18 +645,6 @@ func containsFoldASCII(b []byte, s string) bool {
 	return false
 }
 
-// isSpace reports whether b is empty or only HTML whitespace.
-func isSpace(b []byte) bool {
-	for _, c := range b {
-		switch c {
-		case ' ', '\t', '\n', '\f', '\r':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 // tagName returns the name in the raw bytes of a start tag ("<name ...>"),
 // delimited as the tokenizer delimits it.
 func tagName(raw []byte) []byte {
@@ -579,6 +653,12 @@ func tagName(raw []byte) []byte {
 		name = name[:i]
 	}
 	return name
+}
+
+// isPrefixFoldASCII reports whether b is a prefix of the lower-case ASCII
+// string s, ignoring ASCII case.
+func isPrefixFoldASCII(b []byte, s string) bool {
+	return len(b) <= len(s) && equalFoldASCII(b, s[:len(b)])
 }
 
 // equalFoldASCII reports whether b equals the lower-case ASCII string s,

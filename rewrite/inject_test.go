@@ -53,7 +53,8 @@ var injectCases = []struct {
 	{"body before head", "<html>{S}<body><head></head>"},
 	{"end tag first", "<html>{S}</html>"},
 	{"only text", "{S}hello world"},
-	{"whitespace then text", "{S}\n\n  hello"},
+	{"whitespace then text", "\n\n  {S}hello"},
+	{"whitespace then a '<' that is text", "<html> \n{S}< 3"},
 	{"empty input", ""},
 	{"whitespace only", " \t\r\n\f{S}"},
 	{"doctype only", "<!DOCTYPE html>{S}"},
@@ -336,7 +337,110 @@ func FuzzInjector(f *testing.F) {
 		if one := run(t, iotest.OneByteReader(bytes.NewReader(input)), limit); !one.same(got) {
 			t.Fatalf("one byte at a time:\n got %+v\nwant %+v", one, got)
 		}
+		if len(input) < MaxTokenSize {
+			full := got
+			if limit != MaxTokenSize {
+				full = run(t, bytes.NewReader(input), MaxTokenSize)
+			}
+			if want := referenceOffset(input); full.offset != want {
+				t.Fatalf("snippet at %d in %q; html.Tokenizer's tokens put it at %d", full.offset, input, want)
+			}
+		}
 	})
+}
+
+// referenceOffset is where the Injector's rules put the snippet in input, as
+// decided on the tokens of golang.org/x/net/html's Tokenizer (as the
+// Injector did before it had its own lexer), or -1 for nowhere. The
+// Injector takes the whitespace that starts a text token for a token of its
+// own. The tokenizer reports a comment, doctype or bogus comment that the
+// document ends inside as a token; the snippet then goes before it, as it
+// goes before an unterminated tag.
+func referenceOffset(input []byte) int64 {
+	if len(input) >= 2 && (input[0] == 0xfe && input[1] == 0xff || input[0] == 0xff && input[1] == 0xfe) {
+		return -1 // UTF-16
+	}
+	z := html.NewTokenizer(bytes.NewReader(input))
+	pos, heldAt := 0, -1
+	// decide takes the next token and reports whether it decides the
+	// injection point, at.
+	decide := func(tt html.TokenType, raw []byte) (at int, decided bool) {
+		isMeta := (tt == html.StartTagToken || tt == html.SelfClosingTagToken) && equalFoldASCII(tagName(raw), "meta")
+		space := tt == html.TextToken && len(bytes.Trim(raw, " \t\n\f\r")) == 0
+		if isMeta && heldAt < 0 {
+			heldAt = pos // the default point, before the <meta> run
+		}
+		if heldAt >= 0 {
+			switch {
+			case pos >= prescanWindow || !isMeta && !space && tt != html.CommentToken:
+				return heldAt, true
+			case isMeta && declaresCharset(raw):
+				return pos + len(raw), true
+			}
+			pos += len(raw)
+			return 0, false
+		}
+		switch {
+		case tt == html.DoctypeToken, tt == html.CommentToken, space:
+		case tt == html.StartTagToken || tt == html.SelfClosingTagToken:
+			switch name := tagName(raw); {
+			case equalFoldASCII(name, "html"):
+			case equalFoldASCII(name, "head"):
+				heldAt = pos + len(raw)
+			default:
+				return pos, true
+			}
+		default:
+			return pos, true
+		}
+		pos += len(raw)
+		return 0, false
+	}
+	for {
+		tt := z.Next()
+		raw := z.Raw()
+		unterminated := tt == html.ErrorToken ||
+			(tt == html.CommentToken || tt == html.DoctypeToken) && !terminated(raw)
+		if unterminated {
+			switch {
+			case heldAt >= 0:
+				return int64(heldAt)
+			case pos+len(raw) > 0:
+				return int64(pos)
+			}
+			return -1
+		}
+		if tt == html.TextToken && pos == 0 && bytes.HasPrefix(raw, []byte(utf8BOM)) {
+			pos, raw = len(utf8BOM), raw[len(utf8BOM):]
+		}
+		pieces := [][]byte{raw}
+		if tt == html.TextToken {
+			text := bytes.TrimLeft(raw, " \t\n\f\r")
+			pieces = [][]byte{raw[:len(raw)-len(text)], text}
+		}
+		for _, piece := range pieces {
+			if len(piece) == 0 && tt == html.TextToken {
+				continue
+			}
+			if at, ok := decide(tt, piece); ok {
+				return int64(at)
+			}
+		}
+	}
+}
+
+// terminated reports whether the raw bytes of a comment, doctype or bogus
+// comment token include its end.
+func terminated(raw []byte) bool {
+	if !bytes.HasPrefix(raw, []byte("<!--")) {
+		return bytes.HasSuffix(raw, []byte(">"))
+	}
+	// The dashes of the end must not be those of the start: "<!-->" and
+	// "<!--->" are whole, "<!---!>" is not.
+	r := string(raw)
+	return r == "<!-->" || r == "<!--->" ||
+		len(r) >= len("<!---->") && strings.HasSuffix(r, "-->") ||
+		len(r) >= len("<!----!>") && strings.HasSuffix(r, "--!>")
 }
 
 // FuzzTagAttrs checks tagAttrs and declaresCharset against html.Tokenizer,
@@ -498,6 +602,29 @@ func BenchmarkInjector(b *testing.B) {
 // BenchmarkCopyBaseline copies the same page without an Injector.
 func BenchmarkCopyBaseline(b *testing.B) {
 	benchmarkCopy(b, func(r io.Reader) io.Reader { return r })
+}
+
+// TestInjectorDecidesWithoutWaiting checks that the snippet goes out as
+// soon as the source has sent the token that decides where it goes, even
+// when that token is not complete yet: the first bytes of a slow page are
+// not held back.
+func TestInjectorDecidesWithoutWaiting(t *testing.T) {
+	for _, sent := range []string{
+		"<!DOCTYPE html><html><head>{S}<title>",
+		"<html>{S}<div class=",
+		"<html>\n  {S}hel",
+		"<html>{S}</he",
+		"<head>{S}<meta name=a><link",
+		"<head>{S}<meta name=a>" + strings.Repeat(" ", prescanWindow) + "<!-- not over yet",
+	} {
+		input, want, _ := split(sent)
+		src := &blockingAfter{data: []byte(input), release: make(chan struct{})}
+		inj := NewInjector(src, []byte(testSnippet))
+		if out := readWhileBlocked(t, inj, len(want)); out != want {
+			t.Errorf("after %q: got %q, want %q", input, out, want)
+		}
+		close(src.release)
+	}
 }
 
 // emptyReader returns no bytes and no error, forever.
