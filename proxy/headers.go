@@ -19,6 +19,20 @@ import (
 // New accepts as a prefix of the request paths, is outside that assumption:
 // its prefix stays in rewritten URLs and cookie paths.)
 
+// headerValue returns the first value of the header name, given in canonical
+// form, as net/http stores the headers it reads and as the constants the
+// proxy uses are written. On the paths every request takes, the proxy
+// indexes http.Header with canonical names rather than calling Get, Values,
+// Set, Add or Del, which canonicalise the name again on every call: about
+// 500 instructions a call, 5 % of the proxy's instructions per page
+// (docs/benchmarks.md).
+func headerValue(h http.Header, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // maxRewrittenHeader is the length above which a header value is passed on
 // unchanged, to bound the work done on a hostile or broken upstream's headers.
 const maxRewrittenHeader = 8 << 10

@@ -272,9 +272,9 @@ func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 	// or a byte range, never decoded (a partial stream cannot be), is one
 	// the client can use.
 	if len(neg.accepted) == 0 {
-		pr.Out.Header.Set("Accept-Encoding", "identity")
+		pr.Out.Header["Accept-Encoding"] = []string{"identity"}
 	} else {
-		pr.Out.Header.Set("Accept-Encoding", strings.Join(neg.accepted, ", "))
+		pr.Out.Header["Accept-Encoding"] = []string{strings.Join(neg.accepted, ", ")}
 	}
 	roundTripOf(pr.In).exchange = neg
 }
@@ -300,7 +300,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		if err := p.codecs.decode(resp, coding); err != nil {
 			return err
 		}
-		resp.Header.Del("Content-Encoding")
+		delete(resp.Header, "Content-Encoding")
 		encodingChanged(resp)
 		return nil
 	}
@@ -349,10 +349,10 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	// The coalescing writer also compresses the page (coalesce.go).
 	var z *compressor
 	if neg.html == "" {
-		resp.Header.Del("Content-Encoding")
+		delete(resp.Header, "Content-Encoding")
 	} else {
 		z = p.codecs.compress(neg.html, rt.cw)
-		resp.Header.Set("Content-Encoding", neg.html)
+		resp.Header["Content-Encoding"] = []string{neg.html}
 	}
 	rt.cw.enable(z)
 	encodingChanged(resp)
@@ -423,7 +423,7 @@ func (p *Proxy) warnOnce(key, msg string, args ...any) {
 // isUTF16 reports whether resp declares a UTF-16 charset: the snippet is
 // UTF-8, so such a page is passed through without it (and logged).
 func (p *Proxy) isUTF16(resp *http.Response) bool {
-	contentType := resp.Header.Get("Content-Type")
+	contentType := headerValue(resp.Header, "Content-Type")
 	// Parsing costs a map and several strings per page. A charset that
 	// ParseMediaType reads as utf-16… has "16" in the header, unless RFC
 	// 2231 percent-encoding (%31%36) splits it (its quoted-pairs only
@@ -457,7 +457,7 @@ func hasBody(resp *http.Response) bool {
 
 // hasHTML reports whether h declares an HTML or XHTML body.
 func hasHTML(h http.Header) bool {
-	mediaType, _, _ := strings.Cut(h.Get("Content-Type"), ";")
+	mediaType, _, _ := strings.Cut(headerValue(h, "Content-Type"), ";")
 	mediaType = strings.TrimSpace(mediaType)
 	return strings.EqualFold(mediaType, "text/html") || strings.EqualFold(mediaType, "application/xhtml+xml")
 }
@@ -466,7 +466,7 @@ func hasHTML(h http.Header) bool {
 // separated: "" for none (or only "identity"), "gzip" for gzip alone.
 func contentCoding(h http.Header) string {
 	var codings []string
-	for _, v := range h.Values("Content-Encoding") {
+	for _, v := range h["Content-Encoding"] {
 		for c := range strings.SplitSeq(v, ",") {
 			switch c = strings.ToLower(strings.TrimSpace(c)); c {
 			case "", "identity":
@@ -505,21 +505,21 @@ func bodyChanged(resp *http.Response) {
 			delete(resp.Header, name)
 		}
 	}
-	if etag := resp.Header.Get("Etag"); etag != "" && !strings.HasPrefix(etag, "W/") {
-		resp.Header.Set("Etag", "W/"+etag)
+	if etag := headerValue(resp.Header, "Etag"); etag != "" && !strings.HasPrefix(etag, "W/") {
+		resp.Header["Etag"] = []string{"W/" + etag}
 	}
 }
 
 // addVary adds field to the Vary header of h unless it is already covered.
 func addVary(h http.Header, field string) {
-	for _, v := range h.Values("Vary") {
+	for _, v := range h["Vary"] {
 		for f := range strings.SplitSeq(v, ",") {
 			if f = strings.TrimSpace(f); f == "*" || strings.EqualFold(f, field) {
 				return
 			}
 		}
 	}
-	h.Add("Vary", field)
+	h["Vary"] = append(h["Vary"], field)
 }
 
 // htmlBody is an HTML response body with the snippet injected and, when the

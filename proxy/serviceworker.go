@@ -28,7 +28,7 @@ self.addEventListener('activate', function (event) {
 // serveSelfRemovingWorker answers r with selfRemovingWorker and reports true
 // if r fetches a service worker script; otherwise it does nothing.
 func serveSelfRemovingWorker(w http.ResponseWriter, r *http.Request) bool {
-	if r.Header.Get("Service-Worker") != "script" {
+	if headerValue(r.Header, "Service-Worker") != "script" {
 		return false
 	}
 	h := w.Header()

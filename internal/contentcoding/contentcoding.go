@@ -88,9 +88,11 @@ const maxInline = 8
 // parse appends the elements of the Accept-Encoding lines of header h to
 // accept. Accepts, Preferred and Choose parse the header once and weigh
 // every coding against the elements: reading it again per coding cost more
-// than the rest of the proxy's request rewriting.
+// than the rest of the proxy's request rewriting. It indexes h by the
+// canonical name, as net/http stores the headers it reads: Values would
+// canonicalise the name again on every call.
 func parse(h http.Header, accept []element) []element {
-	for _, v := range h.Values("Accept-Encoding") {
+	for _, v := range h["Accept-Encoding"] {
 		for part := range strings.SplitSeq(v, ",") {
 			name, params, _ := strings.Cut(part, ";")
 			accept = append(accept, element{normal(name), quality(params)})
