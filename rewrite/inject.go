@@ -414,7 +414,7 @@ type tokenKind uint8
 
 const (
 	tokOther   tokenKind = iota // any other token: the default injection point is before it
-	tokMore                     // buf ends before the kind is known
+	tokMore                     // buf ends before the kind is known, within a few bytes of the token's start
 	tokSpace                    // text of whitespace only
 	tokComment                  // a comment, bogus comment or "</>"
 	tokDoctype
@@ -477,7 +477,9 @@ func nextToken(buf []byte, i int, atEOF bool) (kind tokenKind, end int) {
 		}
 		end := closeAngle(buf, i+2)
 		if end < 0 {
-			return tokMore, -1 // a doctype or a bogus comment, which ends alike
+			// A doctype or a bogus comment, which end alike: which one
+			// it is only matters once it is complete.
+			return tokComment, -1
 		}
 		if decl := buf[i+2 : end]; len(decl) >= len("doctype") && equalFoldASCII(decl[:len("doctype")], "doctype") {
 			return tokDoctype, end

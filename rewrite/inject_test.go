@@ -248,14 +248,21 @@ func TestInjectorHugeToken(t *testing.T) {
 }
 
 // endless yields a prefix and then the same byte forever, counting what it
-// has handed out.
+// has handed out, but fails once it has handed out more than 16 times
+// MaxTokenSize: a reader that reads without limit then fails a test rather
+// than hanging it.
 type endless struct {
 	prefix string
 	fill   byte
 	n      int64
 }
 
+var errReadTooFar = errors.New("read past 16 × MaxTokenSize")
+
 func (e *endless) Read(p []byte) (int, error) {
+	if e.n > 16*MaxTokenSize {
+		return 0, errReadTooFar
+	}
 	n := copy(p, e.prefix)
 	e.prefix = e.prefix[n:]
 	for i := n; i < len(p); i++ {
@@ -265,28 +272,41 @@ func (e *endless) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestInjectorBoundedMemory checks that an endless comment before the head
+// TestInjectorBoundedMemory checks that an endless token before the head
 // neither hangs the Injector nor makes it read without limit: it gives up
 // and streams.
 func TestInjectorBoundedMemory(t *testing.T) {
-	src := &endless{prefix: "<!DOCTYPE html><!--", fill: 'a'}
-	inj := NewInjector(src, []byte(testSnippet))
-	buf := make([]byte, 32<<10)
-	var total int64
-	for total < 8*MaxTokenSize {
-		n, err := inj.Read(buf)
-		if err != nil {
-			t.Fatalf("Read: %v", err)
+	for _, prefix := range []string{
+		"<!DOCTYPE html><!--", // a comment
+		"<!DOCTYPE ",          // a doctype
+		"<?xml ",              // a bogus comment
+		"</ ",                 // another
+		"<html data-x=\"",     // a tag
+		"\n",                  // whitespace
+	} {
+		fill := byte('a')
+		if prefix == "\n" {
+			fill = ' '
 		}
-		total += int64(n)
-	}
-	if !errors.Is(inj.Err(), ErrTokenTooLarge) {
-		t.Errorf("Err() = %v, want ErrTokenTooLarge", inj.Err())
-	}
-	// Once passing through, the Injector reads from src only what it
-	// returns, plus what the tokenizer had read ahead.
-	if ahead := src.n - total; ahead > 4*MaxTokenSize {
-		t.Errorf("read %d bytes more from src than returned", ahead)
+		src := &endless{prefix: prefix, fill: fill}
+		inj := NewInjector(src, []byte(testSnippet))
+		buf := make([]byte, 32<<10)
+		var total int64
+		for total < 8*MaxTokenSize {
+			n, err := inj.Read(buf)
+			if err != nil {
+				t.Fatalf("%q: Read: %v", prefix, err)
+			}
+			total += int64(n)
+		}
+		if !errors.Is(inj.Err(), ErrTokenTooLarge) {
+			t.Errorf("%q: Err() = %v, want ErrTokenTooLarge", prefix, inj.Err())
+		}
+		// Once passing through, the Injector reads from src only what it
+		// returns, plus what it had read ahead.
+		if ahead := src.n - total; ahead > 4*MaxTokenSize {
+			t.Errorf("%q: read %d bytes more from src than returned", prefix, ahead)
+		}
 	}
 }
 
