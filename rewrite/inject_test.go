@@ -272,6 +272,22 @@ func (e *endless) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// readFar reads 8 × MaxTokenSize bytes from r, which reads from an
+// endless source whose prefix is named, and returns how many it read.
+func readFar(t *testing.T, r io.Reader, prefix string) int64 {
+	t.Helper()
+	buf := make([]byte, 32<<10)
+	var total int64
+	for total < 8*MaxTokenSize {
+		n, err := r.Read(buf)
+		if err != nil {
+			t.Fatalf("%q: Read: %v", prefix, err)
+		}
+		total += int64(n)
+	}
+	return total
+}
+
 // TestInjectorBoundedMemory checks that an endless token before the head
 // neither hangs the Injector nor makes it read without limit: it gives up
 // and streams.
@@ -290,15 +306,7 @@ func TestInjectorBoundedMemory(t *testing.T) {
 		}
 		src := &endless{prefix: prefix, fill: fill}
 		inj := NewInjector(src, []byte(testSnippet))
-		buf := make([]byte, 32<<10)
-		var total int64
-		for total < 8*MaxTokenSize {
-			n, err := inj.Read(buf)
-			if err != nil {
-				t.Fatalf("%q: Read: %v", prefix, err)
-			}
-			total += int64(n)
-		}
+		total := readFar(t, inj, prefix)
 		if !errors.Is(inj.Err(), ErrTokenTooLarge) {
 			t.Errorf("%q: Err() = %v, want ErrTokenTooLarge", prefix, inj.Err())
 		}

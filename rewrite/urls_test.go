@@ -415,15 +415,7 @@ func TestURLRewriterBoundedMemory(t *testing.T) {
 	for _, prefix := range []string{`<img src="` + up + `/" alt="`, `<a href=`, "<!--", "<script>", "<p"} {
 		src := &endless{prefix: prefix, fill: 'a'}
 		u := NewURLRewriter(src, testOrigin(up), testOrigin(pub))
-		buf := make([]byte, 32<<10)
-		var total int64
-		for total < 8*MaxTokenSize {
-			n, err := u.Read(buf)
-			if err != nil {
-				t.Fatalf("%s: Read: %v", prefix, err)
-			}
-			total += int64(n)
-		}
+		total := readFar(t, u, prefix)
 		if len(u.buf) > MaxTokenSize {
 			t.Errorf("%s: buffer of %d bytes", prefix, len(u.buf))
 		}
