@@ -387,7 +387,6 @@ func (in *Injector) giveUp(err error) {
 // with or after the bytes in buf: it is handed on after them.
 func (in *Injector) decide() {
 	in.decided, in.heldAt, in.tail = true, -1, in.srcErr
-	in.e = in.w
 }
 
 // queue replaces the drained pending list with segs; empty ones are dropped.
