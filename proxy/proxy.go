@@ -42,7 +42,6 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -69,13 +68,16 @@ type Config struct {
 	// without the snippet. Nil means slog.Default().
 	Logger *slog.Logger
 
-	// Transport performs the upstream requests. Nil means a transport like
-	// http.DefaultTransport (proxy from the environment, HTTP/2,
-	// keep-alive) with a 10 s dial timeout, a 30 s limit on waiting for the
-	// upstream's response headers, so that a dead upstream produces a 502
-	// rather than a hang, and up to 100 idle connections to the upstream. A
-	// custom Transport must not decode response bodies itself: the proxy
-	// sets Accept-Encoding and decodes where needed.
+	// Transport performs the upstream requests. Nil means the proxy's own
+	// (upstream.go): GET and HEAD to a plain-http upstream are sent on the
+	// visitor's goroutine over kept-alive HTTP/1.1 connections, everything
+	// else by an http.Transport like http.DefaultTransport (proxy from the
+	// environment, HTTP/2). Both give up after 10 s of dialling and 30 s of
+	// waiting for the upstream's response headers, so that a dead upstream
+	// produces a 502 rather than a hang, and keep up to 100 idle
+	// connections to the upstream. A custom Transport must not decode
+	// response bodies itself: the proxy sets Accept-Encoding and decodes
+	// where needed.
 	Transport http.RoundTripper
 
 	// FlushInterval is how often a response of known length is flushed to
@@ -126,7 +128,7 @@ func New(upstream *url.URL, cfg Config) (*Proxy, error) {
 	}
 	transport := cfg.Transport
 	if transport == nil {
-		transport = defaultTransport()
+		transport = newUpstreamTransport(upstream, defaultUpstreamTimeouts)
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewriteRequest,
@@ -186,24 +188,6 @@ func checkUpstream(u *url.URL) error {
 		return fmt.Errorf("proxy: upstream %q: %q is not a host name, IPv4 address or [IPv6 address] with an optional port up to 65535; %s", u.String(), u.Host, want)
 	}
 	return nil
-}
-
-// defaultTransport returns the Transport used when Config.Transport is nil.
-func defaultTransport() *http.Transport {
-	return &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
-		DialContext: (&net.Dialer{
-			Timeout:   10 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   100, // every request goes to the one upstream
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		ExpectContinueTimeout: 1 * time.Second,
-	}
 }
 
 // ServeHTTP forwards r to the upstream and writes its response to w.

@@ -566,7 +566,7 @@ func TestProxyUpstreamDown(t *testing.T) {
 		cfg      Config
 	}{
 		{"connection refused", deadURL, Config{}},
-		{"response header timeout", hungURL, Config{Transport: &http.Transport{ResponseHeaderTimeout: 50 * time.Millisecond}}},
+		{"response header timeout", hungURL, Config{Transport: newUpstreamTransport(hungURL, upstreamTimeouts{dial: time.Second, responseHeader: 50 * time.Millisecond, idle: time.Minute})}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,374 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// upstreamTransport is the default Config.Transport. It sends the requests
+// that make up nearly all of a site's traffic itself: GET and HEAD without a
+// body and without an Upgrade, to a plain-http upstream reached without an
+// HTTP proxy. It writes each one and reads its answer on the goroutine that
+// serves the visitor, over a pool of kept-alive HTTP/1.1 connections. Every
+// other request (bodies, upgrades, https upstreams, proxies from the
+// environment) goes to an http.Transport.
+//
+// Why not http.Transport for all: it runs a reading and a writing goroutine
+// per connection and hands each request and answer between them and the
+// caller over channels. For a 100 KiB page on loopback that hand-over cost
+// about a third of a bare httputil.ReverseProxy's user CPU, and it was what
+// kept the proxy below nginx (docs/benchmarks.md).
+//
+// It keeps http.Transport's guarantees for the requests it sends: a response
+// whose headers take longer than responseHeaderTimeout is an error (the
+// visitor gets a 502), as are response headers over maxResponseHeaderBytes;
+// a request whose context ends (the visitor went away) stops at once, body
+// included; a kept-alive connection that the upstream closed while it was
+// idle is retried once on another, as GET and HEAD may be; 1xx answers are
+// reported to the request's httptrace.ClientTrace (ReverseProxy forwards
+// 103 Early Hints that way) and skipped. A connection goes back to the pool
+// only once its body has been read to the end, and idle ones are closed
+// after idleTimeout.
+type upstreamTransport struct {
+	fallback http.RoundTripper
+	// host is the upstream's URL.Host, addr what is dialled for it;
+	// sendsItself is false when the upstream is not plain http or is
+	// reached through a proxy, and everything goes to fallback.
+	host, addr  string
+	sendsItself bool
+	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
+	timeouts    upstreamTimeouts
+
+	mu      sync.Mutex
+	idle    []*upstreamConn // most recently used last
+	janitor *time.Timer     // closes idle connections past idleTimeout; nil until the first is pooled
+	swept   bool            // janitor is stopped: nothing idle to wait for
+}
+
+// upstreamTimeouts are the limits of an upstreamTransport, and of the
+// http.Transport it falls back to.
+type upstreamTimeouts struct {
+	dial, responseHeader, idle time.Duration
+}
+
+// defaultUpstreamTimeouts: 10 s to connect, 30 s for the response headers
+// (then the visitor gets a 502 rather than a hang), 90 s before an idle
+// connection is closed.
+var defaultUpstreamTimeouts = upstreamTimeouts{dial: 10 * time.Second, responseHeader: 30 * time.Second, idle: 90 * time.Second}
+
+const (
+	// maxIdleUpstreamConns is how many idle connections to the upstream
+	// are kept.
+	maxIdleUpstreamConns = 100
+	// maxResponseHeaderBytes bounds the response headers (1xx answers
+	// included) that the upstream may send: 1 MiB, where nginx's default
+	// is 4–8 KiB and http.Transport's 10 MiB.
+	maxResponseHeaderBytes = 1 << 20
+)
+
+// proxyFromEnvironment is the fallback's Proxy, which also decides whether
+// the upstream is reached directly. A variable for tests: it reads the
+// environment once per process.
+var proxyFromEnvironment = http.ProxyFromEnvironment
+
+// newUpstreamTransport returns the transport to upstream.
+func newUpstreamTransport(upstream *url.URL, timeouts upstreamTimeouts) *upstreamTransport {
+	dialer := &net.Dialer{Timeout: timeouts.dial, KeepAlive: 30 * time.Second}
+	t := &upstreamTransport{
+		fallback: &http.Transport{
+			Proxy:                 proxyFromEnvironment,
+			DialContext:           dialer.DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          maxIdleUpstreamConns,
+			MaxIdleConnsPerHost:   maxIdleUpstreamConns, // every request goes to the one upstream
+			IdleConnTimeout:       timeouts.idle,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: timeouts.responseHeader,
+			ExpectContinueTimeout: 1 * time.Second,
+		},
+		host:     upstream.Host,
+		dial:     dialer.DialContext,
+		timeouts: timeouts,
+	}
+	viaProxy, err := proxyFromEnvironment(&http.Request{URL: upstream})
+	t.sendsItself = upstream.Scheme == "http" && viaProxy == nil && err == nil
+	port := upstream.Port()
+	if port == "" {
+		port = "80"
+	}
+	t.addr = net.JoinHostPort(upstream.Hostname(), port)
+	return t
+}
+
+// RoundTrip sends req, itself or through the fallback (see upstreamTransport).
+func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !t.sendsItself || req.URL.Scheme != "http" || req.URL.Host != t.host ||
+		(req.Method != http.MethodGet && req.Method != http.MethodHead) ||
+		(req.Body != nil && req.Body != http.NoBody) || req.Header["Upgrade"] != nil {
+		return t.fallback.RoundTrip(req)
+	}
+	ctx := req.Context()
+	for {
+		uc, reused, err := t.conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := t.exchange(uc, req)
+		if err == nil {
+			return resp, nil
+		}
+		uc.conn.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !reused || !errors.Is(err, errNoAnswer) {
+			return nil, err
+		}
+		// The upstream closed the kept-alive connection before this
+		// request reached it (or without answering it): GET and HEAD
+		// may be sent again.
+	}
+}
+
+// errNoAnswer marks a connection that ended before a byte of the answer.
+var errNoAnswer = errors.New("proxy: the upstream closed the connection without answering")
+
+// exchange writes req on uc and reads the answer's headers. The answer's
+// body keeps uc until it is read to the end or closed.
+func (t *upstreamTransport) exchange(uc *upstreamConn, req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	// The deadline is set before the AfterFunc, which may set another at
+	// once; it is cleared below only after checking ctx.
+	uc.conn.SetReadDeadline(time.Now().Add(t.timeouts.responseHeader))
+	stop := context.AfterFunc(ctx, uc.abort)
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		return nil, err
+	}
+	if err := req.Write(uc.bw); err != nil {
+		return fail(fmt.Errorf("%w: %v", errNoAnswer, err))
+	}
+	if err := uc.bw.Flush(); err != nil {
+		return fail(fmt.Errorf("%w: %v", errNoAnswer, err))
+	}
+	uc.headerBudget.left = maxResponseHeaderBytes
+	if _, err := uc.br.Peek(1); err != nil {
+		if isTimeout(err) && ctx.Err() == nil {
+			return fail(fmt.Errorf("proxy: the upstream sent no response headers within %v", t.timeouts.responseHeader))
+		}
+		return fail(fmt.Errorf("%w: %v", errNoAnswer, err))
+	}
+	resp, err := readFinalAnswer(uc.br, req)
+	switch {
+	case isTimeout(err) && ctx.Err() == nil:
+		return fail(fmt.Errorf("proxy: the upstream sent no complete response headers within %v", t.timeouts.responseHeader))
+	case err != nil:
+		return fail(fmt.Errorf("proxy: reading the upstream's response: %w", err))
+	case resp.StatusCode == http.StatusSwitchingProtocols:
+		return fail(errors.New("proxy: the upstream switched protocols on a request that asked for no upgrade"))
+	}
+	uc.headerBudget.left = unlimited
+	uc.conn.SetReadDeadline(time.Time{})
+	if ctx.Err() != nil { // abort may have run before the deadline was cleared
+		return fail(ctx.Err())
+	}
+	keep := !resp.Close && !req.Close
+	if resp.Body == http.NoBody {
+		stopped := stop()
+		t.release(uc, keep && stopped)
+		return resp, nil
+	}
+	resp.Body = &upstreamBody{body: resp.Body, ctx: ctx, t: t, uc: uc, keep: keep, stop: stop}
+	return resp, nil
+}
+
+// readFinalAnswer reads the answer to req from br: 1xx answers are reported
+// to req's httptrace.ClientTrace and skipped, except 101 Switching
+// Protocols, which is final.
+func readFinalAnswer(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	for {
+		resp, err := http.ReadResponse(br, req)
+		if err != nil || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			return resp, err
+		}
+		if trace := httptrace.ContextClientTrace(req.Context()); trace != nil && trace.Got1xxResponse != nil {
+			if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// conn returns an idle connection to the upstream (reused) or a new one.
+func (t *upstreamTransport) conn(ctx context.Context) (uc *upstreamConn, reused bool, err error) {
+	t.mu.Lock()
+	if n := len(t.idle); n > 0 {
+		uc = t.idle[n-1]
+		t.idle[n-1] = nil
+		t.idle = t.idle[:n-1]
+		t.mu.Unlock()
+		return uc, true, nil
+	}
+	t.mu.Unlock()
+	conn, err := t.dial(ctx, "tcp", t.addr)
+	if err != nil {
+		return nil, false, err
+	}
+	uc = &upstreamConn{conn: conn, headerBudget: headerBudget{r: conn, left: unlimited}}
+	uc.br = bufio.NewReader(&uc.headerBudget)
+	uc.bw = bufio.NewWriter(conn)
+	return uc, false, nil
+}
+
+// release puts uc back in the pool if keep is true, and closes it otherwise
+// or when the pool is full.
+func (t *upstreamTransport) release(uc *upstreamConn, keep bool) {
+	if keep {
+		now := time.Now()
+		uc.idleSince = now
+		t.mu.Lock()
+		if len(t.idle) < maxIdleUpstreamConns {
+			t.idle = append(t.idle, uc)
+			if t.janitor == nil {
+				t.janitor = time.AfterFunc(t.timeouts.idle, t.closeExpired)
+			} else if t.swept {
+				t.janitor.Reset(t.timeouts.idle)
+			}
+			t.swept = false
+			t.mu.Unlock()
+			return
+		}
+		t.mu.Unlock()
+	}
+	uc.conn.Close()
+}
+
+// closeExpired closes the connections idle for longer than the idle
+// timeout, and runs again when the next one expires.
+func (t *upstreamTransport) closeExpired() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now()
+	n := 0 // the oldest come first
+	for n < len(t.idle) && now.Sub(t.idle[n].idleSince) >= t.timeouts.idle {
+		t.idle[n].conn.Close()
+		n++
+	}
+	t.idle = append(t.idle[:0], t.idle[n:]...)
+	clear(t.idle[len(t.idle):cap(t.idle)])
+	if len(t.idle) == 0 {
+		t.swept = true
+		return
+	}
+	t.janitor.Reset(t.timeouts.idle - now.Sub(t.idle[0].idleSince))
+}
+
+// CloseIdleConnections closes the idle connections to the upstream, the
+// fallback's too.
+func (t *upstreamTransport) CloseIdleConnections() {
+	t.mu.Lock()
+	for i, uc := range t.idle {
+		uc.conn.Close()
+		t.idle[i] = nil
+	}
+	t.idle = t.idle[:0]
+	t.mu.Unlock()
+	if c, ok := t.fallback.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// upstreamConn is one HTTP/1.1 connection to the upstream.
+type upstreamConn struct {
+	conn         net.Conn
+	headerBudget headerBudget // what br reads through
+	br           *bufio.Reader
+	bw           *bufio.Writer
+	idleSince    time.Time // when it went back to the pool
+}
+
+// abort makes the connection's pending and future reads and writes fail at
+// once: the request's context ended.
+func (uc *upstreamConn) abort() { uc.conn.SetDeadline(time.Unix(1, 0)) }
+
+// headerBudget is the reader under a connection's bufio.Reader. While left
+// is not unlimited, reads fail once left bytes have been read: the bound on
+// the response headers.
+type headerBudget struct {
+	r    io.Reader
+	left int64
+}
+
+const unlimited = -1
+
+var errHeadersTooLarge = fmt.Errorf("proxy: the upstream's response headers exceed %d bytes", maxResponseHeaderBytes)
+
+func (hb *headerBudget) Read(p []byte) (int, error) {
+	if hb.left == unlimited {
+		return hb.r.Read(p)
+	}
+	if hb.left == 0 {
+		return 0, errHeadersTooLarge
+	}
+	if int64(len(p)) > hb.left {
+		p = p[:hb.left]
+	}
+	n, err := hb.r.Read(p)
+	hb.left -= int64(n)
+	return n, err
+}
+
+// upstreamBody is the body of an answer from an upstreamConn. Read to its
+// end, it gives the connection back to the pool; closed before, it closes
+// the connection (rather than draining what may be a long download).
+type upstreamBody struct {
+	body io.ReadCloser // http.ReadResponse's: framing, trailers
+	ctx  context.Context
+	t    *upstreamTransport
+	uc   *upstreamConn // nil once given back or closed
+	done error         // what Read returns once uc is nil
+	keep bool          // the answer allows the connection to be reused
+	stop func() bool   // unregisters the abort on the request's context
+}
+
+func (b *upstreamBody) Read(p []byte) (int, error) {
+	if b.uc == nil {
+		return 0, b.done
+	}
+	n, err := b.body.Read(p)
+	switch {
+	case err == io.EOF:
+		stopped := b.stop()
+		b.t.release(b.uc, b.keep && stopped)
+		b.uc, b.done = nil, io.EOF
+	case err != nil && b.ctx.Err() != nil:
+		// The abort's deadline; ReverseProxy does not log a cancellation.
+		err = b.ctx.Err()
+	}
+	return n, err
+}
+
+func (b *upstreamBody) Close() error {
+	if b.uc != nil {
+		b.stop()
+		b.uc.conn.Close()
+		b.uc, b.done = nil, http.ErrBodyReadAfterClose
+	}
+	return nil
+}
+
+// isTimeout reports whether err is a deadline or timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

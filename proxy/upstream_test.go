@@ -1,0 +1,512 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingUpstream serves h on 127.0.0.1 and counts the connections it
+// accepted and closed.
+type countingUpstream struct {
+	*httptest.Server
+	url            *url.URL
+	opened, closed atomic.Int32
+}
+
+func newCountingUpstream(t *testing.T, h http.Handler) *countingUpstream {
+	t.Helper()
+	cu := &countingUpstream{Server: httptest.NewUnstartedServer(h)}
+	cu.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			cu.opened.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			cu.closed.Add(1)
+		}
+	}
+	cu.Start()
+	t.Cleanup(cu.Close)
+	var err error
+	if cu.url, err = url.Parse(cu.URL); err != nil {
+		t.Fatal(err)
+	}
+	return cu
+}
+
+// testTimeouts are short enough for tests to wait them out.
+var testTimeouts = upstreamTimeouts{dial: time.Second, responseHeader: 200 * time.Millisecond, idle: time.Minute}
+
+// newTestTransport returns an upstreamTransport to u that closes its
+// connections when the test ends.
+func newTestTransport(t *testing.T, u *url.URL, timeouts upstreamTimeouts) *upstreamTransport {
+	t.Helper()
+	tr := newUpstreamTransport(u, timeouts)
+	if !tr.sendsItself {
+		t.Fatalf("the transport to %s would not send requests itself", u)
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return tr
+}
+
+// getVia sends a GET of path through tr and returns the status and whole body.
+func getVia(t *testing.T, tr http.RoundTripper, u *url.URL, path string) (int, string) {
+	t.Helper()
+	return roundTripWith(t, tr, u, http.MethodGet, path, context.Background())
+}
+
+func roundTripWith(t *testing.T, tr http.RoundTripper, u *url.URL, method, path string, ctx context.Context) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, method, u.String()+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the body: %v", method, path, err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// Answers with a body, without one (HEAD, 204, 304) and chunked with
+// trailers all leave the connection reusable: one connection serves them all.
+func TestUpstreamTransportReusesConnections(t *testing.T) {
+	up := newCountingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
+		case "/unchanged":
+			w.WriteHeader(http.StatusNotModified)
+		case "/chunked":
+			w.Header().Set("Trailer", "X-Sum")
+			io.WriteString(w, "part one, ")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "part two")
+			w.Header().Set("X-Sum", "42")
+		default:
+			io.WriteString(w, "hello "+r.URL.Path)
+		}
+	}))
+	tr := newTestTransport(t, up.url, testTimeouts)
+	for i := range 3 {
+		if status, body := getVia(t, tr, up.url, "/page"); status != 200 || body != "hello /page" {
+			t.Fatalf("request %d: %d %q", i, status, body)
+		}
+		if status, body := roundTripWith(t, tr, up.url, http.MethodHead, "/page", context.Background()); status != 200 || body != "" {
+			t.Fatalf("HEAD %d: %d %q", i, status, body)
+		}
+		for _, path := range []string{"/empty", "/unchanged"} {
+			if status, _ := getVia(t, tr, up.url, path); status != http.StatusNoContent && status != http.StatusNotModified {
+				t.Fatalf("%s: status %d", path, status)
+			}
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, up.URL+"/chunked", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(body) != "part one, part two" || resp.Trailer.Get("X-Sum") != "42" {
+		t.Fatalf("chunked: body %q, trailer %v, err %v", body, resp.Trailer, err)
+	}
+	if n := up.opened.Load(); n != 1 {
+		t.Errorf("the upstream saw %d connections, want 1", n)
+	}
+}
+
+// The server ends every request's context once the handler returns: that
+// must not abort the connection, which by then serves another request.
+func TestUpstreamTransportReusesAfterContextEnds(t *testing.T) {
+	up := newCountingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/empty" {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	tr := newTestTransport(t, up.url, testTimeouts)
+	for i := range 10 {
+		path := []string{"/page", "/empty"}[i%2]
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, up.URL+path, nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if _, err := io.ReadAll(resp.Body); err != nil {
+			t.Fatalf("request %d: reading the body: %v", i, err)
+		}
+		cancel()
+		resp.Body.Close()
+		time.Sleep(time.Millisecond) // for an abort wrongly left armed to run
+	}
+	if n := up.opened.Load(); n != 1 {
+		t.Errorf("the upstream saw %d connections, want 1", n)
+	}
+}
+
+// A kept-alive connection that the upstream closed while it was idle is
+// retried on a new one; a new connection that fails is not retried.
+func TestUpstreamTransportRetriesClosedIdleConnection(t *testing.T) {
+	up := newCountingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	tr := newTestTransport(t, up.url, testTimeouts)
+	for i := range 3 {
+		if status, body := getVia(t, tr, up.url, "/"); status != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, status, body)
+		}
+		up.CloseClientConnections() // the idle connection the transport holds
+	}
+	if n := up.opened.Load(); n != 3 {
+		t.Errorf("the upstream saw %d connections, want 3", n)
+	}
+
+	// An upstream that accepts and hangs up at once.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	rude := &url.URL{Scheme: "http", Host: ln.Addr().String()}
+	req, _ := http.NewRequest(http.MethodGet, rude.String()+"/", nil)
+	if _, err := newTestTransport(t, rude, testTimeouts).RoundTrip(req); err == nil {
+		t.Fatal("no error from an upstream that hangs up")
+	}
+	if n := accepted.Load(); n != 1 {
+		t.Errorf("the transport connected %d times, want 1 (no retry on a new connection)", n)
+	}
+}
+
+// An upstream that does not answer within the response header timeout is
+// an error saying so, and is not retried.
+func TestUpstreamTransportResponseHeaderTimeout(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	up := newCountingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hang" {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+	}))
+	tr := newTestTransport(t, up.url, testTimeouts)
+	getVia(t, tr, up.url, "/warm") // so that /hang goes out on a reused connection
+	req, _ := http.NewRequest(http.MethodGet, up.URL+"/hang", nil)
+	start := time.Now()
+	_, err := tr.RoundTrip(req)
+	if err == nil || !strings.Contains(err.Error(), "no response headers within 200ms") {
+		t.Fatalf("err = %v, want one about the response header timeout", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the timeout took %v", d)
+	}
+	if n := up.opened.Load(); n != 1 {
+		t.Errorf("the upstream saw %d connections, want 1 (no retry after a timeout)", n)
+	}
+}
+
+// A request whose context ends stops at once, waiting for the headers or
+// reading the body, and its connection is not reused.
+func TestUpstreamTransportStopsWithContext(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	up := newCountingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/body" {
+			io.WriteString(w, "first bytes")
+			w.(http.Flusher).Flush()
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	timeouts := testTimeouts
+	timeouts.responseHeader = time.Minute
+	tr := newTestTransport(t, up.url, timeouts)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, up.URL+"/headers", nil)
+	if _, err := tr.RoundTrip(req); !errors.Is(err, context.Canceled) {
+		t.Errorf("waiting for headers: err = %v, want context.Canceled", err)
+	}
+
+	ctx, cancel = context.WithCancel(context.Background())
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, up.URL+"/body", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, len("first bytes"))
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if _, err := resp.Body.Read(make([]byte, 10)); !errors.Is(err, context.Canceled) {
+		t.Errorf("reading the body: err = %v, want context.Canceled", err)
+	}
+	if n := len(tr.idle); n != 0 {
+		t.Errorf("%d connections went back to the pool after a cancellation", n)
+	}
+}
+
+// A body closed before its end closes the connection at once, without
+// reading the rest; the next request gets a new connection.
+func TestUpstreamTransportCloseBeforeEnd(t *testing.T) {
+	up := newCountingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/endless" {
+			io.WriteString(w, "short")
+			return
+		}
+		chunk := []byte(strings.Repeat("x", 32<<10))
+		for r.Context().Err() == nil {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	tr := newTestTransport(t, up.url, testTimeouts)
+	req, _ := http.NewRequest(http.MethodGet, up.URL+"/endless", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := resp.Body.Read(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if _, err := resp.Body.Read(make([]byte, 1)); !errors.Is(err, http.ErrBodyReadAfterClose) {
+		t.Errorf("read after Close: err = %v, want http.ErrBodyReadAfterClose", err)
+	}
+	if status, body := getVia(t, tr, up.url, "/short"); status != 200 || body != "short" {
+		t.Fatalf("next request: %d %q", status, body)
+	}
+	if n := up.opened.Load(); n != 2 {
+		t.Errorf("the upstream saw %d connections, want 2", n)
+	}
+}
+
+// An answer with Connection: close, or to a request with it, does not leave
+// its connection in the pool.
+func TestUpstreamTransportHonoursConnectionClose(t *testing.T) {
+	up := newCountingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/last" {
+			w.Header().Set("Connection", "close")
+		}
+		io.WriteString(w, "ok")
+	}))
+	tr := newTestTransport(t, up.url, testTimeouts)
+	getVia(t, tr, up.url, "/last")
+	if n := len(tr.idle); n != 0 {
+		t.Errorf("%d connections pooled after Connection: close", n)
+	}
+	req, _ := http.NewRequest(http.MethodGet, up.URL+"/", nil)
+	req.Close = true
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if n := len(tr.idle); n != 0 {
+		t.Errorf("%d connections pooled after a request with Connection: close", n)
+	}
+}
+
+// 1xx answers go to the request's ClientTrace (ReverseProxy forwards 103
+// Early Hints from there) and the final answer is returned.
+func TestUpstreamTransportInformationalAnswers(t *testing.T) {
+	up := newCountingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload; as=style")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		io.WriteString(w, "page")
+	}))
+	tr := newTestTransport(t, up.url, testTimeouts)
+	var hints []string
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			hints = append(hints, http.StatusText(code)+": "+h.Get("Link"))
+			return nil
+		},
+	})
+	status, body := roundTripWith(t, tr, up.url, http.MethodGet, "/", ctx)
+	if status != 200 || body != "page" {
+		t.Errorf("answer: %d %q", status, body)
+	}
+	if want := "Early Hints: </style.css>; rel=preload; as=style"; len(hints) != 1 || hints[0] != want {
+		t.Errorf("1xx seen: %q, want [%q]", hints, want)
+	}
+}
+
+// Response headers past maxResponseHeaderBytes are an error, not a growing
+// buffer.
+func TestUpstreamTransportBoundsResponseHeaders(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		bufio.NewReader(c).ReadString('\n')
+		io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+		line := "X-Filler: " + strings.Repeat("y", 1000) + "\r\n"
+		for range maxResponseHeaderBytes/len(line) + 10 {
+			if _, err := io.WriteString(c, line); err != nil {
+				return
+			}
+		}
+	}()
+	u := &url.URL{Scheme: "http", Host: ln.Addr().String()}
+	req, _ := http.NewRequest(http.MethodGet, u.String()+"/", nil)
+	if _, err := newTestTransport(t, u, testTimeouts).RoundTrip(req); !errors.Is(err, errHeadersTooLarge) {
+		t.Errorf("err = %v, want errHeadersTooLarge", err)
+	}
+}
+
+// An idle connection is closed once it has been idle for the idle timeout.
+func TestUpstreamTransportClosesIdleConnections(t *testing.T) {
+	up := newCountingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	timeouts := testTimeouts
+	timeouts.idle = 50 * time.Millisecond
+	tr := newTestTransport(t, up.url, timeouts)
+	for round := range 2 { // the second after the janitor has found nothing left
+		getVia(t, tr, up.url, "/")
+		deadline := time.Now().Add(5 * time.Second)
+		for up.closed.Load() != int32(round+1) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := up.closed.Load(); n != int32(round+1) {
+			t.Fatalf("round %d: %d connections closed, want %d", round, n, round+1)
+		}
+	}
+}
+
+// Requests the transport does not send itself go to its fallback: bodies,
+// methods other than GET and HEAD, upgrades, and any request when the
+// upstream is https or reached through a proxy.
+func TestUpstreamTransportFallback(t *testing.T) {
+	plain := &url.URL{Scheme: "http", Host: "127.0.0.1:9"}
+	secure := &url.URL{Scheme: "https", Host: "127.0.0.1:9"}
+	tests := []struct {
+		name     string
+		upstream *url.URL
+		req      func() *http.Request
+	}{
+		{"POST with a body", plain, func() *http.Request {
+			r, _ := http.NewRequest(http.MethodPost, plain.String()+"/form", strings.NewReader("a=1"))
+			return r
+		}},
+		{"DELETE", plain, func() *http.Request {
+			r, _ := http.NewRequest(http.MethodDelete, plain.String()+"/item", nil)
+			return r
+		}},
+		{"GET with a body", plain, func() *http.Request {
+			r, _ := http.NewRequest(http.MethodGet, plain.String()+"/", strings.NewReader("odd"))
+			return r
+		}},
+		{"upgrade", plain, func() *http.Request {
+			r, _ := http.NewRequest(http.MethodGet, plain.String()+"/ws", nil)
+			r.Header.Set("Connection", "Upgrade")
+			r.Header.Set("Upgrade", "websocket")
+			return r
+		}},
+		{"https upstream", secure, func() *http.Request {
+			r, _ := http.NewRequest(http.MethodGet, secure.String()+"/", nil)
+			return r
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newUpstreamTransport(tc.upstream, testTimeouts)
+			var fellBack bool
+			tr.fallback = roundTripper(func(*http.Request) (*http.Response, error) {
+				fellBack = true
+				return nil, errors.New("fallback")
+			})
+			tr.RoundTrip(tc.req())
+			if !fellBack {
+				t.Error("the request did not go to the fallback")
+			}
+		})
+	}
+	t.Run("proxy from the environment", func(t *testing.T) {
+		defer func(saved func(*http.Request) (*url.URL, error)) { proxyFromEnvironment = saved }(proxyFromEnvironment)
+		proxyFromEnvironment = http.ProxyURL(&url.URL{Scheme: "http", Host: "proxy.example:3128"})
+		if tr := newUpstreamTransport(&url.URL{Scheme: "http", Host: "shop.example"}, testTimeouts); tr.sendsItself {
+			t.Error("the transport would bypass HTTP_PROXY")
+		}
+	})
+}
+
+// Many requests at once, on the pool, each get their own whole answer.
+func TestUpstreamTransportConcurrent(t *testing.T) {
+	up := newCountingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strings.Repeat(r.URL.Path, 1000))
+	}))
+	tr := newTestTransport(t, up.url, testTimeouts)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				path := "/" + string(rune('a'+g)) + string(rune('a'+i%26))
+				req, _ := http.NewRequest(http.MethodGet, up.URL+path, nil)
+				resp, err := tr.RoundTrip(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || string(body) != strings.Repeat(path, 1000) {
+					t.Errorf("%s: wrong body (%d bytes), err %v", path, len(body), err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := up.opened.Load(); n > 8 {
+		t.Errorf("the upstream saw %d connections for 8 concurrent clients", n)
+	}
+}
