@@ -208,6 +208,15 @@ func TestUpstreamTransportRetriesClosedIdleConnection(t *testing.T) {
 	}
 }
 
+// hold keeps an upstream handler from answering r until release is closed
+// or the client goes away.
+func hold(r *http.Request, release <-chan struct{}) {
+	select {
+	case <-release:
+	case <-r.Context().Done():
+	}
+}
+
 // An upstream that does not answer within the response header timeout is
 // an error saying so, and is not retried.
 func TestUpstreamTransportResponseHeaderTimeout(t *testing.T) {
@@ -215,10 +224,7 @@ func TestUpstreamTransportResponseHeaderTimeout(t *testing.T) {
 	defer close(release)
 	up := newCountingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/hang" {
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
+			hold(r, release)
 		}
 	}))
 	tr := newTestTransport(t, up.url, testTimeouts)
@@ -247,10 +253,7 @@ func TestUpstreamTransportStopsWithContext(t *testing.T) {
 			io.WriteString(w, "first bytes")
 			w.(http.Flusher).Flush()
 		}
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
+		hold(r, release)
 	}))
 	timeouts := testTimeouts
 	timeouts.responseHeader = time.Minute
