@@ -30,15 +30,15 @@ import (
 // kept the proxy below nginx (docs/benchmarks.md).
 //
 // It keeps http.Transport's guarantees for the requests it sends: a response
-// whose headers take longer than responseHeaderTimeout is an error (the
+// whose headers take longer than the response header timeout is an error (the
 // visitor gets a 502), as are response headers over maxResponseHeaderBytes;
 // a request whose context ends (the visitor went away) stops at once, body
 // included; a kept-alive connection that the upstream closed while it was
-// idle is retried once on another, as GET and HEAD may be; 1xx answers are
+// idle is retried on another, as GET and HEAD may be; 1xx answers are
 // reported to the request's httptrace.ClientTrace (ReverseProxy forwards
 // 103 Early Hints that way) and skipped. A connection goes back to the pool
 // only once its body has been read to the end, and idle ones are closed
-// after idleTimeout.
+// after the idle timeout (upstreamTimeouts).
 type upstreamTransport struct {
 	fallback http.RoundTripper
 	// host is the upstream's URL.Host, addr what is dialled for it;
@@ -51,8 +51,8 @@ type upstreamTransport struct {
 
 	mu      sync.Mutex
 	idle    []*upstreamConn // most recently used last
-	janitor *time.Timer     // closes idle connections past idleTimeout; nil until the first is pooled
-	swept   bool            // janitor is stopped: nothing idle to wait for
+	janitor *time.Timer     // closes idle connections past the idle timeout; nil until the first is pooled
+	armed   bool            // janitor will run: a connection is idle
 }
 
 // upstreamTimeouts are the limits of an upstreamTransport, and of the
@@ -239,12 +239,13 @@ func (t *upstreamTransport) release(uc *upstreamConn, keep bool) {
 		t.mu.Lock()
 		if len(t.idle) < maxIdleUpstreamConns {
 			t.idle = append(t.idle, uc)
-			if t.janitor == nil {
+			switch {
+			case t.janitor == nil:
 				t.janitor = time.AfterFunc(t.timeouts.idle, t.closeExpired)
-			} else if t.swept {
+			case !t.armed:
 				t.janitor.Reset(t.timeouts.idle)
 			}
-			t.swept = false
+			t.armed = true
 			t.mu.Unlock()
 			return
 		}
@@ -267,7 +268,7 @@ func (t *upstreamTransport) closeExpired() {
 	t.idle = append(t.idle[:0], t.idle[n:]...)
 	clear(t.idle[len(t.idle):cap(t.idle)])
 	if len(t.idle) == 0 {
-		t.swept = true
+		t.armed = false
 		return
 	}
 	t.janitor.Reset(t.timeouts.idle - now.Sub(t.idle[0].idleSince))
