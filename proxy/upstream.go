@@ -234,8 +234,7 @@ func (t *upstreamTransport) conn(ctx context.Context) (uc *upstreamConn, reused 
 // or when the pool is full.
 func (t *upstreamTransport) release(uc *upstreamConn, keep bool) {
 	if keep {
-		now := time.Now()
-		uc.idleSince = now
+		uc.idleSince = time.Now()
 		t.mu.Lock()
 		if len(t.idle) < maxIdleUpstreamConns {
 			t.idle = append(t.idle, uc)
