@@ -186,7 +186,7 @@ func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 
 // gcHeapFloor is the heap size below which the garbage collector does not
 // run (internal/gcfloor): collecting a heap of a few MiB 25 times a second
-// under proxy load cost a tenth of the CPU.
+// under proxy load cost 10–15 % of the CPU.
 const gcHeapFloor = 32 << 20
 
 // start wires the hub, the proxy and the agent console, listens, prints

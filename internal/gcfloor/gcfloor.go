@@ -5,7 +5,7 @@
 // to twice what the last collection left live, but never below 4 MiB. A
 // proxy keeps little live (a few MiB) and allocates a little for every
 // request (about 10 KiB for a page), so under load it collected 25 to 30
-// times a second, and the collections took about a tenth of its CPU
+// times a second, and the collections took 10 to 15 % of its CPU
 // (docs/benchmarks.md). A floor under the heap goal spaces them out, for a
 // bounded amount of memory: with a floor of 32 MiB, the heap grows to at
 // most 32 MiB of which most is garbage, instead of 4 to 8 MiB. Once twice
