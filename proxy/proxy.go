@@ -69,11 +69,12 @@ type Config struct {
 	Logger *slog.Logger
 
 	// Transport performs the upstream requests. Nil means the proxy's own
-	// (upstream.go): GET and HEAD to a plain-http upstream are sent on the
-	// visitor's goroutine over kept-alive HTTP/1.1 connections, everything
-	// else by an http.Transport like http.DefaultTransport (proxy from the
-	// environment, HTTP/2). Both give up after 10 s of dialling and 30 s of
-	// waiting for the upstream's response headers, so that a dead upstream
+	// (upstream.go): GET and HEAD without a body are sent on the visitor's
+	// goroutine over kept-alive HTTP/1.1 connections (with TLS for an https
+	// upstream), everything else by an http.Transport like
+	// http.DefaultTransport (proxy from the environment, HTTP/2). Both give
+	// up after 10 s of dialling, 10 s of TLS handshake and 30 s of waiting
+	// for the upstream's response headers, so that a dead upstream
 	// produces a 502 rather than a hang, and keep up to 100 idle
 	// connections to the upstream. A custom Transport must not decode
 	// response bodies itself: the proxy sets Accept-Encoding and decodes

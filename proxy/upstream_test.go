@@ -3,7 +3,10 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -26,7 +29,9 @@ type countingUpstream struct {
 	opened, closed atomic.Int32
 }
 
-func newCountingUpstream(t *testing.T, h http.Handler) *countingUpstream {
+// newCountingUpstream starts a countingUpstream serving http, or https with
+// httptest's certificate.
+func newCountingUpstream(t *testing.T, scheme string, h http.Handler) *countingUpstream {
 	t.Helper()
 	cu := &countingUpstream{Server: httptest.NewUnstartedServer(h)}
 	cu.Config.ConnState = func(_ net.Conn, s http.ConnState) {
@@ -37,7 +42,11 @@ func newCountingUpstream(t *testing.T, h http.Handler) *countingUpstream {
 			cu.closed.Add(1)
 		}
 	}
-	cu.Start()
+	if scheme == "https" {
+		cu.StartTLS()
+	} else {
+		cu.Start()
+	}
 	t.Cleanup(cu.Close)
 	var err error
 	if cu.url, err = url.Parse(cu.URL); err != nil {
@@ -46,8 +55,27 @@ func newCountingUpstream(t *testing.T, h http.Handler) *countingUpstream {
 	return cu
 }
 
+// transport returns an upstreamTransport to cu (trusting its certificate,
+// if it serves https) that closes its connections when the test ends.
+func (cu *countingUpstream) transport(t *testing.T, timeouts upstreamTimeouts) *upstreamTransport {
+	t.Helper()
+	tr := newTestTransport(t, cu.url, timeouts)
+	if tr.tlsConfig != nil {
+		tr.tlsConfig.RootCAs = cu.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	}
+	return tr
+}
+
+// forEachScheme runs test against an http upstream and against an https one:
+// the transport keeps every promise over TLS too.
+func forEachScheme(t *testing.T, test func(t *testing.T, scheme string)) {
+	for _, scheme := range []string{"http", "https"} {
+		t.Run(scheme, func(t *testing.T) { test(t, scheme) })
+	}
+}
+
 // testTimeouts are short enough for tests to wait them out.
-var testTimeouts = upstreamTimeouts{dial: time.Second, responseHeader: 200 * time.Millisecond, idle: time.Minute}
+var testTimeouts = upstreamTimeouts{dial: time.Second, tlsHandshake: 200 * time.Millisecond, responseHeader: 200 * time.Millisecond, idle: time.Minute}
 
 // newTestTransport returns an upstreamTransport to u that closes its
 // connections when the test ends.
@@ -88,124 +116,130 @@ func roundTripWith(t *testing.T, tr http.RoundTripper, u *url.URL, method, path 
 // Answers with a body, without one (HEAD, 204, 304) and chunked with
 // trailers all leave the connection reusable: one connection serves them all.
 func TestUpstreamTransportReusesConnections(t *testing.T) {
-	up := newCountingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/empty":
-			w.WriteHeader(http.StatusNoContent)
-		case "/unchanged":
-			w.WriteHeader(http.StatusNotModified)
-		case "/chunked":
-			w.Header().Set("Trailer", "X-Sum")
-			io.WriteString(w, "part one, ")
-			w.(http.Flusher).Flush()
-			io.WriteString(w, "part two")
-			w.Header().Set("X-Sum", "42")
-		default:
-			io.WriteString(w, "hello "+r.URL.Path)
-		}
-	}))
-	tr := newTestTransport(t, up.url, testTimeouts)
-	for i := range 3 {
-		if status, body := getVia(t, tr, up.url, "/page"); status != 200 || body != "hello /page" {
-			t.Fatalf("request %d: %d %q", i, status, body)
-		}
-		if status, body := roundTripWith(t, tr, up.url, http.MethodHead, "/page", context.Background()); status != 200 || body != "" {
-			t.Fatalf("HEAD %d: %d %q", i, status, body)
-		}
-		for _, path := range []string{"/empty", "/unchanged"} {
-			if status, _ := getVia(t, tr, up.url, path); status != http.StatusNoContent && status != http.StatusNotModified {
-				t.Fatalf("%s: status %d", path, status)
+	forEachScheme(t, func(t *testing.T, scheme string) {
+		up := newCountingUpstream(t, scheme, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/empty":
+				w.WriteHeader(http.StatusNoContent)
+			case "/unchanged":
+				w.WriteHeader(http.StatusNotModified)
+			case "/chunked":
+				w.Header().Set("Trailer", "X-Sum")
+				io.WriteString(w, "part one, ")
+				w.(http.Flusher).Flush()
+				io.WriteString(w, "part two")
+				w.Header().Set("X-Sum", "42")
+			default:
+				io.WriteString(w, "hello "+r.URL.Path)
+			}
+		}))
+		tr := up.transport(t, testTimeouts)
+		for i := range 3 {
+			if status, body := getVia(t, tr, up.url, "/page"); status != 200 || body != "hello /page" {
+				t.Fatalf("request %d: %d %q", i, status, body)
+			}
+			if status, body := roundTripWith(t, tr, up.url, http.MethodHead, "/page", context.Background()); status != 200 || body != "" {
+				t.Fatalf("HEAD %d: %d %q", i, status, body)
+			}
+			for _, path := range []string{"/empty", "/unchanged"} {
+				if status, _ := getVia(t, tr, up.url, path); status != http.StatusNoContent && status != http.StatusNotModified {
+					t.Fatalf("%s: status %d", path, status)
+				}
 			}
 		}
-	}
-	req, _ := http.NewRequest(http.MethodGet, up.URL+"/chunked", nil)
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || string(body) != "part one, part two" || resp.Trailer.Get("X-Sum") != "42" {
-		t.Fatalf("chunked: body %q, trailer %v, err %v", body, resp.Trailer, err)
-	}
-	if n := up.opened.Load(); n != 1 {
-		t.Errorf("the upstream saw %d connections, want 1", n)
-	}
+		req, _ := http.NewRequest(http.MethodGet, up.URL+"/chunked", nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(body) != "part one, part two" || resp.Trailer.Get("X-Sum") != "42" {
+			t.Fatalf("chunked: body %q, trailer %v, err %v", body, resp.Trailer, err)
+		}
+		if n := up.opened.Load(); n != 1 {
+			t.Errorf("the upstream saw %d connections, want 1", n)
+		}
+	})
 }
 
 // The server ends every request's context once the handler returns: that
 // must not abort the connection, which by then serves another request.
 func TestUpstreamTransportReusesAfterContextEnds(t *testing.T) {
-	up := newCountingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/empty" {
-			w.WriteHeader(http.StatusNoContent)
-			return
+	forEachScheme(t, func(t *testing.T, scheme string) {
+		up := newCountingUpstream(t, scheme, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/empty" {
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			io.WriteString(w, "ok")
+		}))
+		tr := up.transport(t, testTimeouts)
+		for i := range 10 {
+			path := []string{"/page", "/empty"}[i%2]
+			ctx, cancel := context.WithCancel(context.Background())
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, up.URL+path, nil)
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			if _, err := io.ReadAll(resp.Body); err != nil {
+				t.Fatalf("request %d: reading the body: %v", i, err)
+			}
+			cancel()
+			resp.Body.Close()
+			time.Sleep(time.Millisecond) // for an abort wrongly left armed to run
 		}
-		io.WriteString(w, "ok")
-	}))
-	tr := newTestTransport(t, up.url, testTimeouts)
-	for i := range 10 {
-		path := []string{"/page", "/empty"}[i%2]
-		ctx, cancel := context.WithCancel(context.Background())
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, up.URL+path, nil)
-		resp, err := tr.RoundTrip(req)
-		if err != nil {
-			t.Fatalf("request %d: %v", i, err)
+		if n := up.opened.Load(); n != 1 {
+			t.Errorf("the upstream saw %d connections, want 1", n)
 		}
-		if _, err := io.ReadAll(resp.Body); err != nil {
-			t.Fatalf("request %d: reading the body: %v", i, err)
-		}
-		cancel()
-		resp.Body.Close()
-		time.Sleep(time.Millisecond) // for an abort wrongly left armed to run
-	}
-	if n := up.opened.Load(); n != 1 {
-		t.Errorf("the upstream saw %d connections, want 1", n)
-	}
+	})
 }
 
 // A kept-alive connection that the upstream closed while it was idle is
 // retried on a new one; a new connection that fails is not retried.
 func TestUpstreamTransportRetriesClosedIdleConnection(t *testing.T) {
-	up := newCountingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok")
-	}))
-	tr := newTestTransport(t, up.url, testTimeouts)
-	for i := range 3 {
-		if status, body := getVia(t, tr, up.url, "/"); status != 200 || body != "ok" {
-			t.Fatalf("request %d: %d %q", i, status, body)
-		}
-		up.CloseClientConnections() // the idle connection the transport holds
-	}
-	if n := up.opened.Load(); n != 3 {
-		t.Errorf("the upstream saw %d connections, want 3", n)
-	}
-
-	// An upstream that accepts and hangs up at once.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var accepted atomic.Int32
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+	forEachScheme(t, func(t *testing.T, scheme string) {
+		up := newCountingUpstream(t, scheme, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "ok")
+		}))
+		tr := up.transport(t, testTimeouts)
+		for i := range 3 {
+			if status, body := getVia(t, tr, up.url, "/"); status != 200 || body != "ok" {
+				t.Fatalf("request %d: %d %q", i, status, body)
 			}
-			accepted.Add(1)
-			c.Close()
+			up.CloseClientConnections() // the idle connection the transport holds
 		}
-	}()
-	rude := &url.URL{Scheme: "http", Host: ln.Addr().String()}
-	req, _ := http.NewRequest(http.MethodGet, rude.String()+"/", nil)
-	if _, err := newTestTransport(t, rude, testTimeouts).RoundTrip(req); err == nil {
-		t.Fatal("no error from an upstream that hangs up")
-	}
-	if n := accepted.Load(); n != 1 {
-		t.Errorf("the transport connected %d times, want 1 (no retry on a new connection)", n)
-	}
+		if n := up.opened.Load(); n != 3 {
+			t.Errorf("the upstream saw %d connections, want 3", n)
+		}
+
+		// An upstream that accepts and hangs up at once.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		var accepted atomic.Int32
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				accepted.Add(1)
+				c.Close()
+			}
+		}()
+		rude := &url.URL{Scheme: scheme, Host: ln.Addr().String()}
+		req, _ := http.NewRequest(http.MethodGet, rude.String()+"/", nil)
+		if _, err := newTestTransport(t, rude, testTimeouts).RoundTrip(req); err == nil {
+			t.Fatal("no error from an upstream that hangs up")
+		}
+		if n := accepted.Load(); n != 1 {
+			t.Errorf("the transport connected %d times, want 1 (no retry on a new connection)", n)
+		}
+	})
 }
 
 // hold keeps an upstream handler from answering r until release is closed
@@ -220,159 +254,169 @@ func hold(r *http.Request, release <-chan struct{}) {
 // An upstream that does not answer within the response header timeout is
 // an error saying so, and is not retried.
 func TestUpstreamTransportResponseHeaderTimeout(t *testing.T) {
-	release := make(chan struct{})
-	defer close(release)
-	up := newCountingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/hang" {
-			hold(r, release)
+	forEachScheme(t, func(t *testing.T, scheme string) {
+		release := make(chan struct{})
+		defer close(release)
+		up := newCountingUpstream(t, scheme, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/hang" {
+				hold(r, release)
+			}
+		}))
+		tr := up.transport(t, testTimeouts)
+		getVia(t, tr, up.url, "/warm") // so that /hang goes out on a reused connection
+		req, _ := http.NewRequest(http.MethodGet, up.URL+"/hang", nil)
+		start := time.Now()
+		_, err := tr.RoundTrip(req)
+		if err == nil || !strings.Contains(err.Error(), "no response headers within 200ms") {
+			t.Fatalf("err = %v, want one about the response header timeout", err)
 		}
-	}))
-	tr := newTestTransport(t, up.url, testTimeouts)
-	getVia(t, tr, up.url, "/warm") // so that /hang goes out on a reused connection
-	req, _ := http.NewRequest(http.MethodGet, up.URL+"/hang", nil)
-	start := time.Now()
-	_, err := tr.RoundTrip(req)
-	if err == nil || !strings.Contains(err.Error(), "no response headers within 200ms") {
-		t.Fatalf("err = %v, want one about the response header timeout", err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("the timeout took %v", d)
-	}
-	if n := up.opened.Load(); n != 1 {
-		t.Errorf("the upstream saw %d connections, want 1 (no retry after a timeout)", n)
-	}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("the timeout took %v", d)
+		}
+		if n := up.opened.Load(); n != 1 {
+			t.Errorf("the upstream saw %d connections, want 1 (no retry after a timeout)", n)
+		}
+	})
 }
 
 // A request whose context ends stops at once, waiting for the headers or
 // reading the body, and its connection is not reused.
 func TestUpstreamTransportStopsWithContext(t *testing.T) {
-	release := make(chan struct{})
-	defer close(release)
-	up := newCountingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/body" {
-			io.WriteString(w, "first bytes")
-			w.(http.Flusher).Flush()
+	forEachScheme(t, func(t *testing.T, scheme string) {
+		release := make(chan struct{})
+		defer close(release)
+		up := newCountingUpstream(t, scheme, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/body" {
+				io.WriteString(w, "first bytes")
+				w.(http.Flusher).Flush()
+			}
+			hold(r, release)
+		}))
+		timeouts := testTimeouts
+		timeouts.responseHeader = time.Minute
+		tr := up.transport(t, timeouts)
+
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(50*time.Millisecond, cancel)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, up.URL+"/headers", nil)
+		if _, err := tr.RoundTrip(req); !errors.Is(err, context.Canceled) {
+			t.Errorf("waiting for headers: err = %v, want context.Canceled", err)
 		}
-		hold(r, release)
-	}))
-	timeouts := testTimeouts
-	timeouts.responseHeader = time.Minute
-	tr := newTestTransport(t, up.url, timeouts)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(50*time.Millisecond, cancel)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, up.URL+"/headers", nil)
-	if _, err := tr.RoundTrip(req); !errors.Is(err, context.Canceled) {
-		t.Errorf("waiting for headers: err = %v, want context.Canceled", err)
-	}
-
-	ctx, cancel = context.WithCancel(context.Background())
-	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, up.URL+"/body", nil)
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	first := make([]byte, len("first bytes"))
-	if _, err := io.ReadFull(resp.Body, first); err != nil {
-		t.Fatal(err)
-	}
-	time.AfterFunc(50*time.Millisecond, cancel)
-	if _, err := resp.Body.Read(make([]byte, 10)); !errors.Is(err, context.Canceled) {
-		t.Errorf("reading the body: err = %v, want context.Canceled", err)
-	}
-	if n := len(tr.idle); n != 0 {
-		t.Errorf("%d connections went back to the pool after a cancellation", n)
-	}
+		ctx, cancel = context.WithCancel(context.Background())
+		req, _ = http.NewRequestWithContext(ctx, http.MethodGet, up.URL+"/body", nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		first := make([]byte, len("first bytes"))
+		if _, err := io.ReadFull(resp.Body, first); err != nil {
+			t.Fatal(err)
+		}
+		time.AfterFunc(50*time.Millisecond, cancel)
+		if _, err := resp.Body.Read(make([]byte, 10)); !errors.Is(err, context.Canceled) {
+			t.Errorf("reading the body: err = %v, want context.Canceled", err)
+		}
+		if n := len(tr.idle); n != 0 {
+			t.Errorf("%d connections went back to the pool after a cancellation", n)
+		}
+	})
 }
 
 // A body closed before its end closes the connection at once, without
 // reading the rest; the next request gets a new connection.
 func TestUpstreamTransportCloseBeforeEnd(t *testing.T) {
-	up := newCountingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/endless" {
-			io.WriteString(w, "short")
-			return
-		}
-		chunk := []byte(strings.Repeat("x", 32<<10))
-		for r.Context().Err() == nil {
-			if _, err := w.Write(chunk); err != nil {
+	forEachScheme(t, func(t *testing.T, scheme string) {
+		up := newCountingUpstream(t, scheme, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/endless" {
+				io.WriteString(w, "short")
 				return
 			}
+			chunk := []byte(strings.Repeat("x", 32<<10))
+			for r.Context().Err() == nil {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+		}))
+		tr := up.transport(t, testTimeouts)
+		req, _ := http.NewRequest(http.MethodGet, up.URL+"/endless", nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}))
-	tr := newTestTransport(t, up.url, testTimeouts)
-	req, _ := http.NewRequest(http.MethodGet, up.URL+"/endless", nil)
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := resp.Body.Read(make([]byte, 100)); err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if _, err := resp.Body.Read(make([]byte, 1)); !errors.Is(err, http.ErrBodyReadAfterClose) {
-		t.Errorf("read after Close: err = %v, want http.ErrBodyReadAfterClose", err)
-	}
-	if status, body := getVia(t, tr, up.url, "/short"); status != 200 || body != "short" {
-		t.Fatalf("next request: %d %q", status, body)
-	}
-	if n := up.opened.Load(); n != 2 {
-		t.Errorf("the upstream saw %d connections, want 2", n)
-	}
+		if _, err := resp.Body.Read(make([]byte, 100)); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if _, err := resp.Body.Read(make([]byte, 1)); !errors.Is(err, http.ErrBodyReadAfterClose) {
+			t.Errorf("read after Close: err = %v, want http.ErrBodyReadAfterClose", err)
+		}
+		if status, body := getVia(t, tr, up.url, "/short"); status != 200 || body != "short" {
+			t.Fatalf("next request: %d %q", status, body)
+		}
+		if n := up.opened.Load(); n != 2 {
+			t.Errorf("the upstream saw %d connections, want 2", n)
+		}
+	})
 }
 
 // An answer with Connection: close, or to a request with it, does not leave
 // its connection in the pool.
 func TestUpstreamTransportHonoursConnectionClose(t *testing.T) {
-	up := newCountingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/last" {
-			w.Header().Set("Connection", "close")
+	forEachScheme(t, func(t *testing.T, scheme string) {
+		up := newCountingUpstream(t, scheme, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/last" {
+				w.Header().Set("Connection", "close")
+			}
+			io.WriteString(w, "ok")
+		}))
+		tr := up.transport(t, testTimeouts)
+		getVia(t, tr, up.url, "/last")
+		if n := len(tr.idle); n != 0 {
+			t.Errorf("%d connections pooled after Connection: close", n)
 		}
-		io.WriteString(w, "ok")
-	}))
-	tr := newTestTransport(t, up.url, testTimeouts)
-	getVia(t, tr, up.url, "/last")
-	if n := len(tr.idle); n != 0 {
-		t.Errorf("%d connections pooled after Connection: close", n)
-	}
-	req, _ := http.NewRequest(http.MethodGet, up.URL+"/", nil)
-	req.Close = true
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if n := len(tr.idle); n != 0 {
-		t.Errorf("%d connections pooled after a request with Connection: close", n)
-	}
+		req, _ := http.NewRequest(http.MethodGet, up.URL+"/", nil)
+		req.Close = true
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if n := len(tr.idle); n != 0 {
+			t.Errorf("%d connections pooled after a request with Connection: close", n)
+		}
+	})
 }
 
 // 1xx answers go to the request's ClientTrace (ReverseProxy forwards 103
 // Early Hints from there) and the final answer is returned.
 func TestUpstreamTransportInformationalAnswers(t *testing.T) {
-	up := newCountingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Link", "</style.css>; rel=preload; as=style")
-		w.WriteHeader(http.StatusEarlyHints)
-		w.Header().Del("Link")
-		io.WriteString(w, "page")
-	}))
-	tr := newTestTransport(t, up.url, testTimeouts)
-	var hints []string
-	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
-		Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
-			hints = append(hints, http.StatusText(code)+": "+h.Get("Link"))
-			return nil
-		},
+	forEachScheme(t, func(t *testing.T, scheme string) {
+		up := newCountingUpstream(t, scheme, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Link", "</style.css>; rel=preload; as=style")
+			w.WriteHeader(http.StatusEarlyHints)
+			w.Header().Del("Link")
+			io.WriteString(w, "page")
+		}))
+		tr := up.transport(t, testTimeouts)
+		var hints []string
+		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+			Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				hints = append(hints, http.StatusText(code)+": "+h.Get("Link"))
+				return nil
+			},
+		})
+		status, body := roundTripWith(t, tr, up.url, http.MethodGet, "/", ctx)
+		if status != 200 || body != "page" {
+			t.Errorf("answer: %d %q", status, body)
+		}
+		if want := "Early Hints: </style.css>; rel=preload; as=style"; len(hints) != 1 || hints[0] != want {
+			t.Errorf("1xx seen: %q, want [%q]", hints, want)
+		}
 	})
-	status, body := roundTripWith(t, tr, up.url, http.MethodGet, "/", ctx)
-	if status != 200 || body != "page" {
-		t.Errorf("answer: %d %q", status, body)
-	}
-	if want := "Early Hints: </style.css>; rel=preload; as=style"; len(hints) != 1 || hints[0] != want {
-		t.Errorf("1xx seen: %q, want [%q]", hints, want)
-	}
 }
 
 // Response headers past maxResponseHeaderBytes are an error, not a growing
@@ -407,27 +451,100 @@ func TestUpstreamTransportBoundsResponseHeaders(t *testing.T) {
 
 // An idle connection is closed once it has been idle for the idle timeout.
 func TestUpstreamTransportClosesIdleConnections(t *testing.T) {
-	up := newCountingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok")
+	forEachScheme(t, func(t *testing.T, scheme string) {
+		up := newCountingUpstream(t, scheme, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "ok")
+		}))
+		timeouts := testTimeouts
+		timeouts.idle = 50 * time.Millisecond
+		tr := up.transport(t, timeouts)
+		for round := range 2 { // the second after the janitor has found nothing left
+			getVia(t, tr, up.url, "/")
+			deadline := time.Now().Add(5 * time.Second)
+			for up.closed.Load() != int32(round+1) && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n := up.closed.Load(); n != int32(round+1) {
+				t.Fatalf("round %d: %d connections closed, want %d", round, n, round+1)
+			}
+		}
+	})
+}
+
+// Over TLS the transport asks for HTTP/1.1, also from an upstream that
+// offers HTTP/2; verifies the upstream's certificate as http.Transport does;
+// resumes its TLS session on a new connection; and gives up on a handshake
+// that does not finish within the handshake timeout, without a retry.
+func TestUpstreamTransportTLS(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s resumed=%t", r.Proto, r.TLS.DidResume)
 	}))
-	timeouts := testTimeouts
-	timeouts.idle = 50 * time.Millisecond
-	tr := newTestTransport(t, up.url, timeouts)
-	for round := range 2 { // the second after the janitor has found nothing left
-		getVia(t, tr, up.url, "/")
-		deadline := time.Now().Add(5 * time.Second)
-		for up.closed.Load() != int32(round+1) && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := up.closed.Load(); n != int32(round+1) {
-			t.Fatalf("round %d: %d connections closed, want %d", round, n, round+1)
-		}
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	up := &countingUpstream{Server: srv}
+	up.url, _ = url.Parse(srv.URL)
+	if resp, err := srv.Client().Get(srv.URL); err != nil || resp.ProtoMajor != 2 {
+		t.Fatalf("the test upstream does not speak HTTP/2 to a client that asks (%v)", err)
 	}
+
+	t.Run("HTTP/1.1 and resumption", func(t *testing.T) {
+		tr := up.transport(t, testTimeouts)
+		if _, body := getVia(t, tr, up.url, "/"); body != "HTTP/1.1 resumed=false" {
+			t.Errorf("first connection: %q, want HTTP/1.1 resumed=false", body)
+		}
+		srv.CloseClientConnections()
+		if _, body := getVia(t, tr, up.url, "/"); body != "HTTP/1.1 resumed=true" {
+			t.Errorf("second connection: %q, want HTTP/1.1 resumed=true", body)
+		}
+	})
+
+	t.Run("unknown authority", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+		_, err := newTestTransport(t, up.url, testTimeouts).RoundTrip(req)
+		if !errors.As(err, new(x509.UnknownAuthorityError)) || !strings.Contains(err.Error(), "TLS handshake with the upstream") {
+			t.Errorf("err = %v, want an x509.UnknownAuthorityError from the TLS handshake", err)
+		}
+	})
+
+	t.Run("handshake timeout", func(t *testing.T) {
+		// An upstream that accepts and never answers the ClientHello.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		var accepted atomic.Int32
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				accepted.Add(1)
+				defer c.Close()
+			}
+		}()
+		silent := &url.URL{Scheme: "https", Host: ln.Addr().String()}
+		req, _ := http.NewRequest(http.MethodGet, silent.String()+"/", nil)
+		start := time.Now()
+		_, err = newTestTransport(t, silent, testTimeouts).RoundTrip(req)
+		if err == nil || !strings.Contains(err.Error(), "no TLS handshake with the upstream within 200ms") {
+			t.Errorf("err = %v, want one about the handshake timeout", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("the timeout took %v", d)
+		}
+		if n := accepted.Load(); n != 1 {
+			t.Errorf("the transport connected %d times, want 1", n)
+		}
+	})
 }
 
 // Requests the transport does not send itself go to its fallback: bodies,
-// methods other than GET and HEAD, upgrades, and any request when the
-// upstream is https or reached through a proxy.
+// methods other than GET and HEAD, upgrades, requests to another origin
+// than the upstream's, and any request when the upstream is reached through
+// a proxy.
 func TestUpstreamTransportFallback(t *testing.T) {
 	plain := &url.URL{Scheme: "http", Host: "127.0.0.1:9"}
 	secure := &url.URL{Scheme: "https", Host: "127.0.0.1:9"}
@@ -454,8 +571,12 @@ func TestUpstreamTransportFallback(t *testing.T) {
 			r.Header.Set("Upgrade", "websocket")
 			return r
 		}},
-		{"https upstream", secure, func() *http.Request {
-			r, _ := http.NewRequest(http.MethodGet, secure.String()+"/", nil)
+		{"POST to an https upstream", secure, func() *http.Request {
+			r, _ := http.NewRequest(http.MethodPost, secure.String()+"/form", strings.NewReader("a=1"))
+			return r
+		}},
+		{"another scheme", secure, func() *http.Request {
+			r, _ := http.NewRequest(http.MethodGet, "http://"+secure.Host+"/", nil)
 			return r
 		}},
 	}
@@ -484,78 +605,95 @@ func TestUpstreamTransportFallback(t *testing.T) {
 
 // Many requests at once, on the pool, each get their own whole answer.
 func TestUpstreamTransportConcurrent(t *testing.T) {
-	up := newCountingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, strings.Repeat(r.URL.Path, 1000))
-	}))
-	tr := newTestTransport(t, up.url, testTimeouts)
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Go(func() {
-			for i := range 50 {
-				path := "/" + string(rune('a'+g)) + string(rune('a'+i%26))
-				req, _ := http.NewRequest(http.MethodGet, up.URL+path, nil)
-				resp, err := tr.RoundTrip(req)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				body, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if err != nil || string(body) != strings.Repeat(path, 1000) {
-					t.Errorf("%s: wrong body (%d bytes), err %v", path, len(body), err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if n := up.opened.Load(); n > 8 {
-		t.Errorf("the upstream saw %d connections for 8 concurrent clients", n)
-	}
-}
-
-// BenchmarkUpstreamTransport fetches benchPage (100 KiB) from a loopback
-// upstream, 8 requests at a time, with the proxy's own transport and with
-// the http.Transport it falls back to: the difference is the hand-over
-// between http.Transport's connection goroutines and the caller. cpu-ns/op
-// is the whole process's CPU time (upstream included) per request.
-func BenchmarkUpstreamTransport(b *testing.B) {
-	page := benchPage()
-	up := httptest.NewServer(serve(200, page, "Content-Type", "text/html"))
-	b.Cleanup(up.Close)
-	u, err := url.Parse(up.URL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	own := newUpstreamTransport(u, defaultUpstreamTimeouts)
-	b.Cleanup(own.CloseIdleConnections)
-	for _, tc := range []struct {
-		name string
-		tr   http.RoundTripper
-	}{{"own", own}, {"http.Transport", own.fallback}} {
-		b.Run(tc.name, func(b *testing.B) {
-			b.SetBytes(int64(len(page)))
-			b.SetParallelism(4)
-			cpu := processCPU(b)
-			b.RunParallel(func(pb *testing.PB) {
-				buf := make([]byte, copyBufferSize)
-				for pb.Next() {
-					req, _ := http.NewRequest(http.MethodGet, up.URL+"/", nil)
-					req.Header["Accept-Encoding"] = []string{"identity"}
-					resp, err := tc.tr.RoundTrip(req)
+	forEachScheme(t, func(t *testing.T, scheme string) {
+		up := newCountingUpstream(t, scheme, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, strings.Repeat(r.URL.Path, 1000))
+		}))
+		tr := up.transport(t, testTimeouts)
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				for i := range 50 {
+					path := "/" + string(rune('a'+g)) + string(rune('a'+i%26))
+					req, _ := http.NewRequest(http.MethodGet, up.URL+path, nil)
+					resp, err := tr.RoundTrip(req)
 					if err != nil {
-						b.Error(err)
+						t.Error(err)
 						return
 					}
-					n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{resp.Body}, buf)
+					body, err := io.ReadAll(resp.Body)
 					resp.Body.Close()
-					if err != nil || n != int64(len(page)) {
-						b.Errorf("read %d bytes, err %v", n, err)
+					if err != nil || string(body) != strings.Repeat(path, 1000) {
+						t.Errorf("%s: wrong body (%d bytes), err %v", path, len(body), err)
 						return
 					}
 				}
 			})
-			b.ReportMetric(float64(processCPU(b)-cpu)/float64(b.N), "cpu-ns/op")
-		})
+		}
+		wg.Wait()
+		if n := up.opened.Load(); n > 8 {
+			t.Errorf("the upstream saw %d connections for 8 concurrent clients", n)
+		}
+	})
+}
+
+// BenchmarkUpstreamTransport fetches benchPage (100 KiB) from a loopback
+// upstream, 8 requests at a time, with the proxy's own transport and with
+// the http.Transport it falls back to, from an http upstream and from an
+// https one that offers HTTP/2 (which http.Transport then speaks): the
+// difference is the hand-over between http.Transport's connection
+// goroutines and the caller, and over TLS HTTP/2's framing. cpu-ns/op is
+// the whole process's CPU time (upstream included) per request.
+func BenchmarkUpstreamTransport(b *testing.B) {
+	page := benchPage()
+	for _, scheme := range []string{"http", "https"} {
+		up := httptest.NewUnstartedServer(serve(200, page, "Content-Type", "text/html"))
+		up.EnableHTTP2 = true
+		if scheme == "https" {
+			up.StartTLS()
+		} else {
+			up.Start()
+		}
+		b.Cleanup(up.Close)
+		u, err := url.Parse(up.URL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		own := newUpstreamTransport(u, defaultUpstreamTimeouts)
+		b.Cleanup(own.CloseIdleConnections)
+		if scheme == "https" {
+			roots := up.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+			own.tlsConfig.RootCAs = roots
+			own.fallback.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: roots}
+		}
+		for _, tc := range []struct {
+			name string
+			tr   http.RoundTripper
+		}{{"own", own}, {"http.Transport", own.fallback}} {
+			b.Run(scheme+"/"+tc.name, func(b *testing.B) {
+				b.SetBytes(int64(len(page)))
+				b.SetParallelism(4)
+				cpu := processCPU(b)
+				b.RunParallel(func(pb *testing.PB) {
+					buf := make([]byte, copyBufferSize)
+					for pb.Next() {
+						req, _ := http.NewRequest(http.MethodGet, up.URL+"/", nil)
+						req.Header["Accept-Encoding"] = []string{"identity"}
+						resp, err := tc.tr.RoundTrip(req)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{resp.Body}, buf)
+						resp.Body.Close()
+						if err != nil || n != int64(len(page)) {
+							b.Errorf("read %d bytes, err %v", n, err)
+							return
+						}
+					}
+				})
+				b.ReportMetric(float64(processCPU(b)-cpu)/float64(b.N), "cpu-ns/op")
+			})
+		}
 	}
 }

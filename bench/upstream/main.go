@@ -1,7 +1,7 @@
 // Command upstream is the origin site and the small measuring tools that
 // bench/proxy.sh needs. It is not part of cobrowse.
 //
-//	upstream serve [-listen 127.0.0.1:0] [-addr-file F] [-slow 200ms]
+//	upstream serve [-listen 127.0.0.1:0] [-addr-file F] [-slow 200ms] [-tls-cert-file F]
 //	upstream freeport
 //	upstream probe [-n 20] URL
 //	upstream naive-proxy -upstream URL -tag HTML [-listen 127.0.0.1:0] [-addr-file F]
@@ -23,6 +23,10 @@
 // Every body is built once at start, so the upstream costs as little CPU as
 // possible and measurements show the proxies, not the origin. It writes its
 // address to -addr-file once it listens, and stops on SIGINT or SIGTERM.
+// With -tls-cert-file it serves https instead (HTTP/2 and HTTP/1.1, as most
+// production sites do), with a self-signed certificate for 127.0.0.1 and
+// localhost made at start, whose PEM it writes to that file for the proxies
+// to trust (before the address file).
 //
 // freeport prints a TCP port on 127.0.0.1 that was free a moment ago (for
 // nginx, which cannot listen on port 0 and report it).
@@ -40,10 +44,18 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math/big"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -151,8 +163,16 @@ func serve(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:0", "`address` to listen on")
 	addrFile := fs.String("addr-file", "", "write the address listened on to this `file`")
 	slow := fs.Duration("slow", 200*time.Millisecond, "how long /slow.html sleeps after its head")
+	certFile := fs.String("tls-cert-file", "", "serve https with a new self-signed certificate, written to this `file`")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var tlsConfig *tls.Config
+	if *certFile != "" {
+		var err error
+		if tlsConfig, err = selfSignedTLS(*certFile); err != nil {
+			return err
+		}
 	}
 
 	html := page(pageSize)
@@ -215,15 +235,52 @@ func serve(args []string) error {
 		io.WriteString(w, "ok\n")
 	})
 
-	return listenAndServe(*listen, *addrFile, mux)
+	return listenAndServe(*listen, *addrFile, mux, tlsConfig)
 }
 
-// listenAndServe serves h on address listen, writes the address it got to
-// addrFile (unless empty) and stops on SIGINT or SIGTERM.
-func listenAndServe(listen, addrFile string, h http.Handler) error {
+// selfSignedTLS returns a server configuration with a new self-signed
+// certificate for 127.0.0.1 and localhost, valid for a day, and writes the
+// certificate as PEM to certFile.
+func selfSignedTLS(certFile string) (*tls.Config, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	template := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "bench upstream"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{"localhost"},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true, // so that it can be its own trust anchor
+	}
+	der, err := x509.CreateCertificate(crand.Reader, template, template, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+		NextProtos:   []string{"h2", "http/1.1"},
+	}, nil
+}
+
+// listenAndServe serves h on address listen (over TLS with tlsConfig unless
+// it is nil), writes the address it got to addrFile (unless empty) and stops
+// on SIGINT or SIGTERM.
+func listenAndServe(listen, addrFile string, h http.Handler, tlsConfig *tls.Config) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
 	}
 	if addrFile != "" {
 		// Write then rename, so that a reader never sees half an address.

@@ -58,7 +58,7 @@ func naiveProxy(args []string) error {
 			return nil
 		},
 	}
-	return listenAndServe(*listen, *addrFile, rp)
+	return listenAndServe(*listen, *addrFile, rp, nil)
 }
 
 // headInjector replaces the first "<head>" found within one Read with
