@@ -29,6 +29,13 @@
 #                          all three (upstream serves it pre-compressed;
 #                          cobrowse decodes, injects, re-encodes; nginx asks
 #                          identity, sub_filters and gzips at level 6)
+#   BENCH_UPSTREAM_TLS=0   1 serves the upstream over https (HTTP/2 and
+#                          HTTP/1.1, a self-signed certificate that every
+#                          proxy verifies), as most production sites are;
+#                          clients still reach the proxies over http. No
+#                          cob-inject row then: an https upstream is never
+#                          the origin of an http visitor, so cobrowse always
+#                          rewrites its URLs
 #   BENCH_TTFB_N=20        requests per target for the time to first byte
 #   BENCH_SLOW=200ms       the slow page's pause after its head
 #   BENCH_NGINX_WORKERS=auto   nginx worker_processes
@@ -62,6 +69,7 @@ SLOW=${BENCH_SLOW:-200ms}
 NGINX_WORKERS=${BENCH_NGINX_WORKERS:-auto}
 KEEP_TMP=${BENCH_KEEP_TMP:-0}
 COBROWSE_BIN=${BENCH_COBROWSE:-}
+UPSTREAM_TLS=${BENCH_UPSTREAM_TLS:-0}
 
 TAG_NGINX='<script src="/__cobrowse/visitor.js" defer></script>'
 # cobrowse adds a per-page nonce: <script src="/__cobrowse/visitor.js" nonce="…" defer></script>
@@ -78,6 +86,7 @@ for v in THREADS CONNECTIONS ROUNDS TTFB_N; do
 done
 [[ $GZIP == 0 || $GZIP == 1 ]] || die "BENCH_GZIP must be 0 or 1"
 [[ $PLAIN == 0 || $PLAIN == 1 ]] || die "BENCH_PLAIN must be 0 or 1"
+[[ $UPSTREAM_TLS == 0 || $UPSTREAM_TLS == 1 ]] || die "BENCH_UPSTREAM_TLS must be 0 or 1"
 
 # A relative BENCH_COBROWSE is relative to where the script was started.
 [[ -z $COBROWSE_BIN || $COBROWSE_BIN == /* ]] || COBROWSE_BIN=$PWD/$COBROWSE_BIN
@@ -239,7 +248,11 @@ fi
 # The upstream: built from this checkout, stdlib only.
 say "building bench/upstream"
 go build -o "$TMP/upstream" ./bench/upstream || die "go build ./bench/upstream failed"
-"$TMP/upstream" serve -listen 127.0.0.1:0 -addr-file "$TMP/upstream.addr" -slow "$SLOW" >"$TMP/upstream.log" 2>&1 &
+SCHEME=http TLS_ARGS=()
+if [[ $UPSTREAM_TLS == 1 ]]; then
+	SCHEME=https TLS_ARGS=(-tls-cert-file "$TMP/upstream.pem")
+fi
+"$TMP/upstream" serve -listen 127.0.0.1:0 -addr-file "$TMP/upstream.addr" -slow "$SLOW" "${TLS_ARGS[@]}" >"$TMP/upstream.log" 2>&1 &
 started upstream $! TERM
 UPSTREAM_PID=$!
 for ((n = 0; n < 100; n++)); do
@@ -248,7 +261,13 @@ for ((n = 0; n < 100; n++)); do
 	sleep 0.1
 done
 [[ -s $TMP/upstream.addr ]] || die "the upstream did not start listening within 10 s"
-DIRECT=http://$(cat "$TMP/upstream.addr")
+UPHOST=$(cat "$TMP/upstream.addr")
+DIRECT=$SCHEME://$UPHOST
+if [[ $UPSTREAM_TLS == 1 ]]; then
+	# The upstream's certificate, for cobrowse, go-naive and upstream probe
+	# (Go reads SSL_CERT_FILE) and for curl; nginx is told below.
+	export SSL_CERT_FILE=$TMP/upstream.pem CURL_CA_BUNDLE=$TMP/upstream.pem
+fi
 
 # cobrowse, on ports of its choosing; it prints its visitor URL.
 TOKEN=bench-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
@@ -291,15 +310,23 @@ NGINX_URLS_PORT=$("$TMP/upstream" freeport)
 [[ $NGINX_PORT != "$NGINX_URLS_PORT" ]] || NGINX_URLS_PORT=$("$TMP/upstream" freeport)
 USER_LINE=
 [[ $(id -u) == 0 ]] && USER_LINE='user root;' # workers must reach the temp dir (0700)
+NGINX_TLS=
+if [[ $UPSTREAM_TLS == 1 ]]; then
+	NGINX_TLS="            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate $TMP/upstream.pem;
+            proxy_ssl_name localhost;
+            proxy_ssl_session_reuse on;"
+fi
 nginx_location() { # extra sub_filter lines
 	cat <<EOF
         gzip on;
         gzip_comp_level 6;
         location / {
-            proxy_pass http://origin;
+            proxy_pass $SCHEME://origin;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
-            proxy_set_header Host ${DIRECT#http://};
+            proxy_set_header Host $UPHOST;
+$NGINX_TLS
             proxy_set_header Accept-Encoding "";
             sub_filter '<head>' '<head>$TAG_NGINX';
 $1
@@ -322,7 +349,7 @@ http {
     uwsgi_temp_path $TMP/nginx/uwsgi;
     scgi_temp_path $TMP/nginx/scgi;
     upstream origin {
-        server ${DIRECT#http://};
+        server $UPHOST;
         keepalive 64;
     }
     server {
@@ -332,7 +359,7 @@ $(nginx_location "            sub_filter_once on;")
     server {
         listen 127.0.0.1:$NGINX_URLS_PORT;
 $(nginx_location "            sub_filter '$DIRECT' 'http://127.0.0.1:$NGINX_URLS_PORT';
-            sub_filter '//${DIRECT#http://}' '//127.0.0.1:$NGINX_URLS_PORT';
+            sub_filter '//$UPHOST' '//127.0.0.1:$NGINX_URLS_PORT';
             sub_filter_once off;")
     }
 }
@@ -356,7 +383,6 @@ done
 
 # ---------------------------------------------------------------- checks
 
-UPHOST=${DIRECT#http://}
 say "checking that cobrowse and nginx inject the tag (and the upstream does not)"
 fetch() { # url [curl args…]
 	local url=$1
@@ -378,11 +404,13 @@ for path in /page.html /slow.html; do
 done
 # Who rewrites the upstream's own URLs: cobrowse (public origin ≠ upstream's)
 # and nginx+urls do; cobrowse with the upstream's Host and plain nginx do not.
-self_link() { grep -o 'href="http://[^/"]*' | sed 's|href="http://||'; }
-[[ $(fetch "$COBROWSE/self.html" | self_link) == "${COBROWSE#http://}" ]] || die "cobrowse did not move the upstream's URL to its origin"
-[[ $(fetch "$COBROWSE/self.html" -H "Host: $UPHOST" | self_link) == "$UPHOST" ]] || die "cobrowse rewrote URLs although the Host was the upstream's"
-[[ $(fetch "$NGINXURLS/self.html" | self_link) == "${NGINXURLS#http://}" ]] || die "nginx+urls did not move the upstream's URL to its origin"
-[[ $(fetch "$NGINXURL/self.html" | self_link) == "$UPHOST" ]] || die "nginx rewrote the upstream's URL"
+self_link() { grep -o 'href="https\?://[^/"]*' | sed 's|href="||'; } # the link's origin
+[[ $(fetch "$COBROWSE/self.html" | self_link) == "$COBROWSE" ]] || die "cobrowse did not move the upstream's URL to its origin"
+if [[ $UPSTREAM_TLS == 0 ]]; then
+	[[ $(fetch "$COBROWSE/self.html" -H "Host: $UPHOST" | self_link) == "$DIRECT" ]] || die "cobrowse rewrote URLs although the Host was the upstream's"
+fi
+[[ $(fetch "$NGINXURLS/self.html" | self_link) == "$NGINXURLS" ]] || die "nginx+urls did not move the upstream's URL to its origin"
+[[ $(fetch "$NGINXURL/self.html" | self_link) == "$DIRECT" ]] || die "nginx rewrote the upstream's URL"
 for u in "$DIRECT" "$COBROWSE" "$NGINXURL" "$NAIVE"; do
 	for want in image.jpg=1048576 page.bin=102400; do
 		size=$(curl -fsS --max-time 10 -o /dev/null -w '%{size_download}' "$u/${want%=*}") || die "GET $u/${want%=*} failed"
@@ -494,12 +522,15 @@ KINDS=(html image)
 [[ $GZIP == 1 ]] && KINDS+=(html-gzip)
 # cobrowse: as deployed (public origin ≠ upstream's: the tag, and the
 # upstream's absolute URLs moved to the public origin); cob-inject: requests
-# carry the upstream's Host, so the origins match and cobrowse only injects.
+# carry the upstream's Host, so the origins match and cobrowse only injects
+# (not with an https upstream: see BENCH_UPSTREAM_TLS).
 # go-naive neither decodes nor compresses, so it sits out html-gzip.
 targets_of() { # kind
+	local inject=cob-inject
+	[[ $UPSTREAM_TLS == 1 ]] && inject=
 	case $1 in
-	html) echo direct cobrowse cob-inject nginx nginx+urls go-naive ;;
-	html-gzip) echo direct cobrowse cob-inject nginx nginx+urls ;;
+	html) echo direct cobrowse $inject nginx nginx+urls go-naive ;;
+	html-gzip) echo direct cobrowse $inject nginx nginx+urls ;;
 	*) echo direct cobrowse nginx go-naive ;;
 	esac
 }
@@ -562,6 +593,7 @@ echo "cobrowse proxy benchmark — $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(uname -sr); wrk and the servers share them; ${BUSY_BEFORE}% busy before the run"
 echo "cobrowse: $COBROWSE_BIN, $("$COBROWSE_BIN" version 2>/dev/null | head -n 1 || echo '?'); $("$NGINX" -v 2>&1); $(wrk --version 2>&1 | head -n 1 | awk '{print $1, $2}'); $(go version | awk '{print $3}')"
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION (warm-up: $WARMUP) per cell; median of $ROUNDS round(s); nginx worker_processes $NGINX_WORKERS, upstream keepalive, sub_filter on identity bodies"
+[[ $UPSTREAM_TLS == 1 ]] && echo "upstream over https (HTTP/2 and HTTP/1.1 offered, self-signed certificate verified by every proxy); clients reach the proxies over http"
 echo "cobrowse = as deployed (tag + upstream URLs moved to the public origin); cob-inject = same binary, Host = upstream's (tag only); nginx = tag only; nginx+urls = tag + sub_filter of the upstream's origin; go-naive = bare Go ReverseProxy + tag (bench/upstream naive-proxy)"
 echo
 printf '| %-9s | %-10s | %10s | %9s | %9s | %9s | %8s |\n' page target 'req/s' 'MB/s' 'p50 ms' 'p99 ms' 'B/resp'
@@ -612,6 +644,9 @@ for target in "${TTFB_TARGETS[@]}"; do
 	printf '| %-9s | %22.3f | %20.3f | %14.3f |\n' "$target" "${TTFB[$target]}" "${FIRSTBODY[$target]}" "${TOTAL[$target]}"
 done
 diff_ms() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%+.3f", a - b}'; }
+if [[ $UPSTREAM_TLS == 1 ]]; then
+	echo "(direct is over https: its time includes a TLS handshake, which the proxies' plain-http clients do not make and their kept-alive upstream connections do not repeat)"
+fi
 echo "TTFB − direct: cobrowse $(diff_ms "${TTFB[cobrowse]}" "${TTFB[direct]}") ms, nginx $(diff_ms "${TTFB[nginx]}" "${TTFB[direct]}") ms" \
 	"(first body byte: cobrowse $(diff_ms "${FIRSTBODY[cobrowse]}" "${FIRSTBODY[direct]}") ms, nginx $(diff_ms "${FIRSTBODY[nginx]}" "${FIRSTBODY[direct]}") ms)"
 echo
@@ -621,7 +656,10 @@ goal() { # description met?
 }
 c=$(cell RPS html,cobrowse) n=$(cell RPS html,nginx)
 echo "goals (issue 3):"
-goal "HTML with injection: cobrowse req/s ≥ nginx+sub_filter ($(ratio "$c" "$n")×; like for like: cob-inject/nginx $(ratio "$(rps html cob-inject)" "$n")×, cobrowse/nginx+urls $(ratio "$c" "$(rps html nginx+urls)")×)" \
+like_for_like="cobrowse/nginx+urls $(ratio "$c" "$(rps html nginx+urls)")×"
+ci=$(rps html cob-inject)
+[[ -n $ci ]] && like_for_like="cob-inject/nginx $(ratio "$ci" "$n")×, $like_for_like"
+goal "HTML with injection: cobrowse req/s ≥ nginx+sub_filter ($(ratio "$c" "$n")×; like for like: $like_for_like)" \
 	"$(awk -v c="$c" -v n="$n" 'BEGIN {print (c >= n)}')"
 c=$(cell RPS image,cobrowse) d=$(cell RPS image,direct)
 goal "image: cobrowse req/s ≥ 0.9× direct ($(ratio "$c" "$d")×)" "$(awk -v c="$c" -v d="$d" 'BEGIN {print (c >= 0.9 * d)}')"

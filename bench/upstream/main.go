@@ -16,8 +16,9 @@
 //	/slow.html  a page whose head (about 2 KB, up to the start of the body)
 //	            is written and flushed at once, then -slow later the rest:
 //	            the pattern of a site that flushes its head early
-//	/self.html  a small page linking to its own origin (http://HOST/…, HOST
-//	            from the request): checks that a proxy rewrites such URLs
+//	/self.html  a small page linking to its own origin (http://HOST/… or
+//	            https://HOST/…, HOST from the request): checks that a proxy
+//	            rewrites such URLs
 //	/healthz    "ok"
 //
 // Every body is built once at start, so the upstream costs as little CPU as
@@ -229,7 +230,11 @@ func serve(args []string) error {
 	// origin, which a proxy must move to its public origin (checks only).
 	mux.HandleFunc("GET /self.html", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, "<!doctype html>\n<html><head><title>self</title></head>\n<body><a href=\"http://%s/page.html\">self</a></body></html>\n", r.Host)
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		fmt.Fprintf(w, "<!doctype html>\n<html><head><title>self</title></head>\n<body><a href=\"%s://%s/page.html\">self</a></body></html>\n", scheme, r.Host)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
