@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"compress/gzip"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,7 +50,16 @@ func start(t testing.TB, upstream http.Handler, cfg Config) (proxyURL string, lo
 
 func startFor(t testing.TB, upstream *url.URL, cfg Config) (proxyURL string, logs *logtest.Buffer) {
 	t.Helper()
-	logs = new(logtest.Buffer)
+	p, logs := newTestProxy(t, upstream, cfg)
+	front := httptest.NewServer(p)
+	t.Cleanup(front.Close)
+	return front.URL, logs
+}
+
+// newTestProxy returns a Proxy to upstream, set up as start says, and its log.
+func newTestProxy(t testing.TB, upstream *url.URL, cfg Config) (*Proxy, *logtest.Buffer) {
+	t.Helper()
+	logs := new(logtest.Buffer)
 	if cfg.ScriptPath == "" {
 		cfg.ScriptPath = scriptPath
 	}
@@ -61,9 +71,7 @@ func startFor(t testing.TB, upstream *url.URL, cfg Config) (proxyURL string, log
 		t.Fatal(err)
 	}
 	p.newNonce = func() string { return testNonce }
-	front := httptest.NewServer(p)
-	t.Cleanup(front.Close)
-	return front.URL, logs
+	return p, logs
 }
 
 // fetch sends req with client and returns the response and its whole body.
@@ -389,6 +397,46 @@ func TestProxyForwarding(t *testing.T) {
 	}
 	if s := <-got; s != want {
 		t.Errorf("upstream saw %+v\nwant %+v", s, want)
+	}
+}
+
+// TestProxyHTTPSUpstream checks a Proxy in front of an https upstream that
+// offers HTTP/2: a page comes over the proxy's own transport in HTTP/1.1,
+// gets the snippet, and its absolute URLs on the upstream's https origin
+// move to the proxy's http one; a POST goes through the fallback, which
+// speaks HTTP/2.
+func TestProxyHTTPSUpstream(t *testing.T) {
+	seen := make(chan string, 2)
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Method + " " + r.Proto
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!DOCTYPE html><html><head><title>Shop</title></head><body><a href="https://%s/cart">cart</a></body></html>`, r.Host)
+	}))
+	up.EnableHTTP2 = true
+	up.StartTLS()
+	t.Cleanup(up.Close)
+	upURL, err := url.Parse(up.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, logs := newTestProxy(t, upURL, Config{})
+	roots := up.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	tr := p.rp.Transport.(*upstreamTransport)
+	tr.tlsConfig.RootCAs = roots
+	tr.fallback.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: roots}
+	front := httptest.NewServer(p)
+	t.Cleanup(front.Close)
+
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		req, _ := http.NewRequest(method, front.URL+"/", strings.NewReader(""))
+		resp, body := fetch(t, req)
+		want := `<!DOCTYPE html><html><head>` + snippet + `<title>Shop</title></head><body><a href="` + front.URL + `/cart">cart</a></body></html>`
+		if resp.StatusCode != http.StatusOK || string(body) != want {
+			t.Errorf("%s: %d %q\nwant 200 %q\nlog: %s", method, resp.StatusCode, body, want, logs)
+		}
+	}
+	if got := []string{<-seen, <-seen}; got[0] != "GET HTTP/1.1" || got[1] != "POST HTTP/2.0" {
+		t.Errorf("the upstream saw %q, want GET over HTTP/1.1 and POST over HTTP/2.0", got)
 	}
 }
 
