@@ -89,6 +89,30 @@ func newTestTransport(t *testing.T, u *url.URL, timeouts upstreamTimeouts) *upst
 	return tr
 }
 
+// rawUpstream listens on 127.0.0.1 until the test ends and hands every
+// connection it accepts to handle, on a goroutine of its own; it returns the
+// address and the count of connections accepted.
+func rawUpstream(t *testing.T, handle func(net.Conn)) (addr string, accepted *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	accepted = new(atomic.Int32)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			go handle(c)
+		}
+	}()
+	return ln.Addr().String(), accepted
+}
+
 // getVia sends a GET of path through tr and returns the status and whole body.
 func getVia(t *testing.T, tr http.RoundTripper, u *url.URL, path string) (int, string) {
 	t.Helper()
@@ -215,23 +239,8 @@ func TestUpstreamTransportRetriesClosedIdleConnection(t *testing.T) {
 		}
 
 		// An upstream that accepts and hangs up at once.
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		var accepted atomic.Int32
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				accepted.Add(1)
-				c.Close()
-			}
-		}()
-		rude := &url.URL{Scheme: scheme, Host: ln.Addr().String()}
+		addr, accepted := rawUpstream(t, func(c net.Conn) { c.Close() })
+		rude := &url.URL{Scheme: scheme, Host: addr}
 		req, _ := http.NewRequest(http.MethodGet, rude.String()+"/", nil)
 		if _, err := newTestTransport(t, rude, testTimeouts).RoundTrip(req); err == nil {
 			t.Fatal("no error from an upstream that hangs up")
@@ -422,16 +431,7 @@ func TestUpstreamTransportInformationalAnswers(t *testing.T) {
 // Response headers past maxResponseHeaderBytes are an error, not a growing
 // buffer.
 func TestUpstreamTransportBoundsResponseHeaders(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
+	addr, _ := rawUpstream(t, func(c net.Conn) {
 		defer c.Close()
 		bufio.NewReader(c).ReadString('\n')
 		io.WriteString(c, "HTTP/1.1 200 OK\r\n")
@@ -441,8 +441,8 @@ func TestUpstreamTransportBoundsResponseHeaders(t *testing.T) {
 				return
 			}
 		}
-	}()
-	u := &url.URL{Scheme: "http", Host: ln.Addr().String()}
+	})
+	u := &url.URL{Scheme: "http", Host: addr}
 	req, _ := http.NewRequest(http.MethodGet, u.String()+"/", nil)
 	if _, err := newTestTransport(t, u, testTimeouts).RoundTrip(req); !errors.Is(err, errHeadersTooLarge) {
 		t.Errorf("err = %v, want errHeadersTooLarge", err)
@@ -509,26 +509,14 @@ func TestUpstreamTransportTLS(t *testing.T) {
 
 	t.Run("handshake timeout", func(t *testing.T) {
 		// An upstream that accepts and never answers the ClientHello.
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		var accepted atomic.Int32
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				accepted.Add(1)
-				defer c.Close()
-			}
-		}()
-		silent := &url.URL{Scheme: "https", Host: ln.Addr().String()}
+		addr, accepted := rawUpstream(t, func(c net.Conn) {
+			io.Copy(io.Discard, c) // until the transport gives up
+			c.Close()
+		})
+		silent := &url.URL{Scheme: "https", Host: addr}
 		req, _ := http.NewRequest(http.MethodGet, silent.String()+"/", nil)
 		start := time.Now()
-		_, err = newTestTransport(t, silent, testTimeouts).RoundTrip(req)
+		_, err := newTestTransport(t, silent, testTimeouts).RoundTrip(req)
 		if err == nil || !strings.Contains(err.Error(), "no TLS handshake with the upstream within 200ms") {
 			t.Errorf("err = %v, want one about the handshake timeout", err)
 		}
