@@ -29,10 +29,11 @@ import (
 // per connection and hands each request and answer between them and the
 // caller over channels. For a 100 KiB page on loopback that hand-over cost
 // about a third of a bare httputil.ReverseProxy's user CPU, and it was what
-// kept the proxy below nginx. To an https upstream it speaks HTTP/2, whose
-// framing and flow control cost more again: the proxy served 40-60 % more
-// pages a second from an https upstream once this transport sent them over
-// HTTP/1.1 (docs/benchmarks.md), as nginx does.
+// kept the proxy below nginx. To an https upstream that offers HTTP/2,
+// http.Transport speaks it, and its framing and flow control cost more
+// again: the proxy served 40-60 % more pages a second from such an upstream
+// once this transport fetched them over HTTP/1.1, as nginx does
+// (docs/benchmarks.md).
 //
 // It keeps http.Transport's guarantees for the requests it sends: a response
 // whose headers take longer than the response header timeout is an error (the
