@@ -71,9 +71,9 @@ KEEP_TMP=${BENCH_KEEP_TMP:-0}
 COBROWSE_BIN=${BENCH_COBROWSE:-}
 UPSTREAM_TLS=${BENCH_UPSTREAM_TLS:-0}
 
-TAG_NGINX='<script src="/__cobrowse/visitor.js" defer></script>'
-# cobrowse adds a per-page nonce: <script src="/__cobrowse/visitor.js" nonce="…" defer></script>
-TAG_COBROWSE_RE='<script src="/__cobrowse/visitor\.js" nonce="[^"]*" defer></script>'
+TAG_NGINX='<script src="/__cobrowse/visitor.js" defer=""></script>'
+# cobrowse adds a per-page nonce: <script src="/__cobrowse/visitor.js" nonce="…" defer=""></script>
+TAG_COBROWSE_RE='<script src="/__cobrowse/visitor\.js" nonce="[^"]*" defer=""></script>'
 
 say() { echo "==> $*" >&2; }
 die() {

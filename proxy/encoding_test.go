@@ -270,7 +270,7 @@ func TestProxyHTMLCodings(t *testing.T) {
 					t.Errorf("page\n got: %q\nwant: %q", content, injected)
 				}
 				for name, want := range map[string]string{
-					"Vary":           "accept-encoding", // merged: the upstream's
+					"Vary":           "accept-encoding, Sec-Fetch-Dest", // merged: the upstream's
 					"Etag":           `W/"v1"`,
 					"Content-Length": "",
 					"Accept-Ranges":  "",

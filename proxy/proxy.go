@@ -59,7 +59,7 @@ import (
 type Config struct {
 	// ScriptPath is the path of the visitor script on the proxy's own
 	// origin, e.g. /__cobrowse/visitor.js. Every HTML page gets
-	// <script src="ScriptPath" nonce="…" defer></script> at the start of
+	// <script src="ScriptPath" nonce="…" defer=""></script> at the start of
 	// its head (see rewrite.Injector), and its CSP is edited to allow that
 	// script and WebSockets to the proxy's origin. Required.
 	ScriptPath string
@@ -236,6 +236,9 @@ type exchange struct {
 	html string
 	// origins maps the upstream's origin onto the one the visitor used.
 	origins origins
+	// document is true if the visitor's request may load a document into
+	// a browsing context (loadsDocument): an HTML answer gets the snippet.
+	document bool
 }
 
 // rewriteRequest is the ReverseProxy's Rewrite hook. ReverseProxy has already
@@ -250,6 +253,7 @@ func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 		accepted: contentcoding.Preferred(pr.In.Header, "zstd", "br", "gzip", "deflate"),
 		html:     contentcoding.Choose(pr.In.Header, "zstd", "br", "gzip"),
 		origins:  newOrigins(p.upstream, pr.In),
+		document: loadsDocument(pr.In.Header),
 	}
 	neg.origins.rewriteRequestHeaders(pr.Out.Header)
 	// Ask only for codings the client reads too, so that a body the proxy
@@ -274,20 +278,26 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	for _, name := range neg.origins.rewriteResponseHeaders(resp.Header) {
 		p.warnOnce("cookie "+name, "proxy: the upstream sets a __Secure-/__Host- cookie that browsers refuse over plain http; serve cobrowse over https (--tls-cert)", "cookie", name)
 	}
+	if resp.StatusCode == http.StatusNotModified {
+		// The browser updates the page it cached with the headers of a 304,
+		// and that page carries the nonce of the policy the proxy edited
+		// then: the upstream's unedited policy would now block its visitor
+		// script. Without a policy in the 304 the cached, edited one stays.
+		delete(resp.Header, "Content-Security-Policy")
+		delete(resp.Header, "Content-Security-Policy-Report-Only")
+	}
 	if !hasBody(resp) {
 		return nil
 	}
 	coding := contentCoding(resp.Header)
-	if !hasHTML(resp.Header) || p.isUTF16(resp) {
-		if coding == "" || slices.Contains(neg.accepted, coding) || !decodable(coding) {
-			return nil // passed through as the upstream sent it
-		}
-		if err := p.codecs.decode(resp, coding); err != nil {
-			return err
-		}
-		delete(resp.Header, "Content-Encoding")
-		encodingChanged(resp)
-		return nil
+	html := hasHTML(resp.Header)
+	if html {
+		// The same URL may be a page to a navigation and a fragment to a
+		// fetch (which gets no snippet): a cache must tell them apart.
+		addVary(resp.Header, "Sec-Fetch-Dest")
+	}
+	if !html || isAttachment(resp.Header) || p.isUTF16(resp) || !neg.document && !neg.origins.rewritesURLs() {
+		return p.passOn(resp, coding, neg)
 	}
 
 	var src io.Reader = resp.Body
@@ -309,26 +319,15 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		}
 		src = first
 	}
-	nonce := p.newNonce()
-	page := &htmlBody{
-		injector: rewrite.NewInjector(src, p.snippet(nonce)),
-		body:     resp.Body,
-		log:      p.log,
-		path:     resp.Request.URL.Path,
-	}
-	page.Reader = page.injector
-	// With the public origin known, the page's policies must allow the
-	// visitor script and its socket there, and its URLs to the upstream
-	// (if that is another origin) must point there. The URLRewriter lexes
-	// the page once for both: it edits the head's <meta> policies and then,
-	// with no URL to rewrite, passes the rest through.
-	if allowance, ok := neg.origins.visitorAllowance(p.scriptPath, nonce); ok {
-		p.allowVisitorInCSP(resp, allowance)
-		editMeta := rewrite.WithMetaCSP(func(policy string) (string, error) {
-			return rewrite.AllowVisitorMeta(policy, allowance)
-		})
-		page.rewriter = rewrite.NewURLRewriter(page.injector, neg.origins.upstream, neg.origins.public, editMeta)
+	page := &htmlBody{Reader: src, body: resp.Body, log: p.log, path: resp.Request.URL.Path}
+	if !neg.document {
+		// A fragment for a script (htmx, Turbo, jQuery's load): no snippet,
+		// which would end up inside another page or break a parser, but its
+		// URLs must point at the proxy as the page's do.
+		page.rewriter = rewrite.NewURLRewriter(src, neg.origins.upstream, neg.origins.public)
 		page.Reader = page.rewriter
+	} else {
+		p.injectInto(resp, page, neg.origins)
 	}
 	resp.Body = page
 	// The coalescing writer also compresses the page (coalesce.go).
@@ -344,9 +343,94 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	return nil
 }
 
+// injectInto sets up page, the body of resp, to get the snippet, with the
+// policies of resp allowing it.
+func (p *Proxy) injectInto(resp *http.Response, page *htmlBody, o origins) {
+	nonce := p.newNonce()
+	page.injector = rewrite.NewInjector(page.Reader, p.snippet(nonce))
+	page.Reader = page.injector
+	// A shared cache would give every visitor the same nonce, which then
+	// lets anyone's injected markup run (see keepPrivate).
+	keepPrivate(resp.Header)
+	// With the public origin known, the page's policies must allow the
+	// visitor script and its socket there, and its URLs to the upstream
+	// (if that is another origin) must point there. The URLRewriter lexes
+	// the page once for both: it edits the head's <meta> policies and then,
+	// with no URL to rewrite, passes the rest through.
+	allowance, ok := o.visitorAllowance(p.scriptPath, nonce)
+	if !ok {
+		return
+	}
+	p.allowVisitorInCSP(resp, allowance)
+	editMeta := rewrite.WithMetaCSP(func(policy string) (string, error) {
+		return rewrite.AllowVisitorMeta(policy, allowance)
+	})
+	page.rewriter = rewrite.NewURLRewriter(page.injector, o.upstream, o.public, editMeta)
+	page.Reader = page.rewriter
+}
+
+// passOn lets the body of resp through as the upstream sent it, decoded if
+// the client does not accept its coding (neg.accepted) and the proxy can.
+func (p *Proxy) passOn(resp *http.Response, coding string, neg exchange) error {
+	if coding == "" || slices.Contains(neg.accepted, coding) || !decodable(coding) {
+		return nil
+	}
+	if err := p.codecs.decode(resp, coding); err != nil {
+		return err
+	}
+	delete(resp.Header, "Content-Encoding")
+	encodingChanged(resp)
+	return nil
+}
+
+// loadsDocument reports whether a request with header h may load a
+// document into a browsing context (a window, frame or embedded object),
+// where the snippet belongs. Browsers say what a request is for in
+// Sec-Fetch-Dest; a request without it (an older browser, curl) is taken
+// for a navigation, as the proxy cannot tell.
+func loadsDocument(h http.Header) bool {
+	dest := headerValue(h, "Sec-Fetch-Dest")
+	switch dest {
+	case "", "document", "iframe", "frame", "fencedframe", "embed", "object":
+		return true
+	}
+	return false
+}
+
+// isAttachment reports whether h asks for the body to be saved rather than
+// shown (Content-Disposition: attachment): a download keeps its bytes.
+func isAttachment(h http.Header) bool {
+	disposition, _, _ := strings.Cut(headerValue(h, "Content-Disposition"), ";")
+	return strings.EqualFold(strings.TrimSpace(disposition), "attachment")
+}
+
+// keepPrivate makes a response with a per-visitor nonce private to the
+// visitor's browser: shared caches must not store it (public and s-maxage
+// are dropped, private added). A response that no cache may store
+// (no-store) is left as it is.
+func keepPrivate(h http.Header) {
+	var directives []string
+	for _, v := range h["Cache-Control"] {
+		for d := range strings.SplitSeq(v, ",") {
+			d = strings.TrimSpace(d)
+			name, _, _ := strings.Cut(d, "=")
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "no-store", "private":
+				return
+			case "public", "s-maxage", "":
+				continue
+			}
+			directives = append(directives, d)
+		}
+	}
+	h["Cache-Control"] = []string{strings.Join(append(directives, "private"), ", ")}
+}
+
 // snippet returns the tag that loads the visitor script, with nonce.
 func (p *Proxy) snippet(nonce string) []byte {
-	const before, between, after = `<script src="`, `" nonce="`, `" defer></script>`
+	// defer="" rather than a bare defer: an XHTML page is parsed as XML,
+	// where every attribute needs a value.
+	const before, between, after = `<script src="`, `" nonce="`, `" defer=""></script>`
 	tag := make([]byte, 0, len(before)+len(p.scriptPath)+len(between)+len(nonce)+len(after))
 	tag = append(tag, before...)
 	tag = append(tag, p.scriptPath...)
@@ -507,26 +591,29 @@ func addVary(h http.Header, field string) {
 	h["Vary"] = append(h["Vary"], field)
 }
 
-// htmlBody is an HTML response body with the snippet injected and, when the
-// public origin is known, the head's <meta> policies edited to allow the
-// visitor script and, if the visitor reached the proxy on another origin
-// than the upstream's, the upstream's absolute URLs in attributes rewritten
-// to it. Close logs what the operator should know: pages served without
-// the snippet, <meta> policies left unedited, URLs left unrewritten.
-// (Reading or decoding errors are logged by ReverseProxy as it copies,
-// except the cancellations of clients that went away.)
+// htmlBody is an HTML response body: a page with the snippet injected and,
+// when the public origin is known, the head's <meta> policies edited to
+// allow the visitor script; and, page or fragment, if the visitor reached
+// the proxy on another origin than the upstream's, the upstream's absolute
+// URLs in attributes rewritten to it. Close logs what the operator should
+// know: pages served without the snippet, <meta> policies left unedited,
+// URLs left unrewritten. (Reading or decoding errors are logged by
+// ReverseProxy as it copies, except the cancellations of clients that went
+// away.)
 type htmlBody struct {
-	io.Reader // injector, or rewriter reading from it
-	injector  *rewrite.Injector
-	rewriter  *rewrite.URLRewriter // nil if the public origin is unknown
+	io.Reader                      // the decoded body, injector or rewriter, the last set of them
+	injector  *rewrite.Injector    // nil for a fragment
+	rewriter  *rewrite.URLRewriter // nil if no URL is to be rewritten and no policy edited
 	body      io.Closer
 	log       *slog.Logger
 	path      string
 }
 
 func (b *htmlBody) Close() error {
-	if err := b.injector.Err(); errors.Is(err, rewrite.ErrTokenTooLarge) || errors.Is(err, rewrite.ErrUTF16) {
-		b.log.Warn("proxy: served an HTML page without the cobrowse snippet", "path", b.path, "err", err)
+	if b.injector != nil {
+		if err := b.injector.Err(); errors.Is(err, rewrite.ErrTokenTooLarge) || errors.Is(err, rewrite.ErrUTF16) {
+			b.log.Warn("proxy: served an HTML page without the cobrowse snippet", "path", b.path, "err", err)
+		}
 	}
 	if b.rewriter != nil {
 		if err := b.rewriter.MetaCSPErr(); err != nil {

@@ -6,12 +6,14 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/tls"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,7 +28,7 @@ import (
 const (
 	scriptPath = "/__cobrowse/visitor.js"
 	testNonce  = "dGVzdC1ub25jZQ=="
-	snippet    = `<script src="/__cobrowse/visitor.js" nonce="dGVzdC1ub25jZQ==" defer></script>`
+	snippet    = `<script src="/__cobrowse/visitor.js" nonce="dGVzdC1ub25jZQ==" defer=""></script>`
 )
 
 const page = "<!DOCTYPE html><html><head><title>Shop</title></head><body><h1>Hi</h1></body></html>"
@@ -139,6 +141,7 @@ func TestProxyResponses(t *testing.T) {
 		upstream       http.HandlerFunc
 		method         string
 		acceptEncoding string
+		header         []string // more request headers: pairs of name and value
 		wantStatus     int
 		wantBody       []byte
 		// wantHeader lists headers that must have exactly these values;
@@ -152,7 +155,7 @@ func TestProxyResponses(t *testing.T) {
 			wantStatus: 200,
 			wantBody:   []byte(injected),
 			// Another client would get the page compressed.
-			wantHeader: map[string]string{"Content-Length": "", "Etag": `W/"v1"`, "Vary": "Accept-Encoding", "Accept-Ranges": ""},
+			wantHeader: map[string]string{"Content-Length": "", "Etag": `W/"v1"`, "Vary": "Sec-Fetch-Dest, Accept-Encoding", "Accept-Ranges": ""},
 		},
 		{
 			name:       "XHTML gets the snippet",
@@ -173,14 +176,14 @@ func TestProxyResponses(t *testing.T) {
 			acceptEncoding: "deflate",
 			wantStatus:     200,
 			wantBody:       []byte(injected),
-			wantHeader:     map[string]string{"Content-Encoding": "", "Content-Length": "", "Etag": `W/"v1"`, "Vary": "Cookie, Accept-Encoding"},
+			wantHeader:     map[string]string{"Content-Encoding": "", "Content-Length": "", "Etag": `W/"v1"`, "Vary": "Cookie, Sec-Fetch-Dest, Accept-Encoding"},
 		},
 		{
 			name:       "gzip HTML for a client without gzip",
 			upstream:   serve(200, gzPage, "Content-Type", "text/html", "Content-Encoding", "x-gzip", "Vary", "Accept-Encoding"),
 			wantStatus: 200,
 			wantBody:   []byte(injected),
-			wantHeader: map[string]string{"Content-Encoding": "", "Vary": "Accept-Encoding"},
+			wantHeader: map[string]string{"Content-Encoding": "", "Vary": "Accept-Encoding, Sec-Fetch-Dest"},
 		},
 		{
 			name:           "HTML in a coding the proxy cannot decode passes through",
@@ -314,6 +317,71 @@ func TestProxyResponses(t *testing.T) {
 			wantLog:    "decoding the upstream's zstd response body",
 		},
 		{
+			name:       "a navigation gets the snippet",
+			upstream:   serve(200, []byte(page), "Content-Type", "text/html"),
+			header:     []string{"Sec-Fetch-Dest", "document"},
+			wantStatus: 200,
+			wantBody:   []byte(injected),
+			wantHeader: map[string]string{"Vary": "Sec-Fetch-Dest, Accept-Encoding"},
+		},
+		{
+			name:       "a frame gets the snippet",
+			upstream:   serve(200, []byte(page), "Content-Type", "text/html"),
+			header:     []string{"Sec-Fetch-Dest", "iframe"},
+			wantStatus: 200,
+			wantBody:   []byte(injected),
+		},
+		{
+			// htmx, Turbo, jQuery's load(), or a PHP endpoint that
+			// answers JSON as text/html: a snippet would break them.
+			// (TestProxyFragments has its URLs.)
+			name:       "HTML fetched by a script gets no snippet",
+			upstream:   serve(200, []byte(page), "Content-Type", "text/html", "Content-Security-Policy", "script-src 'self'", "Cache-Control", "public"),
+			header:     []string{"Sec-Fetch-Dest", "empty"},
+			wantStatus: 200,
+			wantBody:   []byte(page),
+			wantHeader: map[string]string{"Vary": "Sec-Fetch-Dest, Accept-Encoding", "Content-Security-Policy": "script-src 'self'", "Cache-Control": "public"},
+		},
+		{
+			name:           "gzip HTML fetched by a script for a client without gzip is only decoded",
+			upstream:       serve(200, gzPage, "Content-Type", "text/html", "Content-Encoding", "gzip"),
+			acceptEncoding: "identity",
+			header:         []string{"Sec-Fetch-Dest", "empty"},
+			wantStatus:     200,
+			wantBody:       []byte(page),
+			wantHeader:     map[string]string{"Content-Encoding": "", "Vary": "Sec-Fetch-Dest, Accept-Encoding"},
+		},
+		{
+			name:       "an HTML download keeps its bytes",
+			upstream:   serve(200, []byte(page), "Content-Type", "text/html", "Content-Disposition", `Attachment; filename="page.html"`, "ETag", `"v1"`),
+			header:     []string{"Sec-Fetch-Dest", "document"},
+			wantStatus: 200,
+			wantBody:   []byte(page),
+			wantHeader: map[string]string{"Content-Length": strconv.Itoa(len(page)), "Etag": `"v1"`},
+		},
+		{
+			name:       "a page with the snippet is kept out of shared caches",
+			upstream:   serve(200, []byte(page), "Content-Type", "text/html", "Cache-Control", "public, max-age=60, s-maxage=600"),
+			wantStatus: 200,
+			wantBody:   []byte(injected),
+			wantHeader: map[string]string{"Cache-Control": "max-age=60, private"},
+		},
+		{
+			// The browser would copy the upstream's policy onto the page it
+			// cached, whose snippet has the nonce of the edited policy.
+			name: "a 304 leaves the cached page's policy in place",
+			upstream: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/html")
+				w.Header().Set("Content-Security-Policy", "script-src 'self'")
+				w.Header().Set("Content-Security-Policy-Report-Only", "script-src 'none'")
+				w.Header().Set("ETag", `W/"v1"`)
+				http.ServeContent(w, r, "", time.Time{}, strings.NewReader(page))
+			}),
+			header:     []string{"If-None-Match", `W/"v1"`},
+			wantStatus: http.StatusNotModified,
+			wantHeader: map[string]string{"Content-Security-Policy": "", "Content-Security-Policy-Report-Only": "", "Etag": `W/"v1"`},
+		},
+		{
 			name:       "gzip HTML that is empty stays empty",
 			upstream:   emptyChunked("Content-Type", "text/html", "Content-Encoding", "gzip"),
 			wantStatus: 200,
@@ -335,6 +403,9 @@ func TestProxyResponses(t *testing.T) {
 			if tc.acceptEncoding != "" {
 				req.Header.Set("Accept-Encoding", tc.acceptEncoding)
 			}
+			for i := 0; i < len(tc.header); i += 2 {
+				req.Header.Set(tc.header[i], tc.header[i+1])
+			}
 			resp, body := fetch(t, req)
 			if resp.StatusCode != tc.wantStatus {
 				t.Errorf("status = %d, want %d", resp.StatusCode, tc.wantStatus)
@@ -354,6 +425,80 @@ func TestProxyResponses(t *testing.T) {
 				t.Errorf("log does not mention %q:\n%s", tc.wantLog, logs)
 			}
 		})
+	}
+}
+
+// TestProxyXHTMLStaysXML checks that an XHTML page, which browsers parse as
+// XML, is still well-formed with the snippet in it.
+func TestProxyXHTMLStaysXML(t *testing.T) {
+	const doc = `<?xml version="1.0" encoding="utf-8"?>` + "\n" +
+		`<html xmlns="http://www.w3.org/1999/xhtml"><head><title>Shop</title></head><body><p>Hi</p></body></html>`
+	proxyURL, _ := start(t, serve(200, []byte(doc), "Content-Type", "application/xhtml+xml"), Config{})
+	req, err := http.NewRequest(http.MethodGet, proxyURL+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body := fetch(t, req)
+	scripts := 0
+	for d := xml.NewDecoder(bytes.NewReader(body)); ; {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("not well-formed XML: %v\n%s", err, body)
+		}
+		if el, ok := tok.(xml.StartElement); ok && el.Name.Local == "script" {
+			scripts++
+		}
+	}
+	if scripts != 1 {
+		t.Errorf("%d <script> elements, want the snippet's:\n%s", scripts, body)
+	}
+}
+
+// TestProxyFragments checks the HTML that a script fetches: it gets no
+// snippet, its URLs to the upstream point at the proxy's origin as a
+// page's do, and when there are none to rewrite (the visitor reached the
+// proxy on the upstream's origin) it passes through as the upstream sent it.
+func TestProxyFragments(t *testing.T) {
+	var upstreamOrigin string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fragment := fmt.Sprintf(`<li><a href="%s/cart">Cart</a></li>`, upstreamOrigin)
+		w.Header().Set("Content-Type", "text/html")
+		w.Header().Set("Content-Length", strconv.Itoa(len(fragment)))
+		w.Header().Set("ETag", `"v1"`)
+		io.WriteString(w, fragment)
+	}))
+	defer up.Close()
+	upstreamOrigin = up.URL
+	upURL, err := url.Parse(up.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyURL, _ := startFor(t, upURL, Config{})
+	for _, tc := range []struct {
+		host, wantBody, wantLength, wantETag string
+	}{
+		{upURL.Host, `<li><a href="` + up.URL + `/cart">Cart</a></li>`, strconv.Itoa(len(`<li><a href="` + up.URL + `/cart">Cart</a></li>`)), `"v1"`},
+		{"shop.example", `<li><a href="http://shop.example/cart">Cart</a></li>`, "", `W/"v1"`},
+	} {
+		req, err := http.NewRequest(http.MethodGet, proxyURL+"/menu", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = tc.host
+		req.Header.Set("Sec-Fetch-Dest", "empty")
+		resp, body := fetch(t, req)
+		if string(body) != tc.wantBody {
+			t.Errorf("Host %s: body %s, want %s", tc.host, body, tc.wantBody)
+		}
+		if got := resp.Header.Get("Content-Length"); got != tc.wantLength {
+			t.Errorf("Host %s: Content-Length %q, want %q", tc.host, got, tc.wantLength)
+		}
+		if got := resp.Header.Get("ETag"); got != tc.wantETag {
+			t.Errorf("Host %s: ETag %q, want %q", tc.host, got, tc.wantETag)
+		}
 	}
 }
 
@@ -855,6 +1000,8 @@ func TestProxyEditsPolicies(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		w.Header().Set("Content-Security-Policy", "script-src 'nonce-abc'; connect-src 'self'")
+		w.Header().Add("Content-Security-Policy", "default-src 'self'")
+		w.Header().Set("Content-Security-Policy-Report-Only", "script-src 'strict-dynamic' 'nonce-xyz'")
 		fmt.Fprintf(w, `<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" content="connect-src 'self'">`+
 			`<title>Shop</title></head><body><a href="%s/cart">Cart</a><meta http-equiv="Content-Security-Policy" content="connect-src 'none'"></body></html>`, upstreamOrigin)
 	}))
@@ -875,9 +1022,15 @@ func TestProxyEditsPolicies(t *testing.T) {
 		resp, body := fetch(t, req)
 		origin := "http://" + host
 		connect := "connect-src 'self' ws://" + host // 'self' already allows origin
-		wantHeader := "script-src 'nonce-abc' 'nonce-" + testNonce + "'; " + connect
-		if got := resp.Header.Get("Content-Security-Policy"); got != wantHeader {
-			t.Errorf("Host %s: header policy %q, want %q", host, got, wantHeader)
+		// Every policy, each field on its own, enforced or reported.
+		wantHeader := []string{"script-src 'nonce-abc' 'nonce-" + testNonce + "'; " + connect,
+			"default-src 'self'; script-src 'self' 'nonce-" + testNonce + "'; " + connect}
+		wantReportOnly := []string{"script-src 'strict-dynamic' 'nonce-xyz' 'nonce-" + testNonce + "'"}
+		if got := resp.Header.Values("Content-Security-Policy"); !slices.Equal(got, wantHeader) {
+			t.Errorf("Host %s: header policies %q, want %q", host, got, wantHeader)
+		}
+		if got := resp.Header.Values("Content-Security-Policy-Report-Only"); !slices.Equal(got, wantReportOnly) {
+			t.Errorf("Host %s: report-only policies %q, want %q", host, got, wantReportOnly)
 		}
 		want := `<!DOCTYPE html><html><head>` + snippet + `<meta http-equiv="Content-Security-Policy" content="` + connect + `">` +
 			`<title>Shop</title></head><body><a href="` + origin + `/cart">Cart</a><meta http-equiv="Content-Security-Policy" content="connect-src 'none'"></body></html>`
@@ -887,5 +1040,28 @@ func TestProxyEditsPolicies(t *testing.T) {
 	}
 	if l := logs.String(); strings.Contains(l, "level=WARN") {
 		t.Errorf("warnings logged:\n%s", l)
+	}
+}
+
+func TestKeepPrivate(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string // the Cache-Control fields; nil for none
+		want string
+	}{
+		{nil, "private"},
+		{[]string{"public, max-age=60"}, "max-age=60, private"},
+		{[]string{"max-age=60", "S-Maxage=600, must-revalidate"}, "max-age=60, must-revalidate, private"},
+		{[]string{"PUBLIC,, no-cache"}, "no-cache, private"},
+		{[]string{"private, max-age=60"}, "private, max-age=60"},
+		{[]string{"max-age=0", "no-store"}, "max-age=0, no-store"},
+	} {
+		h := http.Header{}
+		for _, v := range tc.in {
+			h.Add("Cache-Control", v)
+		}
+		keepPrivate(h)
+		if got := strings.Join(h.Values("Cache-Control"), ", "); got != tc.want {
+			t.Errorf("keepPrivate(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }
