@@ -184,6 +184,10 @@ func checkUpstream(u *url.URL) error {
 		return fmt.Errorf("proxy: upstream %q is not an http:// or https:// URL; %s", u.String(), want)
 	case u.Host == "":
 		return fmt.Errorf("proxy: upstream %q has no host; %s", u.String(), want)
+	case u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		// Fronting a site under a path prefix would take mapping the prefix
+		// out of its redirects, cookie paths and links: not done.
+		return fmt.Errorf("proxy: upstream %q has a path, query or fragment; cobrowse fronts a whole origin: %s", u.String(), want)
 	}
 	if _, ok := rewrite.NewOrigin(u.Scheme, u.Host); !ok {
 		return fmt.Errorf("proxy: upstream %q: %q is not a host name, IPv4 address or [IPv6 address] with an optional port up to 65535; %s", u.String(), u.Host, want)

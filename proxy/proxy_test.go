@@ -789,7 +789,8 @@ func TestProxyUpstreamDown(t *testing.T) {
 }
 
 func TestNewRejectsBadUpstream(t *testing.T) {
-	for _, raw := range []string{"", "/relative/path", "localhost:3000", "ftp://files.example/", "http://", "//host.example", "http://host.example:99999", "http://ho!st.example", "http://shop~1.example"} {
+	for _, raw := range []string{"", "/relative/path", "localhost:3000", "ftp://files.example/", "http://", "//host.example", "http://host.example:99999", "http://ho!st.example", "http://shop~1.example",
+		"http://127.0.0.1:3000/app", "http://127.0.0.1:3000/?q=1", "http://127.0.0.1:3000?", "http://127.0.0.1:3000/#top"} {
 		t.Run(raw, func(t *testing.T) {
 			u, err := url.Parse(raw)
 			if err != nil {
@@ -800,6 +801,15 @@ func TestNewRejectsBadUpstream(t *testing.T) {
 				t.Errorf("New(%q) error = %v, want one that says what to pass", raw, err)
 			}
 		})
+	}
+	for _, raw := range []string{"http://127.0.0.1:3000", "http://127.0.0.1:3000/", "https://shop.example"} {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := New(u, Config{ScriptPath: scriptPath}); err != nil {
+			t.Errorf("New(%q): %v", raw, err)
+		}
 	}
 	t.Run("nil", func(t *testing.T) {
 		if _, err := New(nil, Config{ScriptPath: scriptPath}); err == nil {
