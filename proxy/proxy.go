@@ -43,7 +43,9 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"strings"
@@ -106,9 +108,8 @@ type Proxy struct {
 	warned sync.Map
 }
 
-// New returns a Proxy that forwards requests to upstream, an absolute http or
-// https URL such as http://127.0.0.1:3000 (a path in it prefixes the request
-// paths).
+// New returns a Proxy that forwards requests to upstream, an http or https
+// origin such as http://127.0.0.1:3000 (without a path).
 func New(upstream *url.URL, cfg Config) (*Proxy, error) {
 	if err := checkUpstream(upstream); err != nil {
 		return nil, err
@@ -133,7 +134,7 @@ func New(upstream *url.URL, cfg Config) (*Proxy, error) {
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewriteRequest,
-		Transport:      transport,
+		Transport:      hintsTransport{transport},
 		FlushInterval:  cfg.FlushInterval,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
 		ModifyResponse: p.modifyResponse,
@@ -141,6 +142,26 @@ func New(upstream *url.URL, cfg Config) (*Proxy, error) {
 		BufferPool:     &copyBuffers,
 	}
 	return p, nil
+}
+
+// hintsTransport rewrites the headers of 1xx answers (103 Early Hints, whose
+// Link headers name what to preload) as modifyResponse rewrites the final
+// answer's: ReverseProxy sends them on to the visitor as they come, from the
+// httptrace.ClientTrace that it puts in the outbound request, before
+// ModifyResponse sees any header. A trace added after it, here, runs first.
+type hintsTransport struct{ next http.RoundTripper }
+
+func (t hintsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	forward := httptrace.ContextClientTrace(req.Context())
+	if forward == nil || forward.Got1xxResponse == nil {
+		return t.next.RoundTrip(req)
+	}
+	o := roundTripOf(req).exchange.origins
+	rewrite := &httptrace.ClientTrace{Got1xxResponse: func(_ int, h textproto.MIMEHeader) error {
+		o.rewriteResponseHeaders(http.Header(h))
+		return nil
+	}}
+	return t.next.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), rewrite)))
 }
 
 // copyBufferSize is the size of the buffers that bodies are copied through

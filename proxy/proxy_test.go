@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -499,6 +500,38 @@ func TestProxyFragments(t *testing.T) {
 		if got := resp.Header.Get("ETag"); got != tc.wantETag {
 			t.Errorf("Host %s: ETag %q, want %q", tc.host, got, tc.wantETag)
 		}
+	}
+}
+
+// TestProxyEarlyHints checks that a 103 Early Hints answer reaches the
+// visitor with its Link headers on the public origin, as the final answer's
+// are: the upstream's own address must not leak, nor be preloaded from.
+func TestProxyEarlyHints(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "<http://"+r.Host+"/style.css>; rel=preload; as=style")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "ok")
+	}))
+	defer up.Close()
+	upURL, err := url.Parse(up.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyURL, _ := startFor(t, upURL, Config{})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(proxyURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /product HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n\r\n")
+	answer, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "HTTP/1.1 103 Early Hints\r\nLink: <http://shop.example/style.css>; rel=preload; as=style\r\n\r\n"
+	if !bytes.HasPrefix(answer, []byte(want)) || bytes.Contains(answer, []byte(upURL.Host)) {
+		t.Errorf("answer:\n%s\nwant it to start with:\n%s", answer, want)
 	}
 }
 
