@@ -28,7 +28,10 @@
 //
 // The package knows nothing about sessions or agents. It does not reserve any
 // path either: a caller that serves its own handlers (such as /__cobrowse/)
-// next to the proxied site routes them before the Proxy.
+// next to the proxied site routes them before the Proxy, and passes the
+// Proxy the other requests with their paths as received (not through an
+// http.ServeMux, which cleans and redirects them): the Proxy forwards the
+// path verbatim.
 package proxy
 
 import (

@@ -318,14 +318,16 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 		return err
 	}
 
-	visitorMux := http.NewServeMux()
-	visitorMux.Handle("GET "+visitorScriptPath, visitorScript)
-	visitorMux.Handle("GET "+session.VisitorPath, visitors)
-	visitorMux.Handle("GET "+policies.ClientPath, policies.ClientHandler(policy.Policy))
-	visitorMux.Handle("/__cobrowse/", http.NotFoundHandler())
-	visitorMux.Handle("/", frontVisitors(front, visitors, assetService, o.labels, hub))
+	// cobrowse's own routes on the visitor listener, all under ownPrefix;
+	// any other path there is 404, never the site's.
+	own := http.NewServeMux()
+	own.Handle("GET "+visitorScriptPath, visitorScript)
+	own.Handle("GET "+session.VisitorPath, visitors)
+	own.Handle("GET "+policies.ClientPath, policies.ClientHandler(policy.Policy))
+	own.Handle(ownPrefix, http.NotFoundHandler())
+	visitorRouter := visitorRoutes(own, frontVisitors(front, visitors, assetService, o.labels, hub))
 
-	visitorServer := &http.Server{Handler: visitorMux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	visitorServer := &http.Server{Handler: visitorRouter, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	scheme := "http"
 	if o.tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)

@@ -28,6 +28,42 @@ func (l *visitorLabels) register(fs *flag.FlagSet) {
 	fs.StringVar(&l.header, "visitor-label-header", "", "`name` of a response header of the fronted site whose value labels the visitor on the dashboard (e.g. X-User-Id)")
 }
 
+// ownPrefix is the path prefix the visitor listener keeps for cobrowse's
+// own handlers (visitorScriptPath, session.VisitorPath,
+// policies.ClientPath); the fronted site never sees a request under it.
+const ownPrefix = "/__cobrowse/"
+
+// visitorRoutes returns the visitor listener's handler. A request whose path
+// as received (r.URL.Path: percent-decoded, not cleaned) starts with
+// ownPrefix goes to own, and so does one with no path at all (a forward
+// proxy's CONNECT host:port, which own answers 404). Every other request goes
+// to site as it came, in any method, its path, escaping and query untouched,
+// as a fronting proxy must (like nginx's proxy_pass without a URI):
+// /img//https://cdn.example/x.png, /a/../b and /a%2Fb are the upstream's
+// to interpret, not ours to clean or redirect.
+//
+// Consequences of testing the path as sent:
+//   - browsers resolve dot segments before sending, so what a page asks
+//     for under ownPrefix reaches own as asked;
+//   - own may be an http.ServeMux: its cleaning is harmless there
+//     (/__cobrowse/../x gets a redirect to /x, which then goes to site);
+//   - a path that becomes /__cobrowse/... only once cleaned
+//     (/x/../__cobrowse/ws, //__cobrowse/ws) is the site's like any other,
+//     for the upstream to decide; it never reaches own;
+//   - a path that decodes into ownPrefix (/%5F%5Fcobrowse/ws,
+//     /__cobrowse%2Fws) is own's: the upstream never sees one.
+//
+// No path picks the host: site forwards to its configured upstream only.
+func visitorRoutes(own, site http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/") || strings.HasPrefix(r.URL.Path, ownPrefix) {
+			own.ServeHTTP(w, r)
+			return
+		}
+		site.ServeHTTP(w, r)
+	})
+}
+
 // frontVisitors wraps the fronting handler with what cobrowse learns from
 // each request of a visitor's browser: its session (the visitor cookie is
 // set on the very first response, since the page and its images come
