@@ -232,12 +232,12 @@ func (o origins) rewriteLink(v string) string {
 //
 // If the public origin is plain http (development), the Secure attribute is
 // dropped, since browsers refuse Secure cookies from insecure origins other
-// than localhost, and SameSite=None, which browsers refuse without Secure,
-// becomes SameSite=Lax. A cookie named with a __Secure- or __Host- prefix
-// (any case) cannot be set from an insecure origin at all: it is returned
-// unchanged, and its name is returned as refused, for the caller to report.
-// (A Partitioned cookie is kept Partitioned; browsers that require Secure for
-// it will refuse it over http.)
+// than localhost; SameSite=None, which browsers refuse without Secure,
+// becomes SameSite=Lax; and Partitioned, which browsers also refuse without
+// Secure, is dropped (in development the cookie is then an ordinary one).
+// A cookie named with a __Secure- or __Host- prefix (any case) cannot be set
+// from an insecure origin at all: it is returned unchanged, and its name is
+// returned as refused, for the caller to report.
 func (o origins) rewriteSetCookie(v string) (cookie, refused string) {
 	nameValue, _, _ := strings.Cut(v, ";")
 	name, _, hasEq := strings.Cut(nameValue, "=")
@@ -268,7 +268,7 @@ func (o origins) rewriteSetCookie(v string) (cookie, refused string) {
 	for _, a := range attrs {
 		switch an, av := cookieAttr(a); {
 		case dropDomain && strings.EqualFold(an, "domain"),
-			insecure && strings.EqualFold(an, "secure"):
+			insecure && (strings.EqualFold(an, "secure") || strings.EqualFold(an, "partitioned")):
 			changed = true
 			continue
 		case insecure && strings.EqualFold(an, "samesite") && strings.EqualFold(av, "none"):

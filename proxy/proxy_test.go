@@ -546,7 +546,7 @@ func TestProxyForwarding(t *testing.T) {
 			r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Host"), r.Header.Get("X-Forwarded-Proto")}
 	}))
 	defer up.Close()
-	upURL, err := url.Parse(up.URL + "/base")
+	upURL, err := url.Parse(up.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -567,7 +567,7 @@ func TestProxyForwarding(t *testing.T) {
 	resp.Body.Close()
 	want := seen{
 		host:   upURL.Host, // not the client's Host
-		uri:    "/base/cart?id=7",
+		uri:    "/cart?id=7",
 		accept: "zstd, br",  // the client's codings, in the proxy's order among equals
 		xff:    "127.0.0.1", // the client's address only
 		xfh:    "shop.example",
@@ -599,7 +599,7 @@ func TestProxyHTTPSUpstream(t *testing.T) {
 	}
 	p, logs := newTestProxy(t, upURL, Config{})
 	roots := up.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
-	tr := p.rp.Transport.(*upstreamTransport)
+	tr := p.rp.Transport.(hintsTransport).next.(*upstreamTransport)
 	tr.tlsConfig.RootCAs = roots
 	tr.fallback.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: roots}
 	front := httptest.NewServer(p)
