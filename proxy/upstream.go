@@ -46,6 +46,18 @@ import (
 // that way) and skipped. A connection goes back to the pool only once its
 // body has been read to the end, and idle ones are closed after the idle
 // timeout (upstreamTimeouts).
+//
+// An upstream that sends more than its answer (a body to a HEAD, more bytes
+// than its Content-Length) does not break the next request on the
+// connection either (http.Transport's reading goroutine closes a connection
+// on which bytes arrive while it is idle). A connection whose reader already
+// holds bytes past the answer's end is closed rather than pooled. Bytes that
+// arrive once it is pooled (or that wait unseen inside a tls.Conn) are what
+// the next request on it reads first; as they cannot start an HTTP/1.x
+// answer (errNotAnAnswer), that request is retried on another connection,
+// as if the upstream had closed this one. A check for pending bytes before
+// each reuse would cost a system call per request, and could still miss
+// bytes that arrive just after it.
 type upstreamTransport struct {
 	fallback http.RoundTripper
 	// scheme and host are the upstream's URL.Scheme and URL.Host, addr
@@ -155,17 +167,23 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if !reused || !errors.Is(err, errNoAnswer) {
+		if !reused || !errors.Is(err, errNoAnswer) && !errors.Is(err, errNotAnAnswer) {
 			return nil, err
 		}
 		// The upstream closed the kept-alive connection before this
-		// request reached it (or without answering it): GET and HEAD
-		// may be sent again.
+		// request reached it (or without answering it), or the
+		// connection carried stray bytes from an earlier answer: GET
+		// and HEAD may be sent again.
 	}
 }
 
 // errNoAnswer marks a connection that ended before a byte of the answer.
 var errNoAnswer = errors.New("proxy: the upstream closed the connection without answering")
+
+// errNotAnAnswer marks a connection on which the answer does not start as
+// an HTTP/1.x answer. On a kept-alive connection these are bytes that the
+// upstream sent after its previous answer.
+var errNotAnAnswer = errors.New("proxy: the upstream sent bytes that do not start an HTTP/1.x answer")
 
 // exchange writes req on uc and reads the answer's headers. The answer's
 // body keeps uc until it is read to the end or closed.
@@ -191,6 +209,14 @@ func (t *upstreamTransport) exchange(uc *upstreamConn, req *http.Request) (*http
 			return fail(fmt.Errorf("proxy: the upstream sent no response headers within %v", t.timeouts.responseHeader))
 		}
 		return fail(fmt.Errorf("%w: %v", errNoAnswer, err))
+	}
+	// Bytes that cannot start an answer are none to req: on a reused
+	// connection, what the upstream sent after its previous answer. The
+	// first read nearly always brings five bytes, and Peek then costs
+	// nothing; fewer, with an error, that may still start an answer are
+	// left to ReadResponse, which reports the error.
+	if start, _ := uc.br.Peek(len("HTTP/")); string(start) != "HTTP/"[:len(start)] {
+		return fail(fmt.Errorf("%w: %q", errNotAnAnswer, start))
 	}
 	resp, err := readFinalAnswer(uc.br, req)
 	switch {
@@ -280,10 +306,11 @@ func (t *upstreamTransport) handshake(ctx context.Context, conn net.Conn) (net.C
 	return tc, nil
 }
 
-// release puts uc back in the pool if keep is true, and closes it otherwise
-// or when the pool is full.
+// release puts uc back in the pool if keep is true, and closes it otherwise,
+// when the pool is full, or when uc's reader holds bytes: the answer is over,
+// and the upstream sent more than it.
 func (t *upstreamTransport) release(uc *upstreamConn, keep bool) {
-	if keep {
+	if keep && uc.br.Buffered() == 0 {
 		uc.idleSince = time.Now()
 		t.mu.Lock()
 		if len(t.idle) < maxIdleUpstreamConns {

@@ -251,6 +251,109 @@ func TestUpstreamTransportRetriesClosedIdleConnection(t *testing.T) {
 	})
 }
 
+// Bytes that an upstream sends past the end of an answer (a body to a HEAD,
+// more than its Content-Length) never reach the next request on the
+// connection. Read along with the answer, they keep the connection out of the
+// pool; arriving once it is back there, they make the next request go out
+// again on a new connection. Either way the upstream sees a second one.
+func TestUpstreamTransportStrayBytes(t *testing.T) {
+	const next = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext"
+	tests := []struct {
+		name, method string
+		answer       string // to the first request, written at once
+		late         string // written once the first answer is in and the connection pooled
+		hangUp       bool   // after late: the upstream closes the connection
+		body         string // want: the first answer's body
+		pooled       bool   // want: the connection went back to the pool after the first answer
+	}{
+		{name: "body to a HEAD", method: http.MethodHead,
+			answer: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"},
+		{name: "more than Content-Length", method: http.MethodGet,
+			answer: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello, world", body: "hello"},
+		{name: "late body to a HEAD", method: http.MethodHead,
+			answer: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", late: "hello", pooled: true},
+		{name: "late rest past Content-Length", method: http.MethodGet,
+			answer: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", late: ", world", body: "hello", pooled: true},
+		{name: "late bytes, then a hang-up", method: http.MethodHead,
+			answer: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", late: "he", hangUp: true, pooled: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachScheme(t, func(t *testing.T, scheme string) {
+				goLate := make(chan struct{})
+				writeLate := sync.OnceFunc(func() { close(goLate) })
+				t.Cleanup(writeLate) // also when the test fails before
+				up := newCountingUpstream(t, scheme, rawAnswers(func(c net.Conn, r *http.Request) bool {
+					if r.URL.Path != "/first" {
+						io.WriteString(c, next)
+						return true
+					}
+					io.WriteString(c, tc.answer)
+					if tc.late == "" {
+						return true
+					}
+					<-goLate
+					io.WriteString(c, tc.late)
+					return !tc.hangUp
+				}))
+				tr := up.transport(t, testTimeouts)
+				if status, body := roundTripWith(t, tr, up.url, tc.method, "/first", context.Background()); status != 200 || body != tc.body {
+					t.Fatalf("first answer: %d %q, want 200 %q", status, body, tc.body)
+				}
+				if pooled := len(tr.idle) == 1; pooled != tc.pooled {
+					t.Errorf("connection pooled after the first answer: %t, want %t", pooled, tc.pooled)
+				}
+				writeLate()
+				for i := range 2 { // the second on the new connection
+					if status, body := getVia(t, tr, up.url, "/next"); status != 200 || body != "next" {
+						t.Fatalf("request %d after the stray bytes: %d %q", i, status, body)
+					}
+				}
+				if n := up.opened.Load(); n != 2 {
+					t.Errorf("the upstream saw %d connections, want 2", n)
+				}
+			})
+		})
+	}
+}
+
+// An upstream that does not speak HTTP gets an error saying so, and a new
+// connection that starts with such bytes is not retried.
+func TestUpstreamTransportNotHTTP(t *testing.T) {
+	forEachScheme(t, func(t *testing.T, scheme string) {
+		up := newCountingUpstream(t, scheme, rawAnswers(func(c net.Conn, _ *http.Request) bool {
+			io.WriteString(c, "SSH-2.0-OpenSSH_9.6\r\n")
+			return false
+		}))
+		req, _ := http.NewRequest(http.MethodGet, up.URL+"/", nil)
+		if _, err := up.transport(t, testTimeouts).RoundTrip(req); !errors.Is(err, errNotAnAnswer) || !strings.Contains(err.Error(), `"SSH-2"`) {
+			t.Errorf("err = %v, want errNotAnAnswer with the bytes", err)
+		}
+		if n := up.opened.Load(); n != 1 {
+			t.Errorf("the upstream saw %d connections, want 1 (no retry on a new connection)", n)
+		}
+	})
+}
+
+// rawAnswers is an upstream handler that takes the connection over and
+// writes each answer on it itself, as answer(c, r) writes it, until answer
+// returns false or the client closes the connection: an upstream that gets
+// HTTP/1.1's framing wrong, over http or https.
+func rawAnswers(answer func(c net.Conn, r *http.Request) bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(err) // HTTP/1.1 connections can always be taken over
+		}
+		defer c.Close()
+		for answer(c, r) {
+			if r, err = http.ReadRequest(brw.Reader); err != nil {
+				return
+			}
+		}
+	})
+}
+
 // hold keeps an upstream handler from answering r until release is closed
 // or the client goes away.
 func hold(r *http.Request, release <-chan struct{}) {
