@@ -463,16 +463,14 @@ func TestProxyXHTMLStaysXML(t *testing.T) {
 // page's do, and when there are none to rewrite (the visitor reached the
 // proxy on the upstream's origin) it passes through as the upstream sent it.
 func TestProxyFragments(t *testing.T) {
-	var upstreamOrigin string
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fragment := fmt.Sprintf(`<li><a href="%s/cart">Cart</a></li>`, upstreamOrigin)
+		fragment := fmt.Sprintf(`<li><a href="http://%s/cart">Cart</a></li>`, r.Host) // the proxy sends the upstream's Host
 		w.Header().Set("Content-Type", "text/html")
 		w.Header().Set("Content-Length", strconv.Itoa(len(fragment)))
 		w.Header().Set("ETag", `"v1"`)
 		io.WriteString(w, fragment)
 	}))
 	defer up.Close()
-	upstreamOrigin = up.URL
 	upURL, err := url.Parse(up.URL)
 	if err != nil {
 		t.Fatal(err)
