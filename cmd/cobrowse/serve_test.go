@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"sync"
@@ -31,31 +32,56 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// runServer runs cobrowse with args, which should make it listen on
+// 127.0.0.1:0, until stop (or the end of the test) cancels it. It returns
+// the visitor and agent URLs that cobrowse printed, its log, and stop,
+// which returns what run returned, or fails the test if cobrowse did not
+// stop within 10 s.
+func runServer(t *testing.T, args []string) (visitorURL, agentURL string, logs *lockedBuffer, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	stdout, w := io.Pipe()
+	logs = &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, args, w, logs)
+		w.Close()
+	}()
+	printed := regexp.MustCompile(`(visitor URL|agent sign-in):\s+(http://[^/\s]+)`)
+	lines := bufio.NewScanner(stdout)
+	for (visitorURL == "" || agentURL == "") && lines.Scan() {
+		if m := printed.FindStringSubmatch(lines.Text()); m != nil && m[1] == "visitor URL" {
+			visitorURL = m[2]
+		} else if m != nil {
+			agentURL = m[2]
+		}
+	}
+	if visitorURL == "" || agentURL == "" {
+		cancel()
+		t.Fatalf("cobrowse printed no visitor or agent URL (run: %v); log:\n%s", <-done, logs)
+	}
+	go io.Copy(io.Discard, stdout)
+	stop = func() error {
+		t.Helper()
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("cobrowse did not stop within 10 s of its context")
+			return nil
+		}
+	}
+	return visitorURL, agentURL, logs, stop
+}
+
 // A demo with JSON logs: each agent-listener request has an id in its log
 // lines, /readyz answers, and cancelling the context (a signal) stops it
 // with no error.
 func TestDemoLogsJSONWithRequestIDsAndStops(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stdout, w := io.Pipe()
-	logs := &lockedBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"demo", "--log-format", "json", "--log-level", "debug", "--agent-token", "cmd-test-token-0123456789",
-			"--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0", "--shutdown-timeout", "5s"}, w, logs)
-		w.Close()
-	}()
-	agentURL := ""
-	lines := bufio.NewScanner(stdout)
-	for agentURL == "" && lines.Scan() {
-		if m := regexp.MustCompile(`agent sign-in:\s+(http://[^/\s]+)`).FindStringSubmatch(lines.Text()); m != nil {
-			agentURL = m[1]
-		}
-	}
-	if agentURL == "" {
-		t.Fatalf("the demo printed no agent URL; log:\n%s", logs)
-	}
-	go io.Copy(io.Discard, stdout)
+	_, agentURL, logs, stop := runServer(t, []string{"demo", "--log-format", "json", "--log-level", "debug", "--agent-token", "cmd-test-token-0123456789",
+		"--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0", "--shutdown-timeout", "5s"})
 
 	req, _ := http.NewRequest("GET", agentURL+"/readyz", nil)
 	req.Header.Set("X-Request-Id", "cmd-test-request-1")
@@ -68,14 +94,8 @@ func TestDemoLogsJSONWithRequestIDsAndStops(t *testing.T) {
 		t.Errorf("GET /readyz: %s, X-Request-Id %q", resp.Status, resp.Header.Get("X-Request-Id"))
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("the demo stopped with %v, want nil", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the demo did not stop within 10 s of its context")
+	if err := stop(); err != nil {
+		t.Fatalf("the demo stopped with %v, want nil", err)
 	}
 	found := map[string]bool{}
 	for line := range strings.SplitSeq(strings.TrimSpace(logs.String()), "\n") {
@@ -94,6 +114,57 @@ func TestDemoLogsJSONWithRequestIDsAndStops(t *testing.T) {
 	for _, want := range []string{"request", "shutting down", "stopped"} {
 		if !found[want] {
 			t.Errorf("the log lacks the %q line:\n%s", want, logs)
+		}
+	}
+}
+
+// Behind a TLS-terminating proxy named by --trusted-proxy (here the test
+// itself, on 127.0.0.1) the visitor listener takes the visitor's scheme
+// from X-Forwarded-Proto: the visitor cookie is Secure, the upstream's
+// redirects go to https and the upstream is told https and the client's
+// address. With another network trusted, the same headers are ignored.
+func TestServeBehindTrustedProxy(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Seen", r.Header.Get("X-Forwarded-Proto")+" from "+r.Header.Get("X-Forwarded-For"))
+		http.Redirect(w, r, "http://"+r.Host+"/next", http.StatusFound)
+	}))
+	defer up.Close()
+	for _, tc := range []struct {
+		trusted                string
+		secure                 bool
+		wantLocation, wantSeen string
+	}{
+		{"10.0.0.0/8,127.0.0.1", true, "https://shop.example/next", "https from 203.0.113.7, 127.0.0.1"},
+		{"10.0.0.0/8", false, "http://shop.example/next", "http from 127.0.0.1"},
+	} {
+		visitorURL, _, _, stop := runServer(t, []string{"serve", "--upstream", up.URL, "--trusted-proxy", tc.trusted,
+			"--agent-token", "cmd-test-token-0123456789", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0", "--shutdown-timeout", "5s"})
+		req, _ := http.NewRequest("GET", visitorURL+"/", nil)
+		req.Host = "shop.example"
+		req.Header.Set("X-Forwarded-Proto", "https")
+		req.Header.Set("X-Forwarded-For", "203.0.113.7")
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		var visitor *http.Cookie
+		for _, c := range resp.Cookies() {
+			if c.Name == "__cobrowse_sid" {
+				visitor = c
+			}
+		}
+		if visitor == nil || visitor.Secure != tc.secure {
+			t.Errorf("--trusted-proxy %s: visitor cookie %v, want Secure %v", tc.trusted, visitor, tc.secure)
+		}
+		if got := resp.Header.Get("Location"); got != tc.wantLocation {
+			t.Errorf("--trusted-proxy %s: Location %q, want %q", tc.trusted, got, tc.wantLocation)
+		}
+		if got := resp.Header.Get("X-Seen"); got != tc.wantSeen {
+			t.Errorf("--trusted-proxy %s: the upstream saw %q, want %q", tc.trusted, got, tc.wantSeen)
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
