@@ -47,26 +47,24 @@ type origins struct {
 	plainHTTP bool
 }
 
-// newOrigins returns the origins for a response to in, the request that the
-// visitor's browser sent to the proxy (httputil.ProxyRequest.In, not the
-// outbound request), forwarded to upstream (only its scheme and host are
-// used). The public origin is https if in came over TLS and http otherwise,
-// with the host the browser asked for: in.Host, which a shared cache in front
-// keys on. If in has no usable Host (an HTTP/1.0 request may have none, and
-// a Host that rewrite.NewOrigin refuses cannot be written into URLs and CSP
-// sources), URLs and cookie domains are left unchanged, as there is no
-// origin to point them at.
+// newOrigins returns the origins for a response to a visitor's request
+// forwarded to upstream (only its scheme and host are used). The public
+// origin is scheme (https or http: how the visitor's browser reached the
+// proxy, forwarded.Proxies.Scheme) with host, the Host the browser asked
+// for (httputil.ProxyRequest.In's, not the outbound request's), which a
+// shared cache in front keys on. If host is not usable (an HTTP/1.0
+// request may have none, and a Host that rewrite.NewOrigin refuses cannot
+// be written into URLs and CSP sources), URLs and cookie domains are left
+// unchanged, as there is no origin to point them at.
 //
-// Behind a TLS-terminating load balancer the public origin is http, and
-// cookies lose Secure (see rewriteSetCookie).
-func newOrigins(upstream *url.URL, in *http.Request) origins {
-	o := origins{plainHTTP: in.TLS == nil}
+// Behind a TLS-terminating load balancer that is not among the Proxy's
+// trusted proxies (Config.TrustedProxies), the scheme is http: absolute
+// URLs are rewritten to http, and cookies lose Secure (see
+// rewriteSetCookie).
+func newOrigins(upstream *url.URL, scheme, host string) origins {
+	o := origins{plainHTTP: scheme != "https"}
 	o.upstream, _ = rewrite.NewOrigin(upstream.Scheme, upstream.Host)
-	scheme := "https"
-	if o.plainHTTP {
-		scheme = "http"
-	}
-	o.public, _ = rewrite.NewOrigin(scheme, in.Host)
+	o.public, _ = rewrite.NewOrigin(scheme, host)
 	return o
 }
 

@@ -1,9 +1,7 @@
 package proxy
 
 import (
-	"crypto/tls"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"slices"
@@ -22,13 +20,15 @@ func testOrigins(t testing.TB, host string, overTLS bool) origins {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := httptest.NewRequest(http.MethodGet, "/", nil)
-	in.Host = host
-	in.TLS = nil
+	return newOrigins(up, scheme(overTLS), host)
+}
+
+// scheme returns the public scheme of a visitor who came over TLS or not.
+func scheme(overTLS bool) string {
 	if overTLS {
-		in.TLS = &tls.ConnectionState{}
+		return "https"
 	}
-	return newOrigins(up, in)
+	return "http"
 }
 
 func TestNewOriginsForHeaders(t *testing.T) {
@@ -181,14 +181,8 @@ func TestRewriteLocationHeaderOrigins(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		in := httptest.NewRequest(http.MethodGet, "/", nil)
-		in.Host = tt.host
-		in.TLS = nil
-		if tt.overTLS {
-			in.TLS = &tls.ConnectionState{}
-		}
 		h := http.Header{"Location": {tt.in}}
-		newOrigins(up, in).rewriteResponseHeaders(h)
+		newOrigins(up, scheme(tt.overTLS), tt.host).rewriteResponseHeaders(h)
 		if got := h.Get("Location"); got != tt.want {
 			t.Errorf("upstream %s, Host %q, TLS %v: Location %q became %q, want %q", tt.upstream, tt.host, tt.overTLS, tt.in, got, tt.want)
 		}
@@ -314,10 +308,7 @@ func TestRewriteSetCookieHeaderSameHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := httptest.NewRequest(http.MethodGet, "/", nil)
-	in.Host = "LOCALHOST:8080"
-	in.TLS = &tls.ConnectionState{}
-	checkHeader(t, newOrigins(up, in), "Set-Cookie", []headerTest{
+	checkHeader(t, newOrigins(up, "https", "LOCALHOST:8080"), "Set-Cookie", []headerTest{
 		{"exact", "id=1; Domain=localhost; Path=/", "id=1; Domain=localhost; Path=/"},
 		{"dot", "id=1; Domain=.localhost", "id=1; Domain=.localhost"},
 	})

@@ -22,7 +22,11 @@
 // the upstream in the page's attributes (href, src, srcset, action, ...;
 // rewrite.URLRewriter), and request headers that
 // name the public origin (Origin, Referer) to the upstream's, so that the
-// upstream's redirects, cookies and CSRF checks keep working. Service worker
+// upstream's redirects, cookies and CSRF checks keep working. The public
+// origin is the request's Host with https if the request came over TLS, or
+// with the scheme a trusted proxy in front names in X-Forwarded-Proto
+// (Config.TrustedProxies; nobody's X-Forwarded-* headers are believed
+// otherwise). Service worker
 // scripts are replaced by one that removes itself (see serviceworker.go).
 // UTF-16 pages pass through without the snippet.
 //
@@ -56,6 +60,7 @@ import (
 	"time"
 
 	"github.com/cobrowse/cobrowse/internal/contentcoding"
+	"github.com/cobrowse/cobrowse/internal/forwarded"
 	"github.com/cobrowse/cobrowse/rewrite"
 )
 
@@ -94,6 +99,16 @@ type Config struct {
 	// immediately, so that the first bytes of a slow page reach the browser
 	// before the upstream has finished.
 	FlushInterval time.Duration
+
+	// TrustedProxies are the reverse proxies and load balancers in front
+	// of the Proxy whose X-Forwarded-Proto and X-Forwarded-For it believes
+	// (see package forwarded). For a request from one of them, the public
+	// origin's scheme is the one its X-Forwarded-Proto names, and the
+	// upstream gets its X-Forwarded-For chain with the proxy's address
+	// appended. Every other client's X-Forwarded-* headers are ignored.
+	// The zero value trusts no one: the scheme is https only for requests
+	// that came over TLS to the Proxy's own server.
+	TrustedProxies forwarded.Proxies
 }
 
 // Proxy is the http.Handler that fronts the upstream site. Create it with New;
@@ -104,6 +119,7 @@ type Proxy struct {
 	log        *slog.Logger
 	codecs     *codecs
 	rp         *httputil.ReverseProxy
+	trusted    forwarded.Proxies
 	// newNonce returns the nonce of one page's visitor script; tests
 	// replace it to get predictable pages.
 	newNonce func() string
@@ -126,6 +142,7 @@ func New(upstream *url.URL, cfg Config) (*Proxy, error) {
 		log:        cfg.Logger,
 		codecs:     newCodecs(),
 		newNonce:   randomNonce,
+		trusted:    cfg.TrustedProxies,
 	}
 	*p.upstream = *upstream
 	if p.log == nil {
@@ -270,17 +287,27 @@ type exchange struct {
 }
 
 // rewriteRequest is the ReverseProxy's Rewrite hook. ReverseProxy has already
-// removed hop-by-hop headers and any Forwarded and X-Forwarded-* headers sent
-// by the client, which cannot be trusted.
+// removed hop-by-hop headers and any Forwarded and X-Forwarded-* headers
+// from the outbound request (pr.Out); pr.In still has them. The upstream
+// gets X-Forwarded-For with its TCP peer's address (after the chain a trusted
+// proxy sent, if any), X-Forwarded-Host with the Host the visitor asked for
+// and X-Forwarded-Proto with the public scheme.
 func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.upstream) // also sends the upstream's host as Host
+	scheme := p.trusted.Scheme(pr.In)
+	if chain := p.trusted.For(pr.In); chain != nil {
+		pr.Out.Header["X-Forwarded-For"] = chain // SetXForwarded appends the peer
+	}
 	pr.SetXForwarded()
+	if headerValue(pr.Out.Header, "X-Forwarded-Proto") != scheme { // SetXForwarded read pr.In.TLS
+		pr.Out.Header["X-Forwarded-Proto"] = []string{scheme}
+	}
 	// On equal preference zstd before br: about as small, and a third of
 	// br's CPU at the levels used (see encoding.go).
 	neg := exchange{
 		accepted: contentcoding.Preferred(pr.In.Header, "zstd", "br", "gzip", "deflate"),
 		html:     contentcoding.Choose(pr.In.Header, "zstd", "br", "gzip"),
-		origins:  newOrigins(p.upstream, pr.In),
+		origins:  newOrigins(p.upstream, scheme, pr.In.Host),
 		document: loadsDocument(pr.In.Header),
 	}
 	neg.origins.rewriteRequestHeaders(pr.Out.Header)
@@ -304,7 +331,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	neg := rt.exchange
 	// Redirects, HEAD and 304 answers carry Location and Set-Cookie too.
 	for _, name := range neg.origins.rewriteResponseHeaders(resp.Header) {
-		p.warnOnce("cookie "+name, "proxy: the upstream sets a __Secure-/__Host- cookie that browsers refuse over plain http; serve cobrowse over https (--tls-cert)", "cookie", name)
+		p.warnOnce("cookie "+name, "proxy: the upstream sets a __Secure-/__Host- cookie that browsers refuse over plain http; serve cobrowse over https (--tls-cert), or behind a TLS-terminating proxy named in --trusted-proxy", "cookie", name)
 	}
 	if resp.StatusCode == http.StatusNotModified {
 		// The browser updates the page it cached with the headers of a 304,

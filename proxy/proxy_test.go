@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cobrowse/cobrowse/internal/forwarded"
 	"github.com/cobrowse/cobrowse/internal/logtest"
 	"github.com/cobrowse/cobrowse/rewrite"
 )
@@ -533,7 +534,23 @@ func TestProxyEarlyHints(t *testing.T) {
 	}
 }
 
-// TestProxyForwarding checks what the upstream receives.
+// trustedProxies returns the Proxies of a --trusted-proxy list; "" trusts no
+// one.
+func trustedProxies(t testing.TB, list string) forwarded.Proxies {
+	t.Helper()
+	if list == "" {
+		return forwarded.Proxies{}
+	}
+	p, err := forwarded.ParseProxies(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestProxyForwarding checks what the upstream receives, from a client on
+// 127.0.0.1 that sends X-Forwarded-* headers: spoofed, unless 127.0.0.1 is a
+// trusted proxy.
 func TestProxyForwarding(t *testing.T) {
 	type seen struct {
 		host, uri, accept, xff, xfh, xfp string
@@ -548,31 +565,126 @@ func TestProxyForwarding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxyURL, _ := startFor(t, upURL, Config{})
+	for _, tc := range []struct {
+		trusted  string
+		xff, xfp string // what the upstream must see
+	}{
+		{"", "127.0.0.1", "http"},               // the client's address only
+		{"::1,10.0.0.0/8", "127.0.0.1", "http"}, // another proxy is trusted
+		{"127.0.0.1", "203.0.113.9, 127.0.0.1", "https"},
+	} {
+		proxyURL, _ := startFor(t, upURL, Config{TrustedProxies: trustedProxies(t, tc.trusted)})
 
-	req, err := http.NewRequest(http.MethodGet, proxyURL+"/cart?id=7", nil)
-	if err != nil {
-		t.Fatal(err)
+		req, err := http.NewRequest(http.MethodGet, proxyURL+"/cart?id=7", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "shop.example"
+		req.Header.Set("X-Forwarded-For", "203.0.113.9")
+		req.Header.Set("X-Forwarded-Proto", "https")
+		req.Header.Set("X-Forwarded-Host", "evil.example") // never believed
+		req.Header.Set("Accept-Encoding", "zstd, br")
+		resp, err := client(t).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want := seen{
+			host:   upURL.Host, // not the client's Host
+			uri:    "/cart?id=7",
+			accept: "zstd, br", // the client's codings, in the proxy's order among equals
+			xff:    tc.xff,
+			xfh:    "shop.example",
+			xfp:    tc.xfp,
+		}
+		if s := <-got; s != want {
+			t.Errorf("trusted proxies %q: upstream saw %+v\nwant %+v", tc.trusted, s, want)
+		}
 	}
-	req.Host = "shop.example"
-	req.Header.Set("X-Forwarded-For", "203.0.113.9") // spoofed by the client
-	req.Header.Set("X-Forwarded-Host", "evil.example")
-	req.Header.Set("Accept-Encoding", "zstd, br")
-	resp, err := client(t).Do(req)
-	if err != nil {
-		t.Fatal(err)
+}
+
+// TestProxyBehindTrustedProxy checks a Proxy behind a TLS-terminating load
+// balancer: the balancer connects over plain http and says https in
+// X-Forwarded-Proto. From a trusted peer the public origin is https, so the
+// upstream's https URLs, redirects, Secure cookies and the CSP's socket stay
+// https; from any other peer the same headers are ignored and the public
+// origin is http, as it is without a balancer. httptest's requests come
+// from 192.0.2.1.
+func TestProxyBehindTrustedProxy(t *testing.T) {
+	const client = "203.0.113.7"
+	tests := []struct {
+		name       string
+		trusted    string // --trusted-proxy; "" trusts no one
+		proto, xff []string
+		overTLS    bool // the request came over TLS to the proxy itself
+		wantScheme string
+		wantXFF    string
+	}{
+		{"trusted, https", "192.0.2.0/24", []string{"https"}, []string{client}, false, "https", client + ", 192.0.2.1"},
+		{"trusted address, https", "10.0.0.0/8,192.0.2.1", []string{"https"}, []string{client}, false, "https", client + ", 192.0.2.1"},
+		{"trusted, a chain of proxies", "192.0.2.0/24", []string{"https"}, []string{client + ", 198.51.100.2", "198.51.100.3"}, false, "https", client + ", 198.51.100.2, 198.51.100.3, 192.0.2.1"},
+		{"trusted, http over TLS", "192.0.2.0/24", []string{"http"}, nil, true, "http", "192.0.2.1"},
+		{"trusted, no proto", "192.0.2.0/24", nil, []string{client}, false, "http", client + ", 192.0.2.1"},
+		{"trusted, no proto, TLS", "192.0.2.0/24", nil, nil, true, "https", "192.0.2.1"},
+		{"trusted, bad proto", "192.0.2.0/24", []string{"wss"}, []string{client}, false, "http", client + ", 192.0.2.1"},
+		{"trusted, bad proto, TLS", "192.0.2.0/24", []string{"ftp"}, nil, true, "https", "192.0.2.1"},
+		{"trusted, a list of protos", "192.0.2.0/24", []string{"https, http"}, nil, false, "http", "192.0.2.1"},
+		{"untrusted peer", "10.0.0.0/8,127.0.0.1", []string{"https"}, []string{client}, false, "http", "192.0.2.1"},
+		{"untrusted peer, http over TLS", "10.0.0.0/8", []string{"http"}, nil, true, "https", "192.0.2.1"},
+		{"no trusted proxies", "", []string{"https"}, []string{client}, false, "http", "192.0.2.1"},
 	}
-	resp.Body.Close()
-	want := seen{
-		host:   upURL.Host, // not the client's Host
-		uri:    "/cart?id=7",
-		accept: "zstd, br",  // the client's codings, in the proxy's order among equals
-		xff:    "127.0.0.1", // the client's address only
-		xfh:    "shop.example",
-		xfp:    "http",
-	}
-	if s := <-got; s != want {
-		t.Errorf("upstream saw %+v\nwant %+v", s, want)
+	for _, upstream := range []string{"https://shop.example", "https://backend.internal"} {
+		for _, tt := range tests {
+			t.Run(upstream+" "+tt.name, func(t *testing.T) {
+				cfg := Config{TrustedProxies: trustedProxies(t, tt.trusted)}
+				var sent http.Header // what the upstream got
+				cfg.Transport = roundTripper(func(r *http.Request) (*http.Response, error) {
+					sent = r.Header
+					body := `<!DOCTYPE html><html><head><script src="` + upstream + `/app.js"></script></head><body></body></html>`
+					return &http.Response{StatusCode: http.StatusOK, Request: r, ContentLength: int64(len(body)), Body: io.NopCloser(strings.NewReader(body)),
+						Header: http.Header{
+							"Content-Type":            {"text/html"},
+							"Content-Security-Policy": {"script-src 'nonce-abc'; connect-src 'self'"},
+							"Location":                {upstream + "/new"},
+							"Set-Cookie":              {"sid=1; Secure; SameSite=None; Path=/"},
+						}}, nil
+				})
+				u, err := url.Parse(upstream)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, _ := newTestProxy(t, u, cfg)
+				req := httptest.NewRequest(http.MethodGet, "http://shop.example/", nil)
+				if tt.overTLS {
+					req.TLS = &tls.ConnectionState{}
+				}
+				req.Header["X-Forwarded-Proto"] = tt.proto
+				req.Header["X-Forwarded-For"] = tt.xff
+				req.Header["X-Forwarded-Host"] = []string{"evil.example"} // never believed
+				rec := httptest.NewRecorder()
+				p.ServeHTTP(rec, req)
+
+				public := tt.wantScheme + "://shop.example"
+				ws := map[string]string{"https": "wss", "http": "ws"}[tt.wantScheme] + "://shop.example"
+				wantCookie := "sid=1; Secure; SameSite=None; Path=/"
+				if tt.wantScheme == "http" {
+					wantCookie = "sid=1; SameSite=Lax; Path=/"
+				}
+				for _, c := range []struct{ what, got, want string }{
+					{"page", rec.Body.String(), `<!DOCTYPE html><html><head>` + snippet + `<script src="` + public + `/app.js"></script></head><body></body></html>`},
+					{"Location", rec.Header().Get("Location"), public + "/new"},
+					{"Set-Cookie", rec.Header().Get("Set-Cookie"), wantCookie},
+					{"CSP", rec.Header().Get("Content-Security-Policy"), "script-src 'nonce-abc' 'nonce-" + testNonce + "'; connect-src 'self' " + ws},
+					{"upstream's X-Forwarded-For", strings.Join(sent["X-Forwarded-For"], " | "), tt.wantXFF},
+					{"upstream's X-Forwarded-Proto", strings.Join(sent["X-Forwarded-Proto"], " | "), tt.wantScheme},
+					{"upstream's X-Forwarded-Host", strings.Join(sent["X-Forwarded-Host"], " | "), "shop.example"},
+				} {
+					if c.got != c.want {
+						t.Errorf("%s:\n got %q\nwant %q", c.what, c.got, c.want)
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/cobrowse/cobrowse/internal/forwarded"
 )
 
 // VisitorPath is where the visitor script connects, on the visitor listener.
@@ -33,6 +35,11 @@ type VisitorHandler struct {
 	MaxMessageBytes int64
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
+	// TrustedProxies are the reverse proxies in front whose
+	// X-Forwarded-Proto says whether the visitor's browser used https,
+	// which makes the visitor cookie Secure. The zero value trusts no one:
+	// the cookie is Secure when the request came over TLS to this server.
+	TrustedProxies forwarded.Proxies
 }
 
 const (
@@ -59,7 +66,8 @@ func (h *VisitorHandler) SessionOf(r *http.Request) (id string, ok bool) {
 // the Set-Cookie that makes the browser send its id from now on, so call it
 // before the response is written. cmd wires it in front of the proxy, so
 // that the server-side asset fetcher knows whose cookies each request
-// carries from the visitor's first page load on.
+// carries from the visitor's first page load on. The cookie is Secure if
+// the visitor's browser used https (TrustedProxies.Scheme).
 func (h *VisitorHandler) Identify(w http.ResponseWriter, r *http.Request) string {
 	return h.identify(w.Header(), r)
 }
@@ -74,7 +82,7 @@ func (h *VisitorHandler) identify(header http.Header, r *http.Request) string {
 		Value:    h.Identity.Sign(id),
 		Path:     "/",
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   h.TrustedProxies.Scheme(r) == "https",
 		SameSite: http.SameSiteLaxMode,
 	}
 	header.Add("Set-Cookie", cookie.String())

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/cobrowse/cobrowse/internal/forwarded"
 	"github.com/cobrowse/cobrowse/internal/rrwebtest"
 )
 
@@ -262,6 +264,53 @@ func TestVisitorPageMessageCarriesThePixelRatio(t *testing.T) {
 		v.SetPixelRatio(tt.set)
 		if got := s.Info().PixelRatio; got != tt.want {
 			t.Errorf("SetPixelRatio(%v): Info.PixelRatio = %v, want %v", tt.set, got, tt.want)
+		}
+	}
+}
+
+// The visitor cookie is Secure when the browser used https: over TLS to
+// this server, or as a trusted proxy in front says in X-Forwarded-Proto.
+// httptest's requests come from 192.0.2.1.
+func TestIdentifyCookieIsSecureOverHTTPS(t *testing.T) {
+	tests := []struct {
+		name    string
+		trusted string // "" trusts no one
+		proto   string // X-Forwarded-Proto, if not ""
+		overTLS bool
+		want    bool
+	}{
+		{"plain http", "", "", false, false},
+		{"TLS", "", "", true, true},
+		{"trusted proxy, https", "192.0.2.0/24", "https", false, true},
+		{"trusted proxy, http over TLS", "192.0.2.0/24", "http", true, false},
+		{"trusted proxy, bad proto", "192.0.2.0/24", "ftp", false, false},
+		{"untrusted peer, https", "10.0.0.0/8", "https", false, false},
+		{"no trusted proxies, https", "", "https", false, false},
+	}
+	identity, err := NewIdentity([]byte(strings.Repeat("k", MinKeyBytes)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		h := &VisitorHandler{Hub: quietHub(Config{}), Identity: identity}
+		if tt.trusted != "" {
+			if h.TrustedProxies, err = forwarded.ParseProxies(tt.trusted); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := httptest.NewRequest("GET", "/", nil)
+		r.TLS = nil
+		if tt.overTLS {
+			r.TLS = &tls.ConnectionState{}
+		}
+		if tt.proto != "" {
+			r.Header.Set("X-Forwarded-Proto", tt.proto)
+		}
+		rec := httptest.NewRecorder()
+		h.Identify(rec, r)
+		cookies := rec.Result().Cookies()
+		if len(cookies) != 1 || cookies[0].Secure != tt.want {
+			t.Errorf("%s: cookies %v, want one with Secure %v", tt.name, cookies, tt.want)
 		}
 	}
 }

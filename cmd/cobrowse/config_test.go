@@ -48,6 +48,7 @@ render-tabs: 6                # file, env and flag override it
 render: true
 render-wait: 2s
 asset-allow: [cdn.example.com, "*.fonts.example"]
+trusted-proxy: [10.0.0.0/8, "127.0.0.1,::1"]
 route:
   - shop.example.com=http://10.0.0.1:8080
   - blog.example.com=http://10.0.0.2:8080
@@ -78,6 +79,7 @@ route:
 		{"log-level (empty env: default)", o.logLevel.String(), "INFO"},
 		{"asset-allow (file, list)", strings.Join(o.assets.allow, " "), "cdn.example.com *.fonts.example"},
 		{"asset-deny (flag)", strings.Join(o.assets.deny, " "), "ads.example"},
+		{"trusted-proxy (file, list)", o.trustedProxies.String(), "10.0.0.0/8,127.0.0.1/32,::1/128"},
 		{"route (file, list)", o.routes.String(), "shop.example.com=http://10.0.0.1:8080,blog.example.com=http://10.0.0.2:8080"},
 		{"config (env)", *o.configFile, file},
 	} {
@@ -89,7 +91,8 @@ route:
 	// --config on the command line wins over COBROWSE_CONFIG; a repeatable
 	// flag from the environment is comma-separated.
 	other := writeConfig(t, "listen: 127.0.0.1:7200\n")
-	o, err = parseServe(t, []string{"--config", other}, map[string]string{"COBROWSE_CONFIG": file, "COBROWSE_ROUTE": "a.example=http://10.0.0.3, b.example=http://10.0.0.4"})
+	o, err = parseServe(t, []string{"--config", other}, map[string]string{"COBROWSE_CONFIG": file, "COBROWSE_ROUTE": "a.example=http://10.0.0.3, b.example=http://10.0.0.4",
+		"COBROWSE_TRUSTED_PROXY": "172.28.0.0/16, fd00::/8"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +101,9 @@ route:
 	}
 	if got := o.routes.String(); got != "a.example=http://10.0.0.3,b.example=http://10.0.0.4" {
 		t.Errorf("COBROWSE_ROUTE gave routes %q", got)
+	}
+	if got := o.trustedProxies.String(); got != "172.28.0.0/16,fd00::/8" {
+		t.Errorf("COBROWSE_TRUSTED_PROXY gave trusted proxies %q", got)
 	}
 }
 

@@ -27,6 +27,8 @@ func TestCommandLineErrorsSayWhatToDo(t *testing.T) {
 		{"missing tls files", []string{"serve", "--upstream", "http://127.0.0.1:1", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, "loading --tls-cert/--tls-key"},
 		{"relative upstream", []string{"serve", "--upstream", "example.com", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, "upstream"},
 		{"short agent token", []string{"serve", "--upstream", "http://127.0.0.1:1", "--agent-token", "short", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, "at least 16 characters"},
+		{"bad trusted proxy", []string{"serve", "--upstream", "http://127.0.0.1:1", "--trusted-proxy", "10.0.0.0/8,caddy", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, `invalid value "10.0.0.0/8,caddy" for flag -trusted-proxy: "caddy" is not an IP address or CIDR network`},
+		{"bad trusted proxy network", []string{"demo", "--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "10.0.0.0/33", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, `"10.0.0.0/33" is not an IP address or CIDR network`},
 		{"bad log level", []string{"demo", "--log-level", "loud"}, "log-level"},
 		{"bad log format", []string{"demo", "--log-format", "xml"}, `"xml" is neither text nor json`},
 		{"zero shutdown timeout", []string{"demo", "--shutdown-timeout", "0s", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, "--shutdown-timeout is 0s"},

@@ -24,6 +24,7 @@ import (
 
 	"github.com/cobrowse/cobrowse/audit"
 	"github.com/cobrowse/cobrowse/demo"
+	"github.com/cobrowse/cobrowse/internal/forwarded"
 	"github.com/cobrowse/cobrowse/internal/gcfloor"
 	"github.com/cobrowse/cobrowse/metrics"
 	"github.com/cobrowse/cobrowse/policies"
@@ -61,6 +62,10 @@ type options struct {
 	render          renderOptions
 	assets          assetOptions
 	cluster         clusterOptions
+	// trustedProxies are the --trusted-proxy networks: reverse proxies
+	// whose X-Forwarded-Proto and X-Forwarded-For the visitor listener
+	// believes.
+	trustedProxies trustedProxies
 }
 
 // route is one --route host=URL: requests for host go to URL.
@@ -94,12 +99,19 @@ func (r *routes) Set(v string) error {
 
 func (*routes) repeatable() {}
 
+// trustedProxies is --trusted-proxy: IP addresses and CIDR networks,
+// repeatable or comma-separated.
+type trustedProxies struct{ forwarded.Proxies }
+
+func (*trustedProxies) repeatable() {}
+
 // register adds the flags of serve and demo to fs, --config included.
 func (o *options) register(fs *flag.FlagSet, defaultListen string) {
 	o.configFile = registerConfig(fs)
 	fs.StringVar(&o.listen, "listen", defaultListen, "visitor listener `address`: the fronted site, the visitor script and its WebSocket")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate `file` for the visitor listener (with --tls-key): serves HTTPS and HTTP/2")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key `file` for --tls-cert")
+	fs.Var(&o.trustedProxies, "trusted-proxy", "`networks` (IP addresses or CIDRs, comma-separated, repeatable) of the TLS-terminating proxies or load balancers in front of the visitor listener: their X-Forwarded-Proto gives the scheme visitors used (https URLs, Secure cookies, wss: in CSP) and their X-Forwarded-For is passed on; nobody else's X-Forwarded-* headers are believed")
 	fs.StringVar(&o.agentListen, "agent-listen", "127.0.0.1:8081", "agent listener `address`: console, REST API (keep it private)")
 	fs.StringVar(&o.agentToken, "agent-token", "", "agent `token` for sign-in and the API, 16 characters or more (better given as $COBROWSE_AGENT_TOKEN, which other users cannot see; generated and printed if empty)")
 	fs.StringVar(&o.auditFile, "audit", "", "audit log `file` (JSON lines, appended; see docs/audit.md): sign-ins, agents joining and leaving, the policy in force, what it hid on each page")
@@ -280,7 +292,7 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 	if err != nil {
 		return err
 	}
-	visitors := &session.VisitorHandler{Hub: hub, Identity: identity, Logger: logger}
+	visitors := &session.VisitorHandler{Hub: hub, Identity: identity, Logger: logger, TrustedProxies: o.trustedProxies.Proxies}
 	var rendering *renderService // nil: this process runs no browsers
 	if o.render.enabled {
 		if rendering, err = startRendering(ctx, o.render, hub, assetService, logger); err != nil {
@@ -416,7 +428,7 @@ func reloadPolicy(ctx context.Context, policy *policies.Source) error {
 // fronting returns the handler that fronts the configured sites (--upstream
 // for every host, --route for the hosts named) and a description of each.
 func fronting(o options, logger *slog.Logger) (http.Handler, []string, error) {
-	cfg := proxy.Config{ScriptPath: visitorScriptPath, Logger: logger}
+	cfg := proxy.Config{ScriptPath: visitorScriptPath, Logger: logger, TrustedProxies: o.trustedProxies.Proxies}
 	newProxy := func(flagName, raw string) (http.Handler, error) {
 		u, err := url.Parse(raw)
 		if err != nil {

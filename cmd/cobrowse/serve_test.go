@@ -229,3 +229,53 @@ func sendRaw(t *testing.T, addr, method, target string) *http.Response {
 	}
 	return resp
 }
+
+// Behind a TLS-terminating proxy named by --trusted-proxy (here the test
+// itself, on 127.0.0.1) the visitor listener takes the visitor's scheme
+// from X-Forwarded-Proto: the visitor cookie is Secure, the upstream's
+// redirects go to https and the upstream is told https and the client's
+// address. With another network trusted, the same headers are ignored.
+func TestServeBehindTrustedProxy(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Seen", r.Header.Get("X-Forwarded-Proto")+" from "+r.Header.Get("X-Forwarded-For"))
+		http.Redirect(w, r, "http://"+r.Host+"/next", http.StatusFound)
+	}))
+	defer up.Close()
+	for _, tc := range []struct {
+		trusted                string
+		secure                 bool
+		wantLocation, wantSeen string
+	}{
+		{"10.0.0.0/8,127.0.0.1", true, "https://shop.example/next", "https from 203.0.113.7, 127.0.0.1"},
+		{"10.0.0.0/8", false, "http://shop.example/next", "http from 127.0.0.1"},
+	} {
+		c := startCobrowse(t, "serve", "--upstream", up.URL, "--trusted-proxy", tc.trusted, "--agent-token", "cmd-test-token-0123456789")
+		req, _ := http.NewRequest("GET", c.visitorURL+"/", nil)
+		req.Host = "shop.example"
+		req.Header.Set("X-Forwarded-Proto", "https")
+		req.Header.Set("X-Forwarded-For", "203.0.113.7")
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		var visitor *http.Cookie
+		for _, cookie := range resp.Cookies() {
+			if cookie.Name == "__cobrowse_sid" {
+				visitor = cookie
+			}
+		}
+		if visitor == nil || visitor.Secure != tc.secure {
+			t.Errorf("--trusted-proxy %s: visitor cookie %v, want Secure %v", tc.trusted, visitor, tc.secure)
+		}
+		if got := resp.Header.Get("Location"); got != tc.wantLocation {
+			t.Errorf("--trusted-proxy %s: Location %q, want %q", tc.trusted, got, tc.wantLocation)
+		}
+		if got := resp.Header.Get("X-Seen"); got != tc.wantSeen {
+			t.Errorf("--trusted-proxy %s: the upstream saw %q, want %q", tc.trusted, got, tc.wantSeen)
+		}
+		if err := c.stop(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
