@@ -352,7 +352,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		addVary(resp.Header, "Sec-Fetch-Dest")
 	}
 	if !html || isAttachment(resp.Header) || p.isUTF16(resp) || !neg.document && !neg.origins.rewritesURLs() {
-		return p.passOn(resp, coding, neg)
+		return p.passOn(resp, coding, neg.accepted)
 	}
 
 	var src io.Reader = resp.Body
@@ -424,10 +424,10 @@ func (p *Proxy) injectInto(resp *http.Response, page *htmlBody, o origins) {
 	page.Reader = page.rewriter
 }
 
-// passOn lets the body of resp through as the upstream sent it, decoded if
-// the client does not accept its coding (neg.accepted) and the proxy can.
-func (p *Proxy) passOn(resp *http.Response, coding string, neg exchange) error {
-	if coding == "" || slices.Contains(neg.accepted, coding) || !decodable(coding) {
+// passOn lets the body of resp, in coding, through as the upstream sent it,
+// decoded if the client does not accept that coding and the proxy can.
+func (p *Proxy) passOn(resp *http.Response, coding string, accepted []string) error {
+	if coding == "" || slices.Contains(accepted, coding) || !decodable(coding) {
 		return nil
 	}
 	if err := p.codecs.decode(resp, coding); err != nil {
@@ -444,8 +444,7 @@ func (p *Proxy) passOn(resp *http.Response, coding string, neg exchange) error {
 // Sec-Fetch-Dest; a request without it (an older browser, curl) is taken
 // for a navigation, as the proxy cannot tell.
 func loadsDocument(h http.Header) bool {
-	dest := headerValue(h, "Sec-Fetch-Dest")
-	switch dest {
+	switch headerValue(h, "Sec-Fetch-Dest") {
 	case "", "document", "iframe", "frame", "fencedframe", "embed", "object":
 		return true
 	}
