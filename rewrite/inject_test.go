@@ -171,6 +171,72 @@ func TestInjectorReaders(t *testing.T) {
 	}
 }
 
+// padTo returns head, text padding and tail, so long that tail ends at byte
+// end of the document (marks not counted).
+func padTo(head, tail string, end int) string {
+	return head + strings.Repeat("x", end-len(strings.ReplaceAll(head+tail, mark, ""))) + tail
+}
+
+// windowCases are documents whose charset declaration comes after the
+// default injection point and ends near the end of the prescan window, so
+// that the snippet there would push it out; like injectCases, with mark
+// where the snippet belongs when the Injector reads the whole document at
+// once.
+var windowCases = []struct {
+	name, doc string
+}{
+	{"after the title", padTo("<head><title>", "</title><meta charset=utf-8>{S}", 1000) + "<body>"},
+	{"ending at byte 1024", padTo("<head><title>", "</title><meta charset=utf-8>{S}", prescanWindow) + "<body>"},
+	{"http-equiv", padTo("<head><link rel=icon href=x>", "<meta http-equiv=Content-Type content=\"text/html; charset=windows-1252\">{S}", 1020)},
+	{"after the last of two", padTo("<head><title>", "</title><meta charset=utf-8><meta charset=\"utf-8\">{S}", 1010)},
+	{"in the body", padTo("<html><body><p>", "</p><meta charset=utf-8>{S}", 1000) + "<p>more"},
+	{"self-closing", padTo("<head><title>", "</title><meta charset=utf-8/>{S}", 1000)},
+	// The declaration is not pushed out, or not there.
+	{"far enough from the end", padTo("<head>{S}<title>", "</title><meta charset=utf-8>", prescanWindow-len(testSnippet))},
+	{"past the window", padTo("<head>{S}<title>", "</title><meta charset=utf-8>", prescanWindow+1)},
+	{"in the title's text", padTo("<head>{S}<title>", "<meta charset=utf-8></title>", 1000)},
+	{"in a script", padTo("<head>{S}<script>", "'<meta charset=utf-8>'</script>", 1000)},
+	{"a meta without charset", padTo("<head>{S}<title>", "</title><meta name=charset content=x>", 1000)},
+	// The snippet must not go where it would not run.
+	{"in a template", padTo("<head>{S}<template>", "<meta charset=utf-8></template>", 1000)},
+	{"after an svg", padTo("<html>{S}<body><svg>", "</svg><meta charset=utf-8>", 1000)},
+	{"after math", padTo("<html>{S}<body><math>", "</math><meta charset=utf-8>", 1000)},
+	{"after a frameset", padTo("<html>{S}<frameset>", "</frameset><meta charset=utf-8>", 1000)},
+}
+
+// TestInjectorKeepsCharsetInWindow checks where the snippet goes when a
+// charset declaration after the default injection point ends near the end
+// of the prescan window, and that a declaration the source has not yet
+// delivered when the Injector decides does not hold the page back, nor one
+// that a charset in the Content-Type header overrides.
+func TestInjectorKeepsCharsetInWindow(t *testing.T) {
+	for _, tc := range windowCases {
+		t.Run(tc.name, func(t *testing.T) {
+			input, want, at := split(tc.doc)
+			got := run(t, strings.NewReader(input), MaxTokenSize)
+			checkInvariant(t, input, got)
+			if got.out != want || got.offset != at {
+				t.Errorf("snippet at %d, want %d; output\n got: %q\nwant: %q", got.offset, at, got.out, want)
+			}
+			// The first read ends inside the padding: the Injector decides
+			// on it, at the default point.
+			split := strings.Index(input, "xxx") + 1
+			late := run(t, io.MultiReader(strings.NewReader(input[:split]), strings.NewReader(input[split:])), MaxTokenSize)
+			checkInvariant(t, input, late)
+			byDefault := referenceOffset([]byte(input), false)
+			if late.offset != byDefault {
+				t.Errorf("declaration read after the decision: snippet at %d, want the default point %d", late.offset, byDefault)
+			}
+			// Browsers use the header's charset whatever the page says.
+			inj := NewInjector(strings.NewReader(input), []byte(testSnippet))
+			inj.CharsetFromHeader()
+			if _, err := io.ReadAll(inj); err != nil || inj.Offset() != byDefault {
+				t.Errorf("charset from the header: snippet at %d (%v), want the default point %d", inj.Offset(), err, byDefault)
+			}
+		})
+	}
+}
+
 // TestInjectorSourceError checks that a source error is passed on once, at the
 // position where the source returned it, and that nothing is lost or
 // duplicated: iotest.TimeoutReader fails its second Read only.
@@ -345,6 +411,10 @@ func FuzzInjector(f *testing.F) {
 		f.Add([]byte(input), uint16(0))
 		f.Add([]byte(input), uint16(8))
 	}
+	for _, tc := range windowCases {
+		input, _, _ := split(tc.doc)
+		f.Add([]byte(input), uint16(0))
+	}
 	for _, doc := range utf16Docs {
 		f.Add([]byte(doc), uint16(0))
 	}
@@ -362,29 +432,88 @@ func FuzzInjector(f *testing.F) {
 		if got.err != nil && !errors.Is(got.err, ErrTokenTooLarge) && !errors.Is(got.err, ErrUTF16) {
 			t.Fatalf("unexpected Err() = %v", got.err)
 		}
-		if one := run(t, iotest.OneByteReader(bytes.NewReader(input)), limit); !one.same(got) {
+		// Read one byte at a time, the Injector has nothing after the
+		// default point in hand when it decides, and so no charset
+		// declaration to keep in the prescan window.
+		byDefault, kept := referenceOffset(input, false), referenceOffset(input, true)
+		one := run(t, iotest.OneByteReader(bytes.NewReader(input)), limit)
+		if !one.same(got) && byDefault == kept {
 			t.Fatalf("one byte at a time:\n got %+v\nwant %+v", one, got)
 		}
 		if len(input) < MaxTokenSize {
-			full := got
+			full, oneFull := got, one
 			if limit != MaxTokenSize {
 				full = run(t, bytes.NewReader(input), MaxTokenSize)
+				oneFull = run(t, iotest.OneByteReader(bytes.NewReader(input)), MaxTokenSize)
 			}
-			if want := referenceOffset(input); full.offset != want {
-				t.Fatalf("snippet at %d in %q; html.Tokenizer's tokens put it at %d", full.offset, input, want)
+			if full.offset != kept {
+				t.Fatalf("snippet at %d in %q; html.Tokenizer's tokens put it at %d", full.offset, input, kept)
+			}
+			if oneFull.offset != byDefault {
+				t.Fatalf("one byte at a time, snippet at %d in %q; html.Tokenizer's tokens put it at %d", oneFull.offset, input, byDefault)
 			}
 		}
 	})
 }
 
 // referenceOffset is where the Injector's rules put the snippet in input, as
-// decided on the tokens of golang.org/x/net/html's Tokenizer (as the
+// decided on the tokens of golang.org/x/net/html's Tokenizer, or -1 for
+// nowhere. With keepWindow, the Injector is taken to have the whole prescan
+// window in hand when it decides (see keptInWindow); without, nothing after
+// the default injection point.
+func referenceOffset(input []byte, keepWindow bool) int64 {
+	at := defaultOffset(input)
+	if !keepWindow || at < 0 {
+		return at
+	}
+	return keptInWindow(input, at)
+}
+
+// keptInWindow is where the snippet goes instead of input[at], the default
+// injection point, read on the tokens of the whole document: after the last
+// <meta> that declares the charset and ends within the prescan window, if
+// the snippet at would push it past the window's end, and unless a
+// <template>, <svg>, <math> or <frameset> starts on the way.
+func keptInWindow(input []byte, at int64) int64 {
+	window := int64(min(len(input), prescanWindow))
+	z := html.NewTokenizer(bytes.NewReader(input))
+	after := at
+	for end := int64(0); ; {
+		tt := z.Next()
+		raw := z.Raw()
+		start := end
+		end += int64(len(raw))
+		if tt == html.ErrorToken || end > window {
+			break
+		}
+		if start < at || tt != html.StartTagToken && tt != html.SelfClosingTagToken {
+			continue
+		}
+		name, _ := z.TagName()
+		switch string(name) {
+		case "meta":
+			if declaresCharsetByTokenizer(raw) {
+				after = end
+			}
+		case "template", "svg", "math", "frameset":
+			return at
+		}
+	}
+	if after+int64(len(testSnippet)) > prescanWindow {
+		return after
+	}
+	return at
+}
+
+// defaultOffset is where the Injector's rules put the snippet in input
+// before it looks for a charset declaration to keep in the prescan window,
+// as decided on the tokens of golang.org/x/net/html's Tokenizer (as the
 // Injector did before it had its own lexer), or -1 for nowhere. The
 // Injector takes the whitespace that starts a text token for a token of its
 // own. The tokenizer reports a comment, doctype or bogus comment that the
 // document ends inside as a token; the snippet then goes before it, as it
 // goes before an unterminated tag.
-func referenceOffset(input []byte) int64 {
+func defaultOffset(input []byte) int64 {
 	if len(input) >= 2 && (input[0] == 0xfe && input[1] == 0xff || input[0] == 0xff && input[1] == 0xfe) {
 		return -1 // UTF-16
 	}
@@ -624,7 +753,14 @@ func benchmarkCopy(b *testing.B, wrap func(io.Reader) io.Reader) {
 // BenchmarkCopyBaseline.
 func BenchmarkInjector(b *testing.B) {
 	snippet := []byte(testSnippet)
-	benchmarkCopy(b, func(r io.Reader) io.Reader { return NewInjector(r, snippet) })
+	inject := func(r io.Reader) io.Reader { return NewInjector(r, snippet) }
+	b.Run("charset first", func(b *testing.B) { benchmarkCopy(b, inject) })
+	// The look-ahead's worst case: a "charset" after the default injection
+	// point, here an attribute of a script, makes it tokenize the rest of
+	// the prescan window.
+	page := bytes.Replace(productPage(100<<10), []byte("<head>\n<meta charset=\"utf-8\">\n"),
+		[]byte("<head>\n<title>Shop</title><script src=\"/a.js\" charset=\"utf-8\"></script>\n"), 1)
+	b.Run("charset attribute after the title", func(b *testing.B) { benchmarkPage(b, page, inject) })
 }
 
 // BenchmarkCopyBaseline copies the same page without an Injector.
