@@ -403,6 +403,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 func (p *Proxy) injectInto(resp *http.Response, page *htmlBody, o origins) {
 	nonce := p.newNonce()
 	page.injector = rewrite.NewInjector(page.Reader, p.snippet(nonce))
+	if namesUTF8(headerValue(resp.Header, "Content-Type")) {
+		page.injector.CharsetFromHeader()
+	}
 	page.Reader = page.injector
 	// A shared cache would give every visitor the same nonce, which then
 	// lets anyone's injected markup run (see keepPrivate).
@@ -560,6 +563,32 @@ func (p *Proxy) isUTF16(resp *http.Response) bool {
 	}
 	p.log.Warn("proxy: served a UTF-16 page without the cobrowse snippet (the snippet is UTF-8)", "path", resp.Request.URL.Path)
 	return true
+}
+
+// namesUTF8 reports whether a Content-Type value names UTF-8 as its charset
+// (as almost every page's does), which browsers then use whatever the page's
+// <meta> says. Any other charset, or none, reports false, which costs the
+// Injector no more than a look-ahead of a few microseconds on some pages.
+func namesUTF8(contentType string) bool {
+	if strings.ContainsAny(contentType, `"\`) {
+		// A quoted string may hold a ';' or "charset=": leave it to the
+		// full parser, and its map, rather than misread it.
+		_, params, err := mime.ParseMediaType(contentType)
+		return err == nil && isUTF8Label(params["charset"])
+	}
+	_, params, _ := strings.Cut(contentType, ";")
+	for param := range strings.SplitSeq(params, ";") {
+		if name, value, _ := strings.Cut(param, "="); strings.EqualFold(strings.TrimSpace(name), "charset") {
+			return isUTF8Label(strings.TrimSpace(value))
+		}
+	}
+	return false
+}
+
+// isUTF8Label reports whether label is one of the two common labels of
+// UTF-8 (the Encoding Standard knows four rarer ones too).
+func isUTF8Label(label string) bool {
+	return strings.EqualFold(label, "utf-8") || strings.EqualFold(label, "utf8")
 }
 
 // hasBody reports whether resp has a body the proxy may rewrite or decode:

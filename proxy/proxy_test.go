@@ -1218,3 +1218,51 @@ func TestKeepPrivate(t *testing.T) {
 		}
 	}
 }
+
+// A charset declaration that the snippet would push out of the first 1024
+// bytes, where browsers look for one, keeps its place (the snippet goes
+// after it) unless the Content-Type header names UTF-8, which browsers use
+// whatever the page says.
+func TestProxyKeepsCharsetInWindow(t *testing.T) {
+	head, tail := "<html><head><title>", "</title><meta charset=windows-1252>"
+	page := head + strings.Repeat("x", 1000-len(head)-len(tail)) + tail + "<body>caf\xe9"
+	for _, tc := range []struct {
+		contentType, want string
+	}{
+		{"text/html", strings.Replace(page, "<body>", snippet+"<body>", 1)},
+		{"text/html; charset=windows-1252", strings.Replace(page, "<body>", snippet+"<body>", 1)},
+		{"text/html; charset=UTF-8", strings.Replace(page, "<head>", "<head>"+snippet, 1)},
+	} {
+		proxyURL, _ := start(t, serve(200, []byte(page), "Content-Type", tc.contentType), Config{})
+		resp, err := client(t).Get(proxyURL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != tc.want {
+			t.Errorf("Content-Type %q: snippet at %d, want %d", tc.contentType, strings.Index(string(body), snippet), strings.Index(tc.want, snippet))
+		}
+	}
+}
+
+func TestNamesUTF8(t *testing.T) {
+	for contentType, want := range map[string]bool{
+		"text/html; charset=utf-8":              true,
+		"text/html;CHARSET=UTF-8":               true,
+		"text/html; charset=utf8":               true,
+		`text/html; charset="utf-8"`:            true,
+		"text/html; level=1; charset=utf-8":     true,
+		"text/html":                             false,
+		"text/html; charset=windows-1252":       false,
+		"text/html; charset=utf-16":             false,
+		`text/html; x="a; charset=utf-8"`:       false,
+		"text/html; charset*=utf-8''":           false,
+		"text/html; charset=utf-8; charset=x":   true,  // browsers read the first
+		`text/html; charset="utf-8"; charset=x`: false, // refused by the full parser: a look-ahead more
+	} {
+		if got := namesUTF8(contentType); got != want {
+			t.Errorf("namesUTF8(%q) = %v, want %v", contentType, got, want)
+		}
+	}
+}
