@@ -16,6 +16,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/cobrowse/cobrowse/audit"
+	"github.com/cobrowse/cobrowse/internal/logtest"
 	"github.com/cobrowse/cobrowse/session"
 	"github.com/cobrowse/cobrowse/web"
 )
@@ -397,6 +399,52 @@ func TestLoginCookieSecureOverTLS(t *testing.T) {
 	}
 	if !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode {
 		t.Errorf("login cookie over TLS: Secure=%v HttpOnly=%v SameSite=%v; want Secure, HttpOnly, Strict", c.Secure, c.HttpOnly, c.SameSite)
+	}
+}
+
+// Behind a TLS-terminating proxy named in --trusted-proxy, the sign-in
+// cookie is Secure when the proxy says the agent used https, and the audit
+// log names the agent's address; anyone else's X-Forwarded-* headers change
+// nothing.
+func TestLoginBehindTrustedProxy(t *testing.T) {
+	forwardedHTTPS := http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-For": {"203.0.113.7"}}
+	for _, tc := range []struct {
+		name, trusted string
+		header        http.Header
+		secure        bool
+		remote        string // "" for the TCP peer's address
+	}{
+		{"trusted proxy, https", "127.0.0.0/8", forwardedHTTPS, true, "203.0.113.7"},
+		{"trusted proxy, http", "127.0.0.0/8", http.Header{"X-Forwarded-Proto": {"http"}}, false, ""},
+		{"another network", "192.0.2.0/24", forwardedHTTPS, false, ""},
+		{"no trusted proxy", "", forwardedHTTPS, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, func(_ *session.Config, c *Config) {
+				if tc.trusted != "" {
+					if err := c.TrustedProxies.Set(tc.trusted); err != nil {
+						t.Fatal(err)
+					}
+				}
+			})
+			var log logtest.Buffer
+			f.srv.audit = audit.New(&log, quietLogger())
+			resp, _ := f.do(t, request{path: "/login?token=" + url.QueryEscape(testToken), header: tc.header})
+			c := findCookie(resp, agentCookie)
+			if c == nil {
+				t.Fatalf("no login cookie (status %d)", resp.StatusCode)
+			}
+			if c.Secure != tc.secure {
+				t.Errorf("cookie Secure = %v, want %v", c.Secure, tc.secure)
+			}
+			var line struct{ Remote string }
+			if err := json.Unmarshal([]byte(log.String()), &line); err != nil {
+				t.Fatalf("audit line %q: %v", log.String(), err)
+			}
+			if want := tc.remote; want == "" && !strings.HasPrefix(line.Remote, "127.0.0.1:") || want != "" && line.Remote != want {
+				t.Errorf("audit remote %q, want %q (or the peer's address when empty)", line.Remote, want)
+			}
+		})
 	}
 }
 

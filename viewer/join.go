@@ -20,13 +20,13 @@ func (s *Server) joinByCode(w http.ResponseWriter, r *http.Request) error {
 	}
 	id, err := s.hub.Redeem(req.Code)
 	if errors.Is(err, session.ErrBadCode) {
-		s.audit.Record("agent.code", "remote", r.RemoteAddr, "ok", false)
+		s.audit.Record("agent.code", "remote", s.trusted.Client(r), "ok", false)
 		writeError(w, http.StatusNotFound, err.Error())
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	s.audit.Record("agent.code", "remote", r.RemoteAddr, "ok", true, "session", id)
+	s.audit.Record("agent.code", "remote", s.trusted.Client(r), "ok", true, "session", id)
 	return writeJSON(w, map[string]string{"id": id})
 }

@@ -47,12 +47,13 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer sub.Close()
 	agent := sub.Agent()
-	log := s.logFor(r).With("session", sessionID, "agent", r.RemoteAddr, "agent_id", agent.ID)
+	remote := s.trusted.Client(r)
+	log := s.logFor(r).With("session", sessionID, "agent", remote, "agent_id", agent.ID)
 	log.Info("agent joined")
 	joined := time.Now()
-	s.audit.Record("agent.join", "session", sessionID, "remote", r.RemoteAddr, "agent", agent.Name, "agent_id", agent.ID)
+	s.audit.Record("agent.join", "session", sessionID, "remote", remote, "agent", agent.Name, "agent_id", agent.ID)
 	defer func() {
-		s.audit.Record("agent.leave", "session", sessionID, "remote", r.RemoteAddr, "agent", agent.Name, "agent_id", agent.ID,
+		s.audit.Record("agent.leave", "session", sessionID, "remote", remote, "agent", agent.Name, "agent_id", agent.ID,
 			"seconds", int(time.Since(joined).Seconds()))
 	}()
 

@@ -61,12 +61,13 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	defer view.Close()
-	log := s.logFor(r).With("session", sess.ID, "agent", r.RemoteAddr)
+	remote := s.trusted.Client(r)
+	log := s.logFor(r).With("session", sess.ID, "agent", remote)
 	log.Info("agent switched to Rendered mode")
 	started := time.Now()
-	s.audit.Record("agent.mode", "session", sess.ID, "remote", r.RemoteAddr, "mode", "rendered")
+	s.audit.Record("agent.mode", "session", sess.ID, "remote", remote, "mode", "rendered")
 	defer func() {
-		s.audit.Record("agent.mode", "session", sess.ID, "remote", r.RemoteAddr, "mode", "dom",
+		s.audit.Record("agent.mode", "session", sess.ID, "remote", remote, "mode", "dom",
 			"seconds", int(time.Since(started).Seconds()))
 	}()
 
@@ -136,7 +137,7 @@ func (s *Server) exportRendered(w http.ResponseWriter, r *http.Request, event st
 	case err != nil:
 		return err
 	}
-	s.audit.Record(event, "session", sess.ID, "remote", r.RemoteAddr)
+	s.audit.Record(event, "session", sess.ID, "remote", s.trusted.Client(r))
 	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(disposition, sess.ID))

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cobrowse/cobrowse/audit"
 	"github.com/cobrowse/cobrowse/browserpool"
+	"github.com/cobrowse/cobrowse/internal/forwarded"
 	"github.com/cobrowse/cobrowse/session"
 	"github.com/cobrowse/cobrowse/web"
 )
@@ -52,6 +53,12 @@ type Config struct {
 	// after Shutdown). Nil means ready. /readyz and /healthz need no token,
 	// for load balancers and orchestrators.
 	Ready func() error
+	// TrustedProxies are the TLS-terminating proxies in front of the agent
+	// listener (--trusted-proxy): behind them the sign-in cookie is Secure
+	// when the agent's browser used https, and logs and the audit trail
+	// name the agent's address rather than the proxy's. The zero value
+	// trusts no one.
+	TrustedProxies forwarded.Proxies
 }
 
 // MinTokenLength is the shortest agent token New accepts.
@@ -64,6 +71,7 @@ type Server struct {
 	log      *slog.Logger
 	audit    *audit.Log
 	renderer browserpool.Rendering
+	trusted  forwarded.Proxies
 	assets   AssetSource
 	mux      *http.ServeMux
 	static   http.Handler
@@ -88,6 +96,7 @@ func New(cfg Config) (*Server, error) {
 		log:      cfg.Logger,
 		audit:    cfg.Audit,
 		renderer: cfg.Renderer,
+		trusted:  cfg.TrustedProxies,
 		assets:   cfg.Assets,
 		mux:      http.NewServeMux(),
 		static:   http.StripPrefix("/static/", http.FileServerFS(filesOnly{web.Agent()})),
@@ -243,14 +252,15 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.serveFile(w, r, "login.html")
 		return
 	}
+	remote := s.trusted.Client(r)
 	if !s.auth.tokenOK(token) {
-		s.logFor(r).Warn("agent sign-in with a wrong token", "remote", r.RemoteAddr)
-		s.audit.Record("agent.login", "remote", r.RemoteAddr, "ok", false)
+		s.logFor(r).Warn("agent sign-in with a wrong token", "remote", remote)
+		s.audit.Record("agent.login", "remote", remote, "ok", false)
 		http.Redirect(w, r, loginURL(next, true), http.StatusSeeOther)
 		return
 	}
-	s.audit.Record("agent.login", "remote", r.RemoteAddr, "ok", true)
-	http.SetCookie(w, s.auth.loginCookie(time.Now(), r.TLS != nil))
+	s.audit.Record("agent.login", "remote", remote, "ok", true)
+	http.SetCookie(w, s.auth.loginCookie(time.Now(), s.trusted.Scheme(r) == "https"))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 

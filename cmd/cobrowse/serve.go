@@ -63,8 +63,7 @@ type options struct {
 	assets          assetOptions
 	cluster         clusterOptions
 	// trustedProxies are the --trusted-proxy networks: reverse proxies
-	// whose X-Forwarded-Proto and X-Forwarded-For the visitor listener
-	// believes.
+	// whose X-Forwarded-Proto and X-Forwarded-For both listeners believe.
 	trustedProxies trustedProxies
 }
 
@@ -111,7 +110,7 @@ func (o *options) register(fs *flag.FlagSet, defaultListen string) {
 	fs.StringVar(&o.listen, "listen", defaultListen, "visitor listener `address`: the fronted site, the visitor script and its WebSocket")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate `file` for the visitor listener (with --tls-key): serves HTTPS and HTTP/2")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key `file` for --tls-cert")
-	fs.Var(&o.trustedProxies, "trusted-proxy", "`networks` (IP addresses or CIDRs, comma-separated, repeatable) of the TLS-terminating proxies or load balancers in front of the visitor listener: their X-Forwarded-Proto gives the scheme visitors used (https URLs, Secure cookies, wss: in CSP) and their X-Forwarded-For is passed on; nobody else's X-Forwarded-* headers are believed")
+	fs.Var(&o.trustedProxies, "trusted-proxy", "`networks` (IP addresses or CIDRs, comma-separated, repeatable) of the TLS-terminating proxies or load balancers in front of the visitor and agent listeners: their X-Forwarded-Proto gives the scheme browsers used (https URLs, Secure cookies, wss: in CSP) and their X-Forwarded-For is passed on and names agents in the audit log; nobody else's X-Forwarded-* headers are believed")
 	fs.StringVar(&o.agentListen, "agent-listen", "127.0.0.1:8081", "agent listener `address`: console, REST API (keep it private)")
 	fs.StringVar(&o.agentToken, "agent-token", "", "agent `token` for sign-in and the API, 16 characters or more (better given as $COBROWSE_AGENT_TOKEN, which other users cannot see; generated and printed if empty)")
 	fs.StringVar(&o.auditFile, "audit", "", "audit log `file` (JSON lines, appended; see docs/audit.md): sign-ins, agents joining and leaving, the policy in force, what it hid on each page")
@@ -311,14 +310,15 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 	// which the viewer knows of itself.
 	var ready atomic.Bool
 	agents, err := viewer.New(viewer.Config{
-		Hub:        hub,
-		Token:      o.agentToken,
-		Logger:     logger,
-		Audit:      auditLog,
-		Renderer:   shown,
-		Assets:     assetService,
-		AssetCache: assetService.cache.Handler(),
-		Metrics:    stats.Handler(logger),
+		Hub:            hub,
+		Token:          o.agentToken,
+		Logger:         logger,
+		Audit:          auditLog,
+		Renderer:       shown,
+		Assets:         assetService,
+		AssetCache:     assetService.cache.Handler(),
+		Metrics:        stats.Handler(logger),
+		TrustedProxies: o.trustedProxies.Proxies,
 		Ready: func() error {
 			if !ready.Load() {
 				return errors.New("starting")

@@ -1,5 +1,5 @@
 // Package forwarded decides what the X-Forwarded-* headers of a request may
-// tell the visitor listener: nothing, unless the request's TCP peer is a
+// tell cobrowse's listeners: nothing, unless the request's TCP peer is a
 // reverse proxy or load balancer that the operator trusts (--trusted-proxy).
 //
 // Any client can send X-Forwarded-Proto and X-Forwarded-For. Behind a
@@ -105,10 +105,13 @@ func (p Proxies) Trusts(r *http.Request) bool {
 		return false
 	}
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	a := ap.Addr().Unmap().WithZone("")
+	return err == nil && p.contains(ap.Addr())
+}
+
+// contains reports whether a (IPv4-mapped IPv6 forms taken as IPv4, zones
+// ignored) is in one of p's networks.
+func (p Proxies) contains(a netip.Addr) bool {
+	a = a.Unmap().WithZone("")
 	for _, n := range p.nets {
 		if n.Contains(a) {
 			return true
@@ -147,4 +150,29 @@ func (p Proxies) For(r *http.Request) []string {
 		return nil
 	}
 	return r.Header["X-Forwarded-For"]
+}
+
+// Client returns the address of the client that sent r, for logs and the
+// audit trail: r.RemoteAddr (host and port) unless r's peer is a trusted
+// proxy; then the nearest address in X-Forwarded-For that is not itself a
+// trusted proxy (the chain read right to left, as each proxy appended its
+// peer), or the leftmost one if all are. Entries further left than the
+// first untrusted one are whatever the client put there, and are skipped.
+// An entry that is not an IP address is returned as it is, trimmed.
+func (p Proxies) Client(r *http.Request) string {
+	chain := p.For(r)
+	for i := len(chain) - 1; i >= 0; i-- {
+		entries := strings.Split(chain[i], ",")
+		for j := len(entries) - 1; j >= 0; j-- {
+			entry := strings.TrimSpace(entries[j])
+			if entry == "" {
+				continue
+			}
+			a, err := netip.ParseAddr(entry)
+			if err != nil || !p.contains(a) || i == 0 && j == 0 {
+				return entry
+			}
+		}
+	}
+	return r.RemoteAddr
 }

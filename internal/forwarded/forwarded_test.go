@@ -147,3 +147,32 @@ func TestProxiesSchemeAndFor(t *testing.T) {
 		}
 	}
 }
+
+func TestProxiesClient(t *testing.T) {
+	p, err := ParseProxies("192.0.2.0/24,2001:db8::/32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const trusted, untrusted = "192.0.2.1:1234", "198.51.100.1:1234"
+	tests := []struct {
+		name       string
+		remoteAddr string
+		xff        []string
+		want       string
+	}{
+		{"untrusted peer", untrusted, []string{"203.0.113.7"}, untrusted},
+		{"trusted, no chain", trusted, nil, trusted},
+		{"trusted, one client", trusted, []string{"203.0.113.7"}, "203.0.113.7"},
+		{"the client's own entries are skipped", trusted, []string{"10.9.9.9, 203.0.113.7"}, "203.0.113.7"},
+		{"trusted proxies in the chain", trusted, []string{"10.9.9.9, 203.0.113.7, 192.0.2.5", "2001:db8::1"}, "203.0.113.7"},
+		{"all trusted", trusted, []string{"192.0.2.7, 192.0.2.8"}, "192.0.2.7"},
+		{"IPv4-mapped trusted proxy", trusted, []string{"203.0.113.7, ::ffff:192.0.2.5"}, "203.0.113.7"},
+		{"not an address", trusted, []string{"203.0.113.7, unknown"}, "unknown"},
+		{"empty entries", trusted, []string{" , 203.0.113.7 ,"}, "203.0.113.7"},
+	}
+	for _, tt := range tests {
+		if got := p.Client(request(tt.remoteAddr, nil, tt.xff, false)); got != tt.want {
+			t.Errorf("%s: Client = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
