@@ -161,6 +161,7 @@ func (p Proxies) For(r *http.Request) []string {
 // An entry that is not an IP address is returned as it is, trimmed.
 func (p Proxies) Client(r *http.Request) string {
 	chain := p.For(r)
+	leftmost := r.RemoteAddr // so far
 	for i := len(chain) - 1; i >= 0; i-- {
 		entries := strings.Split(chain[i], ",")
 		for j := len(entries) - 1; j >= 0; j-- {
@@ -168,11 +169,11 @@ func (p Proxies) Client(r *http.Request) string {
 			if entry == "" {
 				continue
 			}
-			a, err := netip.ParseAddr(entry)
-			if err != nil || !p.contains(a) || i == 0 && j == 0 {
+			if a, err := netip.ParseAddr(entry); err != nil || !p.contains(a) {
 				return entry
 			}
+			leftmost = entry
 		}
 	}
-	return r.RemoteAddr
+	return leftmost
 }

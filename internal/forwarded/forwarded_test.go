@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -175,4 +176,44 @@ func TestProxiesClient(t *testing.T) {
 			t.Errorf("%s: Client = %q, want %q", tt.name, got, tt.want)
 		}
 	}
+}
+
+// FuzzProxiesClient reads X-Forwarded-For chains, which clients write the
+// left part of: Client returns the peer's address or an entry of the chain,
+// never one left of the rightmost entry that is not a trusted proxy.
+func FuzzProxiesClient(f *testing.F) {
+	f.Add("203.0.113.7", "")
+	f.Add("10.9.9.9, 203.0.113.7, 192.0.2.5", "2001:db8::1")
+	f.Add(" , unknown ,192.0.2.7", "::ffff:192.0.2.5,")
+	p, err := ParseProxies("192.0.2.0/24,2001:db8::/32")
+	if err != nil {
+		f.Fatal(err)
+	}
+	const peer = "192.0.2.1:1234"
+	f.Fuzz(func(t *testing.T, first, second string) {
+		got := p.Client(request(peer, nil, []string{first, second}, false))
+		var entries []string
+		for _, e := range strings.Split(first+","+second, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				entries = append(entries, e)
+			}
+		}
+		if len(entries) == 0 {
+			if got != peer {
+				t.Fatalf("Client = %q for an empty chain, want the peer %q", got, peer)
+			}
+			return
+		}
+		// The rightmost entry that is not a trusted proxy, or the leftmost.
+		want := entries[0]
+		for i := len(entries) - 1; i >= 0; i-- {
+			if a, err := netip.ParseAddr(entries[i]); err != nil || !p.contains(a) {
+				want = entries[i]
+				break
+			}
+		}
+		if got != want {
+			t.Fatalf("Client(%q, %q) = %q, want %q", first, second, got, want)
+		}
+	})
 }
