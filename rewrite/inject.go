@@ -381,9 +381,10 @@ func (in *Injector) injectByDefault(at int) {
 		in.inject(at) // nothing the snippet could push out (the common case)
 		return
 	}
-	// The window is in the first, pooled buffer, and rarely holds a
-	// declaration here: a Tokenizer (which lexes the raw text of <title>
-	// and <script> as the Injector's lexer does not) costs little.
+	// A Tokenizer, which lexes the raw text of <title> and <script> as the
+	// Injector's lexer does not, over the rest of the window: about 8 µs
+	// and 90 allocations (BenchmarkInjector), on the rare pages that get
+	// here and whose header names no UTF-8 (see CharsetFromHeader).
 	z := html.NewTokenizer(bytes.NewReader(in.buf[at:seen]))
 	after, end := at, at
 	for tt := z.Next(); tt != html.ErrorToken; tt = z.Next() {
