@@ -48,16 +48,19 @@ import (
 // timeout (upstreamTimeouts).
 //
 // An upstream that sends more than its answer (a body to a HEAD, more bytes
-// than its Content-Length) does not break the next request on the
-// connection either (http.Transport's reading goroutine closes a connection
-// on which bytes arrive while it is idle). A connection whose reader already
-// holds bytes past the answer's end is closed rather than pooled. Bytes that
-// arrive once it is pooled (or that wait unseen inside a tls.Conn) are what
-// the next request on it reads first; as they cannot start an HTTP/1.x
-// answer (errNotAnAnswer), that request is retried on another connection,
-// as if the upstream had closed this one. A check for pending bytes before
-// each reuse would cost a system call per request, and could still miss
-// bytes that arrive just after it.
+// than its Content-Length) does not get them to the next request on the
+// connection either, which may be another visitor's: they may form a whole
+// answer (response queue poisoning). A connection that holds bytes past the
+// answer's end, in its reader or inside its tls.Conn (drained), is closed
+// rather than pooled; one whose socket received bytes, or its end, while it
+// was idle is closed when it is taken from the pool (idleProbe: a
+// non-blocking read, one system call per reused connection). http.Transport
+// closes such connections too (its reading goroutine watches idle ones), as
+// does nginx (it watches idle upstream connections for reads). What no
+// HTTP/1.1 client can tell apart from the answer are bytes that arrive
+// between that read and the request; those that cannot start an HTTP/1.x
+// answer (errNotAnAnswer) send the request again on another connection, as
+// if the upstream had closed this one.
 type upstreamTransport struct {
 	fallback http.RoundTripper
 	// scheme and host are the upstream's URL.Scheme and URL.Host, addr
@@ -262,12 +265,16 @@ func readFinalAnswer(br *bufio.Reader, req *http.Request) (*http.Response, error
 // conn returns an idle connection to the upstream (reused) or a new one.
 func (t *upstreamTransport) conn(ctx context.Context) (uc *upstreamConn, reused bool, err error) {
 	t.mu.Lock()
-	if n := len(t.idle); n > 0 {
+	for n := len(t.idle); n > 0; n = len(t.idle) {
 		uc = t.idle[n-1]
 		t.idle[n-1] = nil
 		t.idle = t.idle[:n-1]
 		t.mu.Unlock()
-		return uc, true, nil
+		if !uc.probe.sentWhileIdle() {
+			return uc, true, nil
+		}
+		uc.conn.Close()
+		t.mu.Lock()
 	}
 	t.mu.Unlock()
 	conn, err := t.dial(ctx, "tcp", t.addr)
@@ -279,7 +286,7 @@ func (t *upstreamTransport) conn(ctx context.Context) (uc *upstreamConn, reused 
 			return nil, false, err
 		}
 	}
-	uc = &upstreamConn{conn: conn, headerBudget: headerBudget{r: conn, left: unlimited}}
+	uc = &upstreamConn{conn: conn, headerBudget: headerBudget{r: conn, left: unlimited}, probe: newIdleProbe(conn)}
 	uc.br = bufio.NewReader(&uc.headerBudget)
 	uc.bw = bufio.NewWriter(conn)
 	return uc, false, nil
@@ -307,10 +314,10 @@ func (t *upstreamTransport) handshake(ctx context.Context, conn net.Conn) (net.C
 }
 
 // release puts uc back in the pool if keep is true, and closes it otherwise,
-// when the pool is full, or when uc's reader holds bytes: the answer is over,
-// and the upstream sent more than it.
+// when the pool is full, or when bytes past the answer are buffered (see
+// drained): the answer is over, and the upstream sent more than it.
 func (t *upstreamTransport) release(uc *upstreamConn, keep bool) {
-	if keep && uc.br.Buffered() == 0 {
+	if keep && uc.drained() {
 		uc.idleSince = time.Now()
 		t.mu.Lock()
 		if len(t.idle) < maxIdleUpstreamConns {
@@ -371,7 +378,28 @@ type upstreamConn struct {
 	headerBudget headerBudget // what br reads through
 	br           *bufio.Reader
 	bw           *bufio.Writer
-	idleSince    time.Time // when it went back to the pool
+	idleSince    time.Time  // when it went back to the pool
+	probe        *idleProbe // looks for bytes that came while it was idle; nil where it cannot
+}
+
+// drained reports whether nothing is buffered on the proxy's side of the
+// connection at the end of an answer: not in its reader, nor, over TLS,
+// inside the tls.Conn. There a record that ends the answer may also hold
+// what follows it, and the answer's last bytes are then read straight into
+// the caller's buffer (bufio passes large reads through), leaving the rest
+// in the tls.Conn. A read past its deadline returns what the tls.Conn
+// holds, decrypted, without reading the socket.
+func (uc *upstreamConn) drained() bool {
+	if uc.br.Buffered() > 0 {
+		return false
+	}
+	if _, ok := uc.conn.(*tls.Conn); !ok {
+		return true
+	}
+	uc.conn.SetReadDeadline(time.Unix(1, 0))
+	_, err := uc.br.Peek(1)
+	uc.conn.SetReadDeadline(time.Time{}) // for the idleProbe, which a deadline would stop
+	return isTimeout(err)                // not bytes, nor the upstream's close_notify
 }
 
 // abort makes the connection's pending and future reads and writes fail at
