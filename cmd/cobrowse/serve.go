@@ -339,7 +339,7 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 	own.Handle(ownPrefix, http.NotFoundHandler())
 	visitorRouter := visitorRoutes(own, frontVisitors(front, visitors, assetService, o.labels, hub))
 
-	visitorServer := &http.Server{Handler: visitorRouter, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	visitorServer := listenerServer(visitorRouter, logger)
 	scheme := "http"
 	if o.tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
@@ -368,7 +368,7 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 		logger:  logger,
 		servers: []*listening{
 			{name: "visitor listener", srv: visitorServer, ln: visitorLn},
-			{name: "agent listener", srv: &http.Server{Handler: agents, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}, ln: agentLn},
+			{name: "agent listener", srv: listenerServer(agents, logger), ln: agentLn},
 		},
 		upstream:  upstream,
 		agents:    agents,
@@ -467,6 +467,29 @@ func fronting(o options, logger *slog.Logger) (http.Handler, []string, error) {
 		return nil, nil, fmt.Errorf("--route: %w", err)
 	}
 	return router, sites, nil
+}
+
+// Limits of the visitor and agent listeners' servers, on connections that
+// browsers (or anyone) open: the headers of a request must arrive within
+// listenerHeaderTimeout, and a kept-alive connection without a request
+// for listenerIdleTimeout is closed (nginx's keepalive_timeout is 75 s).
+// Without the latter, idle connections, a goroutine and buffers each, were
+// never closed. Neither bounds a request in progress (a long download, a
+// server-sent event stream) or a WebSocket.
+const (
+	listenerHeaderTimeout = 10 * time.Second
+	listenerIdleTimeout   = 2 * time.Minute
+)
+
+// listenerServer returns the server of a listener for h, with the limits
+// above, logging net/http's errors to logger as warnings.
+func listenerServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: listenerHeaderTimeout,
+		IdleTimeout:       listenerIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 }
 
 // displayAddr turns a listener address into one a browser can open:

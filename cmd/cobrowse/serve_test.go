@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -277,5 +278,17 @@ func TestServeBehindTrustedProxy(t *testing.T) {
 		if err := c.stop(t); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// The listeners' servers bound the wait for a request's headers and close
+// kept-alive connections left idle, which otherwise stay open for good.
+func TestListenerServerLimits(t *testing.T) {
+	srv := listenerServer(http.NotFoundHandler(), slog.New(slog.DiscardHandler))
+	if srv.ReadHeaderTimeout != listenerHeaderTimeout || srv.IdleTimeout != listenerIdleTimeout || srv.IdleTimeout <= 0 {
+		t.Errorf("ReadHeaderTimeout %v, IdleTimeout %v; want %v and %v", srv.ReadHeaderTimeout, srv.IdleTimeout, listenerHeaderTimeout, listenerIdleTimeout)
+	}
+	if srv.ErrorLog == nil {
+		t.Error("no ErrorLog: net/http's errors would go to the standard logger")
 	}
 }
