@@ -50,6 +50,11 @@ type coalescingWriter struct {
 	http.ResponseWriter
 	flush func() error // the underlying writer's flush
 
+	// With boundWrites, every write and flush to the ResponseWriter fails
+	// once it has taken sendTimeout.
+	setWriteDeadline func(time.Time) error
+	sendTimeout      time.Duration
+
 	mu      sync.Mutex // guards everything below, and writes to the ResponseWriter once enabled
 	enabled bool
 	z       *compressor // the page's encoder, writing to buf; nil to send it as written
@@ -64,6 +69,35 @@ type coalescingWriter struct {
 
 func newCoalescingWriter(w http.ResponseWriter) *coalescingWriter {
 	return &coalescingWriter{ResponseWriter: w, flush: http.NewResponseController(w).Flush}
+}
+
+// boundWrites bounds each write and flush to the client by sendTimeout
+// (Config.SendTimeout). The last deadline set also bounds net/http's own
+// last flush of the response, after which net/http clears it: the next
+// request on the connection, which another handler may serve, does not
+// inherit it. Over HTTP/2 it must not be used (see Config.SendTimeout).
+func (c *coalescingWriter) boundWrites(sendTimeout time.Duration) {
+	c.setWriteDeadline = http.NewResponseController(c.ResponseWriter).SetWriteDeadline
+	c.sendTimeout = sendTimeout
+}
+
+// beforeSend sets the write deadline, if writes are bounded, before a
+// write or flush to the client (about 100 ns). c.mu is held.
+func (c *coalescingWriter) beforeSend() {
+	if c.sendTimeout > 0 {
+		c.setWriteDeadline(time.Now().Add(c.sendTimeout)) // ErrNotSupported: a writer with no connection (tests)
+	}
+}
+
+// writeClient and flushClient write and flush to the client. c.mu is held.
+func (c *coalescingWriter) writeClient(p []byte) (int, error) {
+	c.beforeSend()
+	return c.ResponseWriter.Write(p)
+}
+
+func (c *coalescingWriter) flushClient() error {
+	c.beforeSend()
+	return c.flush()
 }
 
 // Unwrap returns the underlying ResponseWriter, for http.ResponseController.
@@ -84,7 +118,7 @@ func (c *coalescingWriter) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.enabled {
-		return c.ResponseWriter.Write(p)
+		return c.writeClient(p)
 	}
 	if c.err != nil {
 		return 0, c.err
@@ -110,7 +144,7 @@ func (c *coalescingWriter) buffer(p []byte) (int, error) {
 		c.writeOut()
 	}
 	if len(p) >= cap(c.buf) && c.err == nil {
-		_, c.err = c.ResponseWriter.Write(p)
+		_, c.err = c.writeClient(p)
 	} else {
 		c.buf = append(c.buf, p...)
 	}
@@ -148,7 +182,7 @@ func (c *coalescingWriter) FlushError() error {
 	defer c.mu.Unlock()
 	switch {
 	case !c.enabled:
-		return c.flush()
+		return c.flushClient()
 	case c.err != nil:
 		return c.err
 	}
@@ -194,7 +228,7 @@ func (c *coalescingWriter) flushNow(now time.Time) {
 	}
 	c.writeOut()
 	if c.err == nil {
-		c.err = c.flush()
+		c.err = c.flushClient()
 	}
 	c.last, c.pending = now, false
 	if c.armed {
@@ -206,7 +240,7 @@ func (c *coalescingWriter) flushNow(now time.Time) {
 // writeOut writes the pending bytes to the client. c.mu is held.
 func (c *coalescingWriter) writeOut() {
 	if len(c.buf) > 0 && c.err == nil {
-		_, c.err = c.ResponseWriter.Write(c.buf)
+		_, c.err = c.writeClient(c.buf)
 	}
 	c.buf = c.buf[:0]
 }

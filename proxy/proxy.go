@@ -109,17 +109,34 @@ type Config struct {
 	// The zero value trusts no one: the scheme is https only for requests
 	// that came over TLS to the Proxy's own server.
 	TrustedProxies forwarded.Proxies
+
+	// SendTimeout bounds each write to a visitor over HTTP/1.x: a response
+	// whose bytes the visitor's connection does not take for this long is
+	// ended, which frees its connection to the upstream and its buffers
+	// (nginx's send_timeout; a visitor that stops reading would otherwise
+	// hold them for good). A long download or event stream is not bounded
+	// as a whole, only each write, of at most 256 KiB: a visitor that takes
+	// less than about 4 KiB a second meanwhile is cut off. 0 means
+	// DefaultSendTimeout. Over HTTP/2, whose streams are reset when
+	// their deadline passes even while they wait (an event stream between
+	// two events), the server's http.HTTP2Config.WriteByteTimeout plays
+	// this part for the connection (cobrowse serve sets it).
+	SendTimeout time.Duration
 }
+
+// DefaultSendTimeout is Config.SendTimeout's default, nginx's send_timeout.
+const DefaultSendTimeout = 60 * time.Second
 
 // Proxy is the http.Handler that fronts the upstream site. Create it with New;
 // it is safe for concurrent use.
 type Proxy struct {
-	upstream   *url.URL
-	scriptPath string
-	log        *slog.Logger
-	codecs     *codecs
-	rp         *httputil.ReverseProxy
-	trusted    forwarded.Proxies
+	upstream    *url.URL
+	scriptPath  string
+	log         *slog.Logger
+	codecs      *codecs
+	rp          *httputil.ReverseProxy
+	trusted     forwarded.Proxies
+	sendTimeout time.Duration
 	// newNonce returns the nonce of one page's visitor script; tests
 	// replace it to get predictable pages.
 	newNonce func() string
@@ -137,12 +154,16 @@ func New(upstream *url.URL, cfg Config) (*Proxy, error) {
 		return nil, fmt.Errorf("proxy: Config.ScriptPath %q must be an absolute path such as /__cobrowse/visitor.js", cfg.ScriptPath)
 	}
 	p := &Proxy{
-		upstream:   new(url.URL),
-		scriptPath: cfg.ScriptPath,
-		log:        cfg.Logger,
-		codecs:     newCodecs(),
-		newNonce:   randomNonce,
-		trusted:    cfg.TrustedProxies,
+		upstream:    new(url.URL),
+		scriptPath:  cfg.ScriptPath,
+		log:         cfg.Logger,
+		codecs:      newCodecs(),
+		newNonce:    randomNonce,
+		trusted:     cfg.TrustedProxies,
+		sendTimeout: cfg.SendTimeout,
+	}
+	if p.sendTimeout <= 0 {
+		p.sendTimeout = DefaultSendTimeout
 	}
 	*p.upstream = *upstream
 	if p.log == nil {
@@ -242,6 +263,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt := &roundTrip{cw: newCoalescingWriter(w)}
+	if r.ProtoMajor == 1 {
+		rt.cw.boundWrites(p.sendTimeout)
+	}
 	complete := false // ReverseProxy panics to abort a response
 	defer func() { rt.cw.stop(complete) }()
 	p.rp.ServeHTTP(rt.cw, r.WithContext(context.WithValue(r.Context(), roundTripKey{}, rt)))

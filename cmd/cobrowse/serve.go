@@ -475,7 +475,10 @@ func fronting(o options, logger *slog.Logger) (http.Handler, []string, error) {
 // for listenerIdleTimeout is closed (nginx's keepalive_timeout is 75 s).
 // Without the latter, idle connections, a goroutine and buffers each, were
 // never closed. Neither bounds a request in progress (a long download, a
-// server-sent event stream) or a WebSocket.
+// server-sent event stream) or a WebSocket. An HTTP/2 connection whose
+// client takes no byte for proxy.DefaultSendTimeout is closed
+// (WriteByteTimeout), as the proxy ends an HTTP/1.x response whose write
+// waits that long (proxy.Config.SendTimeout).
 const (
 	listenerHeaderTimeout = 10 * time.Second
 	listenerIdleTimeout   = 2 * time.Minute
@@ -488,6 +491,7 @@ func listenerServer(h http.Handler, logger *slog.Logger) *http.Server {
 		Handler:           h,
 		ReadHeaderTimeout: listenerHeaderTimeout,
 		IdleTimeout:       listenerIdleTimeout,
+		HTTP2:             &http.HTTP2Config{WriteByteTimeout: proxy.DefaultSendTimeout},
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 }

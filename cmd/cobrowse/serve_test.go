@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cobrowse/cobrowse/policies"
+	"github.com/cobrowse/cobrowse/proxy"
 	"github.com/cobrowse/cobrowse/session"
 )
 
@@ -287,6 +288,9 @@ func TestListenerServerLimits(t *testing.T) {
 	srv := listenerServer(http.NotFoundHandler(), slog.New(slog.DiscardHandler))
 	if srv.ReadHeaderTimeout != listenerHeaderTimeout || srv.IdleTimeout != listenerIdleTimeout || srv.IdleTimeout <= 0 {
 		t.Errorf("ReadHeaderTimeout %v, IdleTimeout %v; want %v and %v", srv.ReadHeaderTimeout, srv.IdleTimeout, listenerHeaderTimeout, listenerIdleTimeout)
+	}
+	if srv.HTTP2 == nil || srv.HTTP2.WriteByteTimeout != proxy.DefaultSendTimeout {
+		t.Errorf("HTTP2 %+v: want a WriteByteTimeout of %v", srv.HTTP2, proxy.DefaultSendTimeout)
 	}
 	if srv.ErrorLog == nil {
 		t.Error("no ErrorLog: net/http's errors would go to the standard logger")
