@@ -51,9 +51,12 @@ type coalescingWriter struct {
 	flush func() error // the underlying writer's flush
 
 	// With boundWrites, every write and flush to the ResponseWriter fails
-	// once it has taken sendTimeout.
+	// once it has taken sendTimeout (lazily: at least half of it; see
+	// boundWrites). sendBy is the deadline last set.
 	setWriteDeadline func(time.Time) error
 	sendTimeout      time.Duration
+	lazy             bool
+	sendBy           time.Time
 
 	mu      sync.Mutex // guards everything below, and writes to the ResponseWriter once enabled
 	enabled bool
@@ -72,21 +75,37 @@ func newCoalescingWriter(w http.ResponseWriter) *coalescingWriter {
 }
 
 // boundWrites bounds each write and flush to the client by sendTimeout
-// (Config.SendTimeout). The last deadline set also bounds net/http's own
-// last flush of the response, after which net/http clears it: the next
-// request on the connection, which another handler may serve, does not
-// inherit it. Over HTTP/2 it must not be used (see Config.SendTimeout).
-func (c *coalescingWriter) boundWrites(sendTimeout time.Duration) {
+// (Config.SendTimeout).
+//
+// Over HTTP/1.x (lazy false) the deadline is set before each one (a timer
+// of the connection, 155 ns). The last one also bounds net/http's own last
+// flush of the response, after which net/http clears it: the next request
+// on the connection, which another handler may serve, does not inherit it.
+//
+// Over HTTP/2 (lazy true) the deadline is the stream's. Setting it is a
+// message to the connection's goroutine, so it is set only when less than
+// half of it is left; and when it passes the stream is reset, even if no
+// write is waiting, so it must only be used for a response that does not
+// wait between writes (see modifyResponse).
+func (c *coalescingWriter) boundWrites(sendTimeout time.Duration, lazy bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.setWriteDeadline = http.NewResponseController(c.ResponseWriter).SetWriteDeadline
-	c.sendTimeout = sendTimeout
+	c.sendTimeout, c.lazy = sendTimeout, lazy
 }
 
 // beforeSend sets the write deadline, if writes are bounded, before a
-// write or flush to the client (about 100 ns). c.mu is held.
+// write or flush to the client. c.mu is held.
 func (c *coalescingWriter) beforeSend() {
-	if c.sendTimeout > 0 {
-		c.setWriteDeadline(time.Now().Add(c.sendTimeout)) // ErrNotSupported: a writer with no connection (tests)
+	if c.sendTimeout == 0 {
+		return
 	}
+	now := time.Now()
+	if c.lazy && c.sendBy.Sub(now) >= c.sendTimeout/2 {
+		return
+	}
+	c.sendBy = now.Add(c.sendTimeout)
+	c.setWriteDeadline(c.sendBy) // ErrNotSupported: a writer with no connection (tests)
 }
 
 // writeClient and flushClient write and flush to the client. c.mu is held.

@@ -117,10 +117,12 @@ type Config struct {
 	// hold them for good). A long download or event stream is not bounded
 	// as a whole, only each write, of at most 256 KiB: a visitor that takes
 	// less than about 4 KiB a second meanwhile is cut off. 0 means
-	// DefaultSendTimeout. Over HTTP/2, whose streams are reset when
-	// their deadline passes even while they wait (an event stream between
-	// two events), the server's http.HTTP2Config.WriteByteTimeout plays
-	// this part for the connection (cobrowse serve sets it).
+	// DefaultSendTimeout. Over HTTP/2 it bounds the stream of an HTML page
+	// or of a body of known length (each write has at least half of it):
+	// a stream is reset when its deadline passes even while it waits, as
+	// an event stream does between two events. For the other bodies, the
+	// server's http.HTTP2Config.WriteByteTimeout closes a connection that
+	// takes no byte for as long (cobrowse serve sets it).
 	SendTimeout time.Duration
 }
 
@@ -262,9 +264,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if serveSelfRemovingWorker(w, r) {
 		return
 	}
-	rt := &roundTrip{cw: newCoalescingWriter(w)}
-	if r.ProtoMajor == 1 {
-		rt.cw.boundWrites(p.sendTimeout)
+	rt := &roundTrip{cw: newCoalescingWriter(w), http2: r.ProtoMajor == 2}
+	if !rt.http2 {
+		rt.cw.boundWrites(p.sendTimeout, false)
 	}
 	complete := false // ReverseProxy panics to abort a response
 	defer func() { rt.cw.stop(complete) }()
@@ -277,6 +279,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // rewriteRequest fills in the exchange, and modifyResponse reads both.
 type roundTrip struct {
 	cw       *coalescingWriter // the ResponseWriter that ReverseProxy writes to
+	http2    bool              // the visitor's request came over HTTP/2
 	exchange exchange
 }
 
@@ -370,6 +373,12 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	}
 	coding := contentCoding(resp.Header)
 	html := hasHTML(resp.Header)
+	if rt.http2 && (html || resp.ContentLength > 0) {
+		// A page or a body of known length does not wait between
+		// writes as an event stream (or another body of unknown length)
+		// may, which a stream deadline would reset (boundWrites).
+		rt.cw.boundWrites(p.sendTimeout, true)
+	}
 	if html {
 		// The same URL may be a page to a navigation and a fragment to a
 		// fetch (which gets no snippet): a cache must tell them apart.

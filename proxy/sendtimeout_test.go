@@ -10,40 +10,112 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/url"
+	"strconv"
 	"testing"
 	"time"
 )
 
+// testSendTimeout is the Config.SendTimeout of these tests.
+const testSendTimeout = 100 * time.Millisecond
+
+// startFrontFor serves p on 127.0.0.1 until the test ends, over HTTP/1.1
+// or, with TLS, HTTP/2.
+func startFrontFor(t *testing.T, p http.Handler, http2 bool) *httptest.Server {
+	t.Helper()
+	front := httptest.NewUnstartedServer(p)
+	if http2 {
+		front.EnableHTTP2 = true
+		front.StartTLS()
+	} else {
+		front.Start()
+	}
+	t.Cleanup(front.Close)
+	return front
+}
+
 // A visitor that stops reading does not hold its response, and with it the
 // upstream's connection, for good: once a write to it has waited
 // Config.SendTimeout, the proxy gives up, and the upstream's writes fail.
-// Both a body passed through and a rewritten page.
+// A body passed through and a rewritten page, over HTTP/1.1 (a client that
+// reads nothing) and HTTP/2 (one that grants no more flow-control window:
+// its connection stays busy, so only the stream's deadline ends it).
 func TestProxySendTimeout(t *testing.T) {
-	for _, contentType := range []string{"application/octet-stream", "text/html"} {
-		t.Run(contentType, func(t *testing.T) {
-			upstreamDone := make(chan error, 1)
-			chunk := bytes.Repeat([]byte("<p>0123456789abcdef</p>\n"), 2000) // 48 KB
-			proxyURL, _ := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", contentType)
-				for { // a body with no end, until the proxy goes away
-					if _, err := w.Write(chunk); err != nil {
-						upstreamDone <- err
-						return
+	for _, http2 := range []bool{false, true} {
+		for _, contentType := range []string{"application/octet-stream", "text/html"} {
+			t.Run(fmt.Sprintf("HTTP2=%t/%s", http2, contentType), func(t *testing.T) {
+				upstreamDone := make(chan error, 1)
+				chunk := bytes.Repeat([]byte("<p>0123456789abcdef</p>\n"), 2000) // 48 KB
+				up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					w.Header().Set("Content-Type", contentType)
+					w.Header().Set("Content-Length", strconv.Itoa(1<<40)) // dropped for the page, which is rewritten
+					for {                                                 // until the proxy goes away
+						if _, err := w.Write(chunk); err != nil {
+							upstreamDone <- err
+							return
+						}
 					}
+				}))
+				t.Cleanup(up.Close)
+				upstream, _ := url.Parse(up.URL)
+				p, _ := newTestProxy(t, upstream, Config{SendTimeout: testSendTimeout})
+				front := startFrontFor(t, p, http2)
+				if http2 {
+					client := front.Client()
+					// Uncompressed, the page fills the client's 4 MiB
+					// window at once.
+					client.Transport.(*http.Transport).DisableCompression = true
+					resp, err := client.Get(front.URL) // its body is never read
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { resp.Body.Close() })
+					if resp.ProtoMajor != 2 {
+						t.Fatalf("the client spoke %s", resp.Proto)
+					}
+				} else {
+					conn, err := net.Dial("tcp", front.Listener.Addr().String())
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { conn.Close() }) // before the servers close, if the test fails
+					conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+					fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", front.Listener.Addr()) // and never read
 				}
-			}), Config{SendTimeout: 100 * time.Millisecond})
-			u, _ := url.Parse(proxyURL)
-			conn, err := net.Dial("tcp", u.Host)
+				select {
+				case <-upstreamDone:
+				case <-time.After(10 * time.Second):
+					t.Fatal("the upstream still sends, 10 s after the visitor stopped reading")
+				}
+			})
+		}
+	}
+}
+
+// An event stream that waits longer than Config.SendTimeout between two
+// events is not cut: only a write that waits counts (over HTTP/2, its
+// stream gets no deadline at all).
+func TestProxySendTimeoutSparesWaitingStreams(t *testing.T) {
+	for _, http2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("HTTP2=%t", http2), func(t *testing.T) {
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				io.WriteString(w, "data: 1\n\n")
+				w.(http.Flusher).Flush()
+				time.Sleep(3 * testSendTimeout)
+				io.WriteString(w, "data: 2\n\n")
+			}))
+			t.Cleanup(up.Close)
+			upstream, _ := url.Parse(up.URL)
+			p, _ := newTestProxy(t, upstream, Config{SendTimeout: testSendTimeout})
+			front := startFrontFor(t, p, http2)
+			resp, err := front.Client().Get(front.URL)
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { conn.Close() }) // before the servers close, if the test fails
-			conn.(*net.TCPConn).SetReadBuffer(4 << 10)
-			fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", u.Host) // and never read
-			select {
-			case <-upstreamDone:
-			case <-time.After(10 * time.Second):
-				t.Fatal("the upstream still sends, 10 s after the visitor stopped reading")
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if want := "data: 1\n\ndata: 2\n\n"; err != nil || string(body) != want {
+				t.Fatalf("%s: %q, %v; want %q", resp.Proto, body, err, want)
 			}
 		})
 	}
@@ -60,19 +132,18 @@ func TestProxySendTimeoutEndsWithResponse(t *testing.T) {
 	}))
 	t.Cleanup(up.Close)
 	upstream, _ := url.Parse(up.URL)
-	p, _ := newTestProxy(t, upstream, Config{SendTimeout: 50 * time.Millisecond})
+	p, _ := newTestProxy(t, upstream, Config{SendTimeout: testSendTimeout})
 	mux := http.NewServeMux()
 	mux.Handle("/", p)
 	mux.HandleFunc("/own", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "own") })
-	front := httptest.NewServer(mux)
-	t.Cleanup(front.Close)
+	front := startFrontFor(t, mux, false)
 
 	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
 	t.Cleanup(client.CloseIdleConnections)
 	var conns []string
 	for i, path := range []string{"/", "/own"} {
 		if i > 0 {
-			time.Sleep(150 * time.Millisecond) // past the first response's deadline
+			time.Sleep(3 * testSendTimeout / 2) // past the first response's deadline
 		}
 		req, _ := http.NewRequest(http.MethodGet, front.URL+path, nil)
 		var local string
