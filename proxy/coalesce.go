@@ -50,14 +50,6 @@ type coalescingWriter struct {
 	http.ResponseWriter
 	flush func() error // the underlying writer's flush
 
-	// With boundWrites, every write and flush to the ResponseWriter fails
-	// once it has taken sendTimeout (lazily: at least half of it; see
-	// boundWrites). sendBy is the deadline last set.
-	setWriteDeadline func(time.Time) error
-	sendTimeout      time.Duration
-	lazy             bool
-	sendBy           time.Time
-
 	mu      sync.Mutex // guards everything below, and writes to the ResponseWriter once enabled
 	enabled bool
 	z       *compressor // the page's encoder, writing to buf; nil to send it as written
@@ -68,6 +60,14 @@ type coalescingWriter struct {
 	pending bool  // bytes were written since the last flush (to z, if any)
 	done    bool  // the handler has returned: nothing may be written
 	err     error // the first error writing to the client, or compressing
+
+	// With boundWrites, every write and flush to the ResponseWriter fails
+	// once it has taken sendTimeout (lazily: at least half of it; see
+	// boundWrites). sendBy is the deadline last set.
+	setWriteDeadline func(time.Time) error
+	sendTimeout      time.Duration
+	lazy             bool
+	sendBy           time.Time
 }
 
 func newCoalescingWriter(w http.ResponseWriter) *coalescingWriter {
