@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/cobrowse/cobrowse/rewrite"
@@ -319,4 +320,54 @@ func asciiLower(s string) string {
 		}
 	}
 	return s
+}
+
+// dropCookies removes the cookies named in names from the Cookie header
+// values in h (the outbound request's own, which ReverseProxy cloned), and
+// the header if nothing is left (see Config.OwnCookies).
+func dropCookies(h http.Header, names []string) {
+	values := h["Cookie"]
+	if len(values) == 0 || len(names) == 0 {
+		return
+	}
+	kept := values[:0]
+	for _, v := range values {
+		if v = withoutCookies(v, names); v != "" {
+			kept = append(kept, v)
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Cookie")
+		return
+	}
+	h["Cookie"] = kept
+}
+
+// withoutCookies returns the Cookie header value v without the cookie-pairs
+// (name=value, separated by ';') whose name, trimmed of spaces and tabs, is
+// one of names, compared exactly as cookie names are. The other pairs keep
+// their bytes and order, trimmed and joined by "; ", and empty ones are
+// left out. v itself is returned, without allocating, when none of names
+// occurs in it.
+func withoutCookies(v string, names []string) string {
+	found := false
+	for _, name := range names {
+		found = found || strings.Contains(v, name)
+	}
+	if !found {
+		return v
+	}
+	var b strings.Builder
+	for pair := range strings.SplitSeq(v, ";") {
+		pair = strings.Trim(pair, " \t")
+		name, _, _ := strings.Cut(pair, "=")
+		if pair == "" || slices.Contains(names, strings.Trim(name, " \t")) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(pair)
+	}
+	return b.String()
 }

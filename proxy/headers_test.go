@@ -496,3 +496,68 @@ func TestRewriteRequestHeaders(t *testing.T) {
 		}
 	}
 }
+
+// The upstream never gets the cookies named in Config.OwnCookies (cobrowse's
+// visitor cookie); every other cookie reaches it as the visitor sent it.
+func TestProxyKeepsOwnCookiesFromUpstream(t *testing.T) {
+	const own = "__cobrowse_sid"
+	tests := []struct {
+		name string
+		sent []string // the visitor's Cookie headers
+		want []string // what the upstream gets
+	}{
+		{"only the own cookie", []string{own + "=abc.sig"}, nil},
+		{"among the site's", []string{"cart=42; " + own + "=abc.sig; theme=dark"}, []string{"cart=42; theme=dark"}},
+		{"first and last", []string{own + "=a; cart=42; " + own + "=b"}, []string{"cart=42"}},
+		{"written loosely", []string{"cart=42 ;  " + own + " =a;\ttheme=dark"}, []string{"cart=42; theme=dark"}},
+		{"a name that starts with it", []string{own + "2=x; cart=42"}, []string{own + "2=x; cart=42"}},
+		{"in another cookie's value", []string{"ref=" + own + "; cart=42"}, []string{"ref=" + own + "; cart=42"}},
+		{"no own cookie, kept byte for byte", []string{"cart=42;theme=dark"}, []string{"cart=42;theme=dark"}},
+		{"in one of two headers", []string{"cart=42", own + "=abc.sig"}, []string{"cart=42"}},
+		{"no cookie", nil, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := make(chan []string, 1)
+			proxyURL, _ := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				got <- r.Header["Cookie"]
+			}), Config{OwnCookies: []string{own}})
+			req, _ := http.NewRequest(http.MethodGet, proxyURL+"/", nil)
+			req.Header["Cookie"] = tc.sent
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if cookies := <-got; !slices.Equal(cookies, tc.want) {
+				t.Errorf("the upstream got Cookie %q, want %q", cookies, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzWithoutCookies checks withoutCookies against a plain reading of a
+// Cookie header: the pairs, trimmed, that are not empty and not named sid,
+// in order; or the header as it came if "sid" is nowhere in it.
+func FuzzWithoutCookies(f *testing.F) {
+	for _, v := range []string{"", "sid=1", "a=1; sid=2; b=3", " sid =x;;b", "sidx=1;sid", "a=sid", "\tsid\t=\t1\t;c"} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		got := withoutCookies(v, []string{"sid"})
+		want := v
+		if strings.Contains(v, "sid") {
+			var kept []string
+			for _, pair := range strings.Split(v, ";") {
+				pair = strings.Trim(pair, " \t")
+				if name, _, _ := strings.Cut(pair, "="); pair != "" && strings.Trim(name, " \t") != "sid" {
+					kept = append(kept, pair)
+				}
+			}
+			want = strings.Join(kept, "; ")
+		}
+		if got != want {
+			t.Fatalf("withoutCookies(%q) = %q, want %q", v, got, want)
+		}
+	})
+}

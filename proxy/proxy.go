@@ -124,6 +124,14 @@ type Config struct {
 	// server's http.HTTP2Config.WriteByteTimeout closes a connection that
 	// takes no byte for as long (cobrowse serve sets it).
 	SendTimeout time.Duration
+
+	// OwnCookies names the cookies of whatever serves on the proxy's
+	// origin besides the upstream (cobrowse's visitor cookie, its
+	// credential for the visitor's session): they are removed from the
+	// Cookie header of every request to the upstream, which has no use
+	// for them and must not learn them (its logs, and whatever it passes
+	// cookies on to, would hold them).
+	OwnCookies []string
 }
 
 // DefaultSendTimeout is Config.SendTimeout's default, nginx's send_timeout.
@@ -139,6 +147,7 @@ type Proxy struct {
 	rp          *httputil.ReverseProxy
 	trusted     forwarded.Proxies
 	sendTimeout time.Duration
+	ownCookies  []string
 	// newNonce returns the nonce of one page's visitor script; tests
 	// replace it to get predictable pages.
 	newNonce func() string
@@ -163,6 +172,7 @@ func New(upstream *url.URL, cfg Config) (*Proxy, error) {
 		newNonce:    randomNonce,
 		trusted:     cfg.TrustedProxies,
 		sendTimeout: cfg.SendTimeout,
+		ownCookies:  slices.Clone(cfg.OwnCookies),
 	}
 	if p.sendTimeout <= 0 {
 		p.sendTimeout = DefaultSendTimeout
@@ -338,6 +348,7 @@ func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 		document: loadsDocument(pr.In.Header),
 	}
 	neg.origins.rewriteRequestHeaders(pr.Out.Header)
+	dropCookies(pr.Out.Header, p.ownCookies)
 	// Ask only for codings the client reads too, so that a body the proxy
 	// does not rewrite passes through as it comes, and the answer to a HEAD
 	// or a byte range, never decoded (a partial stream cannot be), is one

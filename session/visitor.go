@@ -27,7 +27,7 @@ const VisitorPath = "/__cobrowse/ws"
 type VisitorHandler struct {
 	Hub      *Hub
 	Identity *Identity
-	// CookieName names the visitor cookie. Default "__cobrowse_sid".
+	// CookieName names the visitor cookie. Default DefaultCookieName.
 	CookieName string
 	// MaxMessageBytes bounds one visitor message after decompression. Larger
 	// messages close the connection with code 1009. Default 32 MiB (the
@@ -120,8 +120,12 @@ func (h *VisitorHandler) cookieName() string {
 	if h.CookieName != "" {
 		return h.CookieName
 	}
-	return "__cobrowse_sid"
+	return DefaultCookieName
 }
+
+// DefaultCookieName is the visitor cookie's name unless
+// VisitorHandler.CookieName says otherwise.
+const DefaultCookieName = "__cobrowse_sid"
 
 func (h *VisitorHandler) maxMessageBytes() int64 {
 	if h.MaxMessageBytes > 0 {

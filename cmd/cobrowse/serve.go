@@ -241,7 +241,10 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 		auditLog.Record("policy.loaded", "file", o.policy, "version", p.Version(), "rules", p.Rules())
 	}
 	recordPolicy()
-	front, sites, err := fronting(o, logger)
+	// The visitor cookie is cobrowse's credential for the visitor's
+	// session: the fronted sites never get it.
+	const visitorCookie = session.DefaultCookieName
+	front, sites, err := fronting(o, logger, visitorCookie)
 	if err != nil {
 		return err
 	}
@@ -291,7 +294,7 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 	if err != nil {
 		return err
 	}
-	visitors := &session.VisitorHandler{Hub: hub, Identity: identity, Logger: logger, TrustedProxies: o.trustedProxies.Proxies}
+	visitors := &session.VisitorHandler{Hub: hub, Identity: identity, Logger: logger, TrustedProxies: o.trustedProxies.Proxies, CookieName: visitorCookie}
 	var rendering *renderService // nil: this process runs no browsers
 	if o.render.enabled {
 		if rendering, err = startRendering(ctx, o.render, hub, assetService, logger); err != nil {
@@ -426,9 +429,10 @@ func reloadPolicy(ctx context.Context, policy *policies.Source) error {
 }
 
 // fronting returns the handler that fronts the configured sites (--upstream
-// for every host, --route for the hosts named) and a description of each.
-func fronting(o options, logger *slog.Logger) (http.Handler, []string, error) {
-	cfg := proxy.Config{ScriptPath: visitorScriptPath, Logger: logger, TrustedProxies: o.trustedProxies.Proxies}
+// for every host, --route for the hosts named) and a description of each;
+// the sites never get the cookie named visitorCookie.
+func fronting(o options, logger *slog.Logger, visitorCookie string) (http.Handler, []string, error) {
+	cfg := proxy.Config{ScriptPath: visitorScriptPath, Logger: logger, TrustedProxies: o.trustedProxies.Proxies, OwnCookies: []string{visitorCookie}}
 	newProxy := func(flagName, raw string) (http.Handler, error) {
 		u, err := url.Parse(raw)
 		if err != nil {

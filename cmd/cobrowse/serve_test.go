@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -279,6 +280,45 @@ func TestServeBehindTrustedProxy(t *testing.T) {
 		if err := c.stop(t); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// The fronted site never gets the visitor cookie, cobrowse's credential for
+// the visitor's session; it gets its own cookies as the browser sent them.
+func TestServeKeepsVisitorCookieFromSite(t *testing.T) {
+	seen := make(chan []string, 2)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header["Cookie"]
+		w.Header().Set("Content-Type", "text/plain")
+	}))
+	defer up.Close()
+	c := startCobrowse(t, "serve", "--upstream", up.URL, "--agent-token", "cmd-test-token-0123456789")
+	defer c.stop(t)
+	get := func(cookie string) *http.Response {
+		req, _ := http.NewRequest("GET", c.visitorURL+"/", nil)
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	var visitor *http.Cookie
+	for _, cookie := range get("").Cookies() {
+		if cookie.Name == session.DefaultCookieName {
+			visitor = cookie
+		}
+	}
+	<-seen
+	if visitor == nil {
+		t.Fatal("no visitor cookie on the first answer")
+	}
+	get("cart=42; " + visitor.Name + "=" + visitor.Value + "; theme=dark")
+	if got := <-seen; !slices.Equal(got, []string{"cart=42; theme=dark"}) {
+		t.Errorf("the site got Cookie %q, want only its own cookies", got)
 	}
 }
 
