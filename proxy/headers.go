@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 
+	"github.com/cobrowse/cobrowse/internal/forwarded"
 	"github.com/cobrowse/cobrowse/rewrite"
 )
 
@@ -370,4 +372,30 @@ func withoutCookies(v string, names []string) string {
 		b.WriteString(pair)
 	}
 	return b.String()
+}
+
+// clientAddressHeaders are the headers besides X-Forwarded-For from which
+// sites take a client's address, in canonical form, as the proxies and CDNs
+// in front of them write them: X-Real-IP (nginx's convention),
+// True-Client-IP (Akamai, Cloudflare), CF-Connecting-IP (Cloudflare),
+// Fastly-Client-IP, X-Client-IP and X-Cluster-Client-IP.
+var clientAddressHeaders = []string{"X-Real-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip", "X-Client-Ip", "X-Cluster-Client-Ip"}
+
+// setClientAddress makes the client-address headers of out, the request to
+// the upstream, say what trusted (the proxies in front of the Proxy) allows
+// of in, the visitor's. A site that took them from the proxy in front of it
+// before cobrowse was would believe whatever a visitor wrote there: they
+// pass only from a trusted proxy. X-Real-IP names the client as
+// X-Forwarded-For does (Proxies.Client), without a port.
+func setClientAddress(out http.Header, trusted forwarded.Proxies, in *http.Request) {
+	if !trusted.Trusts(in) {
+		for _, name := range clientAddressHeaders {
+			delete(out, name)
+		}
+	}
+	client := trusted.Client(in)
+	if host, _, err := net.SplitHostPort(client); err == nil {
+		client = host
+	}
+	out["X-Real-Ip"] = []string{client}
 }

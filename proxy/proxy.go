@@ -339,6 +339,7 @@ func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 	if headerValue(pr.Out.Header, "X-Forwarded-Proto") != scheme { // SetXForwarded read pr.In.TLS
 		pr.Out.Header["X-Forwarded-Proto"] = []string{scheme}
 	}
+	setClientAddress(pr.Out.Header, p.trusted, pr.In)
 	// On equal preference zstd before br: about as small, and a third of
 	// br's CPU at the levels used (see encoding.go).
 	neg := exchange{
@@ -371,6 +372,10 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	for _, name := range neg.origins.rewriteResponseHeaders(resp.Header) {
 		p.warnOnce("cookie "+name, "proxy: the upstream sets a __Secure-/__Host- cookie that browsers refuse over plain http; serve cobrowse over https (--tls-cert), or behind a TLS-terminating proxy named in --trusted-proxy", "cookie", name)
 	}
+	// The upstream's alternative services (HTTP/3 on its own hosts) are
+	// not the proxy's: a browser could take the origin's requests there,
+	// past the proxy.
+	delete(resp.Header, "Alt-Svc")
 	if resp.StatusCode == http.StatusNotModified {
 		// The browser updates the page it cached with the headers of a 304,
 		// and that page carries the nonce of the policy the proxy edited

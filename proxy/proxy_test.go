@@ -619,19 +619,20 @@ func TestProxyBehindTrustedProxy(t *testing.T) {
 		overTLS    bool // the request came over TLS to the proxy itself
 		wantScheme string
 		wantXFF    string
+		wantRealIP string // X-Real-IP: the client as Proxies.Client finds it
 	}{
-		{"trusted, https", "192.0.2.0/24", []string{"https"}, []string{client}, false, "https", client + ", 192.0.2.1"},
-		{"trusted address, https", "10.0.0.0/8,192.0.2.1", []string{"https"}, []string{client}, false, "https", client + ", 192.0.2.1"},
-		{"trusted, a chain of proxies", "192.0.2.0/24", []string{"https"}, []string{client + ", 198.51.100.2", "198.51.100.3"}, false, "https", client + ", 198.51.100.2, 198.51.100.3, 192.0.2.1"},
-		{"trusted, http over TLS", "192.0.2.0/24", []string{"http"}, nil, true, "http", "192.0.2.1"},
-		{"trusted, no proto", "192.0.2.0/24", nil, []string{client}, false, "http", client + ", 192.0.2.1"},
-		{"trusted, no proto, TLS", "192.0.2.0/24", nil, nil, true, "https", "192.0.2.1"},
-		{"trusted, bad proto", "192.0.2.0/24", []string{"wss"}, []string{client}, false, "http", client + ", 192.0.2.1"},
-		{"trusted, bad proto, TLS", "192.0.2.0/24", []string{"ftp"}, nil, true, "https", "192.0.2.1"},
-		{"trusted, a list of protos", "192.0.2.0/24", []string{"https, http"}, nil, false, "http", "192.0.2.1"},
-		{"untrusted peer", "10.0.0.0/8,127.0.0.1", []string{"https"}, []string{client}, false, "http", "192.0.2.1"},
-		{"untrusted peer, http over TLS", "10.0.0.0/8", []string{"http"}, nil, true, "https", "192.0.2.1"},
-		{"no trusted proxies", "", []string{"https"}, []string{client}, false, "http", "192.0.2.1"},
+		{"trusted, https", "192.0.2.0/24", []string{"https"}, []string{client}, false, "https", client + ", 192.0.2.1", client},
+		{"trusted address, https", "10.0.0.0/8,192.0.2.1", []string{"https"}, []string{client}, false, "https", client + ", 192.0.2.1", client},
+		{"trusted, a chain of proxies", "192.0.2.0/24", []string{"https"}, []string{client + ", 198.51.100.2", "198.51.100.3"}, false, "https", client + ", 198.51.100.2, 198.51.100.3, 192.0.2.1", "198.51.100.3"},
+		{"trusted, http over TLS", "192.0.2.0/24", []string{"http"}, nil, true, "http", "192.0.2.1", "192.0.2.1"},
+		{"trusted, no proto", "192.0.2.0/24", nil, []string{client}, false, "http", client + ", 192.0.2.1", client},
+		{"trusted, no proto, TLS", "192.0.2.0/24", nil, nil, true, "https", "192.0.2.1", "192.0.2.1"},
+		{"trusted, bad proto", "192.0.2.0/24", []string{"wss"}, []string{client}, false, "http", client + ", 192.0.2.1", client},
+		{"trusted, bad proto, TLS", "192.0.2.0/24", []string{"ftp"}, nil, true, "https", "192.0.2.1", "192.0.2.1"},
+		{"trusted, a list of protos", "192.0.2.0/24", []string{"https, http"}, nil, false, "http", "192.0.2.1", "192.0.2.1"},
+		{"untrusted peer", "10.0.0.0/8,127.0.0.1", []string{"https"}, []string{client}, false, "http", "192.0.2.1", "192.0.2.1"},
+		{"untrusted peer, http over TLS", "10.0.0.0/8", []string{"http"}, nil, true, "https", "192.0.2.1", "192.0.2.1"},
+		{"no trusted proxies", "", []string{"https"}, []string{client}, false, "http", "192.0.2.1", "192.0.2.1"},
 	}
 	for _, upstream := range []string{"https://shop.example", "https://backend.internal"} {
 		for _, tt := range tests {
@@ -647,6 +648,7 @@ func TestProxyBehindTrustedProxy(t *testing.T) {
 							"Content-Security-Policy": {"script-src 'nonce-abc'; connect-src 'self'"},
 							"Location":                {upstream + "/new"},
 							"Set-Cookie":              {"sid=1; Secure; SameSite=None; Path=/"},
+							"Alt-Svc":                 {`h3=":443"; ma=86400, h3="edge.cdn.example:443"`},
 						}}, nil
 				})
 				u, err := url.Parse(upstream)
@@ -661,6 +663,14 @@ func TestProxyBehindTrustedProxy(t *testing.T) {
 				req.Header["X-Forwarded-Proto"] = tt.proto
 				req.Header["X-Forwarded-For"] = tt.xff
 				req.Header["X-Forwarded-Host"] = []string{"evil.example"} // never believed
+				// Believed only from a trusted proxy: the site may take
+				// the client's address from them.
+				req.Header["X-Real-Ip"] = []string{"198.18.0.66"}
+				req.Header["True-Client-Ip"] = []string{"198.18.0.66"}
+				wantTrueClient := ""
+				if strings.HasPrefix(tt.name, "trusted") {
+					wantTrueClient = "198.18.0.66"
+				}
 				rec := httptest.NewRecorder()
 				p.ServeHTTP(rec, req)
 
@@ -678,6 +688,9 @@ func TestProxyBehindTrustedProxy(t *testing.T) {
 					{"upstream's X-Forwarded-For", strings.Join(sent["X-Forwarded-For"], " | "), tt.wantXFF},
 					{"upstream's X-Forwarded-Proto", strings.Join(sent["X-Forwarded-Proto"], " | "), tt.wantScheme},
 					{"upstream's X-Forwarded-Host", strings.Join(sent["X-Forwarded-Host"], " | "), "shop.example"},
+					{"upstream's X-Real-IP", strings.Join(sent["X-Real-Ip"], " | "), tt.wantRealIP},
+					{"upstream's True-Client-IP", strings.Join(sent["True-Client-Ip"], " | "), wantTrueClient},
+					{"Alt-Svc", rec.Header().Get("Alt-Svc"), ""},
 				} {
 					if c.got != c.want {
 						t.Errorf("%s:\n got %q\nwant %q", c.what, c.got, c.want)
