@@ -45,7 +45,10 @@ import (
 // the request's httptrace.ClientTrace (ReverseProxy forwards 103 Early Hints
 // that way) and skipped. A connection goes back to the pool only once its
 // body has been read to the end, and idle ones are closed after the idle
-// timeout (upstreamTimeouts).
+// timeout (upstreamTimeouts). Beyond http.Transport, a page or a body of
+// known length whose upstream sends nothing for bodyStall in the middle
+// ends with an error, as nginx's proxy_read_timeout ends it: the visitor's
+// response is cut off rather than left hanging (stalls).
 //
 // An upstream that sends more than its answer (a body to a HEAD, more bytes
 // than its Content-Length) does not get them to the next request on the
@@ -82,15 +85,18 @@ type upstreamTransport struct {
 }
 
 // upstreamTimeouts are the limits of an upstreamTransport, and of the
-// http.Transport it falls back to.
+// http.Transport it falls back to (bodyStall is the upstreamTransport's
+// alone; 0 means none).
 type upstreamTimeouts struct {
-	dial, tlsHandshake, responseHeader, idle time.Duration
+	dial, tlsHandshake, responseHeader, idle, bodyStall time.Duration
 }
 
 // defaultUpstreamTimeouts: 10 s to connect, 10 s more for a TLS handshake,
 // 30 s for the response headers (then the visitor gets a 502 rather than a
-// hang), 90 s before an idle connection is closed.
-var defaultUpstreamTimeouts = upstreamTimeouts{dial: 10 * time.Second, tlsHandshake: 10 * time.Second, responseHeader: 30 * time.Second, idle: 90 * time.Second}
+// hang), 60 s without a byte in the middle of a body that does not wait
+// (see stalls; nginx's proxy_read_timeout), 90 s before an idle connection
+// is closed.
+var defaultUpstreamTimeouts = upstreamTimeouts{dial: 10 * time.Second, tlsHandshake: 10 * time.Second, responseHeader: 30 * time.Second, idle: 90 * time.Second, bodyStall: 60 * time.Second}
 
 const (
 	// maxIdleUpstreamConns is how many idle connections to the upstream
@@ -241,8 +247,20 @@ func (t *upstreamTransport) exchange(uc *upstreamConn, req *http.Request) (*http
 		t.release(uc, keep && stopped)
 		return resp, nil
 	}
-	resp.Body = &upstreamBody{body: resp.Body, ctx: ctx, t: t, uc: uc, keep: keep, stop: stop}
+	body := &upstreamBody{body: resp.Body, ctx: ctx, t: t, uc: uc, keep: keep, stop: stop}
+	if stalls(resp) {
+		body.stall = t.timeouts.bodyStall
+	}
+	resp.Body = body
 	return resp, nil
+}
+
+// stalls reports whether a pause in the middle of resp's body, which
+// bodyStall bounds, means the upstream is stuck: for a page or a body of
+// known length. An event stream, or another body of unknown length, may
+// wait for its next bytes as long as it likes.
+func stalls(resp *http.Response) bool {
+	return hasHTML(resp.Header) || resp.ContentLength > 0
 }
 
 // readFinalAnswer reads the answer to req from br: 1xx answers are reported
@@ -444,21 +462,42 @@ type upstreamBody struct {
 	done error         // what Read returns once uc is nil
 	keep bool          // the answer allows the connection to be reused
 	stop func() bool   // unregisters the abort on the request's context
+
+	// stall, if not 0, bounds each wait for the body's next bytes
+	// (bodyStall). by is the read deadline set for it, moved only once
+	// less than half of stall is left: setting it costs a timer.
+	stall time.Duration
+	by    time.Time
 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {
 	if b.uc == nil {
 		return 0, b.done
 	}
+	if b.stall > 0 {
+		if now := time.Now(); b.by.Sub(now) < b.stall/2 {
+			b.by = now.Add(b.stall)
+			b.uc.conn.SetReadDeadline(b.by)
+			// The abort's deadline may just have been replaced.
+			if err := b.ctx.Err(); err != nil {
+				return 0, err
+			}
+		}
+	}
 	n, err := b.body.Read(p)
 	switch {
 	case err == io.EOF:
+		if b.stall > 0 {
+			b.uc.conn.SetReadDeadline(time.Time{}) // not for the next answer, nor the idleProbe
+		}
 		stopped := b.stop()
 		b.t.release(b.uc, b.keep && stopped)
 		b.uc, b.done = nil, io.EOF
 	case err != nil && b.ctx.Err() != nil:
 		// The abort's deadline; ReverseProxy does not log a cancellation.
 		err = b.ctx.Err()
+	case b.stall > 0 && isTimeout(err):
+		err = fmt.Errorf("proxy: the upstream sent nothing for %v in the middle of the body", b.stall)
 	}
 	return n, err
 }

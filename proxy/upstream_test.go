@@ -424,6 +424,82 @@ func TestUpstreamTransportResponseHeaderTimeout(t *testing.T) {
 	})
 }
 
+// An upstream that stops sending in the middle of a page or of a body of
+// known length for bodyStall ends that body with an error saying so (the
+// visitor's response is cut off rather than left hanging), while an event
+// stream may pause for longer; and a connection whose body came in time is
+// reused after a pause longer than bodyStall (its deadline is gone).
+func TestUpstreamTransportBodyStall(t *testing.T) {
+	const stall = 100 * time.Millisecond
+	forEachScheme(t, func(t *testing.T, scheme string) {
+		release := make(chan struct{})
+		defer close(release)
+		up := newCountingUpstream(t, scheme, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/page", "/download":
+				if r.URL.Path == "/page" {
+					w.Header().Set("Content-Type", "text/html")
+				} else {
+					w.Header().Set("Content-Length", "100")
+				}
+				io.WriteString(w, "first bytes")
+				w.(http.Flusher).Flush()
+				hold(r, release)
+			case "/events":
+				w.Header().Set("Content-Type", "text/event-stream")
+				io.WriteString(w, "data: 1\n\n")
+				w.(http.Flusher).Flush()
+				time.Sleep(3 * stall)
+				io.WriteString(w, "data: 2\n\n")
+			default:
+				io.WriteString(w, "ok") // with a Content-Length
+			}
+		}))
+		timeouts := testTimeouts
+		timeouts.bodyStall = stall
+		tr := up.transport(t, timeouts)
+		for _, path := range []string{"/page", "/download"} {
+			req, _ := http.NewRequest(http.MethodGet, up.URL+path, nil)
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			type read struct {
+				body []byte
+				err  error
+			}
+			ended := make(chan read, 1)
+			go func() {
+				body, err := io.ReadAll(resp.Body)
+				ended <- read{body, err}
+			}()
+			select {
+			case r := <-ended:
+				if r.err == nil || !strings.Contains(r.err.Error(), "sent nothing") || string(r.body) != "first bytes" {
+					t.Errorf("%s: %q, err %v; want the first bytes, then an error saying the upstream stalled", path, r.body, r.err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Errorf("%s: the stalled body did not end within 5 s", path)
+			}
+			resp.Body.Close()
+		}
+		if status, body := getVia(t, tr, up.url, "/events"); status != 200 || body != "data: 1\n\ndata: 2\n\n" {
+			t.Errorf("event stream: %d %q", status, body)
+		}
+		for i := range 2 {
+			if i > 0 {
+				time.Sleep(3 * stall)
+			}
+			if status, body := getVia(t, tr, up.url, "/"); status != 200 || body != "ok" {
+				t.Fatalf("request %d: %d %q", i, status, body)
+			}
+		}
+		if n := up.opened.Load(); n != 3 {
+			t.Errorf("the upstream saw %d connections, want 3 (two stalled, then one for the rest)", n)
+		}
+	})
+}
+
 // A request whose context ends stops at once, waiting for the headers or
 // reading the body, and its connection is not reused.
 func TestUpstreamTransportStopsWithContext(t *testing.T) {
