@@ -90,14 +90,32 @@ func newCoalescingWriter(w http.ResponseWriter) *coalescingWriter {
 func (c *coalescingWriter) boundWrites(sendTimeout time.Duration, lazy bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.setWriteDeadline = http.NewResponseController(c.ResponseWriter).SetWriteDeadline
+	c.setWriteDeadline = writeDeadlineSetter(c.ResponseWriter)
 	c.sendTimeout, c.lazy = sendTimeout, lazy
+}
+
+// writeDeadlineSetter returns the SetWriteDeadline of w, or of the writer w
+// wraps (Unwrap, as http.ResponseController looks for it), or nil if none
+// has one (a writer with no connection). It is looked up once per response:
+// the ResponseController's lookup on every write also allocated an error on
+// writers without one.
+func writeDeadlineSetter(w http.ResponseWriter) func(time.Time) error {
+	for {
+		switch t := w.(type) {
+		case interface{ SetWriteDeadline(time.Time) error }:
+			return t.SetWriteDeadline
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return nil
+		}
+	}
 }
 
 // beforeSend sets the write deadline, if writes are bounded, before a
 // write or flush to the client. c.mu is held.
 func (c *coalescingWriter) beforeSend() {
-	if c.sendTimeout == 0 {
+	if c.setWriteDeadline == nil {
 		return
 	}
 	now := time.Now()
@@ -105,7 +123,7 @@ func (c *coalescingWriter) beforeSend() {
 		return
 	}
 	c.sendBy = now.Add(c.sendTimeout)
-	c.setWriteDeadline(c.sendBy) // ErrNotSupported: a writer with no connection (tests)
+	c.setWriteDeadline(c.sendBy)
 }
 
 // writeClient and flushClient write and flush to the client. c.mu is held.
