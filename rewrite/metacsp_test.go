@@ -173,6 +173,9 @@ func FuzzURLRewriterMetaCSP(f *testing.F) {
 		if one := read(iotest.OneByteReader(bytes.NewReader(input)), WithMetaCSP(appendSource)); !bytes.Equal(one, got) {
 			t.Fatalf("one byte at a time:\n got %q\nwant %q", one, got)
 		}
+		if withEnd := read(iotest.DataErrReader(bytes.NewReader(input)), WithMetaCSP(appendSource)); !bytes.Equal(withEnd, got) {
+			t.Fatalf("the end with the last bytes:\n got %q\nwant %q", withEnd, got)
+		}
 		plain := read(bytes.NewReader(input))
 		checkOnlyPoliciesEdited(t, plain, got)
 		checkHeadPoliciesEdited(t, got)

@@ -17,8 +17,11 @@ var ErrInvalidOrigin = errors.New("rewrite: invalid origin")
 // urlBufSize is the size of a URLRewriter's buffer, and so of its reads from
 // the source, until a start tag does not fit in it. Each Read returns at most
 // what one read of the source brought, and a proxy writes (and flushes) each
-// Read to its client: 64 KB reads make a page a few writes, not dozens.
-const urlBufSize = 64 << 10
+// Read to its client: large reads make a page a few writes, not dozens. And
+// a page whose rest comes in one read with its end, and holds no occurrence
+// of from's host, is passed on without being lexed (see lex): 128 KiB holds
+// most pages whole. A buffer is taken from urlBufs only while a page is read.
+const urlBufSize = 128 << 10
 
 // urlBufs holds the buffers of URLRewriters that reached the end of their
 // source, for the next one: a page's worth of buffer per page is otherwise
@@ -74,6 +77,12 @@ var urlBufs = sync.Pool{New: func() any { return new([urlBufSize]byte) }}
 // start tag longer than the maxTag bound (MaxTokenSize) is passed through
 // unchanged, and rewriting goes on after it (Err reports it); so is a tag that
 // the source's data ends inside, or that a source error interrupts.
+//
+// Once the source has returned the document's end (io.EOF) with its last
+// bytes, as net/http's body of known length does, and the head is over, the
+// rest of the document is passed through without being lexed if it holds no
+// occurrence of from's host, which every URL to rewrite holds: it cannot
+// need rewriting (nor is a long start tag in it reported by Err).
 //
 // Memory is bounded: text, comments and raw text stream through, and only a
 // start tag is held until it is complete, up to the bound. Read returns bytes
@@ -429,6 +438,13 @@ func (nb *nameBuf) bytes() []byte {
 // right after a start tag that it rewrote, with the output queued, and false
 // when it has looked at every byte.
 func (u *URLRewriter) lex() bool {
+	if u.srcErr == io.EOF && !u.inHead && u.state != sPlaintext && !u.hostIn(u.unfinished(), u.w) {
+		// The rest of the document is in the buffer and holds no
+		// occurrence of from's host: nothing in it can need rewriting.
+		// (Checked again after each rewritten tag: the rest after the
+		// last URL to rewrite is not lexed either.)
+		u.passOn()
+	}
 	buf := u.buf[:u.w]
 	for u.pos < len(buf) {
 		c := buf[u.pos]
@@ -746,6 +762,15 @@ func (u *URLRewriter) lex() bool {
 		}
 	}
 	return false
+}
+
+// unfinished returns where the part of the buffer that the lexer has not
+// done with starts: the start tag held, or pos.
+func (u *URLRewriter) unfinished() int {
+	if u.hold >= 0 {
+		return min(u.hold, u.pos)
+	}
+	return u.pos
 }
 
 // data runs the data state from pos, and the tag states for the tags that

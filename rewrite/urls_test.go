@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -367,6 +368,71 @@ func readWhileBlocked(t *testing.T, r io.Reader, n int) string {
 	}
 }
 
+// pieces is a source that returns each of its pieces in one Read, the last
+// one with io.EOF, as net/http returns the end of a body of known length.
+type pieces []string
+
+func (p *pieces) Read(b []byte) (int, error) {
+	if len(*p) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(b, (*p)[0])
+	if (*p)[0] = (*p)[0][n:]; len((*p)[0]) == 0 {
+		*p = (*p)[1:]
+	}
+	if len(*p) == 0 {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Once the source has returned the document's end with its last bytes, a
+// rest with no occurrence of from's host is passed on without being lexed:
+// a start tag there longer than maxTag, which the lexer reports, is not
+// reported then. A rest with the host (in a tag held from before the last
+// read too: it is rewritten), or still in the head (its <meta> policies) is
+// lexed, up to the last occurrence of the host.
+func TestURLRewriterPassesHostFreeEnd(t *testing.T) {
+	const maxTag = 128
+	long := `<img alt="` + strings.Repeat("x", maxTag) + `">`
+	policy := `<meta http-equiv="Content-Security-Policy" content="connect-src 'self'">`
+	tests := []struct {
+		name    string
+		pieces  []string
+		want    string
+		lexed   bool // the lexer looked at the last piece: it reports the long tag
+		metaCSP bool
+	}{
+		{"no host in the end", []string{`<p>text`, `<p>more` + long + `<a href="/x">end`}, `<p>text<p>more` + long + `<a href="/x">end`, false, false},
+		{"the host in the end", []string{`<p>text`, long + `<a href="` + up + `/x">end`}, `<p>text` + long + `<a href="` + pub + `/x">end`, true, false},
+		{"the host in the tag held", []string{`<p>text<a href="` + up + `/x"`, ` title="t">end` + long}, `<p>text<a href="` + pub + `/x" title="t">end` + long, false, false},
+		{"in the head", []string{`<!DOCTYPE html><html><head>`, policy + long + `</head>`}, "", true, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := pieces(slices.Clone(tc.pieces))
+			var opts []RewriteOption
+			if tc.metaCSP {
+				opts = append(opts, WithMetaCSP(func(p string) (string, error) { return p + " ws://edited", nil }))
+			}
+			u := newURLRewriter(&src, testOrigin(up), testOrigin(pub), maxTag, opts...)
+			out, err := io.ReadAll(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.want != "" && string(out) != tc.want {
+				t.Errorf("got  %q\nwant %q", out, tc.want)
+			}
+			if tc.metaCSP && !strings.Contains(string(out), "ws://edited") {
+				t.Errorf("the head's policy was not edited: %q", out)
+			}
+			if lexed := errors.Is(u.Err(), ErrTokenTooLarge); lexed != tc.lexed {
+				t.Errorf("Err() = %v: the last piece lexed %t, want %t", u.Err(), lexed, tc.lexed)
+			}
+		})
+	}
+}
+
 func TestURLRewriterHugeTag(t *testing.T) {
 	huge := strings.Repeat("x", MaxTokenSize)
 	after := `<a href="` + up + `/after">`
@@ -695,6 +761,15 @@ func FuzzURLRewriter(f *testing.F) {
 		got := runURLs(t, bytes.NewReader(input), o.from, o.to, limit)
 		if one := runURLs(t, iotest.OneByteReader(bytes.NewReader(input)), o.from, o.to, limit); one != got {
 			t.Fatalf("one byte at a time:\n got %+v\nwant %+v", one, got)
+		}
+		// With its end, the source returns its last bytes; a rest without
+		// the host is then not lexed, and a long tag there not reported.
+		withEnd := runURLs(t, iotest.DataErrReader(bytes.NewReader(input)), o.from, o.to, limit)
+		if withEnd.err == "<nil>" {
+			withEnd.err = got.err
+		}
+		if withEnd != got {
+			t.Fatalf("the end with the last bytes:\n got %+v\nwant %+v", withEnd, got)
 		}
 		if got.err != "<nil>" && !strings.Contains(got.err, ErrTokenTooLarge.Error()) {
 			t.Fatalf("Err() = %s", got.err)
