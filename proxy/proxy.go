@@ -389,10 +389,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	}
 	coding := contentCoding(resp.Header)
 	html := hasHTML(resp.Header)
-	if rt.http2 && (html || resp.ContentLength > 0) {
-		// A page or a body of known length does not wait between
-		// writes as an event stream (or another body of unknown length)
-		// may, which a stream deadline would reset (boundWrites).
+	if rt.http2 && flowsWithoutPauses(resp) {
+		// A stream deadline would reset a body that waits between
+		// writes (boundWrites).
 		rt.cw.boundWrites(p.sendTimeout, true)
 	}
 	if html {
@@ -660,6 +659,15 @@ func hasBody(resp *http.Response) bool {
 		return false
 	}
 	return true
+}
+
+// flowsWithoutPauses reports whether resp's body should come without
+// pauses: a page, or a body of known length. A pause in the middle of one
+// means a side is stuck (the upstream's bodyStall, the visitor's send
+// timeout over HTTP/2); an event stream, or another body of unknown length,
+// may wait for its next bytes as long as it likes.
+func flowsWithoutPauses(resp *http.Response) bool {
+	return hasHTML(resp.Header) || resp.ContentLength > 0
 }
 
 // hasHTML reports whether h declares an HTML or XHTML body.

@@ -48,7 +48,7 @@ import (
 // timeout (upstreamTimeouts). Beyond http.Transport, a page or a body of
 // known length whose upstream sends nothing for bodyStall in the middle
 // ends with an error, as nginx's proxy_read_timeout ends it: the visitor's
-// response is cut off rather than left hanging (stalls).
+// response is cut off rather than left hanging (flowsWithoutPauses).
 //
 // An upstream that sends more than its answer (a body to a HEAD, more bytes
 // than its Content-Length) does not get them to the next request on the
@@ -94,7 +94,7 @@ type upstreamTimeouts struct {
 // defaultUpstreamTimeouts: 10 s to connect, 10 s more for a TLS handshake,
 // 30 s for the response headers (then the visitor gets a 502 rather than a
 // hang), 60 s without a byte in the middle of a body that does not wait
-// (see stalls; nginx's proxy_read_timeout), 90 s before an idle connection
+// (see flowsWithoutPauses; nginx's proxy_read_timeout), 90 s before an idle connection
 // is closed.
 var defaultUpstreamTimeouts = upstreamTimeouts{dial: 10 * time.Second, tlsHandshake: 10 * time.Second, responseHeader: 30 * time.Second, idle: 90 * time.Second, bodyStall: 60 * time.Second}
 
@@ -248,19 +248,11 @@ func (t *upstreamTransport) exchange(uc *upstreamConn, req *http.Request) (*http
 		return resp, nil
 	}
 	body := &upstreamBody{body: resp.Body, ctx: ctx, t: t, uc: uc, keep: keep, stop: stop}
-	if stalls(resp) {
+	if flowsWithoutPauses(resp) {
 		body.stall = t.timeouts.bodyStall
 	}
 	resp.Body = body
 	return resp, nil
-}
-
-// stalls reports whether a pause in the middle of resp's body, which
-// bodyStall bounds, means the upstream is stuck: for a page or a body of
-// known length. An event stream, or another body of unknown length, may
-// wait for its next bytes as long as it likes.
-func stalls(resp *http.Response) bool {
-	return hasHTML(resp.Header) || resp.ContentLength > 0
 }
 
 // readFinalAnswer reads the answer to req from br: 1xx answers are reported
