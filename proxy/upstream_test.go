@@ -147,7 +147,7 @@ func roundTripWith(t *testing.T, tr http.RoundTripper, u *url.URL, method, path 
 	if err != nil {
 		t.Fatalf("%s %s: reading the body: %v", method, path, err)
 	}
-	return resp.StatusCode, string(body)
+	return resp.StatusCode, body
 }
 
 // Answers with a body, without one (HEAD, 204, 304) and chunked with
