@@ -68,6 +68,7 @@ type coalescingWriter struct {
 	sendTimeout      time.Duration
 	lazy             bool
 	sendBy           time.Time
+	pieceSize        int // of the next write (see writeClient); 0 before the first
 }
 
 func newCoalescingWriter(w http.ResponseWriter) *coalescingWriter {
@@ -113,25 +114,68 @@ func writeDeadlineSetter(w http.ResponseWriter) func(time.Time) error {
 }
 
 // beforeSend sets the write deadline, if writes are bounded, before a
-// write or flush to the client. c.mu is held.
-func (c *coalescingWriter) beforeSend() {
+// write or flush to the client, and returns the time it was called then.
+// c.mu is held.
+func (c *coalescingWriter) beforeSend() time.Time {
 	if c.setWriteDeadline == nil {
-		return
+		return time.Time{}
 	}
 	now := time.Now()
 	if c.lazy && c.sendBy.Sub(now) >= c.sendTimeout/2 {
-		return
+		return now
 	}
 	c.sendBy = now.Add(c.sendTimeout)
 	c.setWriteDeadline(c.sendBy)
+	return now
 }
 
-// writeClient and flushClient write and flush to the client. c.mu is held.
-func (c *coalescingWriter) writeClient(p []byte) (int, error) {
-	c.beforeSend()
-	return c.ResponseWriter.Write(p)
+// A bounded write to the client is cut into pieces, each with its own
+// deadline, so that the send timeout measures the client's progress, as
+// nginx's send_timeout does between two writes, rather than how long a
+// whole copy buffer (256 KiB) takes: a visitor on a slow link that keeps
+// reading is not cut off. Every piece is a write(2) of its own over
+// HTTP/1.x, though, and 32 KiB pieces cost about 10 % of the throughput on
+// a 1 MiB image (docs/benchmarks.md). So the pieces start at
+// firstPieceSize and adapt, as TCP's congestion window does: a piece the
+// client took in less than an eighth of the timeout doubles the next one,
+// up to the copy buffer; one that took more than a quarter halves it, down
+// to minPieceSize. A client that keeps up takes a response in few writes; a
+// visitor is cut off only when it takes less than minPieceSize in the
+// timeout (about 500 bytes a second at the default), or slows down eightfold
+// at once.
+const (
+	firstPieceSize = 64 << 10
+	minPieceSize   = 32 << 10
+)
+
+// writeClient writes p to the client, in pieces if writes are bounded.
+// c.mu is held.
+func (c *coalescingWriter) writeClient(p []byte) (n int, err error) {
+	if c.setWriteDeadline == nil {
+		return c.ResponseWriter.Write(p)
+	}
+	if c.pieceSize == 0 {
+		c.pieceSize = firstPieceSize
+	}
+	for {
+		piece := p[:min(len(p), c.pieceSize)]
+		start := c.beforeSend()
+		m, err := c.ResponseWriter.Write(piece)
+		n += m
+		if err != nil || len(piece) == len(p) {
+			return n, err
+		}
+		p = p[len(piece):]
+		switch took := time.Since(start); {
+		case took < c.sendTimeout/8 && c.pieceSize < copyBufferSize:
+			c.pieceSize *= 2
+		case took > c.sendTimeout/4 && c.pieceSize > minPieceSize:
+			c.pieceSize /= 2
+		}
+	}
 }
 
+// flushClient flushes to the client. c.mu is held.
 func (c *coalescingWriter) flushClient() error {
 	c.beforeSend()
 	return c.flush()

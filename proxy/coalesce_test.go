@@ -123,3 +123,55 @@ func TestCoalescedCompressionFlushes(t *testing.T) {
 		}
 	}
 }
+
+// A bounded write to the client goes in pieces whose size follows the
+// client's pace (writeClient): a client that takes each piece at once gets
+// them doubled up to a copy buffer (256 KiB), even from a longer write; one that takes more than a quarter of
+// the send timeout for one gets them halved down to minPieceSize; each
+// piece has its own deadline.
+func TestWriteClientPiecesFollowTheClient(t *testing.T) {
+	const sendTimeout = 100 * time.Millisecond
+	for _, tc := range []struct {
+		name     string
+		perWrite time.Duration // how long the client takes for a piece
+		writes   []int         // KiB written to the coalescingWriter
+		want     []int         // KiB per write to the client
+	}{
+		{"fast", 0, []int{1024, 1024}, []int{64, 128, 256, 256, 256, 64, 256, 256, 256, 256}},
+		{"slow", 30 * time.Millisecond, []int{256, 256}, append([]int{64}, slices.Repeat([]int{32}, 14)...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client := &pacedWriter{ResponseWriter: httptest.NewRecorder(), perWrite: tc.perWrite}
+			cw := newCoalescingWriter(client)
+			cw.boundWrites(sendTimeout, false)
+			for _, kib := range tc.writes {
+				if n, err := cw.Write(make([]byte, kib<<10)); n != kib<<10 || err != nil {
+					t.Fatalf("wrote %d, %v", n, err)
+				}
+			}
+			if !slices.Equal(client.writes, tc.want) || client.deadlines != len(tc.want) {
+				t.Errorf("%d writes of %v KiB, %d deadlines; want %v KiB", len(client.writes), client.writes, client.deadlines, tc.want)
+			}
+		})
+	}
+}
+
+// pacedWriter is a client connection that takes perWrite for each write,
+// and records the writes' sizes (in KiB) and how many deadlines were set.
+type pacedWriter struct {
+	http.ResponseWriter
+	perWrite  time.Duration
+	writes    []int
+	deadlines int
+}
+
+func (w *pacedWriter) Write(p []byte) (int, error) {
+	time.Sleep(w.perWrite)
+	w.writes = append(w.writes, len(p)>>10)
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *pacedWriter) SetWriteDeadline(time.Time) error {
+	w.deadlines++
+	return nil
+}

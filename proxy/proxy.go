@@ -115,8 +115,9 @@ type Config struct {
 	// ended, which frees its connection to the upstream and its buffers
 	// (nginx's send_timeout; a visitor that stops reading would otherwise
 	// hold them for good). A long download or event stream is not bounded
-	// as a whole, only each write, of at most 256 KiB: a visitor that takes
-	// less than about 4 KiB a second meanwhile is cut off. 0 means
+	// as a whole, only each piece of a write, of 32 KiB to 256 KiB as the
+	// visitor's pace allows (see writeClient): a visitor on a slow link is
+	// cut off only when it takes less than 32 KiB in that time. 0 means
 	// DefaultSendTimeout. Over HTTP/2 it bounds the stream of an HTML page
 	// or of a body of known length (each write has at least half of it):
 	// a stream is reset when its deadline passes even while it waits, as

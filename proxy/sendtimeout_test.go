@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -90,6 +92,102 @@ func TestProxySendTimeout(t *testing.T) {
 		}
 	}
 }
+
+// A visitor on a slow link that keeps reading is not cut off, even when
+// one of the proxy's copy buffers (256 KiB) takes it far longer than
+// Config.SendTimeout: the timeout bounds each piece of a write (see
+// writeClient). The visitor reads at most 300 KB a second over a
+// connection without buffers (pipeListener): 256 KiB take it about 870 ms,
+// the first piece about 220 ms, against a timeout of 500 ms.
+func TestProxySendTimeoutSparesSlowReaders(t *testing.T) {
+	const (
+		sendTimeout = 500 * time.Millisecond
+		readRate    = 300_000 // bytes a second, at most
+	)
+	download := bytes.Repeat([]byte("0123456789abcdef"), 24<<10) // 384 KiB
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.Itoa(len(download)))
+		w.Write(download)
+	}))
+	t.Cleanup(up.Close)
+	upstream, _ := url.Parse(up.URL)
+	p, _ := newTestProxy(t, upstream, Config{SendTimeout: sendTimeout})
+	front := newPipeListener()
+	go (&http.Server{Handler: p}).Serve(front)
+	t.Cleanup(func() { front.Close() })
+
+	conn := front.dial()
+	t.Cleanup(func() { conn.Close() })
+	go io.WriteString(conn, "GET / HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n")
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var got bytes.Buffer
+	buf := make([]byte, 4<<10)
+	for {
+		n, err := conn.Read(buf)
+		got.Write(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", got.Len(), err)
+		}
+		time.Sleep(time.Duration(n) * time.Second / readRate)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(&got), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if !bytes.Equal(body, download) {
+		t.Fatalf("the visitor got %d of the %d bytes of the body (%v)", len(body), len(download), err)
+	}
+}
+
+// pipeListener is a net.Listener whose connections are net.Pipes: a write
+// to one returns only once the other end has read all of it, as a TCP
+// connection whose buffers are full does.
+type pipeListener struct {
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newPipeListener() *pipeListener {
+	return &pipeListener{conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+// dial returns the client's end of a new connection to l.
+func (l *pipeListener) dial() net.Conn {
+	server, client := net.Pipe()
+	l.conns <- loopbackConn{server}
+	return client
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case conn := <-l.conns:
+		return conn, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return loopbackAddr }
+
+// loopbackConn gives a net.Pipe the addresses of a TCP connection, as the
+// proxy expects of its visitors.
+type loopbackConn struct{ net.Conn }
+
+var loopbackAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
+
+func (loopbackConn) LocalAddr() net.Addr  { return loopbackAddr }
+func (loopbackConn) RemoteAddr() net.Addr { return loopbackAddr }
 
 // An event stream that waits longer than Config.SendTimeout between two
 // events is not cut: only a write that waits counts (over HTTP/2, its
