@@ -13,6 +13,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,7 +49,8 @@ import (
 // timeout (upstreamTimeouts). Beyond http.Transport, a page or a body of
 // known length whose upstream sends nothing for bodyStall in the middle
 // ends with an error, as nginx's proxy_read_timeout ends it: the visitor's
-// response is cut off rather than left hanging (flowsWithoutPauses).
+// response is cut off rather than left hanging (flowsWithoutPauses). That
+// holds for the fallback's answers too (roundTripFallback).
 //
 // An upstream that sends more than its answer (a body to a HEAD, more bytes
 // than its Content-Length) does not get them to the next request on the
@@ -85,8 +87,8 @@ type upstreamTransport struct {
 }
 
 // upstreamTimeouts are the limits of an upstreamTransport, and of the
-// http.Transport it falls back to (bodyStall is the upstreamTransport's
-// alone; 0 means none).
+// http.Transport it falls back to (bodyStall, which http.Transport does not
+// have, through roundTripFallback; 0 means none).
 type upstreamTimeouts struct {
 	dial, tlsHandshake, responseHeader, idle, bodyStall time.Duration
 }
@@ -160,7 +162,7 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if !t.sendsItself || req.URL.Scheme != t.scheme || req.URL.Host != t.host ||
 		(req.Method != http.MethodGet && req.Method != http.MethodHead) ||
 		(req.Body != nil && req.Body != http.NoBody) || req.Header["Upgrade"] != nil {
-		return t.fallback.RoundTrip(req)
+		return t.roundTripFallback(req)
 	}
 	ctx := req.Context()
 	for {
@@ -489,9 +491,109 @@ func (b *upstreamBody) Read(p []byte) (int, error) {
 		// The abort's deadline; ReverseProxy does not log a cancellation.
 		err = b.ctx.Err()
 	case b.stall > 0 && isTimeout(err):
-		err = fmt.Errorf("proxy: the upstream sent nothing for %v in the middle of the body", b.stall)
+		err = stalledError(b.stall)
 	}
 	return n, err
+}
+
+// stalledError is the error of a body whose upstream sent nothing for stall.
+func stalledError(stall time.Duration) error {
+	return fmt.Errorf("proxy: the upstream sent nothing for %v in the middle of the body", stall)
+}
+
+// roundTripFallback sends req through the fallback. A page or body of known
+// length that it answers with gets the own transport's stall bound
+// (bodyStall): its bytes come through the fallback's connection, which the
+// proxy cannot set a read deadline on, so a timer ends req's context
+// instead (stallGuard). An upgrade is sent as it is: its context must not
+// end with its response.
+func (t *upstreamTransport) roundTripFallback(req *http.Request) (*http.Response, error) {
+	if t.timeouts.bodyStall == 0 || req.Header["Upgrade"] != nil {
+		return t.fallback.RoundTrip(req)
+	}
+	ctx, cancel := context.WithCancelCause(req.Context())
+	resp, err := t.fallback.RoundTrip(req.WithContext(ctx))
+	if err != nil || resp.Body == http.NoBody {
+		cancel(nil)
+		return resp, err
+	}
+	guard := &stallGuard{body: resp.Body, ctx: ctx, cancel: cancel}
+	if flowsWithoutPauses(resp) {
+		guard.stall = t.timeouts.bodyStall
+	}
+	resp.Body = guard
+	return resp, nil
+}
+
+// stallGuard is the body of an answer through the fallback. If stall is not
+// 0, a read that waits for the body's next bytes for stall (lazily: at
+// least half of it, as upstreamBody's deadline) ends the request's context,
+// and the body with an error saying so; only time spent in Read counts, not
+// the time the proxy takes to pass the bytes on to a slow visitor. The
+// context ends, releasing the timer, when the body is read to its end or
+// closed.
+type stallGuard struct {
+	body    io.ReadCloser
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	stall   time.Duration
+	timer   *time.Timer // nil until the first Read
+	by      time.Time   // when the timer fires, moved only once less than half of stall is left
+	inRead  atomic.Bool // a Read waits: the timer ends the request
+	stalled atomic.Bool // the timer ended it
+}
+
+// errStalled is the cause with which a stallGuard ends its request's
+// context.
+var errStalled = errors.New("proxy: the upstream's body stalled")
+
+func (g *stallGuard) Read(p []byte) (int, error) {
+	if g.stall > 0 {
+		if now := time.Now(); g.by.Sub(now) < g.stall/2 {
+			g.by = now.Add(g.stall)
+			if g.timer == nil {
+				g.timer = time.AfterFunc(g.stall, g.expire)
+			} else {
+				g.timer.Reset(g.stall)
+			}
+		}
+		g.inRead.Store(true)
+		defer g.inRead.Store(false)
+	}
+	n, err := g.body.Read(p)
+	switch {
+	case g.stalled.Load():
+		// Whatever the read returned: an upstream may end its
+		// response cleanly when the request is cancelled (over TLS
+		// the fallback's close_notify reaches it first), and a
+		// stalled body must not look complete.
+		err = stalledError(g.stall)
+	case err == io.EOF:
+		g.end()
+	}
+	return n, err
+}
+
+// expire is the timer's: it ends the request if a Read is waiting.
+func (g *stallGuard) expire() {
+	if g.inRead.Load() {
+		g.stalled.Store(true)
+		g.cancel(errStalled)
+	}
+}
+
+// end stops the timer and ends the request's context.
+func (g *stallGuard) end() {
+	if g.timer != nil {
+		g.timer.Stop()
+	}
+	g.cancel(nil)
+}
+
+func (g *stallGuard) Close() error {
+	err := g.body.Close()
+	g.end()
+	return err
 }
 
 func (b *upstreamBody) Close() error {

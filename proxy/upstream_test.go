@@ -64,7 +64,9 @@ func (cu *countingUpstream) transport(t *testing.T, timeouts upstreamTimeouts) *
 	t.Helper()
 	tr := newTestTransport(t, cu.url, timeouts)
 	if tr.tlsConfig != nil {
-		tr.tlsConfig.RootCAs = cu.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+		roots := cu.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+		tr.tlsConfig.RootCAs = roots
+		tr.fallback.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: roots}
 	}
 	return tr
 }
@@ -459,6 +461,12 @@ func TestUpstreamTransportBodyStall(t *testing.T) {
 				w.(http.Flusher).Flush()
 				time.Sleep(3 * stall)
 				io.WriteString(w, "data: 2\n\n")
+			case "/whole":
+				w.Header().Set("Content-Length", "21")
+				io.WriteString(w, "first bytes")
+				w.(http.Flusher).Flush()
+				time.Sleep(stall / 2) // not read with the first bytes
+				io.WriteString(w, ", the rest")
 			default:
 				io.WriteString(w, "ok") // with a Content-Length
 			}
@@ -466,12 +474,15 @@ func TestUpstreamTransportBodyStall(t *testing.T) {
 		timeouts := testTimeouts
 		timeouts.bodyStall = stall
 		tr := up.transport(t, timeouts)
-		for _, path := range []string{"/page", "/download"} {
-			req, _ := http.NewRequest(http.MethodGet, up.URL+path, nil)
+		// stalls sends req, a request for a body that stalls, and checks
+		// that the body ends with an error saying so.
+		stalls := func(req *http.Request) {
+			t.Helper()
 			resp, err := tr.RoundTrip(req)
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer resp.Body.Close()
 			type read struct {
 				body []byte
 				err  error
@@ -484,13 +495,36 @@ func TestUpstreamTransportBodyStall(t *testing.T) {
 			select {
 			case r := <-ended:
 				if r.err == nil || !strings.Contains(r.err.Error(), "sent nothing") || string(r.body) != "first bytes" {
-					t.Errorf("%s: %q, err %v; want the first bytes, then an error saying the upstream stalled", path, r.body, r.err)
+					t.Errorf("%s %s: %q, err %v; want the first bytes, then an error saying the upstream stalled", req.Method, req.URL.Path, r.body, r.err)
 				}
 			case <-time.After(5 * time.Second):
-				t.Errorf("%s: the stalled body did not end within 5 s", path)
+				t.Errorf("%s %s: the stalled body did not end within 5 s", req.Method, req.URL.Path)
 			}
-			resp.Body.Close()
 		}
+		// takesItsTime sends req, for a body that comes whole, and reads
+		// it as a proxy does that waits for a slow visitor between reads:
+		// only the time spent waiting for the upstream counts.
+		takesItsTime := func(req *http.Request) {
+			t.Helper()
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			first := make([]byte, len("first bytes"))
+			_, err = io.ReadFull(resp.Body, first)
+			time.Sleep(3 * stall)
+			rest, restErr := io.ReadAll(resp.Body)
+			if got := string(first) + string(rest); err != nil || restErr != nil || got != "first bytes, the rest" {
+				t.Errorf("%s %s, read slowly: %q, %v, %v", req.Method, req.URL.Path, got, err, restErr)
+			}
+		}
+		for _, path := range []string{"/page", "/download"} {
+			req, _ := http.NewRequest(http.MethodGet, up.URL+path, nil)
+			stalls(req)
+		}
+		req, _ := http.NewRequest(http.MethodGet, up.URL+"/whole", nil)
+		takesItsTime(req)
 		if status, body := getVia(t, tr, up.url, "/events"); status != 200 || body != "data: 1\n\ndata: 2\n\n" {
 			t.Errorf("event stream: %d %q", status, body)
 		}
@@ -504,6 +538,24 @@ func TestUpstreamTransportBodyStall(t *testing.T) {
 		}
 		if n := up.opened.Load(); n != 3 {
 			t.Errorf("the upstream saw %d connections, want 3 (two stalled, then one for the rest)", n)
+		}
+
+		// Requests with a body go through the fallback, with the same bound.
+		for _, path := range []string{"/page", "/download"} {
+			req, _ := http.NewRequest(http.MethodPost, up.URL+path, strings.NewReader("q=1"))
+			stalls(req)
+		}
+		req, _ = http.NewRequest(http.MethodPost, up.URL+"/whole", strings.NewReader("q=1"))
+		takesItsTime(req)
+		req, _ = http.NewRequest(http.MethodPost, up.URL+"/events", strings.NewReader("q=1"))
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != "data: 1\n\ndata: 2\n\n" || err != nil {
+			t.Errorf("event stream through the fallback: %q, %v", body, err)
 		}
 	})
 }
