@@ -63,10 +63,10 @@ type coalescingWriter struct {
 
 	// With boundWrites, every write and flush to the ResponseWriter fails
 	// once it has taken sendTimeout (lazily: at least half of it; see
-	// boundWrites). sendBy is the deadline last set.
+	// sendBound). sendBy is the deadline last set.
 	setWriteDeadline func(time.Time) error
 	sendTimeout      time.Duration
-	lazy             bool
+	bound            sendBound
 	sendBy           time.Time
 	pieceSize        int // of the next write (see writeClient); 0 before the first
 }
@@ -75,24 +75,41 @@ func newCoalescingWriter(w http.ResponseWriter) *coalescingWriter {
 	return &coalescingWriter{ResponseWriter: w, flush: http.NewResponseController(w).Flush}
 }
 
+// sendBound is how the writes and flushes of a response to the client are
+// bounded (boundWrites).
+type sendBound int
+
+const (
+	// boundEachSend, over HTTP/1.x: the connection's deadline is set
+	// before each write and flush (a timer of the connection, 155 ns). It
+	// does not matter while the response waits, only to the next write,
+	// which sets its own. The last one also bounds net/http's own last
+	// flush of the response, after which net/http clears it: the next
+	// request on the connection, which another handler may serve, does
+	// not inherit it.
+	boundEachSend sendBound = iota
+	// Over HTTP/2 the deadline is the stream's, and when it passes the
+	// stream is reset even if no write waits. Setting it is a message to
+	// the connection's goroutine.
+	//
+	// boundLazily, for a response that does not wait between writes (a
+	// page, a body of known length: flowsWithoutPauses): the deadline is
+	// moved only when less than half of it is left.
+	boundLazily
+	// boundWhileSending, for one that may wait (an event stream): the
+	// deadline is set before each write and flush and cleared after it,
+	// so that the waits between events do not count. Two messages per
+	// write, on responses whose writes are few or large.
+	boundWhileSending
+)
+
 // boundWrites bounds each write and flush to the client by sendTimeout
-// (Config.SendTimeout).
-//
-// Over HTTP/1.x (lazy false) the deadline is set before each one (a timer
-// of the connection, 155 ns). The last one also bounds net/http's own last
-// flush of the response, after which net/http clears it: the next request
-// on the connection, which another handler may serve, does not inherit it.
-//
-// Over HTTP/2 (lazy true) the deadline is the stream's. Setting it is a
-// message to the connection's goroutine, so it is set only when less than
-// half of it is left; and when it passes the stream is reset, even if no
-// write is waiting, so it must only be used for a response that does not
-// wait between writes (see modifyResponse).
-func (c *coalescingWriter) boundWrites(sendTimeout time.Duration, lazy bool) {
+// (Config.SendTimeout), as bound says.
+func (c *coalescingWriter) boundWrites(sendTimeout time.Duration, bound sendBound) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.setWriteDeadline = writeDeadlineSetter(c.ResponseWriter)
-	c.sendTimeout, c.lazy = sendTimeout, lazy
+	c.sendTimeout, c.bound = sendTimeout, bound
 }
 
 // writeDeadlineSetter returns the SetWriteDeadline of w, or of the writer w
@@ -121,12 +138,20 @@ func (c *coalescingWriter) beforeSend() time.Time {
 		return time.Time{}
 	}
 	now := time.Now()
-	if c.lazy && c.sendBy.Sub(now) >= c.sendTimeout/2 {
+	if c.bound == boundLazily && c.sendBy.Sub(now) >= c.sendTimeout/2 {
 		return now
 	}
 	c.sendBy = now.Add(c.sendTimeout)
 	c.setWriteDeadline(c.sendBy)
 	return now
+}
+
+// afterSend clears the deadline after a write or flush to the client if the
+// response may wait between them (boundWhileSending). c.mu is held.
+func (c *coalescingWriter) afterSend() {
+	if c.bound == boundWhileSending && c.setWriteDeadline != nil {
+		c.setWriteDeadline(time.Time{})
+	}
 }
 
 // A bounded write to the client is cut into pieces, each with its own
@@ -161,6 +186,7 @@ func (c *coalescingWriter) writeClient(p []byte) (n int, err error) {
 		piece := p[:min(len(p), c.pieceSize)]
 		start := c.beforeSend()
 		m, err := c.ResponseWriter.Write(piece)
+		c.afterSend()
 		n += m
 		if err != nil || len(piece) == len(p) {
 			return n, err
@@ -178,6 +204,7 @@ func (c *coalescingWriter) writeClient(p []byte) (n int, err error) {
 // flushClient flushes to the client. c.mu is held.
 func (c *coalescingWriter) flushClient() error {
 	c.beforeSend()
+	defer c.afterSend()
 	return c.flush()
 }
 

@@ -143,7 +143,7 @@ func TestWriteClientPiecesFollowTheClient(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			client := &pacedWriter{ResponseWriter: httptest.NewRecorder(), perWrite: tc.perWrite}
 			cw := newCoalescingWriter(client)
-			cw.boundWrites(sendTimeout, false)
+			cw.boundWrites(sendTimeout, boundEachSend)
 			for _, kib := range tc.writes {
 				if n, err := cw.Write(make([]byte, kib<<10)); n != kib<<10 || err != nil {
 					t.Fatalf("wrote %d, %v", n, err)

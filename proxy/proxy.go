@@ -118,12 +118,12 @@ type Config struct {
 	// as a whole, only each piece of a write, of 32 KiB to 256 KiB as the
 	// visitor's pace allows (see writeClient): a visitor on a slow link is
 	// cut off only when it takes less than 32 KiB in that time. 0 means
-	// DefaultSendTimeout. Over HTTP/2 it bounds the stream of an HTML page
-	// or of a body of known length (each write has at least half of it):
-	// a stream is reset when its deadline passes even while it waits, as
-	// an event stream does between two events. For the other bodies, the
-	// server's http.HTTP2Config.WriteByteTimeout closes a connection that
-	// takes no byte for as long (cobrowse serve sets it).
+	// DefaultSendTimeout. Over HTTP/2 it bounds the stream's writes, which
+	// a client can starve of flow-control window while its connection
+	// stays busy: an HTML page's or a body of known length's each get at
+	// least half of it; an event stream's (a body that may wait) get all
+	// of it, and the deadline is cleared while it waits, since a stream is
+	// reset when its deadline passes even then (see sendBound).
 	SendTimeout time.Duration
 
 	// OwnCookies names the cookies of whatever serves on the proxy's
@@ -277,7 +277,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rt := &roundTrip{cw: newCoalescingWriter(w), http2: r.ProtoMajor == 2}
 	if !rt.http2 {
-		rt.cw.boundWrites(p.sendTimeout, false)
+		rt.cw.boundWrites(p.sendTimeout, boundEachSend)
 	}
 	complete := false // ReverseProxy panics to abort a response
 	defer func() { rt.cw.stop(complete) }()
@@ -390,10 +390,12 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	}
 	coding := contentCoding(resp.Header)
 	html := hasHTML(resp.Header)
-	if rt.http2 && flowsWithoutPauses(resp) {
-		// A stream deadline would reset a body that waits between
-		// writes (boundWrites).
-		rt.cw.boundWrites(p.sendTimeout, true)
+	if rt.http2 {
+		bound := boundWhileSending
+		if flowsWithoutPauses(resp) {
+			bound = boundLazily
+		}
+		rt.cw.boundWrites(p.sendTimeout, bound)
 	}
 	if html {
 		// The same URL may be a page to a navigation and a fragment to a

@@ -38,19 +38,22 @@ func startFrontFor(t *testing.T, p http.Handler, http2 bool) *httptest.Server {
 // A visitor that stops reading does not hold its response, and with it the
 // upstream's connection, for good: once a write to it has waited
 // Config.SendTimeout, the proxy gives up, and the upstream's writes fail.
-// A body passed through and a rewritten page, over HTTP/1.1 (a client that
-// reads nothing) and HTTP/2 (one that grants no more flow-control window:
-// its connection stays busy, so only the stream's deadline ends it).
+// A body passed through, a rewritten page and an event stream, over
+// HTTP/1.1 (a client that reads nothing) and HTTP/2 (one that grants no
+// more flow-control window: only the stream's deadline ends it, as the
+// test server has no HTTP2Config.WriteByteTimeout).
 func TestProxySendTimeout(t *testing.T) {
 	for _, http2 := range []bool{false, true} {
-		for _, contentType := range []string{"application/octet-stream", "text/html"} {
+		for _, contentType := range []string{"application/octet-stream", "text/html", "text/event-stream"} {
 			t.Run(fmt.Sprintf("HTTP2=%t/%s", http2, contentType), func(t *testing.T) {
 				upstreamDone := make(chan error, 1)
 				chunk := bytes.Repeat([]byte("<p>0123456789abcdef</p>\n"), 2000) // 48 KB
 				up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					w.Header().Set("Content-Type", contentType)
-					w.Header().Set("Content-Length", strconv.Itoa(1<<40)) // dropped for the page, which is rewritten
-					for {                                                 // until the proxy goes away
+					if contentType == "application/octet-stream" {
+						w.Header().Set("Content-Length", strconv.Itoa(1<<40))
+					}
+					for { // until the proxy goes away
 						if _, err := w.Write(chunk); err != nil {
 							upstreamDone <- err
 							return
