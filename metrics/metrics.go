@@ -1,7 +1,7 @@
 // Package metrics exposes cobrowse to Prometheus (docs/deploy.md lists every
 // series). Most series are read at scrape time from the Stats methods of the
 // parts that own them (the session hub, the Chromium pool, the renderer, the
-// asset cache), so that no hot path knows about Prometheus. The two that
+// asset cache, the proxy), so that no hot path knows about Prometheus. The two that
 // have no Stats to read are kept here: the redactions by cause, which the
 // redactors report when a page ends, and the hub's fan-out latency, which
 // the hub reports per delivered message (session.Config.OnDeliver).
@@ -20,6 +20,7 @@ import (
 	"github.com/cobrowse/cobrowse/assets"
 	"github.com/cobrowse/cobrowse/browserpool"
 	"github.com/cobrowse/cobrowse/natsbus"
+	"github.com/cobrowse/cobrowse/proxy"
 	"github.com/cobrowse/cobrowse/session"
 )
 
@@ -152,6 +153,18 @@ func (m *Metrics) AddAssetCache(cache interface{ Stats() assets.CacheStats }) {
 		gauge("cobrowse_asset_cache_bytes", "Bytes the asset cache holds (bodies and index), at most --asset-cache-mib.", func(s assets.CacheStats) int64 { return s.Bytes }),
 		gauge("cobrowse_asset_cache_entries", "Asset bodies the cache holds.", func(s assets.CacheStats) int64 { return int64(s.Entries) }),
 		gauge("cobrowse_asset_cache_urls", "URLs the cache indexes, shared and per session.", func(s assets.CacheStats) int64 { return int64(s.URLs) }),
+	}})
+}
+
+// AddProxy adds the series of the proxy that fronts the sites (all of them
+// summed, with --route).
+func (m *Metrics) AddProxy(front interface{ Stats() proxy.Stats }) {
+	m.reg.MustRegister(&statsCollector[proxy.Stats]{stats: front.Stats, series: []series[proxy.Stats]{
+		counter("cobrowse_proxy_requests_total", "Requests to the fronted sites that the proxy handled.", func(s proxy.Stats) uint64 { return s.Requests }),
+		counter("cobrowse_proxy_upstream_errors_total", "Requests the proxy answered with its own 502: the site could not be reached, did not answer in time, or sent a response that could not be decoded.", func(s proxy.Stats) uint64 { return s.UpstreamErrors }),
+		counter("cobrowse_proxy_pages_total", "HTML documents served with the visitor script.", func(s proxy.Stats) uint64 { return s.Pages }),
+		counter("cobrowse_proxy_pages_without_snippet_total", "HTML responses served without the visitor script, which the proxy could not put in (each is logged): visits agents cannot see.", func(s proxy.Stats) uint64 { return s.PagesWithoutSnippet }),
+		counter("cobrowse_proxy_responses_cut_total", "Responses that ended incomplete after their headers went out: the visitor went away or stopped reading, or the site failed or stalled in the middle.", func(s proxy.Stats) uint64 { return s.ResponsesCut }),
 	}})
 }
 

@@ -57,6 +57,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cobrowse/cobrowse/internal/contentcoding"
@@ -154,6 +155,57 @@ type Proxy struct {
 	newNonce func() string
 	// warned holds the messages logged once per Proxy (refused cookies).
 	warned sync.Map
+	counts counts
+}
+
+// Stats counts what a Proxy has done since it was created (Proxy.Stats),
+// for the operator's metrics.
+type Stats struct {
+	// Requests is how many requests it has handled.
+	Requests uint64
+	// UpstreamErrors is how many it answered with its own 502 page: the
+	// upstream could not be reached, did not answer in time, or sent a
+	// response that could not be decoded. Requests whose visitor had gone
+	// by then are not counted.
+	UpstreamErrors uint64
+	// Pages is how many HTML documents it served with the visitor script.
+	// PagesWithoutSnippet is how many HTML responses it served without,
+	// for want of a way to put it in (a content coding it cannot decode,
+	// UTF-16, a token before the head too large to look past; each is
+	// logged): visits that agents cannot see.
+	Pages, PagesWithoutSnippet uint64
+	// ResponsesCut is how many responses ended incomplete after their
+	// headers went out: the visitor went away or took nothing for the send
+	// timeout, or the upstream failed or stalled in the middle of the body.
+	ResponsesCut uint64
+}
+
+// Plus returns the sum of s and o: the counts of several proxies (one per
+// fronted site) as one.
+func (s Stats) Plus(o Stats) Stats {
+	return Stats{
+		Requests:            s.Requests + o.Requests,
+		UpstreamErrors:      s.UpstreamErrors + o.UpstreamErrors,
+		Pages:               s.Pages + o.Pages,
+		PagesWithoutSnippet: s.PagesWithoutSnippet + o.PagesWithoutSnippet,
+		ResponsesCut:        s.ResponsesCut + o.ResponsesCut,
+	}
+}
+
+// counts are a Proxy's Stats as it counts them.
+type counts struct {
+	requests, upstreamErrors, pages, pagesWithoutSnippet, responsesCut atomic.Uint64
+}
+
+// Stats returns what p has counted so far.
+func (p *Proxy) Stats() Stats {
+	return Stats{
+		Requests:            p.counts.requests.Load(),
+		UpstreamErrors:      p.counts.upstreamErrors.Load(),
+		Pages:               p.counts.pages.Load(),
+		PagesWithoutSnippet: p.counts.pagesWithoutSnippet.Load(),
+		ResponsesCut:        p.counts.responsesCut.Load(),
+	}
 }
 
 // New returns a Proxy that forwards requests to upstream, an http or https
@@ -272,6 +324,7 @@ func checkUpstream(u *url.URL) error {
 
 // ServeHTTP forwards r to the upstream and writes its response to w.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.counts.requests.Add(1)
 	if serveSelfRemovingWorker(w, r) {
 		return
 	}
@@ -280,7 +333,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.cw.boundWrites(p.sendTimeout, boundEachSend)
 	}
 	complete := false // ReverseProxy panics to abort a response
-	defer func() { rt.cw.stop(complete) }()
+	defer func() {
+		rt.cw.stop(complete)
+		if !complete {
+			p.counts.responsesCut.Add(1)
+		}
+	}()
 	p.rp.ServeHTTP(rt.cw, r.WithContext(context.WithValue(r.Context(), roundTripKey{}, rt)))
 	complete = true
 }
@@ -409,6 +467,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	var src io.Reader = resp.Body
 	if coding != "" {
 		if !decodable(coding) {
+			p.counts.pagesWithoutSnippet.Add(1)
 			p.log.Warn("proxy: serving an HTML page without the cobrowse snippet: the proxy cannot decode its Content-Encoding (it decodes one of br, zstd, gzip or deflate)",
 				"upstream", p.upstream.Host, "path", resp.Request.URL.Path, "content_encoding", coding)
 			return nil
@@ -425,7 +484,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		}
 		src = first
 	}
-	page := &htmlBody{Reader: src, body: resp.Body, log: p.log, path: resp.Request.URL.Path}
+	page := &htmlBody{Reader: src, body: resp.Body, log: p.log, counts: &p.counts, path: resp.Request.URL.Path}
 	if !neg.document {
 		// A fragment for a script (htmx, Turbo, jQuery's load): no snippet,
 		// which would end up inside another page or break a parser, but its
@@ -618,6 +677,7 @@ func (p *Proxy) isUTF16(resp *http.Response) bool {
 	if err != nil || !strings.HasPrefix(strings.ToLower(params["charset"]), "utf-16") {
 		return false
 	}
+	p.counts.pagesWithoutSnippet.Add(1)
 	p.log.Warn("proxy: served a UTF-16 page without the cobrowse snippet (the snippet is UTF-8)", "path", resp.Request.URL.Path)
 	return true
 }
@@ -755,12 +815,18 @@ type htmlBody struct {
 	rewriter  *rewrite.URLRewriter // nil if no URL is to be rewritten and no policy edited
 	body      io.Closer
 	log       *slog.Logger
+	counts    *counts
 	path      string
 }
 
 func (b *htmlBody) Close() error {
 	if b.injector != nil {
-		if err := b.injector.Err(); errors.Is(err, rewrite.ErrTokenTooLarge) || errors.Is(err, rewrite.ErrUTF16) {
+		err := b.injector.Err()
+		switch {
+		case b.injector.Injected():
+			b.counts.pages.Add(1)
+		case errors.Is(err, rewrite.ErrTokenTooLarge) || errors.Is(err, rewrite.ErrUTF16):
+			b.counts.pagesWithoutSnippet.Add(1)
 			b.log.Warn("proxy: served an HTML page without the cobrowse snippet", "path", b.path, "err", err)
 		}
 	}
@@ -795,10 +861,12 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 		// The client went away; nobody will read the page.
 		p.log.Debug("proxy: client gone before the upstream answered", "upstream", p.upstream.Host, "method", r.Method, "path", r.URL.Path, "err", err)
 	case errors.As(err, &de):
+		p.counts.upstreamErrors.Add(1)
 		problem = "sent a response that could not be decoded"
 		advice = "check the upstream site's logs"
 		p.log.Error("proxy: bad response from the upstream site", "upstream", p.upstream.Host, "method", r.Method, "path", r.URL.Path, "err", err)
 	default:
+		p.counts.upstreamErrors.Add(1)
 		p.log.Error("proxy: upstream site unreachable; check --upstream and that the site is running", "upstream", p.upstream.Host, "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	h := w.Header()

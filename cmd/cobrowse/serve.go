@@ -244,16 +244,17 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 	// The visitor cookie is cobrowse's credential for the visitor's
 	// session: the fronted sites never get it.
 	const visitorCookie = session.DefaultCookieName
-	front, sites, err := fronting(o, logger, visitorCookie)
+	sites, err := fronting(o, logger, visitorCookie)
 	if err != nil {
 		return err
 	}
-	assetService, err := newAssetService(o.assets, front, logger)
+	assetService, err := newAssetService(o.assets, sites.handler, logger)
 	if err != nil {
 		return err
 	}
 	stats := metrics.New()
 	stats.AddAssetCache(assetService.cache)
+	stats.AddProxy(sites)
 	hook, err := startWebhook(o.webhook, logger)
 	if err != nil {
 		return err
@@ -340,7 +341,7 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 	own.Handle("GET "+session.VisitorPath, visitors)
 	own.Handle("GET "+policies.ClientPath, policies.ClientHandler(policy.Policy))
 	own.Handle(ownPrefix, http.NotFoundHandler())
-	visitorRouter := visitorRoutes(own, frontVisitors(front, visitors, assetService, o.labels, hub))
+	visitorRouter := visitorRoutes(own, frontVisitors(sites.handler, visitors, assetService, o.labels, hub))
 
 	visitorServer := listenerServer(visitorRouter, logger)
 	scheme := "http"
@@ -392,7 +393,7 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 	ready.Store(true)
 	// The URLs go out once the server is ready: whoever reads them (a
 	// person, a test, a script) finds /readyz answering 200.
-	fmt.Fprintf(stdout, "cobrowse %s fronting %s\n", version, strings.Join(sites, ", "))
+	fmt.Fprintf(stdout, "cobrowse %s fronting %s\n", version, strings.Join(sites.names, ", "))
 	fmt.Fprintf(stdout, "  visitor URL:   %s/\n", visitorURL)
 	if generated {
 		fmt.Fprintf(stdout, "  agent sign-in: %s/login?token=%s   (generated token; pass --agent-token to choose one)\n", agentURL, o.agentToken)
@@ -428,12 +429,29 @@ func reloadPolicy(ctx context.Context, policy *policies.Source) error {
 	return policy.Watch(ctx)
 }
 
-// fronting returns the handler that fronts the configured sites (--upstream
-// for every host, --route for the hosts named) and a description of each;
-// the sites never get the cookie named visitorCookie.
-func fronting(o options, logger *slog.Logger, visitorCookie string) (http.Handler, []string, error) {
+// frontedSites is what fronts the configured sites: --upstream for every
+// host, --route for the hosts named.
+type frontedSites struct {
+	handler http.Handler
+	names   []string       // a description of each site
+	proxies []*proxy.Proxy // one per site
+}
+
+// Stats sums the counts of the sites' proxies, for the metrics.
+func (f frontedSites) Stats() proxy.Stats {
+	var sum proxy.Stats
+	for _, p := range f.proxies {
+		sum = sum.Plus(p.Stats())
+	}
+	return sum
+}
+
+// fronting returns what fronts the configured sites; the sites never get
+// the cookie named visitorCookie.
+func fronting(o options, logger *slog.Logger, visitorCookie string) (frontedSites, error) {
 	cfg := proxy.Config{ScriptPath: visitorScriptPath, Logger: logger, TrustedProxies: o.trustedProxies.Proxies, OwnCookies: []string{visitorCookie}}
-	newProxy := func(flagName, raw string) (http.Handler, error) {
+	var f frontedSites
+	newProxy := func(flagName, raw string) (*proxy.Proxy, error) {
 		u, err := url.Parse(raw)
 		if err != nil {
 			return nil, fmt.Errorf("%s %q is not a URL: %w", flagName, raw, err)
@@ -442,35 +460,37 @@ func fronting(o options, logger *slog.Logger, visitorCookie string) (http.Handle
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", flagName, err)
 		}
+		f.proxies = append(f.proxies, p)
 		return p, nil
 	}
 	var fallback http.Handler
-	var sites []string
 	if o.upstream != "" {
 		p, err := newProxy("--upstream", o.upstream)
 		if err != nil {
-			return nil, nil, err
+			return frontedSites{}, err
 		}
 		fallback = p
-		sites = append(sites, o.upstream)
+		f.names = append(f.names, o.upstream)
 	}
 	if len(o.routes) == 0 {
-		return fallback, sites, nil
+		f.handler = fallback
+		return f, nil
 	}
 	routes := make(map[string]http.Handler, len(o.routes))
 	for _, r := range o.routes {
 		p, err := newProxy("--route "+r.host, r.upstream)
 		if err != nil {
-			return nil, nil, err
+			return frontedSites{}, err
 		}
 		routes[r.host] = p
-		sites = append(sites, r.host+" → "+r.upstream)
+		f.names = append(f.names, r.host+" → "+r.upstream)
 	}
 	router, err := proxy.NewRouter(routes, fallback)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--route: %w", err)
+		return frontedSites{}, fmt.Errorf("--route: %w", err)
 	}
-	return router, sites, nil
+	f.handler = router
+	return f, nil
 }
 
 // Limits of the visitor and agent listeners' servers, on connections that
