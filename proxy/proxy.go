@@ -86,7 +86,7 @@ type Config struct {
 	// http.DefaultTransport (proxy from the environment, HTTP/2). Both give
 	// up after 10 s of dialling, 10 s of TLS handshake and 30 s of waiting
 	// for the upstream's response headers, so that a dead upstream
-	// produces a 502 rather than a hang, and keep up to 100 idle
+	// produces a 504 rather than a hang, and keep up to 100 idle
 	// connections to the upstream. A custom Transport must not decode
 	// response bodies itself: the proxy sets Accept-Encoding and decodes
 	// where needed.
@@ -163,8 +163,8 @@ type Proxy struct {
 type Stats struct {
 	// Requests is how many requests it has handled.
 	Requests uint64
-	// UpstreamErrors is how many it answered with its own 502 page: the
-	// upstream could not be reached, did not answer in time, or sent a
+	// UpstreamErrors is how many it answered with its own 502 or 504 page:
+	// the upstream could not be reached, did not answer in time, or sent a
 	// response that could not be decoded. Requests whose visitor had gone
 	// by then are not counted.
 	UpstreamErrors uint64
@@ -851,9 +851,13 @@ func (e *decodeError) Unwrap() error { return e.err }
 // handleError is the ReverseProxy's ErrorHandler: the upstream could not be
 // reached, did not answer in time, or sent a response that modifyResponse
 // could not decode. r is the outbound request. It logs the cause and answers
-// 502 with a short page; the cause itself is not shown to the visitor.
+// with a short page, 504 Gateway Timeout if the upstream took longer than a
+// timeout (to connect, for a TLS handshake, for its response headers), as
+// nginx does, and 502 Bad Gateway otherwise; the cause itself is not shown
+// to the visitor.
 func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	var de *decodeError
+	status := http.StatusBadGateway
 	problem := "could not be reached"
 	advice := "check that it is running and that cobrowse's <code>--upstream</code> points at it"
 	switch {
@@ -865,6 +869,12 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 		problem = "sent a response that could not be decoded"
 		advice = "check the upstream site's logs"
 		p.log.Error("proxy: bad response from the upstream site", "upstream", p.upstream.Host, "method", r.Method, "path", r.URL.Path, "err", err)
+	case isTimeout(err):
+		p.counts.upstreamErrors.Add(1)
+		status = http.StatusGatewayTimeout
+		problem = "did not answer in time"
+		advice = "check that it is running, not overloaded, and reachable from cobrowse"
+		p.log.Error("proxy: upstream site did not answer in time", "upstream", p.upstream.Host, "method", r.Method, "path", r.URL.Path, "err", err)
 	default:
 		p.counts.upstreamErrors.Add(1)
 		p.log.Error("proxy: upstream site unreachable; check --upstream and that the site is running", "upstream", p.upstream.Host, "method", r.Method, "path", r.URL.Path, "err", err)
@@ -873,18 +883,19 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusBadGateway)
-	fmt.Fprintf(w, badGatewayPage, html.EscapeString(p.upstream.Host), problem, advice)
+	w.WriteHeader(status)
+	fmt.Fprintf(w, gatewayErrorPage, status, http.StatusText(status), html.EscapeString(p.upstream.Host), problem, advice)
 }
 
-// badGatewayPage is the body of a 502: upstream host, problem, advice.
-const badGatewayPage = `<!DOCTYPE html>
+// gatewayErrorPage is the body of a 502 or 504: status code and text,
+// upstream host, problem, advice.
+const gatewayErrorPage = `<!DOCTYPE html>
 <html lang="en">
-<head><meta charset="utf-8"><title>502 Bad Gateway</title></head>
+<head><meta charset="utf-8"><title>%[1]d %[2]s</title></head>
 <body>
-<h1>502 Bad Gateway</h1>
-<p>The upstream site at <code>%s</code> %s.</p>
-<p>If you operate this site, %s.</p>
+<h1>%[1]d %[2]s</h1>
+<p>The upstream site at <code>%[3]s</code> %[4]s.</p>
+<p>If you operate this site, %[5]s.</p>
 </body>
 </html>
 `

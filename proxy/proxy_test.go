@@ -898,6 +898,7 @@ func TestProxyUpstreamDown(t *testing.T) {
 	stuck := make(chan struct{})
 	defer close(stuck)
 	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // then net/http watches for the client going away
 		select {
 		case <-stuck:
 		case <-r.Context().Done():
@@ -909,32 +910,45 @@ func TestProxyUpstreamDown(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	timeouts := upstreamTimeouts{dial: time.Second, responseHeader: 50 * time.Millisecond, idle: time.Minute}
 	tests := []struct {
-		name     string
-		upstream *url.URL
-		cfg      Config
+		name       string
+		upstream   *url.URL
+		cfg        Config
+		method     string
+		wantStatus int
+		wantSays   []string
 	}{
-		{"connection refused", deadURL, Config{}},
-		{"response header timeout", hungURL, Config{Transport: newUpstreamTransport(hungURL, upstreamTimeouts{dial: time.Second, responseHeader: 50 * time.Millisecond, idle: time.Minute})}},
+		{"connection refused", deadURL, Config{}, http.MethodGet,
+			http.StatusBadGateway, []string{"502 Bad Gateway", "could not be reached", "--upstream"}},
+		{"response header timeout", hungURL, Config{Transport: newUpstreamTransport(hungURL, timeouts)}, http.MethodGet,
+			http.StatusGatewayTimeout, []string{"504 Gateway Timeout", "did not answer in time"}},
+		{"response header timeout, through http.Transport", hungURL, Config{Transport: newUpstreamTransport(hungURL, timeouts)}, http.MethodPost,
+			http.StatusGatewayTimeout, []string{"504 Gateway Timeout", "did not answer in time"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			proxyURL, logs := startFor(t, tc.upstream, tc.cfg)
-			resp, err := client(t).Get(proxyURL + "/page")
+			var form io.Reader // a GET without one goes through the own transport
+			if tc.method == http.MethodPost {
+				form = strings.NewReader("q=1")
+			}
+			req, _ := http.NewRequest(tc.method, proxyURL+"/page", form)
+			resp, err := client(t).Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode != http.StatusBadGateway {
-				t.Errorf("status = %d, want 502", resp.StatusCode)
+			if resp.StatusCode != tc.wantStatus {
+				t.Errorf("status = %d, want %d", resp.StatusCode, tc.wantStatus)
 			}
 			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
 				t.Errorf("Content-Type = %q, want text/html", ct)
 			}
-			for _, want := range []string{"upstream site at <code>" + tc.upstream.Host + "</code> could not be reached", "--upstream"} {
+			for _, want := range append(tc.wantSays, "upstream site at <code>"+tc.upstream.Host+"</code>") {
 				if !strings.Contains(string(body), want) {
-					t.Errorf("502 page does not say %q:\n%s", want, body)
+					t.Errorf("the page does not say %q:\n%s", want, body)
 				}
 			}
 			if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, tc.upstream.Host) {

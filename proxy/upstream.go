@@ -38,8 +38,9 @@ import (
 //
 // It keeps http.Transport's guarantees for the requests it sends: a response
 // whose headers take longer than the response header timeout is an error (the
-// visitor gets a 502), as are response headers over maxResponseHeaderBytes
-// and a TLS handshake longer than the handshake timeout; a request whose
+// visitor gets a 504), as is a TLS handshake longer than the handshake
+// timeout, and so are response headers over maxResponseHeaderBytes (a 502);
+// a request whose
 // context ends (the visitor went away) stops at once, body included; a
 // kept-alive connection that the upstream closed while it was idle is
 // retried on another, as GET and HEAD may be; 1xx answers are reported to
@@ -94,7 +95,7 @@ type upstreamTimeouts struct {
 }
 
 // defaultUpstreamTimeouts: 10 s to connect, 10 s more for a TLS handshake,
-// 30 s for the response headers (then the visitor gets a 502 rather than a
+// 30 s for the response headers (then the visitor gets a 504 rather than a
 // hang), 60 s without a byte in the middle of a body that does not wait
 // (see flowsWithoutPauses; nginx's proxy_read_timeout), 90 s before an idle connection
 // is closed.
@@ -217,7 +218,7 @@ func (t *upstreamTransport) exchange(uc *upstreamConn, req *http.Request) (*http
 	uc.headerBudget.left = maxResponseHeaderBytes
 	if _, err := uc.br.Peek(1); err != nil {
 		if isTimeout(err) && ctx.Err() == nil {
-			return fail(fmt.Errorf("proxy: the upstream sent no response headers within %v", t.timeouts.responseHeader))
+			return fail(timeoutError(fmt.Sprintf("proxy: the upstream sent no response headers within %v", t.timeouts.responseHeader)))
 		}
 		return fail(fmt.Errorf("%w: %v", errNoAnswer, err))
 	}
@@ -232,7 +233,7 @@ func (t *upstreamTransport) exchange(uc *upstreamConn, req *http.Request) (*http
 	resp, err := readFinalAnswer(uc.br, req)
 	switch {
 	case isTimeout(err) && ctx.Err() == nil:
-		return fail(fmt.Errorf("proxy: the upstream sent no complete response headers within %v", t.timeouts.responseHeader))
+		return fail(timeoutError(fmt.Sprintf("proxy: the upstream sent no complete response headers within %v", t.timeouts.responseHeader)))
 	case err != nil:
 		return fail(fmt.Errorf("proxy: reading the upstream's response: %w", err))
 	case resp.StatusCode == http.StatusSwitchingProtocols:
@@ -313,7 +314,7 @@ func (t *upstreamTransport) handshake(ctx context.Context, conn net.Conn) (net.C
 	err := tc.HandshakeContext(ctx)
 	switch {
 	case isTimeout(err) && ctx.Err() == nil:
-		err = fmt.Errorf("proxy: no TLS handshake with the upstream within %v", t.timeouts.tlsHandshake)
+		err = timeoutError(fmt.Sprintf("proxy: no TLS handshake with the upstream within %v", t.timeouts.tlsHandshake))
 	case err != nil && ctx.Err() == nil:
 		err = fmt.Errorf("proxy: TLS handshake with the upstream: %w", err)
 	}
@@ -604,6 +605,16 @@ func (b *upstreamBody) Close() error {
 	}
 	return nil
 }
+
+// timeoutError is an upstream that took longer than one of the transport's
+// timeouts. It is a net.Error whose Timeout is true, as http.Transport's
+// and net.Dialer's timeouts are: isTimeout tells them all apart from other
+// failures (the proxy answers 504 rather than 502).
+type timeoutError string
+
+func (e timeoutError) Error() string { return string(e) }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
 
 // isTimeout reports whether err is a deadline or timeout.
 func isTimeout(err error) bool {
