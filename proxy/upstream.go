@@ -40,12 +40,11 @@ import (
 // whose headers take longer than the response header timeout is an error (the
 // visitor gets a 504), as is a TLS handshake longer than the handshake
 // timeout, and so are response headers over maxResponseHeaderBytes (a 502);
-// a request whose
-// context ends (the visitor went away) stops at once, body included; a
-// kept-alive connection that the upstream closed while it was idle is
-// retried on another, as GET and HEAD may be; 1xx answers are reported to
-// the request's httptrace.ClientTrace (ReverseProxy forwards 103 Early Hints
-// that way) and skipped. A connection goes back to the pool only once its
+// a request whose context ends (the visitor went away) stops at once, body
+// included; a kept-alive connection that the upstream closed while it was
+// idle is retried on another, as GET and HEAD may be; 1xx answers are
+// reported to the request's httptrace.ClientTrace (ReverseProxy forwards 103
+// Early Hints that way) and skipped. A connection goes back to the pool only once its
 // body has been read to the end, and idle ones are closed after the idle
 // timeout (upstreamTimeouts). Beyond http.Transport, a page or a body of
 // known length whose upstream sends nothing for bodyStall in the middle
@@ -497,6 +496,15 @@ func (b *upstreamBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+func (b *upstreamBody) Close() error {
+	if b.uc != nil {
+		b.stop()
+		b.uc.conn.Close()
+		b.uc, b.done = nil, http.ErrBodyReadAfterClose
+	}
+	return nil
+}
+
 // stalledError is the error of a body whose upstream sent nothing for stall.
 func stalledError(stall time.Duration) error {
 	return fmt.Errorf("proxy: the upstream sent nothing for %v in the middle of the body", stall)
@@ -595,15 +603,6 @@ func (g *stallGuard) Close() error {
 	err := g.body.Close()
 	g.end()
 	return err
-}
-
-func (b *upstreamBody) Close() error {
-	if b.uc != nil {
-		b.stop()
-		b.uc.conn.Close()
-		b.uc, b.done = nil, http.ErrBodyReadAfterClose
-	}
-	return nil
 }
 
 // timeoutError is an upstream that took longer than one of the transport's
