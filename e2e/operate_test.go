@@ -104,7 +104,7 @@ func TestMetricsAndGracefulShutdown(t *testing.T) {
 			"cobrowse_agent_messages_total": 1, "cobrowse_render_browsers": 1, "cobrowse_render_leases_total": 1,
 			"cobrowse_rendered_sessions": 1, "cobrowse_screencast_frames_total": 1, "cobrowse_fanout_latency_seconds_count": 1,
 			"cobrowse_asset_cache_misses_total": 1, "process_resident_memory_bytes": 1, "go_goroutines": 1,
-			"cobrowse_proxy_requests_total": 1, "cobrowse_proxy_pages_total": 1,
+			`cobrowse_proxy_requests_total{site="*"}`: 1, `cobrowse_proxy_pages_total{site="*"}`: 1,
 		} {
 			if v := metricValue(t, scrape, name); v < atLeast {
 				t.Errorf("%s = %v, want at least %v", name, v, atLeast)

@@ -64,7 +64,8 @@ func writeTestCertificate(t *testing.T) (certFile, keyFile string) {
 // Two sites fronted at once over TLS: the shop for the host name localhost
 // (a --route), a docs page for every other host (--upstream). Pages come over
 // HTTP/2, the visitor socket still connects (WebSocket over HTTP/1.1 on the
-// same listener), and each site's visitor gets its own session.
+// same listener), each site's visitor gets its own session, and the metrics
+// count each site's pages apart.
 func TestTLSAndHostRoutesFrontSeveralSites(t *testing.T) {
 	shop := httptest.NewServer(demo.New())
 	t.Cleanup(shop.Close)
@@ -108,4 +109,12 @@ func TestTLSAndHostRoutesFrontSeveralSites(t *testing.T) {
 		}
 		return ""
 	})
+
+	// Each site's pages are counted under its own label.
+	scrape := string(c.rawGET(t, "/metrics"))
+	for _, site := range []string{"localhost", "*"} {
+		if v := metricValue(t, scrape, `cobrowse_proxy_pages_total{site="`+site+`"}`); v < 1 {
+			t.Errorf("site %s: %v pages, want at least 1", site, v)
+		}
+	}
 }

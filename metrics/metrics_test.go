@@ -35,10 +35,6 @@ type clusterStats natsbus.Stats
 
 func (s clusterStats) Stats() natsbus.Stats { return natsbus.Stats(s) }
 
-type proxyStats proxy.Stats
-
-func (s proxyStats) Stats() proxy.Stats { return proxy.Stats(s) }
-
 func scrape(t *testing.T, m *Metrics) string {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -56,7 +52,12 @@ func TestSeries(t *testing.T) {
 	m.AddRenderer(renderStats{Sessions: 2, Started: 4, Frames: 600})
 	m.AddAssetCache(cacheStats{Hits: 10, Misses: 3, Bytes: 4096, Entries: 2, URLs: 5, Evictions: 1})
 	m.AddCluster(clusterStats{RemoteSessions: 8, Relays: 2, Feeds: 3, Takeovers: 4, Releases: 1, StoreFailures: 0})
-	m.AddProxy(proxyStats{Requests: 120, UpstreamErrors: 2, Pages: 30, PagesWithoutSnippet: 1, ResponsesCut: 3})
+	m.AddProxy(map[string]func() proxy.Stats{
+		"*": func() proxy.Stats {
+			return proxy.Stats{Requests: 120, UpstreamErrors: 2, Pages: 30, PagesWithoutSnippet: 1, ResponsesCut: 3}
+		},
+		"shop.example.com": func() proxy.Stats { return proxy.Stats{Requests: 7, Pages: 4} },
+	})
 	m.ObserveFanout(3 * time.Millisecond)
 	m.ObserveFanout(40 * time.Millisecond)
 	m.CountRedactions(map[string]int{"mask .secret": 2, "mask: node under an unknown parent": 1, "remove #ssn": 1,
@@ -76,8 +77,11 @@ func TestSeries(t *testing.T) {
 		"cobrowse_asset_cache_bytes 4096\n", "cobrowse_asset_cache_entries 2\n", "cobrowse_asset_cache_urls 5\n",
 		"cobrowse_cluster_remote_sessions 8\n", "cobrowse_cluster_relays 2\n", "cobrowse_cluster_feeds 3\n",
 		"cobrowse_cluster_takeovers_total 4\n", "cobrowse_cluster_releases_total 1\n", "cobrowse_cluster_store_failures_total 0\n",
-		"cobrowse_proxy_requests_total 120\n", "cobrowse_proxy_upstream_errors_total 2\n", "cobrowse_proxy_pages_total 30\n",
-		"cobrowse_proxy_pages_without_snippet_total 1\n", "cobrowse_proxy_responses_cut_total 3\n",
+		`cobrowse_proxy_requests_total{site="*"} 120` + "\n", `cobrowse_proxy_upstream_errors_total{site="*"} 2` + "\n",
+		`cobrowse_proxy_pages_total{site="*"} 30` + "\n", `cobrowse_proxy_pages_without_snippet_total{site="*"} 1` + "\n",
+		`cobrowse_proxy_responses_cut_total{site="*"} 3` + "\n",
+		`cobrowse_proxy_requests_total{site="shop.example.com"} 7` + "\n", `cobrowse_proxy_pages_total{site="shop.example.com"} 4` + "\n",
+		`cobrowse_proxy_responses_cut_total{site="shop.example.com"} 0` + "\n",
 		`cobrowse_fanout_latency_seconds_bucket{le="0.005"} 1` + "\n", `cobrowse_fanout_latency_seconds_bucket{le="0.05"} 2` + "\n",
 		"cobrowse_fanout_latency_seconds_count 2\n",
 		`cobrowse_redactions_total{cause="mask"} 3` + "\n", `cobrowse_redactions_total{cause="remove"} 1` + "\n",

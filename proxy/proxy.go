@@ -180,18 +180,6 @@ type Stats struct {
 	ResponsesCut uint64
 }
 
-// Plus returns the sum of s and o: the counts of several proxies (one per
-// fronted site) as one.
-func (s Stats) Plus(o Stats) Stats {
-	return Stats{
-		Requests:            s.Requests + o.Requests,
-		UpstreamErrors:      s.UpstreamErrors + o.UpstreamErrors,
-		Pages:               s.Pages + o.Pages,
-		PagesWithoutSnippet: s.PagesWithoutSnippet + o.PagesWithoutSnippet,
-		ResponsesCut:        s.ResponsesCut + o.ResponsesCut,
-	}
-}
-
 // counts are a Proxy's Stats as it counts them.
 type counts struct {
 	requests, upstreamErrors, pages, pagesWithoutSnippet, responsesCut atomic.Uint64

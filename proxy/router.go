@@ -20,13 +20,13 @@ type Router struct {
 
 // NewRouter returns a Router. routes maps host names (case-insensitive, no
 // port) to their handlers; fallback, which may be nil, serves every other
-// host. A host name that is empty, has a port or appears twice is an error.
+// host. A host name RouteHost rejects, or that appears twice, is an error.
 func NewRouter(routes map[string]http.Handler, fallback http.Handler) (*Router, error) {
 	r := &Router{byHost: make(map[string]http.Handler, len(routes)), fallback: fallback}
 	for host, h := range routes {
-		name := strings.ToLower(strings.TrimSuffix(host, "."))
-		if name == "" || strings.ContainsAny(name, ":/ ") {
-			return nil, fmt.Errorf("route host %q: give a host name such as shop.example.com, without scheme or port", host)
+		name, err := RouteHost(host)
+		if err != nil {
+			return nil, err
 		}
 		if _, dup := r.byHost[name]; dup {
 			return nil, fmt.Errorf("route host %q is configured twice", host)
@@ -37,6 +37,17 @@ func NewRouter(routes map[string]http.Handler, fallback http.Handler) (*Router, 
 		return nil, fmt.Errorf("nothing to front: configure an upstream or at least one route")
 	}
 	return r, nil
+}
+
+// RouteHost returns the name a Router knows host by: lower-cased, without
+// a trailing dot. A host that is empty, or has a scheme, port, path or
+// space, is an error.
+func RouteHost(host string) (string, error) {
+	name := strings.ToLower(strings.TrimSuffix(host, "."))
+	if name == "" || strings.ContainsAny(name, ":/ ") {
+		return "", fmt.Errorf("route host %q: give a host name such as shop.example.com, without scheme or port", host)
+	}
+	return name, nil
 }
 
 // hostName returns the request's host without port, lower-cased.

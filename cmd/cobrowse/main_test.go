@@ -22,6 +22,7 @@ func TestCommandLineErrorsSayWhatToDo(t *testing.T) {
 		{"serve without upstream", []string{"serve"}, "--upstream (or at least one --route) is required"},
 		{"route without =", []string{"serve", "--route", "shop.example.com"}, "is not host=URL"},
 		{"route host with port", []string{"serve", "--route", "shop.example.com:80=http://127.0.0.1:1", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, "without scheme or port"},
+		{"route host given twice", []string{"serve", "--route", "shop.example.com=http://127.0.0.1:1", "--route", "Shop.Example.com.=http://127.0.0.1:2", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, "host Shop.Example.com. is given twice"},
 		{"route to a non-http upstream", []string{"serve", "--route", "shop.example.com=ftp://127.0.0.1:1", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, "--route shop.example.com"},
 		{"tls cert without key", []string{"serve", "--upstream", "http://127.0.0.1:1", "--tls-cert", "cert.pem"}, "go together"},
 		{"missing tls files", []string{"serve", "--upstream", "http://127.0.0.1:1", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0"}, "loading --tls-cert/--tls-key"},

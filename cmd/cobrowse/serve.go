@@ -254,7 +254,7 @@ func start(ctx context.Context, o options, stdout, stderr io.Writer, upstream *l
 	}
 	stats := metrics.New()
 	stats.AddAssetCache(assetService.cache)
-	stats.AddProxy(sites)
+	stats.AddProxy(sites.stats)
 	hook, err := startWebhook(o.webhook, logger)
 	if err != nil {
 		return err
@@ -433,25 +433,22 @@ func reloadPolicy(ctx context.Context, policy *policies.Source) error {
 // host, --route for the hosts named.
 type frontedSites struct {
 	handler http.Handler
-	names   []string       // a description of each site
-	proxies []*proxy.Proxy // one per site
+	names   []string // a description of each site
+	// stats has the Stats method of each site's proxy, by the value of the
+	// metrics' site label: the host of its --route, or upstreamSiteLabel.
+	stats map[string]func() proxy.Stats
 }
 
-// Stats sums the counts of the sites' proxies, for the metrics.
-func (f frontedSites) Stats() proxy.Stats {
-	var sum proxy.Stats
-	for _, p := range f.proxies {
-		sum = sum.Plus(p.Stats())
-	}
-	return sum
-}
+// upstreamSiteLabel is the metrics' site label of --upstream, which fronts
+// every host without a --route.
+const upstreamSiteLabel = "*"
 
 // fronting returns what fronts the configured sites; the sites never get
 // the cookie named visitorCookie.
 func fronting(o options, logger *slog.Logger, visitorCookie string) (frontedSites, error) {
 	cfg := proxy.Config{ScriptPath: visitorScriptPath, Logger: logger, TrustedProxies: o.trustedProxies.Proxies, OwnCookies: []string{visitorCookie}}
-	var f frontedSites
-	newProxy := func(flagName, raw string) (*proxy.Proxy, error) {
+	f := frontedSites{stats: make(map[string]func() proxy.Stats)}
+	newProxy := func(flagName, raw, site string) (*proxy.Proxy, error) {
 		u, err := url.Parse(raw)
 		if err != nil {
 			return nil, fmt.Errorf("%s %q is not a URL: %w", flagName, raw, err)
@@ -460,12 +457,12 @@ func fronting(o options, logger *slog.Logger, visitorCookie string) (frontedSite
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", flagName, err)
 		}
-		f.proxies = append(f.proxies, p)
+		f.stats[site] = p.Stats
 		return p, nil
 	}
 	var fallback http.Handler
 	if o.upstream != "" {
-		p, err := newProxy("--upstream", o.upstream)
+		p, err := newProxy("--upstream", o.upstream, upstreamSiteLabel)
 		if err != nil {
 			return frontedSites{}, err
 		}
@@ -478,11 +475,18 @@ func fronting(o options, logger *slog.Logger, visitorCookie string) (frontedSite
 	}
 	routes := make(map[string]http.Handler, len(o.routes))
 	for _, r := range o.routes {
-		p, err := newProxy("--route "+r.host, r.upstream)
+		host, err := proxy.RouteHost(r.host)
+		if err != nil {
+			return frontedSites{}, fmt.Errorf("--route: %w", err)
+		}
+		if _, dup := routes[host]; dup {
+			return frontedSites{}, fmt.Errorf("--route: host %s is given twice", r.host)
+		}
+		p, err := newProxy("--route "+r.host, r.upstream, host)
 		if err != nil {
 			return frontedSites{}, err
 		}
-		routes[r.host] = p
+		routes[host] = p
 		f.names = append(f.names, r.host+" → "+r.upstream)
 	}
 	router, err := proxy.NewRouter(routes, fallback)
