@@ -313,6 +313,14 @@ func checkUpstream(u *url.URL) error {
 // ServeHTTP forwards r to the upstream and writes its response to w.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.counts.requests.Add(1)
+	if r.Method == http.MethodConnect {
+		// A tunnel to wherever the client names is a forward proxy's
+		// service: forwarded, CONNECT would reach the upstream as a request
+		// it was never meant to get. 501 rather than 405, which would have
+		// to list the methods the upstream allows.
+		http.Error(w, "501 Not Implemented: this server fronts a web site; it is not a forward proxy, so it opens no tunnels (CONNECT)", http.StatusNotImplemented)
+		return
+	}
 	if serveSelfRemovingWorker(w, r) {
 		return
 	}

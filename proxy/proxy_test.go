@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"compress/gzip"
@@ -17,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -531,6 +533,63 @@ func TestProxyEarlyHints(t *testing.T) {
 	const want = "HTTP/1.1 103 Early Hints\r\nLink: <http://shop.example/style.css>; rel=preload; as=style\r\n\r\n"
 	if !bytes.HasPrefix(answer, []byte(want)) || bytes.Contains(answer, []byte(upURL.Host)) {
 		t.Errorf("answer:\n%s\nwant it to start with:\n%s", answer, want)
+	}
+}
+
+// TestProxyContactsOnlyItsUpstream sends the request forms that name another
+// server: a CONNECT to it is refused (the proxy opens no tunnels) without
+// the upstream hearing of it, and an absolute-form request for it goes to
+// the upstream.
+func TestProxyContactsOnlyItsUpstream(t *testing.T) {
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("another server got %s %s", r.Method, r.RequestURI)
+	}))
+	defer other.Close()
+	otherHost := strings.TrimPrefix(other.URL, "http://")
+	var mu sync.Mutex
+	var got []string // the upstream's requests
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Method+" "+r.RequestURI)
+		mu.Unlock()
+		io.WriteString(w, "upstream")
+	}))
+	defer up.Close()
+	upURL, err := url.Parse(up.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyURL, _ := startFor(t, upURL, Config{})
+	for _, tc := range []struct {
+		request      string
+		wantStatus   int
+		wantBody     string
+		wantUpstream []string
+	}{
+		{"CONNECT " + otherHost + " HTTP/1.1\r\nHost: " + otherHost + "\r\n\r\n", http.StatusNotImplemented, "not a forward proxy", nil},
+		{"GET " + other.URL + "/page HTTP/1.1\r\nHost: " + otherHost + "\r\n\r\n", http.StatusOK, "upstream", []string{"GET /page"}},
+	} {
+		mu.Lock()
+		got = nil
+		mu.Unlock()
+		conn, err := net.Dial("tcp", strings.TrimPrefix(proxyURL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(conn, tc.request)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.request, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		conn.Close()
+		mu.Lock()
+		upstreamGot := got
+		mu.Unlock()
+		if resp.StatusCode != tc.wantStatus || !strings.Contains(string(body), tc.wantBody) || !slices.Equal(upstreamGot, tc.wantUpstream) {
+			t.Errorf("%q: %d %q, the upstream got %q; want %d with %q, the upstream %q",
+				tc.request, resp.StatusCode, body, upstreamGot, tc.wantStatus, tc.wantBody, tc.wantUpstream)
+		}
 	}
 }
 
