@@ -164,7 +164,7 @@ func (m *Metrics) AddAssetCache(cache interface{ Stats() assets.CacheStats }) {
 func (m *Metrics) AddProxy(sites map[string]func() proxy.Stats) {
 	m.reg.MustRegister(newLabelledCollector("site", sites,
 		counter("cobrowse_proxy_requests_total", "Requests to the fronted site that the proxy handled.", func(s proxy.Stats) uint64 { return s.Requests }),
-		counter("cobrowse_proxy_upstream_errors_total", "Requests the proxy answered with its own 502 or 504: the site could not be reached, did not answer in time, or sent a response that could not be decoded.", func(s proxy.Stats) uint64 { return s.UpstreamErrors }),
+		counter("cobrowse_proxy_upstream_errors_total", "Requests the proxy answered with its own 502, 504 or 508: the site could not be reached, did not answer in time, sent a response that could not be decoded, or was cobrowse itself (a loop).", func(s proxy.Stats) uint64 { return s.UpstreamErrors }),
 		counter("cobrowse_proxy_pages_total", "HTML documents served with the visitor script.", func(s proxy.Stats) uint64 { return s.Pages }),
 		counter("cobrowse_proxy_pages_without_snippet_total", "HTML responses served without the visitor script, which the proxy could not put in (each is logged): visits agents cannot see.", func(s proxy.Stats) uint64 { return s.PagesWithoutSnippet }),
 		counter("cobrowse_proxy_responses_cut_total", "Responses that ended incomplete after their headers went out: the visitor went away or stopped reading, or the site failed or stalled in the middle.", func(s proxy.Stats) uint64 { return s.ResponsesCut }),

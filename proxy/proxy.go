@@ -155,7 +155,17 @@ type Proxy struct {
 	newNonce func() string
 	// warned holds the messages logged once per Proxy (refused cookies).
 	warned sync.Map
-	counts counts
+	// loopID is the pseudonym the Proxy adds to the CDN-Loop header of the
+	// requests it forwards (RFC 8586): a request that already carries it
+	// has come back through the upstream, which must then be this proxy
+	// (see ServeHTTP). It is random, so that a chain of different proxies
+	// is not taken for a loop.
+	loopID string
+	// loopHeader is the CDN-Loop value of a request that had none: shared
+	// by every request, which is safe as nothing writes into a header's
+	// slice in place, and its len == cap makes an append copy it.
+	loopHeader []string
+	counts     counts
 }
 
 // Stats counts what a Proxy has done since it was created (Proxy.Stats),
@@ -163,10 +173,10 @@ type Proxy struct {
 type Stats struct {
 	// Requests is how many requests it has handled.
 	Requests uint64
-	// UpstreamErrors is how many it answered with its own 502 or 504 page:
-	// the upstream could not be reached, did not answer in time, or sent a
-	// response that could not be decoded. Requests whose visitor had gone
-	// by then are not counted.
+	// UpstreamErrors is how many it answered with its own 502, 504 or 508
+	// page: the upstream could not be reached, did not answer in time,
+	// sent a response that could not be decoded, or was this proxy itself.
+	// Requests whose visitor had gone by then are not counted.
 	UpstreamErrors uint64
 	// Pages is how many HTML documents it served with the visitor script.
 	// PagesWithoutSnippet is how many HTML responses it served without,
@@ -211,10 +221,12 @@ func New(upstream *url.URL, cfg Config) (*Proxy, error) {
 		log:         cfg.Logger,
 		codecs:      newCodecs(),
 		newNonce:    randomNonce,
+		loopID:      "cobrowse-" + rand.Text()[:10],
 		trusted:     cfg.TrustedProxies,
 		sendTimeout: cfg.SendTimeout,
 		ownCookies:  slices.Clone(cfg.OwnCookies),
 	}
+	p.loopHeader = []string{p.loopID}
 	if p.sendTimeout <= 0 {
 		p.sendTimeout = DefaultSendTimeout
 	}
@@ -310,7 +322,9 @@ func checkUpstream(u *url.URL) error {
 	return nil
 }
 
-// ServeHTTP forwards r to the upstream and writes its response to w.
+// ServeHTTP forwards r to the upstream and writes its response to w. It
+// answers itself a CONNECT (501) and a request that has been through p
+// before (508, see cameBack).
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.counts.requests.Add(1)
 	if r.Method == http.MethodConnect {
@@ -319,6 +333,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// it was never meant to get. 501 rather than 405, which would have
 		// to list the methods the upstream allows.
 		http.Error(w, "501 Not Implemented: this server fronts a web site; it is not a forward proxy, so it opens no tunnels (CONNECT)", http.StatusNotImplemented)
+		return
+	}
+	if p.cameBack(r) {
+		p.counts.upstreamErrors.Add(1)
+		p.log.Error("proxy: a request came back to this proxy: the upstream is cobrowse itself; point --upstream (or the --route) at the site",
+			"upstream", p.upstream.Host, "method", r.Method, "path", r.URL.Path)
+		writeGatewayError(w, http.StatusLoopDetected, p.upstream.Host, "is this cobrowse server itself: the request came back to it",
+			"point cobrowse's <code>--upstream</code> (or the <code>--route</code> for this host) at the site, not at cobrowse")
 		return
 	}
 	if serveSelfRemovingWorker(w, r) {
@@ -337,6 +359,21 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	p.rp.ServeHTTP(rt.cw, r.WithContext(context.WithValue(r.Context(), roundTripKey{}, rt)))
 	complete = true
+}
+
+// cameBack reports whether r carries p's own pseudonym in CDN-Loop: p
+// forwarded it before, and the upstream sent it back. Without this check
+// an --upstream that points at cobrowse itself forwards each request to
+// itself until the process runs out of file descriptors.
+func (p *Proxy) cameBack(r *http.Request) bool {
+	for _, v := range r.Header["Cdn-Loop"] {
+		// The pseudonym is random and long enough that it appears in
+		// the header only if p put it there: no need to parse the list.
+		if strings.Contains(v, p.loopID) {
+			return true
+		}
+	}
+	return false
 }
 
 // roundTrip is what the stages of one proxied request share. ServeHTTP puts
@@ -382,8 +419,8 @@ type exchange struct {
 // removed hop-by-hop headers and any Forwarded and X-Forwarded-* headers
 // from the outbound request (pr.Out); pr.In still has them. The upstream
 // gets X-Forwarded-For with its TCP peer's address (after the chain a trusted
-// proxy sent, if any), X-Forwarded-Host with the Host the visitor asked for
-// and X-Forwarded-Proto with the public scheme.
+// proxy sent, if any), X-Forwarded-Host with the Host the visitor asked for,
+// X-Forwarded-Proto with the public scheme, and p's pseudonym in CDN-Loop.
 func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.upstream) // also sends the upstream's host as Host
 	scheme := p.trusted.Scheme(pr.In)
@@ -395,6 +432,12 @@ func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 		pr.Out.Header["X-Forwarded-Proto"] = []string{scheme}
 	}
 	setClientAddress(pr.Out.Header, p.trusted, pr.In)
+	// Appended to what a CDN in front put there, as RFC 8586 asks.
+	if cdns := pr.Out.Header["Cdn-Loop"]; len(cdns) > 0 {
+		pr.Out.Header["Cdn-Loop"] = append(cdns, p.loopID)
+	} else {
+		pr.Out.Header["Cdn-Loop"] = p.loopHeader
+	}
 	// On equal preference zstd before br: about as small, and a third of
 	// br's CPU at the levels used (see encoding.go).
 	neg := exchange{
@@ -875,15 +918,21 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 		p.counts.upstreamErrors.Add(1)
 		p.log.Error("proxy: upstream site unreachable; check --upstream and that the site is running", "upstream", p.upstream.Host, "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+	writeGatewayError(w, status, p.upstream.Host, problem, advice)
+}
+
+// writeGatewayError answers with cobrowse's own page for status, saying what
+// the problem is with the upstream at host (HTML, as is advice).
+func writeGatewayError(w http.ResponseWriter, status int, host, problem, advice string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	fmt.Fprintf(w, gatewayErrorPage, status, http.StatusText(status), html.EscapeString(p.upstream.Host), problem, advice)
+	fmt.Fprintf(w, gatewayErrorPage, status, http.StatusText(status), html.EscapeString(host), problem, advice)
 }
 
-// gatewayErrorPage is the body of a 502 or 504: status code and text,
+// gatewayErrorPage is the body of a 502, 504 or 508: status code and text,
 // upstream host, problem, advice.
 const gatewayErrorPage = `<!DOCTYPE html>
 <html lang="en">

@@ -593,6 +593,71 @@ func TestProxyContactsOnlyItsUpstream(t *testing.T) {
 	}
 }
 
+// TestProxyStopsLoops checks CDN-Loop (RFC 8586): a proxy whose upstream is
+// itself answers 508 on the request's second visit, rather than forwarding
+// it to itself without end, and a chain of two proxies behind a CDN passes
+// the header on with each one's pseudonym appended.
+func TestProxyStopsLoops(t *testing.T) {
+	t.Run("upstream is the proxy itself", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, logs := newTestProxy(t, &url.URL{Scheme: "http", Host: ln.Addr().String()}, Config{})
+		front := httptest.NewUnstartedServer(p)
+		front.Listener.Close()
+		front.Listener = ln
+		front.Start()
+		defer front.Close()
+		req, err := http.NewRequest(http.MethodGet, front.URL+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, body := fetch(t, req)
+		if resp.StatusCode != http.StatusLoopDetected || !strings.Contains(string(body), "is this cobrowse server itself") {
+			t.Errorf("got %d %q, want 508 saying the upstream is cobrowse", resp.StatusCode, body)
+		}
+		if got, want := p.Stats(), (Stats{Requests: 2, UpstreamErrors: 1, Pages: 1}); got != want {
+			t.Errorf("Stats() = %+v, want %+v", got, want)
+		}
+		if !strings.Contains(logs.String(), "came back to this proxy") {
+			t.Errorf("log: %s; want the loop explained", logs)
+		}
+	})
+
+	t.Run("a chain of proxies", func(t *testing.T) {
+		var mu sync.Mutex
+		var got []string
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			got = r.Header["Cdn-Loop"]
+			mu.Unlock()
+			io.WriteString(w, "ok")
+		}))
+		defer up.Close()
+		upURL, _ := url.Parse(up.URL)
+		second, _ := newTestProxy(t, upURL, Config{})
+		secondFront := httptest.NewServer(second)
+		defer secondFront.Close()
+		secondURL, _ := url.Parse(secondFront.URL)
+		first, _ := newTestProxy(t, secondURL, Config{})
+		firstFront := httptest.NewServer(first)
+		defer firstFront.Close()
+		req, err := http.NewRequest(http.MethodGet, firstFront.URL+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("CDN-Loop", "cloudflare")
+		resp, body := fetch(t, req)
+		mu.Lock()
+		defer mu.Unlock()
+		want := []string{"cloudflare", first.loopID, second.loopID}
+		if resp.StatusCode != http.StatusOK || string(body) != "ok" || !slices.Equal(got, want) {
+			t.Errorf("got %d %q, the upstream's CDN-Loop %q; want 200 \"ok\", %q", resp.StatusCode, body, got, want)
+		}
+	})
+}
+
 // trustedProxies returns the Proxies of a --trusted-proxy list; "" trusts no
 // one.
 func trustedProxies(t testing.TB, list string) forwarded.Proxies {
