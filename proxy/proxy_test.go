@@ -548,18 +548,12 @@ func TestProxyContactsOnlyItsUpstream(t *testing.T) {
 	otherHost := strings.TrimPrefix(other.URL, "http://")
 	var mu sync.Mutex
 	var got []string // the upstream's requests
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	proxyURL, _ := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		got = append(got, r.Method+" "+r.RequestURI)
 		mu.Unlock()
 		io.WriteString(w, "upstream")
-	}))
-	defer up.Close()
-	upURL, err := url.Parse(up.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxyURL, _ := startFor(t, upURL, Config{})
+	}), Config{})
 	for _, tc := range []struct {
 		request      string
 		wantStatus   int
